@@ -1,0 +1,110 @@
+"""Configuration in one place: defaults, then an optional TOML file, then OAI_* variables, then overrides.
+
+Validated once, at boot, with messages that say which setting is wrong.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+VERBS_WITH_PAGES = ("ListRecords", "ListIdentifiers", "ListSets")
+_REPO_ID = re.compile(r"[a-zA-Z][a-zA-Z0-9\-]*(\.[a-zA-Z][a-zA-Z0-9\-]*)+")
+
+
+class ConfigError(ValueError):
+    """A setting has a value we cannot use; the message names the setting."""
+
+
+@dataclass(frozen=True)
+class Config:
+    database_url: str | None = None  # None: OAI_DATABASE_URL or ./oai.sqlite3 (see oai.store.engine)
+    base_url: str | None = None  # None: taken from each request
+    endpoint_path: str = "/oai"
+    repository_name: str = "OAI-PMH repository"
+    admin_email: tuple[str, ...] = ("admin@example.org",)
+    repository_identifier: str = "example.org"
+    page_size: int = 100
+    page_size_listrecords: int | None = None
+    page_size_listidentifiers: int | None = None
+    page_size_listsets: int | None = None
+    secret_key: str | None = None  # None: a random secret kept in the database
+    token_ttl_hours: int = 72
+    compression: tuple[str, ...] = ("gzip", "deflate")
+    stylesheet: bool = True
+    max_request_bytes: int = 64 * 1024
+    rate_limit_per_minute: int = 0  # 0 disables per-client flow control (503 Retry-After)
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    def page_sizes(self) -> dict[str, int]:
+        return {verb: getattr(self, f"page_size_{verb.lower()}") or self.page_size for verb in VERBS_WITH_PAGES}
+
+
+def _coerce(name: str, raw: object, current: object) -> object:
+    if isinstance(current, bool) or name == "stylesheet":
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{name} must be true or false, not {raw!r}")
+    if isinstance(current, tuple):
+        items = raw if isinstance(raw, list | tuple) else str(raw).split(",")
+        return tuple(str(i).strip() for i in items if str(i).strip())
+    if name.startswith("page_size") or name in ("token_ttl_hours", "max_request_bytes", "rate_limit_per_minute"):
+        try:
+            return int(raw)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
+    return None if raw is None else str(raw)
+
+
+def load_config(overrides: Mapping[str, object] | None = None, environ: Mapping[str, str] | None = None) -> Config:
+    """Defaults < OAI_CONFIG_FILE (TOML) < OAI_* environment < overrides; raises ConfigError."""
+    environ = os.environ if environ is None else environ
+    cfg = Config()
+    names = {f.name for f in fields(Config)} - {"extra"}
+    layers: list[Mapping[str, object]] = []
+    path = (overrides or {}).get("config_file") or environ.get("OAI_CONFIG_FILE")
+    if path:
+        try:
+            layers.append(tomllib.loads(Path(str(path)).read_text(encoding="utf-8")))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read the config file {path}: {exc}") from None
+    layers.append({k[4:].lower(): v for k, v in environ.items() if k.startswith("OAI_")})
+    layers.append(dict(overrides or {}))
+    for layer in layers:
+        for key, raw in layer.items():
+            key = key.lower()
+            if key in names:
+                cfg = replace(cfg, **{key: _coerce(key, raw, getattr(cfg, key))})
+    return validate(cfg)
+
+
+def validate(cfg: Config) -> Config:
+    for verb, size in cfg.page_sizes().items():
+        if not 1 <= size <= 10_000:
+            raise ConfigError(f"the page size for {verb} must be between 1 and 10000, not {size}")
+    if not cfg.endpoint_path.startswith("/") or cfg.endpoint_path.endswith("/") and cfg.endpoint_path != "/":
+        raise ConfigError(f"endpoint_path must start with / and not end with one: {cfg.endpoint_path!r}")
+    if cfg.repository_identifier and not _REPO_ID.fullmatch(cfg.repository_identifier):
+        raise ConfigError(
+            "repository_identifier must be a domain name such as example.org "
+            f"(OAI identifier guidelines), not {cfg.repository_identifier!r}"
+        )
+    if not cfg.admin_email or any("@" not in e for e in cfg.admin_email):
+        raise ConfigError(f"admin_email must list one or more e-mail addresses, not {cfg.admin_email!r}")
+    unknown = set(cfg.compression) - {"gzip", "deflate"}
+    if unknown:
+        raise ConfigError(f"compression can only list gzip and deflate, not {sorted(unknown)}")
+    if cfg.token_ttl_hours < 24:
+        raise ConfigError("token_ttl_hours must be at least 24 (harvesters pause between pages)")
+    if cfg.secret_key is not None and len(cfg.secret_key) < 16:
+        raise ConfigError("secret_key must be at least 16 characters")
+    return cfg

@@ -1,0 +1,60 @@
+"""What every metadata format module provides; no format-specific knowledge here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from lxml import etree
+
+SCHEMAS_DIR = Path(__file__).resolve().parents[2] / "schemas"
+
+
+class FormatError(ValueError):
+    """A document that is not acceptable input for a format (the message says why)."""
+
+
+@dataclass(frozen=True)
+class Citation:
+    """Bibliographic facts a landing page and the identifier rule need; all optional."""
+
+    title: str | None = None
+    authors: tuple[str, ...] = ()
+    publication_date: str | None = None  # ISO 8601, as precise as known
+    journal_title: str | None = None
+    issn: tuple[str, ...] = ()
+    volume: str | None = None
+    issue: str | None = None
+    firstpage: str | None = None
+    lastpage: str | None = None
+    doi: str | None = None
+    pdf_url: str | None = None
+    language: str | None = None
+    keywords: tuple[str, ...] = ()
+    abstract: str | None = None
+
+
+@dataclass(frozen=True)
+class Ingested:
+    """The result of ingesting one document: canonical metadata per prefix, plus facts."""
+
+    metadata: dict[str, bytes]  # metadataPrefix -> UTF-8 bytes of the metadata root element
+    citation: Citation = field(default_factory=Citation)
+    warnings: tuple[str, ...] = ()
+
+
+class MetadataFormat(Protocol):
+    prefix: str
+    namespace: str
+    schema_url: str  # advertised in ListMetadataFormats
+    schema_path: Path  # local copy that validates exactly what we serve
+    root_tag: str  # Clark notation of the element served inside <metadata>
+
+    def recognise(self, root: etree._Element) -> bool:
+        """True when `root` is an input document this format ingests."""
+        ...
+
+    def ingest(self, root: etree._Element, *, full_text: bool = True) -> Ingested:
+        """Normalise `root` (and derive other formats); raises FormatError."""
+        ...

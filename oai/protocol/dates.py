@@ -1,0 +1,47 @@
+"""UTCdatetime (spec 3.3): parsing request dates with their granularity, formatting responses."""
+
+from __future__ import annotations
+
+import enum
+import re
+from datetime import UTC, datetime, timedelta
+
+from oai.protocol.errors import BadArgument
+
+
+class Granularity(enum.Enum):
+    DAY = "YYYY-MM-DD"
+    SECOND = "YYYY-MM-DDThh:mm:ssZ"
+
+
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+_SECOND = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
+
+
+def parse(value: str, argument: str) -> tuple[datetime, Granularity]:
+    """A request date as naive UTC; raises BadArgument for anything but the two legal forms."""
+    try:
+        if _DAY.fullmatch(value):
+            return datetime.strptime(value, "%Y-%m-%d"), Granularity.DAY
+        if _SECOND.fullmatch(value):
+            return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ"), Granularity.SECOND
+    except ValueError:
+        pass
+    raise BadArgument(
+        f"'{argument}' must be a UTC date as YYYY-MM-DD or YYYY-MM-DDThh:mm:ssZ, not {value!r}"
+    )
+
+
+def until_bound(value: datetime, granularity: Granularity) -> datetime:
+    """The inclusive upper bound: a day-granular `until` covers the whole day."""
+    if granularity is Granularity.DAY:
+        return value + timedelta(days=1) - timedelta(seconds=1)
+    return value
+
+
+def format_datestamp(value: datetime) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None, microsecond=0)

@@ -1,0 +1,56 @@
+"""The OAI-PMH error conditions (spec 3.6), one class per code; rendered in an HTTP 200 response."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class OAIError(Exception):
+    code: ClassVar[str]
+    #: badVerb and badArgument responses must not echo the request's arguments (spec 3.2).
+    echo_arguments: ClassVar[bool] = True
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class BadArgument(OAIError):
+    code = "badArgument"
+    echo_arguments = False
+
+
+class BadResumptionToken(OAIError):
+    code = "badResumptionToken"
+
+
+class BadVerb(OAIError):
+    code = "badVerb"
+    echo_arguments = False
+
+
+class CannotDisseminateFormat(OAIError):
+    code = "cannotDisseminateFormat"
+
+
+class IdDoesNotExist(OAIError):
+    code = "idDoesNotExist"
+
+
+class NoRecordsMatch(OAIError):
+    code = "noRecordsMatch"
+
+
+class NoMetadataFormats(OAIError):
+    code = "noMetadataFormats"
+
+
+class NoSetHierarchy(OAIError):
+    code = "noSetHierarchy"
+
+
+ALL_CODES = tuple(
+    cls.code
+    for cls in (BadArgument, BadResumptionToken, BadVerb, CannotDisseminateFormat,
+                IdDoesNotExist, NoRecordsMatch, NoMetadataFormats, NoSetHierarchy)
+)

@@ -1,0 +1,166 @@
+"""OAI-PMH response XML (spec 3.2), written as a stream of byte chunks.
+
+Metadata and about payloads are canonical bytes produced at ingest and are written as they are;
+every other value passes through `text()`, which escapes it and drops XML-illegal characters.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+
+from oai.protocol.dates import format_datestamp
+from oai.protocol.errors import OAIError
+from oai.protocol.verbs import (
+    Context,
+    FormatsResult,
+    IdentifyResult,
+    ListResult,
+    RecordResult,
+    SetsResult,
+    TokenInfo,
+)
+from oai.store.queries import Item
+
+OAI_NS = "http://www.openarchives.org/OAI/2.0/"
+_ILLEGAL = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+_ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}
+_ESCAPE = re.compile('[&<>"]')
+
+
+def text(value: object) -> str:
+    """Any value as XML character data or attribute content: escaped, illegal characters dropped."""
+    s = _ILLEGAL.sub("", str(value))
+    return _ESCAPE.sub(lambda m: _ESCAPES[m.group()], s)
+
+
+def _head(ctx: Context, request_attrs: Mapping[str, str], stylesheet: str | None) -> str:
+    attrs = "".join(f' {k}="{text(v)}"' for k, v in request_attrs.items())
+    pi = f'<?xml-stylesheet type="text/xsl" href="{text(stylesheet)}"?>\n' if stylesheet else ""
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f"{pi}"
+        f'<OAI-PMH xmlns="{OAI_NS}" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+        f'xsi:schemaLocation="{OAI_NS} http://www.openarchives.org/OAI/2.0/OAI-PMH.xsd">\n'
+        f"<responseDate>{format_datestamp(ctx.now)}</responseDate>\n"
+        f"<request{attrs}>{text(ctx.repository.base_url)}</request>\n"
+    )
+
+
+def error_response(
+    ctx: Context, errors: list[OAIError], args: Mapping[str, str], stylesheet: str | None
+) -> bytes:
+    """One response carrying every error; arguments are echoed only when they were valid."""
+    echo = all(e.echo_arguments for e in errors)
+    body = "".join(f'<error code="{e.code}">{text(e.message)}</error>\n' for e in errors)
+    return (_head(ctx, args if echo else {}, stylesheet) + body + "</OAI-PMH>\n").encode("utf-8")
+
+
+def _header(item: Item) -> str:
+    status = ' status="deleted"' if item.deleted else ""
+    specs = "".join(f"<setSpec>{text(s)}</setSpec>" for s in item.set_specs)
+    return (
+        f"<header{status}><identifier>{text(item.identifier)}</identifier>"
+        f"<datestamp>{format_datestamp(item.datestamp)}</datestamp>{specs}</header>"
+    )
+
+
+def _record(item: Item) -> bytes:
+    parts = [b"<record>", _header(item).encode("utf-8")]
+    if not item.deleted and item.xml:
+        parts += [b"<metadata>", item.xml, b"</metadata>"]
+    if item.about:
+        parts += [b"<about>", item.about, b"</about>"]
+    parts.append(b"</record>\n")
+    return b"".join(parts)
+
+
+def _token(info: TokenInfo | None) -> str:
+    if info is None:
+        return ""
+    exp = f' expirationDate="{format_datestamp(info.expiration)}"' if info.expiration and info.value else ""
+    return (
+        f'<resumptionToken completeListSize="{info.complete_list_size}" cursor="{info.cursor}"{exp}>'
+        f"{text(info.value)}</resumptionToken>\n"
+    )
+
+
+def _identify(ctx: Context, r: IdentifyResult) -> str:
+    repo = ctx.repository
+    out = [
+        "<Identify>",
+        f"<repositoryName>{text(repo.name)}</repositoryName>",
+        f"<baseURL>{text(repo.base_url)}</baseURL>",
+        "<protocolVersion>2.0</protocolVersion>",
+        *(f"<adminEmail>{text(e)}</adminEmail>" for e in repo.admin_emails),
+        f"<earliestDatestamp>{format_datestamp(r.earliest)}</earliestDatestamp>",
+        "<deletedRecord>persistent</deletedRecord>",
+        "<granularity>YYYY-MM-DDThh:mm:ssZ</granularity>",
+        *(f"<compression>{c}</compression>" for c in repo.compression),
+    ]
+    if repo.repository_identifier:
+        out.append(
+            '<description><oai-identifier xmlns="http://www.openarchives.org/OAI/2.0/oai-identifier" '
+            'xsi:schemaLocation="http://www.openarchives.org/OAI/2.0/oai-identifier '
+            'http://www.openarchives.org/OAI/2.0/oai-identifier.xsd">'
+            "<scheme>oai</scheme>"
+            f"<repositoryIdentifier>{text(repo.repository_identifier)}</repositoryIdentifier>"
+            "<delimiter>:</delimiter>"
+            f"<sampleIdentifier>{text(r.sample_identifier)}</sampleIdentifier>"
+            "</oai-identifier></description>"
+        )
+    if r.friends:
+        out.append(
+            '<description><friends xmlns="http://www.openarchives.org/OAI/2.0/friends/" '
+            'xsi:schemaLocation="http://www.openarchives.org/OAI/2.0/friends/ '
+            'http://www.openarchives.org/OAI/2.0/friends.xsd">'
+            + "".join(f"<baseURL>{text(u)}</baseURL>" for u in r.friends)
+            + "</friends></description>"
+        )
+    out.append("</Identify>\n")
+    return "\n".join(out)
+
+
+def _formats(r: FormatsResult) -> str:
+    rows = "".join(
+        f"<metadataFormat><metadataPrefix>{text(f.prefix)}</metadataPrefix>"
+        f"<schema>{text(f.schema)}</schema><metadataNamespace>{text(f.namespace)}</metadataNamespace>"
+        "</metadataFormat>\n"
+        for f in r.formats
+    )
+    return f"<ListMetadataFormats>\n{rows}</ListMetadataFormats>\n"
+
+
+def _sets(r: SetsResult) -> str:
+    rows = []
+    for s in r.sets:
+        desc = f"<setDescription>{s.description}</setDescription>" if s.description else ""
+        rows.append(f"<set><setSpec>{text(s.spec)}</setSpec><setName>{text(s.name)}</setName>{desc}</set>\n")
+    return "<ListSets>\n" + "".join(rows) + _token(r.token) + "</ListSets>\n"
+
+
+def stream(ctx: Context, verb: str, args: Mapping[str, str], result: object,
+           stylesheet: str | None) -> Iterator[bytes]:
+    """The successful response for `result`, chunk by chunk (a page of records at a time)."""
+    yield _head(ctx, {"verb": verb, **args}, stylesheet).encode("utf-8")
+    if isinstance(result, IdentifyResult):
+        yield _identify(ctx, result).encode("utf-8")
+    elif isinstance(result, FormatsResult):
+        yield _formats(result).encode("utf-8")
+    elif isinstance(result, SetsResult):
+        yield _sets(result).encode("utf-8")
+    elif isinstance(result, RecordResult):
+        yield b"<GetRecord>" + _record(result.item) + b"</GetRecord>\n"
+    elif isinstance(result, ListResult):
+        yield f"<{verb}>\n".encode()
+        batch: list[bytes] = []
+        for item in result.items:
+            batch.append(_record(item) if result.with_metadata else (_header(item) + "\n").encode("utf-8"))
+            if len(batch) == 50:
+                yield b"".join(batch)
+                batch = []
+        batch.append(_token(result.token).encode("utf-8"))
+        yield b"".join(batch) + f"</{verb}>\n".encode()
+    else:  # pragma: no cover - a programming error, not a protocol error
+        raise TypeError(f"no renderer for {type(result).__name__}")
+    yield b"</OAI-PMH>\n"

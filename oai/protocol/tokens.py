@@ -1,0 +1,95 @@
+"""Resumption tokens (spec 3.5): signed, versioned, stateless keyset cursors.
+
+A token carries the whole request (prefix, set, from, until frozen at the first page), the last
+(datestamp, id) served, the list size and cursor, and when it was issued; any node holding the
+secret can continue it. Tampered, foreign, expired or old-format tokens are badResumptionToken.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+
+from oai.protocol.errors import BadResumptionToken
+
+VERSION = 1
+_EPOCH = datetime(1970, 1, 1)
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Where a list stands. Datestamps are seconds since the epoch (UTC)."""
+
+    verb: str
+    prefix: str | None = None
+    set_spec: str | None = None
+    from_: int | None = None
+    until: int | None = None
+    after_datestamp: int | None = None
+    after_id: int | None = None
+    after_key: str | None = None  # ListSets continues after a setSpec
+    complete_list_size: int = 0
+    cursor: int = 0
+    issued: int = 0
+
+
+def to_epoch(value: datetime) -> int:
+    return int((value - _EPOCH).total_seconds())
+
+
+def from_epoch(value: int) -> datetime:
+    return _EPOCH + timedelta(seconds=value)
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class TokenCodec:
+    def __init__(self, secret: bytes, ttl: timedelta) -> None:
+        if len(secret) < 16:
+            raise ValueError("the token secret must be at least 16 bytes")
+        self._secret = secret
+        self.ttl = ttl
+
+    def _sign(self, body: bytes) -> bytes:
+        return hmac.new(self._secret, b"oai-token\0" + body, hashlib.sha256).digest()[:18]
+
+    def encode(self, cursor: Cursor) -> str:
+        fields = {k: v for k, v in asdict(cursor).items() if v is not None}
+        body = json.dumps([VERSION, fields], separators=(",", ":"), sort_keys=True).encode()
+        return f"{_b64(body)}.{_b64(self._sign(body))}"
+
+    def expires(self, cursor: Cursor) -> datetime:
+        return from_epoch(cursor.issued) + self.ttl
+
+    def decode(self, token: str, *, verb: str, now: datetime) -> Cursor:
+        """The cursor in `token`, for `verb`; raises BadResumptionToken."""
+        try:
+            body_text, sig_text = token.split(".")
+            body, sig = _unb64(body_text), _unb64(sig_text)
+        except (ValueError, binascii.Error):
+            raise BadResumptionToken("the resumptionToken is not one this repository issued") from None
+        if not hmac.compare_digest(sig, self._sign(body)):
+            raise BadResumptionToken("the resumptionToken is not one this repository issued, or it was altered")
+        try:
+            version, fields = json.loads(body)
+            if version != VERSION:
+                raise BadResumptionToken("the resumptionToken is from an older version of this repository")
+            cursor = Cursor(**fields)
+        except (TypeError, ValueError):
+            raise BadResumptionToken("the resumptionToken is malformed") from None
+        if cursor.verb != verb:
+            raise BadResumptionToken(f"the resumptionToken belongs to {cursor.verb}, not {verb}")
+        if now > self.expires(cursor):
+            raise BadResumptionToken("the resumptionToken has expired; start the list again")
+        return cursor

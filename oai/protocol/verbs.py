@@ -1,0 +1,259 @@
+"""The six verbs as plain functions over the store's query API (spec section 4).
+
+Each takes a validated OAIRequest and a Context and returns a result to render, or raises an
+OAIError. Everything that can fail happens here, before the first byte is written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from oai.protocol import dates
+from oai.protocol.arguments import OAIRequest
+from oai.protocol.errors import (
+    BadArgument,
+    BadResumptionToken,
+    CannotDisseminateFormat,
+    IdDoesNotExist,
+    NoMetadataFormats,
+    NoRecordsMatch,
+    NoSetHierarchy,
+)
+from oai.protocol.tokens import Cursor, TokenCodec, from_epoch, to_epoch
+from oai.store import queries
+from oai.store.models import OAISet
+
+
+@dataclass(frozen=True)
+class FormatInfo:
+    prefix: str
+    namespace: str
+    schema: str
+
+
+@dataclass(frozen=True)
+class Repository:
+    """What Identify says about us, and the paging policy."""
+
+    name: str
+    base_url: str
+    admin_emails: tuple[str, ...]
+    repository_identifier: str | None  # oai-identifier scheme, e.g. "example.org"
+    page_sizes: Mapping[str, int]
+    compression: tuple[str, ...] = ("gzip", "deflate")
+
+
+@dataclass
+class Context:
+    session: Session
+    repository: Repository
+    formats: Mapping[str, FormatInfo]
+    codec: TokenCodec
+    now: datetime = field(default_factory=dates.now)
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """A resumptionToken element: `value` is empty on the last page of a list."""
+
+    value: str
+    complete_list_size: int
+    cursor: int
+    expiration: datetime | None
+
+
+@dataclass(frozen=True)
+class IdentifyResult:
+    earliest: datetime
+    friends: tuple[str, ...]
+    sample_identifier: str | None
+
+
+@dataclass(frozen=True)
+class FormatsResult:
+    formats: tuple[FormatInfo, ...]
+
+
+@dataclass(frozen=True)
+class SetsResult:
+    sets: tuple[OAISet, ...]
+    token: TokenInfo | None
+
+
+@dataclass(frozen=True)
+class ListResult:
+    items: tuple[queries.Item, ...]
+    token: TokenInfo | None
+    with_metadata: bool
+
+
+@dataclass(frozen=True)
+class RecordResult:
+    item: queries.Item
+
+
+def identify(req: OAIRequest, ctx: Context) -> IdentifyResult:
+    earliest = queries.earliest_datestamp(ctx.session) or ctx.now
+    sample = None
+    if ctx.repository.repository_identifier:
+        sample = f"oai:{ctx.repository.repository_identifier}:10.1234/example"
+    return IdentifyResult(earliest, tuple(queries.sources_for_friends(ctx.session)), sample)
+
+
+def list_metadata_formats(req: OAIRequest, ctx: Context) -> FormatsResult:
+    """All formats, or those one item really has; raises IdDoesNotExist, NoMetadataFormats."""
+    identifier = req.get("identifier")
+    if identifier is None:
+        return FormatsResult(tuple(ctx.formats.values()))
+    record = queries.record_by_identifier(ctx.session, identifier)
+    if record is None:
+        raise IdDoesNotExist(f"there is no item {identifier!r} in this repository")
+    prefixes = [p for p in queries.record_prefixes(ctx.session, record.id) if p in ctx.formats]
+    if not prefixes:
+        raise NoMetadataFormats(f"no metadata formats are available for {identifier!r}")
+    return FormatsResult(tuple(ctx.formats[p] for p in prefixes))
+
+
+def list_sets(req: OAIRequest, ctx: Context) -> SetsResult:
+    """Sets by setSpec, paged; raises NoSetHierarchy, BadResumptionToken."""
+    size = ctx.repository.page_sizes["ListSets"]
+    token = req.get("resumptionToken")
+    if token is not None:
+        cur = ctx.codec.decode(token, verb="ListSets", now=ctx.now)
+        after, total, done = cur.after_key, cur.complete_list_size, cur.cursor
+    else:
+        if not queries.has_sets(ctx.session):
+            raise NoSetHierarchy("this repository has no sets")
+        after, total, done = None, queries.count_sets(ctx.session), 0
+    rows = queries.list_sets(ctx.session, after=after, limit=size + 1)
+    if not rows:
+        raise BadResumptionToken("the list this resumptionToken continued has no further sets")
+    more = len(rows) > size
+    rows = rows[:size]
+    info = None
+    if more:
+        nxt = Cursor(verb="ListSets", after_key=rows[-1].spec, complete_list_size=total,
+                     cursor=done + len(rows), issued=to_epoch(ctx.now))
+        info = TokenInfo(ctx.codec.encode(nxt), total, done, ctx.codec.expires(nxt))
+    elif token is not None:
+        info = TokenInfo("", total, done, None)
+    return SetsResult(tuple(rows), info)
+
+
+def _format(ctx: Context, prefix: str) -> str:
+    if prefix not in ctx.formats:
+        raise CannotDisseminateFormat(f"the metadata format {prefix!r} is not supported by this repository")
+    return prefix
+
+
+def _first_cursor(req: OAIRequest, ctx: Context) -> tuple[Cursor, queries.ListQuery]:
+    """Validate a fresh list request and freeze its window (`until` is at most now)."""
+    prefix = _format(ctx, req.args["metadataPrefix"])
+    bounds = {}
+    for name in ("from", "until"):
+        if name in req.args:
+            bounds[name] = dates.parse(req.args[name], name)
+    if len({g for _, g in bounds.values()}) > 1:
+        raise BadArgument("'from' and 'until' must have the same granularity")
+    from_ = bounds["from"][0] if "from" in bounds else None
+    until = dates.until_bound(*bounds["until"]) if "until" in bounds else None
+    if from_ is not None and "until" in bounds and from_ > bounds["until"][0]:
+        raise BadArgument("'from' must be less than or equal to 'until'")
+    # OAI-PMH 3.5: the list is frozen at its first page, so it is bounded while records change.
+    until = ctx.now if until is None else min(until, ctx.now)
+    set_spec = req.get("set")
+    set_id = None
+    if set_spec is not None:
+        if not queries.has_sets(ctx.session):
+            raise NoSetHierarchy("this repository has no sets")
+        set_id = queries.set_id(ctx.session, set_spec)
+        if set_id is None:
+            raise NoRecordsMatch(f"there is no set {set_spec!r}, so no records match")
+    query = queries.ListQuery(prefix, set_id, from_, until)
+    total = queries.count_items(ctx.session, query) if (from_ is None or from_ <= until) else 0
+    if total == 0:
+        raise NoRecordsMatch("no records match the request")
+    cursor = Cursor(
+        verb=req.verb, prefix=prefix, set_spec=set_spec,
+        from_=None if from_ is None else to_epoch(from_), until=to_epoch(until),
+        complete_list_size=total,
+    )
+    return cursor, query
+
+
+def _resumed_cursor(req: OAIRequest, ctx: Context) -> tuple[Cursor, queries.ListQuery]:
+    cur = ctx.codec.decode(req.args["resumptionToken"], verb=req.verb, now=ctx.now)
+    if cur.prefix not in ctx.formats:
+        raise BadResumptionToken("the metadata format of this list is no longer available")
+    set_id = None
+    if cur.set_spec is not None:
+        set_id = queries.set_id(ctx.session, cur.set_spec)
+        if set_id is None:
+            raise BadResumptionToken("the set of this list no longer exists")
+    query = queries.ListQuery(
+        cur.prefix, set_id,
+        None if cur.from_ is None else from_epoch(cur.from_),
+        None if cur.until is None else from_epoch(cur.until),
+    )
+    return cur, query
+
+
+def _list(req: OAIRequest, ctx: Context, with_metadata: bool) -> ListResult:
+    resumed = "resumptionToken" in req.args
+    cur, query = (_resumed_cursor if resumed else _first_cursor)(req, ctx)
+    size = ctx.repository.page_sizes[req.verb]
+    after = None
+    if cur.after_datestamp is not None and cur.after_id is not None:
+        after = (from_epoch(cur.after_datestamp), cur.after_id)
+    items = queries.list_items(ctx.session, query, after=after, limit=size + 1, with_metadata=with_metadata)
+    if not items:
+        # Only possible when every remaining record changed (moved past `until`) since the token.
+        raise NoRecordsMatch("no further records match: they changed after this list began")
+    more = len(items) > size
+    items = items[:size]
+    info = None
+    if more:
+        last = items[-1]
+        nxt = replace(
+            cur, after_datestamp=to_epoch(last.datestamp), after_id=last.id,
+            cursor=cur.cursor + len(items), issued=to_epoch(ctx.now),
+        )
+        info = TokenInfo(ctx.codec.encode(nxt), cur.complete_list_size, cur.cursor, ctx.codec.expires(nxt))
+    elif resumed:
+        info = TokenInfo("", cur.complete_list_size, cur.cursor, None)
+    return ListResult(tuple(items), info, with_metadata)
+
+
+def list_identifiers(req: OAIRequest, ctx: Context) -> ListResult:
+    return _list(req, ctx, with_metadata=False)
+
+
+def list_records(req: OAIRequest, ctx: Context) -> ListResult:
+    return _list(req, ctx, with_metadata=True)
+
+
+def get_record(req: OAIRequest, ctx: Context) -> RecordResult:
+    """One record; raises IdDoesNotExist, CannotDisseminateFormat."""
+    identifier, prefix = req.args["identifier"], req.args["metadataPrefix"]
+    record = queries.record_by_identifier(ctx.session, identifier)
+    if record is None:
+        raise IdDoesNotExist(f"there is no item {identifier!r} in this repository")
+    _format(ctx, prefix)
+    item = queries.get_item(ctx.session, identifier, prefix)
+    if item is None:
+        raise CannotDisseminateFormat(f"the item {identifier!r} is not available as {prefix!r}")
+    return RecordResult(item)
+
+
+VERBS: dict[str, Callable[[OAIRequest, Context], object]] = {
+    "Identify": identify,
+    "ListMetadataFormats": list_metadata_formats,
+    "ListSets": list_sets,
+    "ListIdentifiers": list_identifiers,
+    "ListRecords": list_records,
+    "GetRecord": get_record,
+}

@@ -1,0 +1,245 @@
+"""The one write path into the store: idempotent upserts and tombstones, in batches.
+
+Everything that enters the repository (`oai load`, `oai delete`, the harvester) goes through here.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.orm import Session
+
+from oai.store.models import OAISet, Record, RecordMetadata, RecordSet
+
+CHUNK = 500  # bound on IN (...) lists and multi-row inserts
+
+
+class Change(enum.Enum):
+    NEW = "new"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+    DELETED = "deleted"
+
+
+@dataclass(frozen=True)
+class RecordIn:
+    """A record as it should be after the write. For a deletion, `metadata` may be empty."""
+
+    identifier: str
+    metadata: Mapping[str, bytes] = field(default_factory=dict)
+    sets: tuple[str, ...] = ()
+    deleted: bool = False
+    citation: str | None = None  # JSON text
+    about: Mapping[str, bytes] = field(default_factory=dict)  # prefix -> <about> payload
+    source_id: int | None = None
+    upstream_identifier: str | None = None
+    upstream_datestamp: str | None = None
+
+    def digest(self) -> str:
+        """What decides whether the datestamp moves: every byte we would serve."""
+        h = hashlib.sha256()
+        h.update(b"D" if self.deleted else b"L")
+        for prefix in sorted(self.metadata):
+            h.update(b"\0m" + prefix.encode() + b"\0" + (b"" if self.deleted else self.metadata[prefix]))
+        for prefix in sorted(self.about):
+            h.update(b"\0a" + prefix.encode() + b"\0" + self.about[prefix])
+        for spec in sorted(set(self.sets)):
+            h.update(b"\0s" + spec.encode())
+        h.update(b"\0u" + (self.upstream_datestamp or "").encode())
+        return h.hexdigest()
+
+
+def utcnow() -> datetime:
+    """Now, in UTC, naive, to the second: the datestamp precision we serve."""
+    return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+
+
+def ancestors(spec: str) -> list[str]:
+    """`a:b:c` -> [`a`, `a:b`, `a:b:c`]: a record in a set is a member of every ancestor."""
+    parts = spec.split(":")
+    return [":".join(parts[: i + 1]) for i in range(len(parts))]
+
+
+def ensure_sets(session: Session, names: Mapping[str, str | None]) -> dict[str, int]:
+    """Create missing sets (and their ancestors); returns spec -> id. Existing names are kept."""
+    wanted: dict[str, str | None] = {}
+    for spec, name in names.items():
+        for anc in ancestors(spec):
+            wanted.setdefault(anc, None)
+        wanted[spec] = name
+    ids: dict[str, int] = {}
+    specs = sorted(wanted)
+    for i in range(0, len(specs), CHUNK):
+        chunk = specs[i : i + CHUNK]
+        for row in session.execute(select(OAISet.spec, OAISet.id).where(OAISet.spec.in_(chunk))):
+            ids[row.spec] = row.id
+    missing = [s for s in specs if s not in ids]
+    if missing:
+        rows = session.execute(
+            insert(OAISet).returning(OAISet.id, OAISet.spec),
+            [{"spec": s, "name": wanted[s] or s, "description": None} for s in missing],
+        )
+        for row in rows:
+            ids[row.spec] = row.id
+    return ids
+
+
+def set_info(session: Session, spec: str, name: str, description: str | None = None) -> int:
+    """Create or rename a set; `description` is the XML of a setDescription payload, or None."""
+    sid = ensure_sets(session, {spec: name})[spec]
+    session.execute(update(OAISet).where(OAISet.id == sid).values(name=name, description=description))
+    return sid
+
+
+def upsert_records(
+    session: Session, items: Sequence[RecordIn], *, now: datetime | None = None
+) -> list[Change]:
+    """Write a batch in the caller's transaction; returns one Change per item, in order."""
+    now = now or utcnow()
+    latest: dict[str, RecordIn] = {}
+    for item in items:  # within one batch the last version of an identifier wins
+        latest[item.identifier] = item
+    existing = _existing(session, list(latest))
+    set_ids = ensure_sets(session, {s: None for it in latest.values() for s in it.sets})
+
+    outcome: dict[str, Change] = {}
+    new_items, changed = [], []
+    for ident, item in latest.items():
+        digest = item.digest()
+        row = existing.get(ident)
+        if row is None:
+            new_items.append((item, digest))
+            outcome[ident] = Change.DELETED if item.deleted else Change.NEW
+        elif row.digest == digest:
+            outcome[ident] = Change.UNCHANGED
+        else:
+            changed.append((row.id, item, digest))
+            outcome[ident] = Change.DELETED if item.deleted and not row.deleted else Change.UPDATED
+
+    if new_items:
+        ids = {}
+        for i in range(0, len(new_items), CHUNK):
+            chunk = new_items[i : i + CHUNK]
+            result = session.execute(
+                insert(Record).returning(Record.id, Record.identifier),
+                [_record_values(item, digest, now) | {"identifier": item.identifier} for item, digest in chunk],
+            )
+            ids.update({r.identifier: r.id for r in result})
+        _write_children(session, [(ids[item.identifier], item) for item, _ in new_items], set_ids, now)
+
+    if changed:
+        for rid, item, digest in changed:
+            session.execute(update(Record).where(Record.id == rid).values(**_record_values(item, digest, now)))
+        pairs = [(rid, item) for rid, item, _ in changed]
+        _replace_children(session, pairs, set_ids, now)
+    return [outcome[item.identifier] for item in items]
+
+
+def delete_record(session: Session, identifier: str, *, now: datetime | None = None) -> Change | None:
+    """Tombstone one record (kept, served as deleted); None if there is no such record."""
+    row = session.execute(
+        select(Record.id, Record.deleted, Record.set_specs, Record.source_id,
+               Record.upstream_identifier, Record.upstream_datestamp)
+        .where(Record.identifier == identifier)
+    ).one_or_none()
+    if row is None:
+        return None
+    if row.deleted:
+        return Change.UNCHANGED
+    prefixes = session.scalars(select(RecordMetadata.prefix).where(RecordMetadata.record_id == row.id)).all()
+    item = RecordIn(
+        identifier=identifier,
+        metadata={p: b"" for p in prefixes},
+        sets=tuple(row.set_specs.split()),
+        deleted=True,
+        source_id=row.source_id,
+        upstream_identifier=row.upstream_identifier,
+        upstream_datestamp=row.upstream_datestamp,
+    )
+    return upsert_records(session, [item], now=now)[0]
+
+
+@dataclass(frozen=True)
+class _Existing:
+    id: int
+    digest: str
+    deleted: bool
+
+
+def _existing(session: Session, identifiers: list[str]) -> dict[str, _Existing]:
+    found: dict[str, _Existing] = {}
+    for i in range(0, len(identifiers), CHUNK):
+        chunk = identifiers[i : i + CHUNK]
+        rows = session.execute(
+            select(Record.identifier, Record.id, Record.digest, Record.deleted).where(Record.identifier.in_(chunk))
+        )
+        for r in rows:
+            found[r.identifier] = _Existing(r.id, r.digest, r.deleted)
+    return found
+
+
+def _record_values(item: RecordIn, digest: str, now: datetime) -> dict:
+    return {
+        "datestamp": now,
+        "deleted": item.deleted,
+        "set_specs": " ".join(dict.fromkeys(item.sets)),
+        "digest": digest,
+        "citation": None if item.deleted else item.citation,
+        "source_id": item.source_id,
+        "upstream_identifier": item.upstream_identifier,
+        "upstream_datestamp": item.upstream_datestamp,
+        "harvested_at": now if item.source_id is not None else None,
+    }
+
+
+def _write_children(
+    session: Session, pairs: Iterable[tuple[int, RecordIn]], set_ids: Mapping[str, int], now: datetime
+) -> None:
+    meta, members = [], []
+    for rid, item in pairs:
+        for prefix, xml in item.metadata.items():
+            meta.append({
+                "record_id": rid,
+                "prefix": prefix,
+                "xml": None if item.deleted else xml,
+                "about": item.about.get(prefix),
+            })
+        seen: set[int] = set()
+        for spec in item.sets:
+            for anc in ancestors(spec):
+                sid = set_ids[anc]
+                if sid not in seen:
+                    seen.add(sid)
+                    members.append({"set_id": sid, "record_id": rid, "datestamp": now})
+    for i in range(0, len(meta), CHUNK):
+        session.execute(insert(RecordMetadata), meta[i : i + CHUNK])
+    for i in range(0, len(members), CHUNK):
+        session.execute(insert(RecordSet), members[i : i + CHUNK])
+
+
+def _replace_children(
+    session: Session, pairs: list[tuple[int, RecordIn]], set_ids: Mapping[str, int], now: datetime
+) -> None:
+    """Replace metadata and memberships; a tombstone keeps the prefixes it had (without bytes)."""
+    ids = [rid for rid, _ in pairs]
+    kept: dict[int, set[str]] = {}
+    for i in range(0, len(ids), CHUNK):
+        chunk = ids[i : i + CHUNK]
+        for r in session.execute(
+            select(RecordMetadata.record_id, RecordMetadata.prefix).where(RecordMetadata.record_id.in_(chunk))
+        ):
+            kept.setdefault(r.record_id, set()).add(r.prefix)
+        session.execute(delete(RecordMetadata).where(RecordMetadata.record_id.in_(chunk)))
+        session.execute(delete(RecordSet).where(RecordSet.record_id.in_(chunk)))
+    rewritten = []
+    for rid, item in pairs:
+        if item.deleted:
+            prefixes = set(item.metadata) | kept.get(rid, set())
+            item = RecordIn(**{**item.__dict__, "metadata": {p: b"" for p in sorted(prefixes)}})
+        rewritten.append((rid, item))
+    _write_children(session, rewritten, set_ids, now)

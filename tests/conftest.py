@@ -1,0 +1,126 @@
+"""Shared fixtures: a real store on SQLite and on PostgreSQL, a real HTTP server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from oai.store import engine as store_engine
+from oai.store.models import Base
+
+TESTS = Path(__file__).resolve().parent
+DATA = TESTS / "data"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def _postgres_admin_url() -> str | None:
+    url = os.environ.get("OAI_TEST_DATABASE_URL")
+    if not url:
+        return None
+    return store_engine.database_url(url)
+
+
+@pytest.fixture(scope="session")
+def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "template.sqlite3"
+    engine = store_engine.make_engine(f"sqlite:///{path}")
+    store_engine.upgrade(engine)
+    engine.dispose()
+    return path
+
+
+@pytest.fixture(scope="session")
+def _postgres_database() -> Iterator[str]:
+    """A database of our own on the PostgreSQL server, created for this session and dropped after."""
+    admin_url = _postgres_admin_url()
+    if admin_url is None:
+        if IN_CI:
+            pytest.fail("CI=true but OAI_TEST_DATABASE_URL is not set: PostgreSQL tests must run in CI")
+        pytest.skip("PostgreSQL not configured (set OAI_TEST_DATABASE_URL)")
+    name = f"oai_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:  # noqa: BLE001 - any connection failure decides skip vs fail
+        admin.dispose()
+        if IN_CI:
+            pytest.fail(f"cannot reach PostgreSQL at {admin_url}: {exc}")
+        pytest.skip(f"PostgreSQL unreachable: {exc}")
+    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    engine = store_engine.make_engine(url)
+    store_engine.upgrade(engine)
+    engine.dispose()
+    yield url
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A migrated, empty database on each engine."""
+    if request.param == "sqlite":
+        path = tmp_path / "store.sqlite3"
+        shutil.copy(request.getfixturevalue("_sqlite_template"), path)
+        return f"sqlite:///{path}"
+    url = request.getfixturevalue("_postgres_database")
+    engine = create_engine(url)
+    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables if t.name != "setting")
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+    return url
+
+
+@pytest.fixture
+def engine(database_url: str):  # noqa: ANN201
+    eng = store_engine.make_engine(database_url)
+    yield eng
+    eng.dispose()
+
+
+class LiveServer:
+    """A real HTTP server on 127.0.0.1 running an app in a thread."""
+
+    def __init__(self, app) -> None:  # noqa: ANN001
+        from werkzeug.serving import make_server
+
+        self.app = app
+        self._server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.port = self._server.server_port
+        self.root = f"http://127.0.0.1:{self.port}"
+        self.url = self.root + app.config["OAI"].endpoint_path
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(5)
+        self.app.extensions["oai_engine"].dispose()
+
+
+@pytest.fixture
+def live_server(database_url: str):  # noqa: ANN201
+    """Start servers for this test's database: `live_server(**config_overrides)`."""
+    from oai.web.app import create_app
+
+    servers: list[LiveServer] = []
+
+    def start(**overrides) -> LiveServer:  # noqa: ANN003
+        server = LiveServer(create_app({"database_url": database_url, **overrides}))
+        servers.append(server)
+        return server
+
+    yield start
+    for s in servers:
+        s.close()

@@ -1,0 +1,94 @@
+"""The store on SQLite and PostgreSQL: idempotent upserts, sets with ancestors, tombstones, migrations."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from oai.store import engine as store_engine
+from oai.store import queries
+from oai.store.engine import SchemaError, transaction
+from oai.store.models import OAISet, Record, RecordSet
+from oai.store.records import Change, RecordIn, delete_record, upsert_records
+
+DC = b'<oai_dc:dc xmlns:oai_dc="http://www.openarchives.org/OAI/2.0/oai_dc/" xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:title>T</dc:title></oai_dc:dc>'
+T0 = datetime(2024, 5, 1, 12, 0, 0)
+
+
+def rec(ident: str, xml: bytes = DC, sets: tuple[str, ...] = ()) -> RecordIn:
+    return RecordIn(identifier=ident, metadata={"oai_dc": xml}, sets=sets)
+
+
+def test_upsert_is_idempotent_and_moves_datestamp_only_on_change(engine) -> None:
+    with transaction(engine) as s:
+        assert upsert_records(s, [rec("oai:x:1"), rec("oai:x:2")], now=T0) == [Change.NEW, Change.NEW]
+    with transaction(engine) as s:
+        later = T0 + timedelta(hours=1)
+        assert upsert_records(s, [rec("oai:x:1"), rec("oai:x:2", DC.replace(b">T<", b">U<"))], now=later) == [
+            Change.UNCHANGED, Change.UPDATED]
+    with transaction(engine) as s:
+        stamps = dict(s.execute(select(Record.identifier, Record.datestamp)).all())
+    assert stamps == {"oai:x:1": T0, "oai:x:2": T0 + timedelta(hours=1)}
+
+
+def test_sets_include_ancestors_but_headers_keep_given_specs(engine) -> None:
+    with transaction(engine) as s:
+        upsert_records(s, [rec("oai:x:1", sets=("a:b:c",)), rec("oai:x:2", sets=("a",))], now=T0)
+    with transaction(engine) as s:
+        specs = set(s.scalars(select(OAISet.spec)))
+        assert specs == {"a", "a:b", "a:b:c"}
+        for spec, expected in (("a", ["oai:x:1", "oai:x:2"]), ("a:b", ["oai:x:1"]), ("a:b:c", ["oai:x:1"])):
+            q = queries.ListQuery("oai_dc", queries.set_id(s, spec))
+            items = queries.list_items(s, q, after=None, limit=10, with_metadata=False)
+            assert [i.identifier for i in items] == expected
+        assert queries.get_item(s, "oai:x:1", "oai_dc").set_specs == ("a:b:c",)
+
+
+def test_tombstone_keeps_formats_and_sets_without_metadata(engine) -> None:
+    with transaction(engine) as s:
+        upsert_records(s, [rec("oai:x:1", sets=("a:b",))], now=T0)
+    with transaction(engine) as s:
+        assert delete_record(s, "oai:x:1", now=T0 + timedelta(seconds=5)) is Change.DELETED
+        assert delete_record(s, "oai:x:1") is Change.UNCHANGED
+        assert delete_record(s, "oai:x:nope") is None
+    with transaction(engine) as s:
+        item = queries.get_item(s, "oai:x:1", "oai_dc")
+        assert item.deleted and item.xml is None and item.set_specs == ("a:b",)
+        assert item.datestamp == T0 + timedelta(seconds=5)
+        # still a member of its sets (and their ancestors), with the new datestamp
+        members = s.execute(select(RecordSet.datestamp)).scalars().all()
+        assert members == [T0 + timedelta(seconds=5)] * 2
+
+
+def test_keyset_pages_cover_everything_once(engine) -> None:
+    with transaction(engine) as s:
+        upsert_records(s, [rec(f"oai:x:{i}") for i in range(30)], now=T0)
+        upsert_records(s, [rec(f"oai:y:{i}") for i in range(25)], now=T0 + timedelta(seconds=1))
+    seen, after = [], None
+    with transaction(engine) as s:
+        q = queries.ListQuery("oai_dc")
+        assert queries.count_items(s, q) == 55
+        while True:
+            page = queries.list_items(s, q, after=after, limit=7, with_metadata=True)
+            if not page:
+                break
+            seen += [i.identifier for i in page]
+            after = (page[-1].datestamp, page[-1].id)
+    assert len(seen) == len(set(seen)) == 55
+
+
+def test_migrations_upgrade_empty_database_and_step_back(database_url: str) -> None:
+    engine = store_engine.make_engine(database_url)
+    head = store_engine.head_revision()
+    assert store_engine.current_revision(engine) == head
+    store_engine.check_schema(engine)
+    store_engine.downgrade(engine, "-1")
+    with pytest.raises(SchemaError, match="oai db upgrade"):
+        store_engine.check_schema(engine)
+    store_engine.upgrade(engine)
+    assert store_engine.current_revision(engine) == head
+    with transaction(engine) as s:
+        assert s.scalar(select(func.count()).select_from(Record)) == 0
+    engine.dispose()
