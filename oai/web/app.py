@@ -1,0 +1,182 @@
+"""The Flask app factory: the /oai endpoint (GET and POST), its stylesheet, schemas and health.
+
+Thin: it turns HTTP into an argument mapping, calls the protocol layer, and streams the bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import zlib
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import timedelta
+from pathlib import Path
+
+from flask import Flask, Response, abort, current_app, g, jsonify, request, send_from_directory
+from sqlalchemy import select, text
+
+from oai.config import Config, load_config
+from oai.formats.base import SCHEMAS_DIR
+from oai.protocol import render
+from oai.protocol.arguments import parse_request
+from oai.protocol.dates import format_datestamp
+from oai.protocol.errors import BadArgument, OAIError
+from oai.protocol.tokens import TokenCodec
+from oai.protocol.verbs import VERBS, Context, FormatInfo, ListResult, RecordResult, Repository
+from oai.store.engine import check_schema, make_engine, session_factory
+from oai.store.models import ForeignFormat
+from oai.store.settings import shared_secret
+from oai.web.flow import FlowControl
+
+log = logging.getLogger("oai.web")
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+
+def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
+    """Build the app; raises ConfigError or SchemaError at boot rather than on the first request."""
+    cfg = load_config(overrides)
+    engine = make_engine(cfg.database_url, writer=False)
+    check_schema(engine)
+    secret = (cfg.secret_key or shared_secret(engine)).encode()
+    codec = TokenCodec(secret, timedelta(hours=cfg.token_ttl_hours))
+    sessions = session_factory(engine)
+    flow = FlowControl(cfg.rate_limit_per_minute)
+
+    app = Flask(__name__, static_folder=None)
+    app.config["OAI"] = cfg
+    app.config["MAX_CONTENT_LENGTH"] = cfg.max_request_bytes
+    app.extensions["oai_engine"] = engine
+    path = cfg.endpoint_path
+
+    @app.teardown_appcontext
+    def _close_session(_exc: BaseException | None) -> None:
+        session = g.pop("oai_session", None)
+        if session is not None:
+            session.close()
+
+    def base_url() -> str:
+        return cfg.base_url or request.base_url
+
+    def formats(session) -> dict[str, FormatInfo]:  # noqa: ANN001
+        from oai.formats.registry import FORMATS
+
+        root = request.host_url.rstrip("/")
+        found = {
+            p: FormatInfo(p, f.namespace, f.schema_url or f"{root}/schemas/{f.schema_relpath}")
+            for p, f in FORMATS.items()
+        }
+        for row in session.scalars(select(ForeignFormat)):
+            found.setdefault(row.prefix, FormatInfo(row.prefix, row.namespace, row.schema))
+        return found
+
+    @app.route(path, methods=["GET", "POST"])
+    def endpoint() -> Response:
+        if not flow.allow(request.remote_addr or "-"):
+            return Response("Too many requests; retry later.\n", status=503,
+                            headers={"Retry-After": str(flow.retry_after)}, mimetype="text/plain")
+        session = g.oai_session = sessions()
+        repo = Repository(cfg.repository_name, base_url(), cfg.admin_email, cfg.repository_identifier,
+                          cfg.page_sizes(), cfg.compression)
+        ctx = Context(session, repo, formats(session), codec)
+        stylesheet = f"{path.rstrip('/')}/static/oai2.xsl" if cfg.stylesheet else None
+        params, problem = _arguments()
+        try:
+            if problem:
+                raise BadArgument(problem)
+            req = parse_request(params)
+            result = VERBS[req.verb](req, ctx)
+        except OAIError as err:
+            flat = {k: v[0] for k, v in params.items() if k != "verb" and len(v) == 1}
+            if "verb" in params and len(params["verb"]) == 1:
+                flat = {"verb": params["verb"][0], **flat}
+            body = render.error_response(ctx, [err], flat, stylesheet)
+            return _xml_response([body], etag=None)
+        finally:
+            session.close()
+        chunks = render.stream(ctx, req.verb, dict(req.args), result, stylesheet)
+        return _xml_response(chunks, etag=_etag(req.verb, dict(req.args), result), cache=_cacheable(req.args, ctx))
+
+    @app.get(f"{path.rstrip('/')}/static/<path:name>")
+    def static_file(name: str) -> Response:
+        return send_from_directory(STATIC_DIR, name, max_age=3600)
+
+    @app.get("/schemas/<path:name>")
+    def schema_file(name: str) -> Response:
+        if not name.endswith(".xsd"):
+            abort(404)
+        return send_from_directory(SCHEMAS_DIR, name, max_age=86400, mimetype="application/xml")
+
+    @app.get("/health")
+    def health() -> Response:
+        try:
+            with engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except Exception as exc:  # noqa: BLE001 - health reports any database failure
+            log.warning("health check failed: %s", exc)
+            return Response('{"status": "database unavailable"}\n', status=503, mimetype="application/json")
+        return jsonify(status="ok")
+
+    if path != "/":
+        @app.get("/")
+        def index() -> Response:
+            return Response(status=302, headers={"Location": f"{path}?verb=Identify"})
+
+    return app
+
+
+def _arguments() -> tuple[dict[str, list[str]], str | None]:
+    """The request's arguments (query string for GET, form body for POST), or why they are unusable."""
+    if request.method == "POST":
+        ctype = (request.mimetype or "").lower()
+        if ctype != "application/x-www-form-urlencoded":
+            return {}, "POST requests must be application/x-www-form-urlencoded"
+        data = request.form
+        if request.args:
+            return {}, "a POST request carries its arguments in the body, not the URL"
+    else:
+        data = request.args
+    return {k: data.getlist(k) for k in data}, None
+
+
+def _etag(verb: str, args: dict[str, str], result: object) -> str:
+    h = hashlib.sha256(verb.encode() + repr(sorted(args.items())).encode())
+    items = result.items if isinstance(result, ListResult) else (result.item,) if isinstance(result, RecordResult) else ()
+    if not items:
+        return ""
+    for item in items:
+        h.update(f"{item.id}:{item.datestamp.isoformat()}:{int(item.deleted)}".encode())
+    if isinstance(result, ListResult) and result.token:
+        h.update(result.token.value.encode())
+    return 'W/"' + h.hexdigest()[:32] + '"'
+
+
+def _cacheable(args: Mapping[str, str], ctx: Context) -> bool:
+    """A list whose window lies in the past (every resumed page: `until` was frozen) may be cached."""
+    if "resumptionToken" in args:
+        return True
+    until = args.get("until")
+    return until is not None and until < format_datestamp(ctx.now - timedelta(hours=1))[: len(until)]
+
+
+def _encode(chunks: Iterable[bytes], encoding: str) -> Iterator[bytes]:
+    comp = zlib.compressobj(6, zlib.DEFLATED, 31 if encoding == "gzip" else 15)
+    for chunk in chunks:
+        out = comp.compress(chunk)
+        if out:
+            yield out
+    yield comp.flush()
+
+
+def _xml_response(chunks: Iterable[bytes], *, etag: str | None, cache: bool = False) -> Response:
+    cfg: Config = current_app.config["OAI"]
+    headers = {"Vary": "Accept-Encoding"}
+    if etag:
+        headers["ETag"] = etag
+        headers["Cache-Control"] = "public, max-age=300" if cache else "no-cache"
+        if etag in request.if_none_match or request.if_none_match.contains_weak(etag.removeprefix("W/").strip('"')):
+            return Response(status=304, headers=headers)
+    encoding = request.accept_encodings.best_match([*cfg.compression, "identity"], default="identity")
+    if encoding in ("gzip", "deflate"):
+        headers["Content-Encoding"] = encoding
+        chunks = _encode(chunks, encoding)
+    return Response(chunks, status=200, headers=headers, content_type="text/xml; charset=utf-8")
