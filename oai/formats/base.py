@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
 
@@ -47,7 +49,10 @@ class Ingested:
 class MetadataFormat(Protocol):
     prefix: str
     namespace: str
-    schema_url: str  # advertised in ListMetadataFormats
+    # Advertised in ListMetadataFormats: the official URL when the schema has one; None when
+    # we are its only publisher, and the web layer advertises <base>/schemas/<schema_relpath>.
+    schema_url: str | None
+    schema_relpath: str  # path under schemas/ (served by the web layer at /schemas/<path>)
     schema_path: Path  # local copy that validates exactly what we serve
     root_tag: str  # Clark notation of the element served inside <metadata>
 
@@ -58,3 +63,25 @@ class MetadataFormat(Protocol):
     def ingest(self, root: etree._Element, *, full_text: bool = True) -> Ingested:
         """Normalise `root` (and derive other formats); raises FormatError."""
         ...
+
+
+_validation_lock = threading.Lock()  # an XMLSchema keeps its error log on the instance
+
+
+@lru_cache(maxsize=None)
+def compile_schema(path: Path) -> etree.XMLSchema:
+    """Compile a local XSD once (lazily); refuse one whose imports/includes did not all load."""
+    schema = etree.XMLSchema(etree.parse(str(path), etree.XMLParser(no_network=True)))
+    problems = [str(entry) for entry in schema.error_log]
+    if problems:  # libxml2 reports an unloadable import as a warning and compiles an empty schema
+        raise RuntimeError(f"schema {path} compiled with problems: {problems[:3]}")
+    return schema
+
+
+def first_error(schema: etree.XMLSchema, element: etree._Element) -> str | None:
+    """The first validation error of `element` as 'line N: message', or None when valid."""
+    with _validation_lock:
+        if schema.validate(element):
+            return None
+        error = schema.error_log[0]
+    return f"line {error.line}: {error.message}"

@@ -1,0 +1,272 @@
+"""The `oai` command: thin click wrappers around importable functions.
+
+Harvester commands are mounted from the `oai.commands` entry-point group, so that `oai`
+never imports `harvester`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import click
+from sqlalchemy import select
+
+from oai.config import ConfigError, load_config
+from oai.store import engine as store_engine
+from oai.store.engine import SchemaError, make_engine, transaction
+
+DEMO_DIRS = [Path(__file__).resolve().parent / "demo", Path(__file__).resolve().parents[1] / "tests" / "data" / "jats"]
+
+
+def _engine(ctx: click.Context, *, check: bool = True):  # noqa: ANN202
+    """The writer engine for the configured database; refuses a schema that is behind."""
+    try:
+        cfg = load_config()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    engine = make_engine(ctx.obj.get("database") or cfg.database_url)
+    if check:
+        try:
+            store_engine.check_schema(engine)
+        except SchemaError as exc:
+            raise click.ClickException(str(exc)) from None
+    return engine
+
+
+class _Commands(click.Group):
+    """Adds the commands other packages contribute (the harvester's `source` and `harvest`), lazily."""
+
+    def _plugins(self) -> dict[str, object]:
+        return {ep.name: ep for ep in entry_points(group="oai.commands")}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(self._plugins()))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        cmd = super().get_command(ctx, name)
+        if cmd is None and name in (plugins := self._plugins()):
+            cmd = plugins[name].load()
+        return cmd
+
+
+@click.group(cls=_Commands)
+@click.option("--database", envvar="OAI_DATABASE_URL", help="SQLAlchemy URL (default: sqlite:///oai.sqlite3).")
+@click.pass_context
+def main(ctx: click.Context, database: str | None) -> None:
+    """OAI-PMH repository server and harvester."""
+    ctx.ensure_object(dict)["database"] = database
+
+
+@main.group()
+def db() -> None:
+    """Create, upgrade and inspect the database schema."""
+
+
+@db.command("upgrade")
+@click.argument("revision", default="head")
+@click.pass_context
+def db_upgrade(ctx: click.Context, revision: str) -> None:
+    """Create the schema or bring it up to date."""
+    engine = _engine(ctx, check=False)
+    store_engine.upgrade(engine, revision)
+    click.echo(f"schema at revision {store_engine.current_revision(engine)} "
+               f"({engine.url.render_as_string(hide_password=True)})")
+
+
+@db.command("downgrade")
+@click.argument("revision")
+@click.pass_context
+def db_downgrade(ctx: click.Context, revision: str) -> None:
+    """Step the schema back (e.g. `-1`)."""
+    engine = _engine(ctx, check=False)
+    store_engine.downgrade(engine, revision)
+    click.echo(f"schema at revision {store_engine.current_revision(engine)}")
+
+
+@db.command("current")
+@click.pass_context
+def db_current(ctx: click.Context) -> None:
+    """Show the schema revision of the database and of the code."""
+    engine = _engine(ctx, check=False)
+    click.echo(f"database: {store_engine.current_revision(engine)}  code: {store_engine.head_revision()}")
+
+
+def _set_option(value: str) -> tuple[str, str | None]:
+    spec, _, name = value.partition("=")
+    from oai.store.validation import check_set_spec
+
+    try:
+        check_set_spec(spec)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    return spec, name or None
+
+
+@main.command("load")
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--set", "set_values", multiple=True, metavar="SPEC[=NAME]",
+              help="Put the records in this set (created if needed). Repeatable.")
+@click.option("--identifier-template", default=None,
+              help="OAI identifier: {repository_identifier}, {doi}, {stem}, {doi_or_stem} "
+                   "(default oai:{repository_identifier}:{doi_or_stem}).")
+@click.option("--withhold-full-text", is_flag=True, help="Serve JATS front matter only (full text is not ours to share).")
+@click.option("--jobs", type=click.IntRange(1, 64), default=None, help="Parser processes (default: 2).")
+@click.pass_context
+def load_cmd(ctx: click.Context, paths: tuple[str, ...], set_values: tuple[str, ...],
+             identifier_template: str | None, withhold_full_text: bool, jobs: int | None) -> None:
+    """Load JATS articles or oai_dc records from files, directories (recursively) or - (stdin)."""
+    from oai.loader import DEFAULT_TEMPLATE, discover, load
+
+    cfg = load_config()
+    engine = _engine(ctx)
+    sets = [_set_option(v) for v in set_values]
+    names = list(discover(paths))
+    show = sys.stderr.isatty()
+    with click.progressbar(length=len(names), label="loading", file=sys.stderr if show else open("/dev/null", "w")) as bar:
+        summary = load(engine, paths, repository_identifier=cfg.repository_identifier, sets=sets,
+                       identifier_template=identifier_template or DEFAULT_TEMPLATE,
+                       full_text=not withhold_full_text, workers=jobs, on_progress=bar.update)
+    for name, reason in summary.failed:
+        click.echo(f"failed: {name}: {reason}", err=True)
+    for name, warning in summary.warnings:
+        click.echo(f"warning: {name}: {warning}", err=True)
+    click.echo(f"loaded {summary.new}, updated {summary.updated}, unchanged {summary.unchanged}, "
+               f"failed {len(summary.failed)}")
+    if summary.failed:
+        ctx.exit(1)
+
+
+@main.command("delete")
+@click.argument("identifier")
+@click.pass_context
+def delete_cmd(ctx: click.Context, identifier: str) -> None:
+    """Delete a record: it stays as a tombstone, served as deleted."""
+    from oai.store.records import Change, delete_record
+
+    with transaction(_engine(ctx)) as session:
+        change = delete_record(session, identifier)
+    if change is None:
+        raise click.ClickException(f"there is no record {identifier}")
+    click.echo("already deleted" if change is Change.UNCHANGED else f"deleted {identifier}")
+
+
+@main.group()
+def sets() -> None:
+    """List and add sets."""
+
+
+@sets.command("list")
+@click.pass_context
+def sets_list(ctx: click.Context) -> None:
+    from oai.store.models import OAISet
+
+    with transaction(_engine(ctx)) as session:
+        for s in session.scalars(select(OAISet).order_by(OAISet.spec)):
+            click.echo(f"{s.spec}\t{s.name}")
+
+
+@sets.command("add")
+@click.argument("spec")
+@click.argument("name", required=False)
+@click.option("--description", help="A plain-text description (served as oai_dc:description).")
+@click.pass_context
+def sets_add(ctx: click.Context, spec: str, name: str | None, description: str | None) -> None:
+    """Create a set (or rename it)."""
+    from oai.formats.dc import build_dc
+    from oai.formats.safexml import canonical_bytes
+    from oai.store.records import set_info
+
+    spec, _ = _set_option(spec)
+    desc = canonical_bytes(build_dc([("description", description, None)])).decode() if description else None
+    with transaction(_engine(ctx)) as session:
+        set_info(session, spec, name or spec, desc)
+    click.echo(f"set {spec}: {name or spec}")
+
+
+@main.group()
+def records() -> None:
+    """A quick look at what the store holds."""
+
+
+@records.command("list")
+@click.option("--limit", type=click.IntRange(1), default=50)
+@click.pass_context
+def records_list(ctx: click.Context, limit: int) -> None:
+    from oai.store.models import Record
+
+    with transaction(_engine(ctx)) as session:
+        rows = session.execute(
+            select(Record.identifier, Record.datestamp, Record.deleted, Record.set_specs)
+            .order_by(Record.datestamp.desc(), Record.id.desc()).limit(limit)
+        )
+        for r in rows:
+            flag = " (deleted)" if r.deleted else ""
+            click.echo(f"{r.datestamp:%Y-%m-%dT%H:%M:%SZ}  {r.identifier}{flag}  {r.set_specs}")
+
+
+@records.command("show")
+@click.argument("identifier")
+@click.option("--prefix", default=None, help="Print this format's metadata (default: list formats and oai_dc).")
+@click.pass_context
+def records_show(ctx: click.Context, identifier: str, prefix: str | None) -> None:
+    from oai.store import queries
+
+    with transaction(_engine(ctx)) as session:
+        rec = queries.record_by_identifier(session, identifier)
+        if rec is None:
+            raise click.ClickException(f"there is no record {identifier}")
+        prefixes = queries.record_prefixes(session, rec.id)
+        click.echo(f"identifier: {rec.identifier}\ndatestamp:  {rec.datestamp:%Y-%m-%dT%H:%M:%SZ}\n"
+                   f"deleted:    {rec.deleted}\nsets:       {rec.set_specs or '-'}\nformats:    {' '.join(prefixes)}")
+        item = queries.get_item(session, identifier, prefix or "oai_dc")
+        if rec.citation and prefix is None:
+            click.echo("citation:   " + json.dumps(json.loads(rec.citation), ensure_ascii=False))
+        if item is not None and item.xml:
+            from lxml import etree
+
+            click.echo(etree.tostring(etree.fromstring(item.xml), pretty_print=True, encoding="unicode"))
+
+
+@main.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, type=click.IntRange(0, 65535), show_default=True)
+@click.pass_context
+def serve(ctx: click.Context, host: str, port: int) -> None:
+    """Run the development server (production: gunicorn 'oai:create_app()')."""
+    from oai.web.app import create_app
+
+    overrides = {"database_url": ctx.obj["database"]} if ctx.obj.get("database") else {}
+    try:
+        app = create_app(overrides)
+    except (ConfigError, SchemaError) as exc:
+        raise click.ClickException(str(exc)) from None
+    path = app.config["OAI"].endpoint_path
+    click.echo(f"OAI-PMH endpoint: http://{host}:{port}{path}?verb=Identify", err=True)
+    app.run(host=host, port=port, threaded=True, use_reloader=False)
+
+
+@main.command("demo")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, type=click.IntRange(0, 65535), show_default=True)
+@click.option("--no-serve", is_flag=True, help="Only create the store and load the demo records.")
+@click.pass_context
+def demo(ctx: click.Context, host: str, port: int, no_serve: bool) -> None:
+    """Create the store, load the demo articles, and serve them."""
+    from oai.loader import load
+
+    engine = _engine(ctx, check=False)
+    store_engine.upgrade(engine)
+    cfg = load_config()
+    dirs = [str(d) for d in DEMO_DIRS if d.is_dir()]
+    summary = load(engine, dirs, repository_identifier=cfg.repository_identifier,
+                   sets=[("demo", "Demo articles")])
+    click.echo(f"demo records: loaded {summary.new}, updated {summary.updated}, unchanged {summary.unchanged}, "
+               f"failed {len(summary.failed)} ({engine.url.render_as_string(hide_password=True)})", err=True)
+    for name, reason in summary.failed:
+        click.echo(f"failed: {name}: {reason}", err=True)
+    if not no_serve:
+        ctx.invoke(serve, host=host, port=port)
+

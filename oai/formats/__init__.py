@@ -1,0 +1,1 @@
+"""Metadata formats: safe parsing, recognition, normalisation and crosswalks (lxml + stdlib only)."""

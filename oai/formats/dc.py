@@ -1,0 +1,155 @@
+"""The `oai_dc` format: validation and normalisation of simple Dublin Core, and its builder.
+
+schema_url is the official OAI URL (harvesters know it); schema_relpath is our local copy,
+which the web layer also serves at /schemas/<schema_relpath>.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+from lxml import etree
+
+from oai.formats.base import SCHEMAS_DIR, Citation, FormatError, Ingested, compile_schema, first_error
+from oai.formats.safexml import canonical_bytes
+
+OAI_DC_NS = "http://www.openarchives.org/OAI/2.0/oai_dc/"
+DC_NS = "http://purl.org/dc/elements/1.1/"
+XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
+XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
+SCHEMA_URL = "http://www.openarchives.org/OAI/2.0/oai_dc.xsd"
+
+# The fifteen elements, in the order the builder writes them (the schema allows any order).
+ELEMENTS = (
+    "title", "creator", "subject", "description", "publisher", "contributor", "date", "type",
+    "format", "identifier", "source", "language", "relation", "coverage", "rights",
+)
+_ORDER = {name: index for index, name in enumerate(ELEMENTS)}
+
+DOI_RE = re.compile(r"\b(10\.\d{4,9}/[^\s\"<>]+)")
+_ISO_DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")
+
+Field = tuple[str, str, str | None]  # (element name, text, xml:lang or None)
+
+
+def build_dc(fields: Iterable[Field]) -> etree._Element:
+    """An oai_dc:dc element from (element-name, text, lang) triples; empty texts are skipped."""
+    root = etree.Element(
+        f"{{{OAI_DC_NS}}}dc",
+        nsmap={"oai_dc": OAI_DC_NS, "dc": DC_NS, "xsi": XSI_NS},
+    )
+    root.set(f"{{{XSI_NS}}}schemaLocation", f"{OAI_DC_NS} {SCHEMA_URL}")
+    seen: set[Field] = set()
+    clean: list[Field] = []
+    for name, text, lang in fields:
+        if name not in _ORDER:
+            raise ValueError(f"not a Dublin Core element: {name!r}")
+        text = (text or "").strip()
+        lang = (lang or "").strip() or None
+        if text and (name, text, lang) not in seen:
+            seen.add((name, text, lang))
+            clean.append((name, text, lang))
+    for name, text, lang in sorted(clean, key=lambda field: _ORDER[field[0]]):
+        child = etree.SubElement(root, f"{{{DC_NS}}}{name}")
+        child.text = text
+        if lang:
+            child.set(XML_LANG, lang)
+    return root
+
+
+def validate(element: etree._Element) -> str | None:
+    """The first oai_dc.xsd error of `element`, or None when it is valid."""
+    return first_error(compile_schema(FORMAT.schema_path), element)
+
+
+def fields_of(root: etree._Element) -> list[Field]:
+    """The (name, text, lang) triples of a valid oai_dc:dc element, in document order."""
+    result = []
+    for child in root.iterchildren(etree.Element):
+        qname = etree.QName(child)
+        if qname.namespace == DC_NS:
+            result.append((qname.localname, child.text or "", child.get(XML_LANG)))
+    return result
+
+
+def citation_from_fields(fields: Iterable[Field]) -> Citation:
+    """Citation facts a landing page needs, read back from Dublin Core values."""
+    values: dict[str, list[str]] = {}
+    for name, text, _lang in fields:
+        text = text.strip()
+        if text:
+            values.setdefault(name, []).append(text)
+
+    def first(name: str) -> str | None:
+        return values.get(name, [None])[0]
+
+    identifiers = values.get("identifier", [])
+    doi = next((m.group(1).rstrip(".,;") for i in identifiers if (m := DOI_RE.search(i))), None)
+    pdf = next((i for i in identifiers if re.match(r"https?://", i) and i.lower().endswith(".pdf")), None)
+    date = next((m.group(0) for d in values.get("date", []) if (m := _ISO_DATE.match(d))), None)
+    source = _parse_source(first("source") or "")
+    return Citation(
+        title=first("title"),
+        authors=tuple(c.split(";")[0].strip() for c in values.get("creator", [])),
+        publication_date=date,
+        doi=doi,
+        pdf_url=pdf,
+        language=first("language"),
+        keywords=tuple(values.get("subject", [])),
+        abstract=first("description"),
+        **source,
+    )
+
+
+def _parse_source(source: str) -> dict:
+    """Journal, ISSN, volume, issue and pages from a '<journal>; ISSN x; Vol. v; No. n; pp. a-b' source."""
+    parts = [part.strip() for part in source.split(";") if part.strip()]
+    facts: dict = {}
+    issns = []
+    for part in parts[1:]:
+        if m := re.fullmatch(r"ISSN (\d{4}-\d{3}[\dXx])", part):
+            issns.append(m.group(1).upper())
+        elif m := re.fullmatch(r"Vol\. (\S+)", part):
+            facts["volume"] = m.group(1)
+        elif m := re.fullmatch(r"No\. (\S+)", part):
+            facts["issue"] = m.group(1)
+        elif m := re.fullmatch(r"pp?\. (\w+)(?:-(\w+))?", part):
+            facts["firstpage"], facts["lastpage"] = m.group(1), m.group(2) or m.group(1)
+    if facts or issns:
+        facts["journal_title"] = parts[0]
+        facts["issn"] = tuple(issns)
+    return facts
+
+
+class DublinCore:
+    """Simple Dublin Core as OAI-PMH defines it (every repository must serve it)."""
+
+    prefix = "oai_dc"
+    namespace = OAI_DC_NS
+    schema_url: str | None = SCHEMA_URL
+    schema_relpath = "oai/oai_dc.xsd"
+    schema_path: Path = SCHEMAS_DIR / schema_relpath
+    root_tag = f"{{{OAI_DC_NS}}}dc"
+
+    def recognise(self, root: etree._Element) -> bool:
+        """True for an oai_dc:dc root element."""
+        return root.tag == self.root_tag
+
+    def ingest(self, root: etree._Element, *, full_text: bool = True) -> Ingested:
+        """Validate, drop empty values and whitespace padding, keep xml:lang (full_text is moot)."""
+        if not self.recognise(root):
+            raise FormatError(f"not an oai_dc record: root element is {root.tag}")
+        error = validate(root)
+        if error:
+            raise FormatError(f"oai_dc record not valid against oai_dc.xsd: {error}")
+        fields = fields_of(root)
+        normalised = build_dc(fields)
+        return Ingested(
+            metadata={self.prefix: canonical_bytes(normalised)},
+            citation=citation_from_fields(fields_of(normalised)),
+        )
+
+
+FORMAT = DublinCore()

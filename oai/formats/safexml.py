@@ -1,0 +1,196 @@
+"""The one parser for untrusted XML (no DTD, no entity expansion, no I/O) and canonical bytes.
+
+Named entities declared only in an external DTD we never load (``&mdash;`` in JATS) are
+replaced by their characters from the HTML5/ISO/MathML set before parsing; others are refused.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+import threading
+from html.entities import html5
+
+from lxml import etree
+
+from oai.formats.base import FormatError
+
+MAX_BYTES = 50 * 1024 * 1024
+
+_XML_PREDEFINED = frozenset({"amp", "lt", "gt", "quot", "apos"})
+
+# name (without ";") -> numeric character references, for the ISO/HTML/MathML names.
+_NAMED = {
+    name[:-1]: "".join(f"&#{ord(ch)};" for ch in chars).encode("ascii")
+    for name, chars in html5.items()
+    if name.endswith(";") and name[:-1] not in _XML_PREDEFINED
+}
+
+# Markup where "&" or "<!ENTITY" is not a reference/declaration, then the two things we look for.
+_SCAN = re.compile(
+    rb"<!--.*?-->|<!\[CDATA\[.*?\]\]>|<\?.*?\?>"
+    rb"|(?P<decl><!ENTITY)"
+    rb"|&(?P<name>[^;&<>\s\"'#][^;&<>\s\"']{0,63});",
+    re.DOTALL,
+)
+_STR_SCAN = re.compile(_SCAN.pattern.decode("ascii"), re.DOTALL)
+
+
+class _DenyResolver(etree.Resolver):
+    """Answers every attempt to load an external resource with nothing, and remembers it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.attempts: list[str] = []
+
+    def resolve(self, system_url, public_id, context):  # type: ignore[override]
+        self.attempts.append(str(system_url or public_id))
+        return self.resolve_string("", context)
+
+
+_local = threading.local()
+
+
+def _parser() -> tuple[etree.XMLParser, _DenyResolver]:
+    """One hardened parser per thread (lxml parsers must not be shared across threads)."""
+    cached = getattr(_local, "parser", None)
+    if cached is None:
+        parser = etree.XMLParser(
+            resolve_entities=False,
+            no_network=True,
+            load_dtd=False,
+            dtd_validation=False,
+            attribute_defaults=False,
+            huge_tree=False,
+            remove_comments=True,
+            remove_pis=True,
+            strip_cdata=True,
+            # NOT collect_ids=False: lxml 6 / libxml2 2.14 then sets XML_SKIP_IDS in
+            # ctxt->loadsubset, which makes libxml2 fetch the external DTD.
+        )
+        resolver = _DenyResolver()
+        parser.resolvers.add(resolver)
+        cached = _local.parser = (parser, resolver)
+    return cached
+
+
+def _line_of(data: bytes | str, offset: int) -> int:
+    """1-based line number of `offset`, for error messages."""
+    newline = b"\n" if isinstance(data, bytes) else "\n"
+    return data.count(newline, 0, offset) + 1  # type: ignore[arg-type]
+
+
+def _replace_named_entities(data: bytes, source: str) -> bytes:
+    """Refuse entity declarations and unknown entities; turn known names into char refs."""
+    encoding = _wide_encoding(data)
+    if encoding is None:
+        text: bytes | str = data
+        pattern: re.Pattern = _SCAN
+        named: dict = _NAMED
+    else:
+        try:
+            text = codecs.decode(data, encoding)
+        except UnicodeDecodeError as exc:
+            raise FormatError(f"{_where(source)}cannot decode the document as {encoding}: {exc}") from None
+        pattern = _STR_SCAN
+        named = {k: v.decode("ascii") for k, v in _NAMED.items()}
+
+    def substitute(match: re.Match) -> bytes | str:
+        if match.group("decl") is not None:
+            raise FormatError(
+                f"{_where(source)}the document type declaration declares entities "
+                f"(line {_line_of(text, match.start())}); entity declarations are refused "
+                "(external entities, entity expansion)"
+            )
+        name = match.group("name")
+        if name is None:  # comment, CDATA section or processing instruction: keep as is
+            return match.group(0)
+        key = name.decode("ascii", "replace") if isinstance(name, bytes) else name
+        if key in _XML_PREDEFINED:
+            return match.group(0)
+        if key in named:
+            return named[key]
+        raise FormatError(
+            f"{_where(source)}undefined entity &{key}; at line {_line_of(text, match.start())} "
+            "(only the XML, HTML and ISO/MathML named character entities are known)"
+        )
+
+    if encoding is None and b"&" not in data and b"<!ENTITY" not in data:
+        return data  # nothing to look at (the common case for small records)
+    result = pattern.sub(substitute, text)
+    return result if encoding is None else codecs.encode(result, encoding)
+
+
+def _wide_encoding(data: bytes) -> str | None:
+    """The codec for UTF-16/32 input (where a byte scan would be blind), else None."""
+    if data.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
+        return "utf-32"
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    if data.startswith(b"<\x00\x00\x00"):
+        return "utf-32-le"
+    if data.startswith(b"\x00\x00\x00<"):
+        return "utf-32-be"
+    if data.startswith(b"<\x00"):
+        return "utf-16-le"
+    if data.startswith(b"\x00<"):
+        return "utf-16-be"
+    return None
+
+
+def _where(source: str) -> str:
+    return f"{source}: " if source else ""
+
+
+def parse_document(data: bytes, *, max_bytes: int = MAX_BYTES, source: str = "") -> etree._Element:
+    """Parse untrusted bytes into a root element, or raise FormatError saying why not."""
+    if not isinstance(data, bytes):
+        raise TypeError("parse_document takes bytes")
+    if len(data) > max_bytes:
+        raise FormatError(f"{_where(source)}document too large: {len(data)} bytes (limit {max_bytes})")
+    if not data.strip():
+        raise FormatError(f"{_where(source)}empty document")
+    prepared = _replace_named_entities(data, source)
+    parser, resolver = _parser()
+    resolver.attempts.clear()
+    try:
+        root = etree.fromstring(prepared, parser)
+    except etree.XMLSyntaxError as exc:
+        line, column = exc.position
+        message = exc.msg.split(", line ")[0] if exc.msg else "syntax error"
+        raise FormatError(
+            f"{_where(source)}not well-formed XML at line {line}, column {column}: {message}"
+        ) from None
+    finally:
+        attempts = list(resolver.attempts)
+        resolver.attempts.clear()
+    if attempts:  # cannot happen with these options; refuse rather than trust
+        raise FormatError(f"{_where(source)}document tried to load external resources: {attempts}")
+    if root is None:
+        raise FormatError(f"{_where(source)}no root element")
+    _refuse_declared_entities(root, source)
+    return root
+
+
+def _refuse_declared_entities(root: etree._Element, source: str) -> None:
+    """Second line of defence after the byte scan: no entity declarations, no entity nodes."""
+    dtd = root.getroottree().docinfo.internalDTD
+    if dtd is not None:
+        names = [entity.name for entity in dtd.iterentities()]
+        if names:
+            raise FormatError(
+                f"{_where(source)}the document type declaration declares entities ({', '.join(names)}); "
+                "entity declarations are refused"
+            )
+    for node in root.iter(etree.Entity):
+        raise FormatError(f"{_where(source)}undefined entity &{node.name}; at line {node.sourceline}")
+
+
+def canonical_bytes(element: etree._Element) -> bytes:
+    """UTF-8 bytes of one element, no XML declaration: same tree, same bytes (for digests).
+
+    The formats pass the root of a tree they built with every namespace declared on it (and
+    cleaned up), so the bytes stand alone inside <metadata>; lxml adds the in-scope declarations
+    of a non-root element to it, so a sub-element serialises self-contained too.
+    """
+    return etree.tostring(element, encoding="UTF-8", xml_declaration=False, with_tail=False)

@@ -1,0 +1,147 @@
+"""oai_dc: real records ingest, validate, normalise idempotently; the builder and registry behave."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+from oai.formats import dc, registry
+from oai.formats.base import SCHEMAS_DIR, FormatError
+from oai.formats.safexml import parse_document
+
+DATA = Path(__file__).resolve().parent / "data" / "dc"
+SAMPLES = sorted(DATA.glob("*.xml"))
+NS = {"oai_dc": dc.OAI_DC_NS, "dc": dc.DC_NS}
+XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
+
+
+@pytest.fixture(scope="module")
+def oai_dc_xsd() -> etree.XMLSchema:
+    schema = etree.XMLSchema(etree.parse(str(SCHEMAS_DIR / "oai/oai_dc.xsd")))
+    assert len(schema.error_log) == 0
+    return schema
+
+
+def test_there_are_dc_samples() -> None:
+    assert len(SAMPLES) == 7
+
+
+@pytest.mark.parametrize("path", SAMPLES, ids=lambda p: p.name)
+def test_every_sample_ingests_to_valid_normalised_oai_dc(path: Path, oai_dc_xsd: etree.XMLSchema) -> None:
+    ingested = registry.ingest_document(path.read_bytes(), source=path.name)
+    assert list(ingested.metadata) == ["oai_dc"]
+    served = parse_document(ingested.metadata["oai_dc"])
+    assert oai_dc_xsd.validate(served), oai_dc_xsd.error_log
+    assert served.text is None and all(child.tail is None for child in served)
+    for child in served:
+        assert child.text == child.text.strip() and child.text
+    # every value and every xml:lang of the input survives
+    source = parse_document(path.read_bytes())
+    expected = sorted(
+        (etree.QName(e).localname, e.text.strip(), e.get(XML_LANG))
+        for e in source.iterchildren(etree.Element)
+        if e.text and e.text.strip()
+    )
+    got = sorted((etree.QName(e).localname, e.text, e.get(XML_LANG)) for e in served)
+    assert sorted(set(expected)) == got
+    # idempotent: ingesting what we serve gives the same bytes
+    assert registry.ingest_document(ingested.metadata["oai_dc"]).metadata == ingested.metadata
+
+
+def test_whitespace_padding_and_empty_elements_are_dropped_lang_kept() -> None:
+    data = f"""<oai_dc:dc xmlns:oai_dc="{dc.OAI_DC_NS}" xmlns:dc="{dc.DC_NS}">
+        <dc:title xml:lang="de">  Ein Titel
+        </dc:title>
+        <dc:creator>   </dc:creator>
+        <dc:date>2020-05-01T10:00:00Z</dc:date>
+        <dc:identifier>https://doi.org/10.1234/ABC.5</dc:identifier>
+    </oai_dc:dc>""".encode()
+    ingested = dc.FORMAT.ingest(parse_document(data))
+    assert ingested.metadata["oai_dc"] == (
+        f'<oai_dc:dc xmlns:oai_dc="{dc.OAI_DC_NS}" xmlns:dc="{dc.DC_NS}" '
+        'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+        f'xsi:schemaLocation="{dc.OAI_DC_NS} {dc.SCHEMA_URL}">'
+        '<dc:title xml:lang="de">Ein Titel</dc:title><dc:date>2020-05-01T10:00:00Z</dc:date>'
+        "<dc:identifier>https://doi.org/10.1234/ABC.5</dc:identifier></oai_dc:dc>"
+    ).encode()
+    assert ingested.citation.title == "Ein Titel"
+    assert ingested.citation.publication_date == "2020-05-01"
+    assert ingested.citation.doi == "10.1234/ABC.5"
+    assert ingested.citation.authors == ()
+
+
+def test_invalid_dc_is_refused_with_the_schema_error() -> None:
+    data = f'<oai_dc:dc xmlns:oai_dc="{dc.OAI_DC_NS}" xmlns:dc="{dc.DC_NS}"><dc:titel>x</dc:titel></oai_dc:dc>'
+    with pytest.raises(FormatError, match=r"not valid against oai_dc.xsd: line 1: Element .*titel"):
+        registry.ingest_document(data.encode())
+
+
+def test_citation_facts_from_real_records() -> None:
+    zenodo = registry.ingest_document((DATA / "zenodo_GetRecord_oai_dc.xml").read_bytes()).citation
+    assert zenodo.doi == "10.5281/zenodo.10357859"
+    assert zenodo.authors[:2] == ("Klar, Jochen", "Michaelis, Olaf")
+    assert zenodo.publication_date == "2023-12-11"
+    arxiv = registry.ingest_document((DATA / "arxiv_1207.1019_oai_dc.xml").read_bytes()).citation
+    assert arxiv.title == "PAC-Bayesian Majority Vote for Late Classifier Fusion"
+    assert arxiv.authors == ("Morvant, Emilie", "Habrard, Amaury", "Ayache, Stéphane")
+    assert arxiv.keywords[0] == "Statistics - Machine Learning"
+    assert arxiv.abstract.startswith("A lot of attention")
+    ojs = registry.ingest_document((DATA / "ojs_expectedResult_oai_dc_PLACEHOLDER-VALUES.xml").read_bytes()).citation
+    assert ojs.authors == ("author-lastname, author-firstname",)  # '; affiliation' is not the name
+
+
+def test_citation_reads_back_our_own_source_field() -> None:
+    fields = [
+        ("title", "T", "en"),
+        ("creator", "Oleynikov, Ilya Vasilyevich; Irkutsk State University", None),
+        ("source", "The Bulletin; ISSN 2073-3380; Vol. 32; No. 4; pp. 44-51", None),
+        ("identifier", "https://example.org/a.pdf", None),
+    ]
+    facts = dc.citation_from_fields(fields)
+    assert facts.authors == ("Oleynikov, Ilya Vasilyevich",)
+    assert (facts.journal_title, facts.issn, facts.volume, facts.issue) == ("The Bulletin", ("2073-3380",), "32", "4")
+    assert (facts.firstpage, facts.lastpage, facts.pdf_url) == ("44", "51", "https://example.org/a.pdf")
+
+
+def test_build_dc_orders_by_element_deduplicates_and_keeps_lang(oai_dc_xsd: etree.XMLSchema) -> None:
+    element = dc.build_dc(
+        [
+            ("identifier", "https://doi.org/10.1/x", None),
+            ("title", " Zweiter ", "de"),
+            ("title", "First", "en"),
+            ("title", "First", "en"),
+            ("creator", "", None),
+            ("language", "ru", ""),
+        ]
+    )
+    assert oai_dc_xsd.validate(element)
+    assert [(etree.QName(e).localname, e.text, e.get(XML_LANG)) for e in element] == [
+        ("title", "Zweiter", "de"),
+        ("title", "First", "en"),
+        ("identifier", "https://doi.org/10.1/x", None),
+        ("language", "ru", None),
+    ]
+    with pytest.raises(ValueError, match="not a Dublin Core element"):
+        dc.build_dc([("author", "x", None)])
+
+
+def test_registry_knows_both_formats_and_detects_roots() -> None:
+    assert sorted(registry.FORMATS) == ["jats", "oai_dc"]
+    assert registry.get("oai_dc") is dc.FORMAT
+    with pytest.raises(KeyError):
+        registry.get("marc21")
+    with pytest.raises(FormatError, match=r"^not a JATS article or oai_dc record: root element is \{urn:x\}record$"):
+        registry.detect(etree.fromstring(b'<record xmlns="urn:x"/>'))
+    with pytest.raises(FormatError, match="root element is dc$"):
+        registry.ingest_document(b"<dc/>")
+
+
+def test_format_attributes() -> None:
+    fmt = registry.get("oai_dc")
+    assert fmt.namespace == "http://www.openarchives.org/OAI/2.0/oai_dc/"
+    assert fmt.schema_url == "http://www.openarchives.org/OAI/2.0/oai_dc.xsd"
+    assert fmt.schema_relpath == "oai/oai_dc.xsd" and fmt.schema_path == SCHEMAS_DIR / "oai/oai_dc.xsd"
+    assert fmt.schema_path.is_file()
+    assert fmt.root_tag == "{http://www.openarchives.org/OAI/2.0/oai_dc/}dc"

@@ -1,0 +1,431 @@
+"""JATS: every real sample ingests; the oai_dc crosswalk field by field; the served JATS and its schema."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+from oai.formats import dc, jats, registry
+from oai.formats.base import SCHEMAS_DIR, FormatError, Ingested, compile_schema
+from oai.formats.safexml import parse_document
+
+TESTS = Path(__file__).resolve().parent
+JATS_DIR = TESTS / "data" / "jats"
+SAMPLES = sorted(JATS_DIR.glob("*/*.xml"))
+SEED = TESTS.parent / "oai" / "demo" / "irkutsk-bulletin-2020-32-44.xml"
+J = jats.JATS_NS
+NS = {"j": J, "dc": dc.DC_NS, "xml": "http://www.w3.org/XML/1998/namespace"}
+XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
+
+# Archiving-tagged eLife articles put <contrib-id> after <name>, which Publishing 1.4 forbids,
+# in their front matter: they get oai_dc only.
+NO_JATS = {"elife/elife-00666.xml", "elife/elife-kitchen-sink.xml", "elife/elife07586_correction.xml"}
+# Full text invalid against Publishing 1.4 (<x>, invalid MathML, xref/@ref-type="foo"): front matter.
+FRONT_ONLY = {
+    "elife/elife-02833-v2.xml",
+    "nlm-samples/samplesmall-pub1-mathml3_NEG-bad.xml",
+    "scielo/0034-8910-rsp-48-2-0206_en-pt-trans.xml",
+}
+
+
+def name(path: Path) -> str:
+    return path.relative_to(JATS_DIR).as_posix()
+
+
+@pytest.fixture(scope="module")
+def ingested() -> dict[str, Ingested]:
+    return {name(p): registry.ingest_document(p.read_bytes(), source=name(p)) for p in SAMPLES}
+
+
+@pytest.fixture(scope="module")
+def wrapper() -> etree.XMLSchema:
+    return compile_schema(SCHEMAS_DIR / jats.SCHEMA_RELPATH)
+
+
+@pytest.fixture(scope="module")
+def official() -> etree.XMLSchema:
+    """The unmodified no-namespace NLM driver, to compare the wrapper with."""
+    return compile_schema(SCHEMAS_DIR / "jats-oai/1.4-publishing-mathml3/JATS-journalpublishing1-4-mathml3.xsd")
+
+
+@pytest.fixture(scope="module")
+def oai_dc_xsd() -> etree.XMLSchema:
+    return compile_schema(SCHEMAS_DIR / "oai/oai_dc.xsd")
+
+
+def dc_values(record: Ingested, element: str) -> list[tuple[str, str | None]]:
+    root = parse_document(record.metadata["oai_dc"])
+    return [(e.text, e.get(XML_LANG)) for e in root.findall(f"dc:{element}", NS)]
+
+
+def texts(record: Ingested, element: str) -> list[str]:
+    return [text for text, _lang in dc_values(record, element)]
+
+
+def served(record: Ingested) -> etree._Element:
+    return parse_document(record.metadata["jats"])
+
+
+# --- every sample -------------------------------------------------------------------------
+
+
+def test_all_21_samples_are_here() -> None:
+    assert len(SAMPLES) == 21
+
+
+def test_every_sample_gives_valid_oai_dc(ingested: dict[str, Ingested], oai_dc_xsd: etree.XMLSchema) -> None:
+    for sample, record in ingested.items():
+        root = parse_document(record.metadata["oai_dc"])
+        assert oai_dc_xsd.validate(root), (sample, oai_dc_xsd.error_log)
+        assert texts(record, "title") and texts(record, "language"), sample
+        # the SciELO erratum names no author
+        assert bool(texts(record, "creator")) == (sample != "scielo/0034-8910-rsp-48-2-0366_pt-correction-small.xml")
+        # a publish-on-accept article has no <pub-date> yet: no dc:date rather than a guess
+        assert bool(texts(record, "date")) == (sample != "elife/elife_poa_e06828_FRONT-ONLY.xml"), sample
+
+
+def test_exactly_18_samples_give_jats_all_valid_against_the_wrapper(
+    ingested: dict[str, Ingested], wrapper: etree.XMLSchema
+) -> None:
+    with_jats = {sample for sample, record in ingested.items() if "jats" in record.metadata}
+    assert len(with_jats) == 18
+    assert set(ingested) - with_jats == NO_JATS
+    for sample in with_jats:
+        root = served(ingested[sample])
+        assert root.tag == f"{{{J}}}article"
+        assert wrapper.validate(root), (sample, wrapper.error_log)
+    for sample in NO_JATS:
+        assert "contrib-id" in ingested[sample].warnings[-1] and "oai_dc only" in ingested[sample].warnings[-1]
+
+
+def test_full_text_where_valid_front_matter_where_not(ingested: dict[str, Ingested]) -> None:
+    for sample, record in ingested.items():
+        if sample in NO_JATS:
+            continue
+        parts = [etree.QName(child).localname for child in served(record)]
+        if sample in FRONT_ONLY:
+            assert parts == ["front"], sample
+            assert "serving front matter only" in record.warnings[0], sample
+        else:
+            assert record.warnings == (), sample
+            assert parts[0] == "front" and (len(parts) > 1 or sample == "elife/elife-00666.xml"), sample
+    assert "attribute 'name'" in ingested["nlm-samples/samplesmall-pub1-mathml3_NEG-bad.xml"].warnings[0]
+
+
+def test_served_jats_namespaces(ingested: dict[str, Ingested]) -> None:
+    """JATS elements in JATS_NS, MathML/ALI in theirs, declarations on the root only."""
+    for sample, record in ingested.items():
+        if "jats" not in record.metadata:
+            continue
+        data = record.metadata["jats"]
+        assert data.count(b"xmlns") == data[: data.index(b">")].count(b"xmlns"), sample
+        for element in served(record).iter(etree.Element):
+            assert etree.QName(element).namespace in (J, jats.MML_NS, jats.ALI_NS), (sample, element.tag)
+            for attribute in element.attrib:
+                assert etree.QName(attribute).namespace in (None, jats.XLINK_NS, "http://www.w3.org/XML/1998/namespace")
+    # the dtd-version is kept; the draft ALI namespace of the NLM 1.1d3 sample became the final one
+    sample = served(ingested["nlm-samples/samplesmall-pub1-mathml3.xml"])
+    assert sample.get("dtd-version") == "1.1d3"
+    assert sample.find(".//{http://www.niso.org/schemas/ali/1.0/}license_ref") is not None
+    assert served(ingested["plos/journal.pone.0119074_math.xml"]).get("dtd-version") == "3.0"
+
+
+def test_ingest_is_idempotent_and_our_output_round_trips(ingested: dict[str, Ingested]) -> None:
+    for path in SAMPLES:
+        record = ingested[name(path)]
+        assert registry.ingest_document(path.read_bytes()) == record
+        if "jats" in record.metadata:
+            again = registry.ingest_document(record.metadata["jats"])
+            assert again.metadata["jats"] == record.metadata["jats"], name(path)
+        assert registry.ingest_document(record.metadata["oai_dc"]).metadata["oai_dc"] == record.metadata["oai_dc"]
+
+
+# --- the wrapper schema -------------------------------------------------------------------
+
+
+def article(body: str, namespace: str = J) -> etree._Element:
+    return etree.fromstring(
+        f'<article xmlns="{namespace}" xmlns:mml="{jats.MML_NS}" xmlns:ali="{jats.ALI_NS}"><front>'
+        "<journal-meta><journal-id>j</journal-id><issn>1234-5678</issn></journal-meta>"
+        f"<article-meta><title-group><article-title>T</article-title></title-group>{body}"
+        "</article-meta></front></article>"
+    )
+
+
+def test_wrapper_compiles_offline_with_an_empty_error_log(wrapper: etree.XMLSchema) -> None:
+    again = etree.XMLSchema(etree.parse(str(SCHEMAS_DIR / jats.SCHEMA_RELPATH), etree.XMLParser(no_network=True)))
+    assert len(again.error_log) == 0
+    assert jats.FORMAT.schema_path == SCHEMAS_DIR / "jats-oai/jats-publishing-1.4-oai.xsd"
+
+
+def test_wrapper_really_validates_what_we_send(wrapper: etree.XMLSchema) -> None:
+    license_ref = "<permissions><license><ali:license_ref>https://creativecommons.org/licenses/by/4.0/</ali:license_ref></license></permissions>"
+    assert wrapper.validate(article(license_ref)), wrapper.error_log
+    rejected = {
+        "no namespace": article("", namespace=""),
+        "another namespace": article("", namespace="https://jats.nlm.nih.gov/ns/archiving/1.3/"),
+        "unknown element": article("<bogus/>"),
+        "element out of the namespace": article('<volume xmlns="">3</volume>'),
+        "misplaced element": article("<volume>3</volume><pub-date><year>2020</year></pub-date>"),
+        "bad attribute value": article('<pub-date publication-format="print" date-type="pub"><year>2020</year></pub-date>'
+                                       '<kwd-group><kwd>a</kwd></kwd-group><title-group/>'),
+        "bad MathML": article('<abstract><p><inline-formula><mml:math><mml:mi mathvariant="blood-italic">Q</mml:mi>'
+                              "</mml:math></inline-formula></p></abstract>"),
+        "element inside ali:license_ref": article(
+            "<permissions><license><ali:license_ref><bold>x</bold></ali:license_ref></license></permissions>"),
+    }
+    for reason, element in rejected.items():
+        assert not wrapper.validate(element), reason
+
+
+def test_wrapper_agrees_with_the_official_schema_on_every_sample(
+    wrapper: etree.XMLSchema, official: etree.XMLSchema
+) -> None:
+    """The chameleon include accepts exactly what the official XSD accepts, without a namespace."""
+    verdicts = []
+    for path in SAMPLES:
+        normalised = jats.normalise(parse_document(path.read_bytes()))
+        for tree in (normalised, jats.front_matter(normalised)):
+            plain = official.validate(tree)
+            assert plain == wrapper.validate(jats.into_namespace(copy.deepcopy(tree))), name(path)
+            verdicts.append(plain)
+    assert verdicts.count(True) == 15 + 18
+
+
+# --- the seed article ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def seed() -> Ingested:
+    return registry.ingest_document(SEED.read_bytes(), source=SEED.name)
+
+
+def test_seed_is_valid_jats_14_without_and_with_namespace(seed: Ingested, official: etree.XMLSchema) -> None:
+    assert official.validate(parse_document(SEED.read_bytes())), official.error_log
+    assert seed.warnings == ()
+    root = served(seed)
+    assert root.get("dtd-version") == "1.4" and root.get(XML_LANG) == "ru"
+    assert [etree.QName(c).localname for c in root] == ["front"]
+
+
+SEED_TITLE = (
+    "The Compromise Partnership: The Association of North East Asia Regional Governments "
+    "as an Institute for International Cooperation Development"
+)
+SEED_AFFS = [
+    "Department of Political Science, History and Regional Studies, History Faculty, Irkutsk State University, "
+    "1, K. Marx st., Irkutsk, 664003, Russian Federation",
+    "Department of World History and International Relations, History Faculty, Irkutsk State University, "
+    "1, K. Marx st., Irkutsk, 664003, Russian Federation",
+]
+SEED_KEYWORDS = [
+    "institutional development", "region", "integration", "international organization", "NEAR", "Irkutsk region",
+    "PRC", "Republic of Korea", "Japan", "Mongolia", "international cooperation",
+]
+SEED_JOURNAL = "The Bulletin of Irkutsk State University. Series Political Science and Religion Studies"
+
+
+def test_seed_dublin_core_has_every_fact_of_the_record(seed: Ingested) -> None:
+    assert dc_values(seed, "title") == [(SEED_TITLE, "en")]
+    assert texts(seed, "creator") == [
+        f"Oleynikov, Ilya Vasilyevich; {SEED_AFFS[0]}",
+        f"Yakimova, Anna Alexeevna; {SEED_AFFS[1]}",
+    ]
+    assert dc_values(seed, "subject") == [(k, "en") for k in SEED_KEYWORDS]
+    [(abstract, lang)] = dc_values(seed, "description")
+    assert lang == "en" and abstract.startswith("The paper presents the analysis of the activities of the Siberian")
+    assert abstract.endswith("which sporadically develops into a pragmatic cooperation filled with real economic content.")
+    assert texts(seed, "publisher") == ["Irkutsk State University"]
+    assert texts(seed, "date") == ["2020"]
+    assert texts(seed, "type") == ["Text", "info:eu-repo/semantics/article", "research-article"]
+    assert texts(seed, "identifier") == ["https://doi.org/10.26516/2073-3380.2020.32.44"]
+    assert texts(seed, "source") == [f"{SEED_JOURNAL}; ISSN 2073-3380; Vol. 32; pp. 44-51"]
+    assert texts(seed, "language") == ["ru"]
+    # e-mails are deliberately kept out of simple DC (see oai/formats/jats_crosswalk.py)
+    assert b"@isu.ru" not in seed.metadata["oai_dc"] and b"@bk.ru" not in seed.metadata["oai_dc"]
+
+
+def test_seed_jats_has_every_fact_of_the_record(seed: Ingested) -> None:
+    root = served(seed)
+    meta = root.find("j:front/j:article-meta", NS)
+    assert root.findtext("j:front/j:journal-meta/j:journal-title-group/j:journal-title", namespaces=NS) == SEED_JOURNAL
+    issn = root.find("j:front/j:journal-meta/j:issn", NS)
+    assert (issn.text, issn.get("pub-type"), issn.get("publication-format")) == ("2073-3380", "ppub", "print")
+    title = meta.find("j:title-group/j:article-title", NS)
+    assert (title.text, title.get(XML_LANG)) == (SEED_TITLE, "en")
+    names = [(c.findtext("j:name/j:surname", namespaces=NS), c.findtext("j:name/j:given-names", namespaces=NS))
+             for c in meta.findall("j:contrib-group/j:contrib", NS)]
+    assert names == [("Oleynikov", "Ilya Vasilyevich"), ("Yakimova", "Anna Alexeevna")]
+    assert [e.text for e in meta.iterfind(".//j:email", NS)] == ["oleynikov@isu.ru", "anna_iakimova@bk.ru"]
+    affs = ["".join(aff.itertext()) for aff in meta.iterfind("j:contrib-group/j:aff", NS)]
+    assert affs == SEED_AFFS
+    assert meta.findtext("j:article-id[@pub-id-type='doi']", namespaces=NS) == "10.26516/2073-3380.2020.32.44"
+    assert [meta.findtext(f"j:{e}", namespaces=NS) for e in ("volume", "fpage", "lpage")] == ["32", "44", "51"]
+    assert meta.findtext("j:pub-date/j:year", namespaces=NS) == "2020"
+    assert [k.text for k in meta.iterfind("j:kwd-group[@xml:lang='en']/j:kwd", NS)] == SEED_KEYWORDS
+    assert meta.find("j:abstract", NS).get(XML_LANG) == "en"
+    assert root.findtext("j:front/j:journal-meta/j:publisher/j:publisher-name", namespaces=NS) == "Irkutsk State University"
+
+
+def test_seed_citation(seed: Ingested) -> None:
+    c = seed.citation
+    assert (c.title, c.authors) == (SEED_TITLE, ("Oleynikov, Ilya Vasilyevich", "Yakimova, Anna Alexeevna"))
+    assert (c.journal_title, c.issn, c.volume, c.issue) == (SEED_JOURNAL, ("2073-3380",), "32", None)
+    assert (c.firstpage, c.lastpage, c.publication_date) == ("44", "51", "2020")
+    assert (c.doi, c.language, c.pdf_url) == ("10.26516/2073-3380.2020.32.44", "ru", None)
+    assert list(c.keywords) == SEED_KEYWORDS and c.abstract.startswith("The paper presents")
+
+
+def test_seed_reindented_or_namespaced_as_pmc_gives_the_same_bytes(seed: Ingested) -> None:
+    compact = etree.tostring(jats.normalise(parse_document(SEED.read_bytes())))
+    doctype = b'<!DOCTYPE article PUBLIC "-//NLM//DTD JATS (Z39.96) Journal Publishing DTD v1.4//EN" "JATS.dtd">'
+    assert registry.ingest_document(b"<?xml version='1.0'?>" + doctype + compact) == seed
+    pmc = compact.replace(b"<article ", b'<article xmlns="https://jats.nlm.nih.gov/ns/archiving/1.3/" ', 1)
+    assert registry.ingest_document(pmc) == seed
+
+
+# --- other articles, field by field -------------------------------------------------------
+
+
+def test_scielo_translations_keep_every_language(ingested: dict[str, Ingested]) -> None:
+    record = ingested["scielo/0034-8910-rsp-48-2-0206_en-pt-trans.xml"]
+    assert dc_values(record, "title") == [
+        ("HIV/AIDS knowledge among men who have sex with men: applying the item response theory", "en"),
+        ("Conhecimento de HIV/Aids entre homens que fazem sexo com homens: teoria de resposta ao item", "pt"),
+    ]
+    descriptions = dc_values(record, "description")
+    assert [lang for _text, lang in descriptions] == ["en", "pt"]
+    assert descriptions[0][0].startswith("OBJECTIVE\n\nTo evaluate the level of HIV/AIDS knowledge")
+    assert descriptions[1][0].startswith("OBJETIVO\n\nAvaliar o nível de conhecimento")
+    subjects = dc_values(record, "subject")
+    assert ("Homosexuality, Male", "en") in subjects and ("Homossexualidade Masculina", "pt") in subjects
+    assert texts(record, "source") == ["Revista de Saúde Pública; ISSN 0034-8910; ISSN 1518-8787; Vol. 48; No. 2; pp. 206-215"]
+    assert texts(record, "creator")[1] == (
+        "Batista, José Rodrigues; Grupo de Avaliação e Medidas Educacionais. Faculdade de Educação. "
+        "Universidade Federal de Minas Gerais. Belo Horizonte, MG, Brasil"
+    )
+    assert texts(record, "date") == ["2014-04"] and texts(record, "language") == ["en"]
+    assert texts(record, "rights") == ["http://creativecommons.org/licenses/by-nc/3.0/"]
+
+
+def test_scielo_translation_sub_article_gives_the_english_title(ingested: dict[str, Ingested]) -> None:
+    record = ingested["scielo/0034-8910-rsp-48-2-0322_es.xml"]
+    assert dc_values(record, "title") == [
+        ("Brote de faringo-amigdalítis por estreptococo β-hemolítico grupo A", "es"),
+        ("Group A β-hemolytic streptococcal pharyngotonsillitis outbreak", "en"),
+    ]
+    assert {lang for _text, lang in dc_values(record, "subject")} == {"es", "en"}
+    assert texts(record, "language") == ["es"] and texts(record, "type")[2] == "rapid-communication"
+
+
+def test_orcids_stay_in_jats_and_out_of_dc(ingested: dict[str, Ingested]) -> None:
+    record = ingested["scielo/2236-8906-hoehnea-49-e762021_pt-orcid.xml"]
+    assert [c.split(";")[0] for c in texts(record, "creator")] == ["Santos, Igor Soares dos", "Silva, Marcos José da"]
+    assert b"0000-0002-6067-8409" not in record.metadata["oai_dc"]
+    orcids = [e.text for e in served(record).iterfind(".//j:contrib-id[@contrib-id-type='orcid']", NS)]
+    assert orcids == ["0000-0002-6067-8409", "0000-0001-9717-5701"]
+    assert dc_values(record, "title")[1] == (
+        "Campylocentrum Benth. (Orchidaceae, Epidendroideae) in the Federal District and Goiás State, Brazil", "en")
+    assert texts(record, "relation") == ["https://doi.org/10.1590/2236-8906-76/2021"]
+    assert texts(record, "source") == ["Hoehnea; ISSN 0073-2877; ISSN 2236-8906; Vol. 49; Article e762021"]
+    assert texts(record, "date") == ["2022-11-28"]
+
+
+def test_elife_article_without_jats_still_has_full_dublin_core(ingested: dict[str, Ingested]) -> None:
+    record = ingested["elife/elife-00666.xml"]
+    assert texts(record, "title") == ["The eLife research article"]
+    assert texts(record, "creator")[0] == "Harrison, Melissa, Jnr; Department of Production, eLife, Cambridge, United Kingdom"
+    assert texts(record, "creator")[2].startswith("eLife Editorial Production Group")  # a collab
+    assert texts(record, "contributor") == ["Collings, Andrew"]
+    assert texts(record, "date") == ["2016-04-25"]  # electronic publication, not the update or collection
+    assert texts(record, "identifier") == ["https://doi.org/10.7554/eLife.00666"]
+    assert texts(record, "source") == ["eLife; ISSN 2050-084X; Vol. 5; Article e00666"]
+    assert texts(record, "rights") == ["© 2016, Harrison et al", "http://creativecommons.org/licenses/by/4.0/"]
+    assert texts(record, "language") == ["en"]  # JATS default, no xml:lang in the file
+    assert record.citation.pdf_url is None  # self-uri "elife-00666.pdf" is relative
+
+
+def test_elife_editorial(ingested: dict[str, Ingested]) -> None:
+    record = ingested["elife/elife00270_editorial.xml"]
+    assert texts(record, "title") == ["Launching eLife, Part 1"]
+    assert [c for c in texts(record, "creator")] == [
+        "Schekman, Randy", "Patterson, Mark", "Watt, Fiona", "Weigel, Detlef"]
+    assert texts(record, "subject") == ["publishing", "peer review", "open access", "eLife"]
+    assert texts(record, "type") == ["Text", "info:eu-repo/semantics/article", "editorial"]
+
+
+def test_plos_article(ingested: dict[str, Ingested]) -> None:
+    record = ingested["plos/journal.pcbi.1004692.xml"]
+    assert texts(record, "title") == ["Ensemble Tractography"]
+    creators = texts(record, "creator")
+    assert [c.split(";")[0] for c in creators] == [
+        "Takemura, Hiromasa", "Caiafa, Cesar F.", "Wandell, Brian A.", "Pestilli, Franco"]
+    assert creators[2] == "Wandell, Brian A.; Department of Psychology, Stanford University, Stanford, California, United States of America"
+    assert texts(record, "contributor") == ["Jbabdi, Saad"]  # the academic editor
+    assert texts(record, "publisher") == ["Public Library of Science"]
+    assert texts(record, "source") == [
+        "PLOS Computational Biology; ISSN 1553-734X; ISSN 1553-7358; Vol. 12; No. 2; Article e1004692"]
+    assert texts(record, "date") == ["2016-02-04"]
+    assert texts(record, "description")[0].startswith("Tractography uses diffusion MRI")
+    c = record.citation
+    assert (c.doi, c.volume, c.issue, c.issn) == ("10.1371/journal.pcbi.1004692", "12", "2", ("1553-734X", "1553-7358"))
+    assert len(served(record).find("j:body", NS)) > 0
+
+
+# --- front matter, fallbacks, odd input ---------------------------------------------------
+
+
+def test_front_matter_only_when_full_text_is_withheld() -> None:
+    for sample in ("plos/journal.pone.0119074_math.xml", "scielo/MNHpJQpnjvSX6pkKCg37yTJ_pt-letter-subarticles.xml",
+                   "elife/elife00270_editorial.xml"):
+        record = registry.ingest_document((JATS_DIR / sample).read_bytes(), full_text=False)
+        root = served(record)
+        assert [etree.QName(c).localname for c in root] == ["front"], sample
+        assert root.find(".//j:body", NS) is None and root.find(".//j:sub-article", NS) is None
+        assert record.warnings == ()
+        full = registry.ingest_document((JATS_DIR / sample).read_bytes())
+        assert full.metadata["oai_dc"] == record.metadata["oai_dc"]  # same description either way
+    # the editorial's authors point to competing-interest footnotes in <back>: those links go
+    editorial = served(registry.ingest_document((JATS_DIR / "elife/elife00270_editorial.xml").read_bytes(), full_text=False))
+    assert editorial.find(".//j:xref", NS) is None
+    assert jats.validate(editorial) is None
+
+
+def test_dangling_references_are_refused_or_unwrapped() -> None:
+    tree = jats.normalise(parse_document(SEED.read_bytes()))
+    tree.find(".//article-title").append(etree.fromstring('<xref ref-type="fn" rid="fn1">*</xref>'))
+    assert "IDREF 'fn1' has no matching ID" in jats.validate(jats.into_namespace(copy.deepcopy(tree)))
+    tree.append(etree.fromstring('<back><fn-group><fn id="fn1"><p>Note</p></fn></fn-group></back>'))
+    data = etree.tostring(tree)
+    full = registry.ingest_document(data)
+    assert served(full).find(".//j:article-title/j:xref", NS) is not None
+    front = served(registry.ingest_document(data, full_text=False))
+    title = front.find(".//j:article-title", NS)
+    assert len(title) == 0 and title.text == SEED_TITLE + "*"
+
+
+def test_unknown_dtd_version_is_left_out_with_a_warning() -> None:
+    data = SEED.read_bytes().replace(b'dtd-version="1.4"', b'dtd-version="2.3"')
+    record = registry.ingest_document(data)
+    assert served(record).get("dtd-version") is None
+    assert record.warnings == ("jats: dtd-version '2.3' is not a JATS 1.4 value; left out of the served copy",)
+
+
+def test_article_that_cannot_be_described_is_refused() -> None:
+    with pytest.raises(FormatError, match="without <front>"):
+        registry.ingest_document(b"<article><body><p>x</p></body></article>")
+    with pytest.raises(FormatError, match="root element is front"):
+        registry.ingest_document(b"<front/>")
+    assert not jats.FORMAT.recognise(etree.fromstring(b'<article xmlns="http://www.w3.org/1999/xhtml"/>'))
+    assert jats.FORMAT.recognise(etree.fromstring(b'<article xmlns="http://dtd.nlm.nih.gov/2.0/xsd/archivearticle"/>'))
+
+
+def test_format_attributes() -> None:
+    fmt = registry.get("jats")
+    assert fmt is jats.FORMAT
+    assert (fmt.namespace, fmt.root_tag) == (J, f"{{{J}}}article")
+    assert fmt.schema_url is None and fmt.schema_relpath == "jats-oai/jats-publishing-1.4-oai.xsd"
+    assert (SCHEMAS_DIR / fmt.schema_relpath).is_file()
