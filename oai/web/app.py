@@ -27,6 +27,7 @@ from oai.store.engine import check_schema, make_engine, session_factory
 from oai.store.models import ForeignFormat
 from oai.store.settings import shared_secret
 from oai.web.flow import FlowControl
+from oai.web.pages import pages
 
 log = logging.getLogger("oai.web")
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -46,6 +47,8 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
     app.config["OAI"] = cfg
     app.config["MAX_CONTENT_LENGTH"] = cfg.max_request_bytes
     app.extensions["oai_engine"] = engine
+    app.extensions["oai_sessions"] = sessions
+    app.register_blueprint(pages)
     path = cfg.endpoint_path
 
     @app.teardown_appcontext

@@ -1,0 +1,78 @@
+"""Pages for people and indexing crawlers: landing pages with citation meta tags, and a sitemap.
+
+Reads the citation facts computed at ingest; never parses metadata per request.
+"""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import quote
+
+from flask import Blueprint, Response, abort, current_app, render_template, request, url_for
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from oai.protocol.dates import format_datestamp
+from oai.store.models import Record
+
+SITEMAP_PAGE = 50_000  # the sitemaps protocol's limit per file
+SITEMAP_NS = "http://www.sitemaps.org/schemas/sitemap/0.9"
+
+pages = Blueprint("pages", __name__, template_folder="templates")
+
+
+def _session() -> Session:
+    return current_app.extensions["oai_sessions"]()
+
+
+def landing_url(identifier: str) -> str:
+    return url_for("pages.landing", identifier=identifier, _external=True)
+
+
+@pages.get("/record/<path:identifier>")
+def landing(identifier: str) -> str:
+    with _session() as session:
+        rec = session.scalar(select(Record).where(Record.identifier == identifier))
+        if rec is None:
+            abort(404)
+        citation = json.loads(rec.citation) if rec.citation else {}
+        endpoint = current_app.config["OAI"].endpoint_path
+        oai_url = f"{request.host_url.rstrip('/')}{endpoint}?verb=GetRecord&metadataPrefix=oai_dc&identifier={quote(identifier, safe='')}"
+        return render_template("landing.html", record=rec, c=citation, oai_url=oai_url,
+                               datestamp=format_datestamp(rec.datestamp))
+
+
+def _xml(body: str) -> Response:
+    return Response('<?xml version="1.0" encoding="UTF-8"?>\n' + body, content_type="application/xml; charset=utf-8")
+
+
+def _esc(value: str) -> str:
+    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+@pages.get("/sitemap.xml")
+def sitemap_index() -> Response:
+    """A sitemap index with one sitemap per 50,000 record ids (stable URLs, keyed by id range)."""
+    with _session() as session:
+        max_id = session.scalar(select(func.max(Record.id))) or 0
+    parts = [
+        f"<sitemap><loc>{_esc(url_for('pages.sitemap_page', page=p, _external=True))}</loc></sitemap>"
+        for p in range(max_id // SITEMAP_PAGE + 1)
+    ]
+    return _xml(f'<sitemapindex xmlns="{SITEMAP_NS}">' + "".join(parts) + "</sitemapindex>\n")
+
+
+@pages.get("/sitemap/<int:page>.xml")
+def sitemap_page(page: int) -> Response:
+    lo, hi = page * SITEMAP_PAGE, (page + 1) * SITEMAP_PAGE
+    with _session() as session:
+        rows = session.execute(
+            select(Record.identifier, Record.datestamp)
+            .where(Record.id > lo, Record.id <= hi, Record.deleted.is_(False))
+            .order_by(Record.id)
+        ).all()
+    urls = "".join(
+        f"<url><loc>{_esc(landing_url(r.identifier))}</loc><lastmod>{format_datestamp(r.datestamp)}</lastmod></url>"
+        for r in rows
+    )
+    return _xml(f'<urlset xmlns="{SITEMAP_NS}">{urls}</urlset>\n')

@@ -1,0 +1,69 @@
+"""Landing pages carry the citation meta tags crawlers read; the sitemap lists them and is valid."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import requests
+from lxml import etree
+
+from oai.formats.base import SCHEMAS_DIR
+from oai.loader import load
+from oai.store.engine import transaction
+from oai.store.records import delete_record
+
+SEED = Path(__file__).resolve().parents[1] / "oai" / "demo" / "irkutsk-bulletin-2020-32-44.xml"
+SEED_ID = "oai:example.org:10.26516/2073-3380.2020.32.44"
+
+
+def _meta(html: str) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for name, content in re.findall(r'<meta name="(citation_[a-z_]+)" content="([^"]*)">', html):
+        found.setdefault(name, []).append(content)
+    return found
+
+
+def test_landing_page_has_citation_meta_tags(engine, live_server) -> None:
+    load(engine, [str(SEED)], repository_identifier="example.org")
+    server = live_server()
+    r = requests.get(f"{server.root}/record/{SEED_ID}", timeout=10)
+    assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/html")
+    meta = _meta(r.text)
+    assert meta["citation_title"][0].startswith("The Compromise Partnership")
+    assert meta["citation_author"] == ["Oleynikov, Ilya Vasilyevich", "Yakimova, Anna Alexeevna"]
+    assert meta["citation_publication_date"] == ["2020"]
+    assert meta["citation_journal_title"] == [
+        "The Bulletin of Irkutsk State University. Series Political Science and Religion Studies"]
+    assert meta["citation_issn"] == ["2073-3380"]
+    assert meta["citation_volume"] == ["32"]
+    assert meta["citation_firstpage"] == ["44"] and meta["citation_lastpage"] == ["51"]
+    assert meta["citation_doi"] == ["10.26516/2073-3380.2020.32.44"]
+    assert requests.get(f"{server.root}/record/oai:example.org:nope", timeout=10).status_code == 404
+
+
+def test_deleted_record_page_is_not_indexed(engine, live_server) -> None:
+    load(engine, [str(SEED)], repository_identifier="example.org")
+    with transaction(engine) as s:
+        delete_record(s, SEED_ID)
+    server = live_server()
+    r = requests.get(f"{server.root}/record/{SEED_ID}", timeout=10)
+    assert r.status_code == 200
+    assert "noindex" in r.text and not _meta(r.text)
+    sitemap = requests.get(f"{server.root}/sitemap/0.xml", timeout=10).content
+    assert b"<url>" not in sitemap
+
+
+def test_sitemap_is_valid_and_lists_landing_pages(engine, live_server) -> None:
+    load(engine, [str(SEED), str(Path(__file__).parent / "data" / "jats" / "plos")], repository_identifier="example.org")
+    server = live_server()
+    index = etree.fromstring(requests.get(f"{server.root}/sitemap.xml", timeout=10).content)
+    assert etree.XMLSchema(file=str(SCHEMAS_DIR / "sitemaps" / "siteindex.xsd")).validate(index)
+    locs = index.findall("{http://www.sitemaps.org/schemas/sitemap/0.9}sitemap/{http://www.sitemaps.org/schemas/sitemap/0.9}loc")
+    assert [loc.text for loc in locs] == [f"{server.root}/sitemap/0.xml"]
+    page = etree.fromstring(requests.get(locs[0].text, timeout=10).content)
+    assert etree.XMLSchema(file=str(SCHEMAS_DIR / "sitemaps" / "sitemap.xsd")).validate(page)
+    urls = [u.text for u in page.iter("{http://www.sitemaps.org/schemas/sitemap/0.9}loc")]
+    assert len(urls) == 6 and f"{server.root}/record/{SEED_ID}" in urls
+    for url in urls:
+        assert requests.get(url, timeout=10).status_code == 200
