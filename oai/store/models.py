@@ -112,6 +112,7 @@ class Source(Base):
     deleted_record: Mapped[str | None] = mapped_column(String(16))
     repository_name: Mapped[str | None] = mapped_column(Text)
     metadata_namespace: Mapped[str | None] = mapped_column(String(512))
+    metadata_schema: Mapped[str | None] = mapped_column(Text)  # from the source's ListMetadataFormats
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     created: Mapped[datetime] = mapped_column(DateTime())
     # responseDate (as the source wrote it) of the first page of the last complete run.
@@ -141,6 +142,7 @@ class HarvestRun(Base):
     quarantined: Mapped[int] = mapped_column(Integer, default=0)
     complete_list_size: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
+    warnings: Mapped[str | None] = mapped_column(Text)  # one per line: shortfalls, repairs, relists
     worker: Mapped[str | None] = mapped_column(String(256))
 
 

@@ -1,0 +1,360 @@
+"""`oai source ...` and `oai harvest ...`: thin click commands over the importable functions.
+
+Mounted into `oai` through the `oai.commands` entry points; all work happens in sources.py,
+runs.py, schedule.py and history.py.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import click
+
+from harvester import logs
+from harvester.client import FetchPolicy
+from harvester.errors import HarvestError
+from harvester.history import list_quarantine, list_runs, quarantined_bytes
+from harvester.leases import single_worker
+from harvester.progress import Board, BoardHandler
+from harvester.runs import RunOptions, RunSummary, harvest_source
+from harvester.schedule import SlotResult, format_interval, harvest_loop, parse_interval
+from harvester.sources import add_source, list_sources, remove_source, show_source
+
+
+def _engine(ctx: click.Context):  # noqa: ANN202
+    from oai.cli import _engine as engine_of  # CLI glue: the database from `oai --database`
+
+    engine = engine_of(ctx)
+    ctx.call_on_close(engine.dispose)
+    return engine
+
+
+def _fail(exc: Exception) -> click.ClickException:
+    return click.ClickException(str(exc))
+
+
+class _Interval(click.ParamType):
+    name = "interval"
+
+    def convert(self, value, param, ctx):  # noqa: ANN001, ANN201
+        if value is None or isinstance(value, int):
+            return value
+        try:
+            return parse_interval(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+# -- oai source -------------------------------------------------------------------------------
+
+@click.group()
+def source() -> None:
+    """Add, list, show and remove the OAI-PMH repositories we harvest."""
+
+
+@source.command("add")
+@click.argument("name")
+@click.argument("base_url")
+@click.option("--prefix", default="oai_dc", show_default=True, help="metadataPrefix to harvest.")
+@click.option("--set", "set_spec", metavar="SPEC", help="Harvest only this upstream set.")
+@click.option("--every", type=_Interval(), default="1d", show_default=True,
+              help="How often the worker harvests it (1d, 12h, 30m, 1w, or never).")
+@click.option("--keep-identifiers", is_flag=True, help="Serve the upstream identifiers instead of ours.")
+@click.option("--detect-deletions", is_flag=True,
+              help="Compare ListIdentifiers with the store after each run (for deletedRecord no/transient).")
+@click.pass_context
+def source_add(ctx: click.Context, name: str, base_url: str, prefix: str, set_spec: str | None,
+               every: int | None, keep_identifiers: bool, detect_deletions: bool) -> None:
+    """Check BASE_URL (Identify, ListMetadataFormats, ListSets) and add it as source NAME."""
+    engine = _engine(ctx)
+    try:
+        view, warnings = add_source(engine, name, base_url, prefix=prefix, set_spec=set_spec, every_seconds=every,
+                                    keep_identifiers=keep_identifiers, detect_deletions=detect_deletions)
+    except HarvestError as exc:
+        raise _fail(exc) from None
+    for w in warnings:
+        click.echo(f"warning: {w}", err=True)
+    click.echo(f"added {view.name}: {view.repository_name or view.base_url} ({view.prefix}"
+               f"{', set ' + view.set_spec if view.set_spec else ''}; granularity {view.granularity}; "
+               f"deletedRecord {view.deleted_record}; every {format_interval(view.every_seconds)})")
+
+
+@source.command("list")
+@click.pass_context
+def source_list(ctx: click.Context) -> None:
+    """One line per source."""
+    rows = list_sources(_engine(ctx))
+    if not rows:
+        click.echo("no sources yet: add one with `oai source add NAME BASE_URL`")
+    for s in rows:
+        last = s.last_complete_response_date or "never"
+        due = f"{s.next_due:%Y-%m-%d %H:%M}" if s.next_due else "-"
+        click.echo(f"{s.name}\t{s.base_url}\t{s.prefix}{'/' + s.set_spec if s.set_spec else ''}\t"
+                   f"every {format_interval(s.every_seconds)}\tlast complete {last}\tnext {due}")
+
+
+@source.command("show")
+@click.argument("name")
+@click.pass_context
+def source_show(ctx: click.Context, name: str) -> None:
+    """Everything we know about one source."""
+    try:
+        d = show_source(_engine(ctx), name)
+    except HarvestError as exc:
+        raise _fail(exc) from None
+    s = d.source
+    fields = [
+        ("name", s.name), ("base URL", s.base_url), ("repository", s.repository_name),
+        ("prefix", s.prefix), ("namespace", s.metadata_namespace), ("schema", s.metadata_schema),
+        ("set", s.set_spec or "(all)"), ("granularity", s.granularity), ("deletedRecord", s.deleted_record),
+        ("identifiers", "upstream (kept)" if s.keep_identifiers else "ours (oai:<repository>:<source>:...)"),
+        ("detect deletions", "yes" if s.detect_deletions else "no"), ("every", format_interval(s.every_seconds)),
+        ("last complete", s.last_complete_response_date or "never"),
+        ("next due", f"{s.next_due:%Y-%m-%d %H:%M:%S} UTC" if s.next_due else "-"),
+        ("lease", f"{s.lease_owner} until {s.lease_expires:%H:%M:%S}" if s.lease_owner else "free"),
+        ("records", f"{d.records} (+ {d.deleted} deleted)"), ("quarantined", d.quarantined),
+    ]
+    if d.checkpoint is not None:
+        fields.append(("unfinished run", f"#{d.checkpoint.run_id}, {d.checkpoint.cursor} records into its list"))
+    if d.last_run is not None:
+        r = d.last_run
+        fields.append(("last run", f"#{r.id} {r.status}, {r.pages} pages, {r.seen} records"
+                                   + (f": {r.error}" if r.error else "")))
+    for label, value in fields:
+        click.echo(f"{label + ':':18}{value}")
+
+
+@source.command("remove")
+@click.argument("name")
+@click.option("--records", type=click.Choice(["keep", "delete"]),
+              help="keep: its records stay served; delete: they become tombstones (served as deleted).")
+@click.pass_context
+def source_remove(ctx: click.Context, name: str, records: str | None) -> None:
+    """Forget a source, keeping or deleting its records."""
+    engine = _engine(ctx)
+    try:
+        d = show_source(engine, name)
+    except HarvestError as exc:
+        raise _fail(exc) from None
+    if records is None:
+        if not sys.stdin.isatty():
+            raise click.ClickException("say what to do with the source's records: --records keep or --records delete")
+        records = click.prompt(f"{name} has {d.records} records. Keep them (still served) or delete them "
+                               "(served as deleted)?", type=click.Choice(["keep", "delete"]))
+    try:
+        made = remove_source(engine, name, records)
+    except HarvestError as exc:
+        raise _fail(exc) from None
+    click.echo(f"removed {name}; " + (f"{made} records deleted (tombstones)" if records == "delete"
+                                      else f"{d.records} records kept"))
+
+
+# -- oai harvest ------------------------------------------------------------------------------
+
+class _HarvestGroup(click.Group):
+    """`oai harvest NAME` and `oai harvest --all` mean `oai harvest run ...`."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+def _setup(log_format: str, progress: bool) -> Board | None:
+    """Logs to stderr (logfmt/JSON); on a terminal a progress board, with only warnings logged above it."""
+    if progress and sys.stderr.isatty():
+        board = Board()
+        logs.configure(log_format, logging.WARNING, handler=BoardHandler(board))
+        return board
+    logs.configure(log_format, logging.INFO)
+    return None
+
+
+@contextmanager
+def _stop_on_signals() -> Iterator[threading.Event]:
+    """SIGTERM/SIGINT set the stop event: harvests end cleanly after the current page."""
+    stop = threading.Event()
+
+    def handler(signum: int, _frame: object) -> None:
+        if stop.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        stop.set()
+        click.echo("stopping after the current page (the checkpoint is kept)...", err=True)
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield stop
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def _options(full: bool, detect: bool | None, delay: float | None, timeout: float | None,
+             attempts: int | None) -> RunOptions:
+    try:
+        policy = FetchPolicy.from_environ(delay=delay, read_timeout=timeout, attempts=attempts)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    env = os.environ
+    try:
+        extra = {k: float(env[v]) for k, v in (("lease_seconds", "OAI_HARVEST_LEASE_SECONDS"),
+                                               ("retry_delay", "OAI_HARVEST_RETRY_DELAY")) if v in env}
+    except ValueError as exc:
+        raise click.ClickException(f"a harvest setting in the environment is not a number: {exc}") from None
+    return RunOptions(full=full, detect_deletions=detect, policy=policy, **extra)
+
+
+def _summary_line(s: RunSummary) -> str:
+    size = f" of {s.complete_list_size}" if s.complete_list_size is not None else ""
+    text = (f"{s.source}: run #{s.run_id} {s.status}: {s.pages} pages, {s.seen}{size} records (new {s.new}, "
+            f"updated {s.updated}, unchanged {s.unchanged}, deleted {s.deleted}, quarantined {s.quarantined})")
+    if s.error:
+        text += f"\n  error: {s.error}"
+    for w in s.warnings:
+        text += f"\n  warning: {w}"
+    return text
+
+
+_fetch_options = [
+    click.option("--delay", type=float, help="Seconds between two requests to one host (default 1)."),
+    click.option("--timeout", type=float, help="Seconds to wait for an answer (default 60)."),
+    click.option("--attempts", type=click.IntRange(1, 50), help="Tries per request, retries included (default 6)."),
+    click.option("--log-format", type=click.Choice(["logfmt", "json"]), default="logfmt", show_default=True),
+    click.option("--no-progress", is_flag=True, help="No progress board, even on a terminal."),
+]
+
+
+def _with_fetch_options(f):  # noqa: ANN001, ANN202
+    for option in reversed(_fetch_options):
+        f = option(f)
+    return f
+
+
+@click.group(cls=_HarvestGroup)
+def harvest() -> None:
+    """Harvest sources: `oai harvest NAME`, `oai harvest --all`, `oai harvest worker`, runs, quarantine."""
+
+
+@harvest.command("run")
+@click.argument("name", required=False)
+@click.option("--all", "all_due", is_flag=True, help="Harvest every due source (several at once, --jobs).")
+@click.option("--full", is_flag=True,
+              help="Harvest everything again from the start, not only what changed (an unfinished run is abandoned).")
+@click.option("--detect-deletions/--no-detect-deletions", default=None,
+              help="Compare the source's ListIdentifiers with the store and tombstone what disappeared.")
+@click.option("--jobs", type=click.IntRange(1, 32), default=2, show_default=True, help="Sources at once (--all).")
+@_with_fetch_options
+@click.pass_context
+def harvest_run(ctx: click.Context, name: str | None, all_due: bool, full: bool, detect_deletions: bool | None,
+                jobs: int, delay: float | None, timeout: float | None, attempts: int | None, log_format: str,
+                no_progress: bool) -> None:
+    """Harvest source NAME (incrementally unless --full), or every due source with --all."""
+    if bool(name) == all_due:
+        raise click.UsageError("give a source NAME or --all")
+    engine = _engine(ctx)
+    options = _options(full, detect_deletions, delay, timeout, attempts)
+    board = _setup(log_format, not no_progress)
+    progress = board.update if board is not None else None
+    with _stop_on_signals() as stop:
+        if name:
+            try:
+                summary = harvest_source(engine, name, options, stop=stop, on_progress=progress)
+            except HarvestError as exc:
+                raise _fail(exc) from None
+            _report(board, summary.source, _summary_line(summary))
+            if summary.status != "complete":
+                raise click.ClickException(f"the harvest of {name} is {summary.status}"
+                                           + ("; run it again to resume" if summary.status == "interrupted" else ""))
+            return
+        results = harvest_loop(engine, jobs=jobs, options=options, stop=stop, once=True, on_progress=progress,
+                               on_result=lambda r: _report(board, r.source, _result_line(r)))
+    if not results:
+        click.echo("no source is due", err=True)
+    if any(r.summary is None or r.summary.status != "complete" for r in results):
+        raise click.ClickException("some harvests did not complete (see above)")
+
+
+def _result_line(r: SlotResult) -> str:
+    return _summary_line(r.summary) if r.summary is not None else f"{r.source}: not harvested: {r.error}"
+
+
+def _report(board: Board | None, source_name: str, text: str) -> None:
+    if board is not None:
+        board.finish(source_name, text)
+    else:
+        click.echo(text, err=True)
+
+
+@harvest.command("worker")
+@click.option("--jobs", type=click.IntRange(1, 32), default=2, show_default=True, help="Sources at once.")
+@click.option("--poll", type=click.FloatRange(0.05), default=30.0, show_default=True,
+              help="Seconds between looks for due sources when idle.")
+@_with_fetch_options
+@click.pass_context
+def harvest_worker(ctx: click.Context, jobs: int, poll: float, delay: float | None, timeout: float | None,
+                   attempts: int | None, log_format: str, no_progress: bool) -> None:
+    """Harvest sources as they come due, until SIGTERM (for systemd)."""
+    engine = _engine(ctx)
+    options = _options(False, None, delay, timeout, attempts)
+    logs.configure(log_format, logging.INFO)
+    log = logging.getLogger("harvester.worker")
+    try:
+        with single_worker(engine), _stop_on_signals() as stop:
+            log.info("worker started", extra={"fields": {"event": "worker", "pid": os.getpid(), "jobs": jobs}})
+            harvest_loop(engine, jobs=jobs, options=options, stop=stop, once=False, poll=poll)
+    except HarvestError as exc:
+        raise _fail(exc) from None
+    log.info("worker stopped", extra={"fields": {"event": "worker", "pid": os.getpid()}})
+
+
+@harvest.command("runs")
+@click.argument("name", required=False)
+@click.option("--limit", type=click.IntRange(1), default=20, show_default=True)
+@click.pass_context
+def harvest_runs(ctx: click.Context, name: str | None, limit: int) -> None:
+    """The run history: started, ended, status, pages, new, updated, deleted, quarantined, error."""
+    try:
+        rows = list_runs(_engine(ctx), name, limit)
+    except HarvestError as exc:
+        raise _fail(exc) from None
+    if not rows:
+        click.echo("no harvest runs yet")
+        return
+    click.echo(f"{'run':>5} {'source':16} {'started':19} {'ended':19} {'status':11} {'pages':>5} {'seen':>7} "
+               f"{'new':>6} {'upd':>6} {'del':>6} {'quar':>5}  error")
+    for r in rows:
+        ended = f"{r.ended:%Y-%m-%d %H:%M:%S}" if r.ended else "-"
+        kind = "full" if r.full else f"from {r.from_date}"
+        click.echo(f"{r.id:>5} {r.source[:16]:16} {r.started:%Y-%m-%d %H:%M:%S} {ended:19} {r.status:11} "
+                   f"{r.pages:>5} {r.seen:>7} {r.new:>6} {r.updated:>6} {r.deleted:>6} {r.quarantined:>5}  "
+                   f"{r.error or ''}")
+        warned = f", {len(r.warnings)} warning(s), first: {r.warnings[0]}" if r.warnings else ""
+        click.echo(f"      ({kind}{warned})")
+
+
+@harvest.command("quarantine")
+@click.argument("name", required=False)
+@click.option("--limit", type=click.IntRange(1), default=100, show_default=True)
+@click.option("--raw", "raw_id", type=int, metavar="ID", help="Print the raw bytes of one entry.")
+@click.pass_context
+def harvest_quarantine(ctx: click.Context, name: str | None, limit: int, raw_id: int | None) -> None:
+    """Records that could not be ingested: source, run, upstream identifier and why."""
+    engine = _engine(ctx)
+    try:
+        if raw_id is not None:
+            click.echo(quarantined_bytes(engine, raw_id))
+            return
+        rows = list_quarantine(engine, name, limit)
+    except HarvestError as exc:
+        raise _fail(exc) from None
+    if not rows:
+        click.echo("the quarantine is empty")
+    for q in rows:
+        click.echo(f"#{q.id} {q.created:%Y-%m-%d %H:%M:%S} {q.source or '(removed source)'} run {q.run_id} "
+                   f"{q.upstream_identifier or '(identifier unreadable)'} [{q.size} bytes]: {q.reason}")

@@ -1,0 +1,236 @@
+"""The one OAI-PMH client: sickle's `Sickle`, given our session, timeouts, retries, Retry-After and pacing.
+
+sickle stays the seam for the HTTP request (`Sickle._request`, `Sickle.harvest`, `OAIResponse`);
+its lenient XML tree is never used: every body is read strictly by harvester.parse.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, fields, replace
+from email.utils import parsedate_to_datetime
+from urllib.parse import urlsplit
+
+import requests
+import sickle
+from sickle import Sickle
+from sickle.response import OAIResponse
+
+from harvester.errors import FetchError, PageError, RepeatedToken, Stopped, UpstreamOAIError
+from harvester.parse import Page, list_token, read_page
+
+# The sickle API this module relies on: Sickle.__init__(endpoint, http_method, max_retries),
+# Sickle._request(kwargs) -> requests.Response, Sickle.harvest(**kwargs), OAIResponse(http, params).
+SICKLE_SUPPORTED = ((0, 7), (0, 8))  # >=0.7, <0.8, as pinned in pyproject.toml
+USER_AGENT = "oai-repository-harvester/0.1 (+https://www.openarchives.org/pmh/; python-requests, sickle)"
+
+log = logging.getLogger("harvester.client")
+
+
+def _check_sickle() -> None:
+    version = tuple(int(p) for p in sickle.__version__.split(".")[:2])
+    low, high = SICKLE_SUPPORTED
+    if not low <= version < high:
+        raise RuntimeError(f"the harvester is tested with sickle >=0.7,<0.8, not {sickle.__version__}")
+
+
+@dataclass(frozen=True)
+class FetchPolicy:
+    """How patient and how polite the client is; every wait is bounded."""
+
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0
+    attempts: int = 6  # tries per request, the first one included
+    backoff: float = 2.0  # wait before the first retry, doubled for each further one (with jitter)
+    backoff_max: float = 120.0
+    retry_after_max: float = 600.0  # a longer Retry-After is cut to this
+    delay: float = 1.0  # politeness: at least this long between two requests to one host
+    user_agent: str = USER_AGENT
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> FetchPolicy:
+        """Defaults < OAI_HARVEST_<FIELD> variables (e.g. OAI_HARVEST_DELAY=0.5) < overrides."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            raw = environ.get(f"OAI_HARVEST_{f.name.upper()}")
+            if raw is None:
+                continue
+            try:
+                values[f.name] = raw if f.type == "str" else (int(raw) if f.name == "attempts" else float(raw))
+            except ValueError:
+                raise ValueError(f"OAI_HARVEST_{f.name.upper()} must be a number, not {raw!r}") from None
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        policy = replace(cls(), **values)
+        if policy.attempts < 1:
+            raise ValueError("the number of attempts must be at least 1")
+        return policy
+
+    def backoff_for(self, attempt: int) -> float:
+        """Exponential backoff with jitter: half fixed, half random, capped."""
+        cap = min(self.backoff_max, self.backoff * (2 ** (attempt - 1)))
+        return cap / 2 + random.uniform(0, cap / 2)
+
+
+def pause(seconds: float, stop: threading.Event | None) -> None:
+    """Sleep, but wake up and raise Stopped as soon as `stop` is set."""
+    if seconds <= 0:
+        return
+    if stop is None:
+        time.sleep(seconds)
+    elif stop.wait(seconds):
+        raise Stopped("asked to stop")
+
+
+class HostPacer:
+    """Keeps requests to one host at least `delay` apart, across every thread of the process."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._next: dict[str, float] = {}
+
+    def wait(self, host: str, delay: float, stop: threading.Event | None) -> None:
+        with self._lock:
+            now = time.monotonic()
+            at = max(now, self._next.get(host, 0.0))
+            self._next[host] = at + delay
+        pause(at - now, stop)
+
+
+PACER = HostPacer()
+
+
+class _Retry(Exception):
+    def __init__(self, reason: str, wait: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason, self.wait = reason, wait
+
+
+class HarvestClient(Sickle):
+    """Sickle with a requests.Session, timeouts, a User-Agent, retries and strict parsing."""
+
+    def __init__(self, base_url: str, policy: FetchPolicy | None = None, *,
+                 stop: threading.Event | None = None, session: requests.Session | None = None,
+                 pacer: HostPacer = PACER) -> None:
+        _check_sickle()
+        super().__init__(base_url, http_method="GET", max_retries=0)
+        self.policy = policy or FetchPolicy()
+        self.session = session or requests.Session()
+        self.session.headers["User-Agent"] = self.policy.user_agent
+        self.stop = stop
+        self.pacer = pacer
+        self.host = urlsplit(base_url).netloc
+        self.requests_sent = 0
+
+    def close(self) -> None:
+        self.session.close()
+
+    def _request(self, kwargs):  # noqa: ANN001, ANN202 - sickle's hook, same signature
+        timeout = (self.policy.connect_timeout, self.policy.read_timeout)
+        self.requests_sent += 1
+        if self.http_method == "GET":
+            return self.session.get(self.endpoint, params=kwargs, timeout=timeout)
+        return self.session.post(self.endpoint, data=kwargs, timeout=timeout)
+
+    def harvest(self, **kwargs: str) -> OAIResponse:
+        """One paced request through sickle's hook: no retries, and error statuses are not raised."""
+        self.pacer.wait(self.host, self.policy.delay, self.stop)
+        return OAIResponse(self._request(kwargs), params=kwargs)
+
+    def fetch(self, verb: str, **params: str) -> Page:
+        """One OAI-PMH request, retried with backoff; raises UpstreamOAIError, FetchError or Stopped."""
+        last = "no attempt made"
+        policy = self.policy
+        for attempt in range(1, policy.attempts + 1):
+            wait = None
+            try:
+                return self._read(self.harvest(verb=verb, **params), verb, attempt)
+            except requests.Timeout:
+                last = f"no answer within {policy.read_timeout:g} s"
+            except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError,
+                    requests.exceptions.ContentDecodingError) as exc:
+                last = f"the connection failed ({type(exc).__name__}: {_short(exc)})"
+            except _Retry as exc:
+                last, wait = exc.reason, exc.wait
+            except PageError as exc:
+                if not exc.retry:
+                    raise FetchError(f"{self.endpoint} answered {verb} unusably: {exc}") from None
+                last = str(exc)
+            if attempt == policy.attempts:
+                break
+            delay = policy.backoff_for(attempt) if wait is None else wait
+            log.warning("retry", extra={"fields": {
+                "event": "retry", "url": self.endpoint, "verb": verb, "attempt": attempt,
+                "wait": round(delay, 3), "reason": last}})
+            pause(delay, self.stop)
+        raise FetchError(f"{self.endpoint} did not answer {verb} usably after {policy.attempts} "
+                         f"attempt(s): {last}")
+
+    def _read(self, oai: OAIResponse, verb: str, attempt: int) -> Page:
+        http = oai.http_response
+        status = http.status_code
+        body = http.content
+        page: Page | None = None
+        if 200 <= status < 300:
+            page = read_page(body, verb)
+        else:
+            try:  # OAI errors sent with a non-200 status (Zenodo: 422) still carry a readable body
+                page = read_page(body, verb)
+            except PageError:
+                page = None
+            if page is None or not page.errors:
+                if status in (429, 503):
+                    raise _Retry(f"HTTP {status} (busy)", self._retry_after(http, attempt))
+                if status >= 500 or status == 408:
+                    raise _Retry(f"HTTP {status} {http.reason or ''}".strip())
+                hint = " - is the base URL right?" if status in (404, 410) else ""
+                raise FetchError(f"{self.endpoint} answered HTTP {status} {http.reason or ''}{hint}".strip())
+        if page.errors:
+            code, message = page.errors[0]
+            more = "; ".join(f"{c}: {m}" for c, m in page.errors[1:])
+            raise UpstreamOAIError(code, message + (f" (also {more})" if more else ""), status, page.response_date)
+        return page
+
+    def _retry_after(self, http: requests.Response, attempt: int) -> float:
+        """Seconds to wait as the server asked (OAI-PMH 3.1.2.2: 503 Retry-After), bounded."""
+        value = (http.headers.get("Retry-After") or "").strip()
+        seconds: float | None = None
+        if value.isdigit():
+            seconds = float(value)
+        elif value:
+            try:
+                moment = parsedate_to_datetime(value)
+                seconds = max(0.0, moment.timestamp() - time.time())
+            except (TypeError, ValueError):
+                seconds = None
+        if seconds is None:
+            return self.policy.backoff_for(attempt)
+        return min(seconds, self.policy.retry_after_max)
+
+    def pages(self, verb: str, *, max_pages: int | None = None, **params: str) -> Iterator[Page]:
+        """Every page of a list (ListSets, ListIdentifiers), following tokens; raises RepeatedToken."""
+        seen: set[str] = set()
+        page = self.fetch(verb, **params)
+        count = 1
+        while True:
+            yield page
+            token = list_token(page, verb)
+            if token is None or not token.value:
+                return
+            if token.value in seen:
+                raise RepeatedToken(f"the source repeated the resumptionToken {token.value!r}")
+            seen.add(token.value)
+            if max_pages is not None and count >= max_pages:
+                return
+            page = self.fetch(verb, resumptionToken=token.value)
+            count += 1
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc)
+    return text if len(text) <= 160 else text[:157] + "..."

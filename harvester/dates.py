@@ -1,0 +1,69 @@
+"""Upstream datestamps and granularity: normalising what sources write, and the from= we send them."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+DAY = "YYYY-MM-DD"
+SECONDS = "YYYY-MM-DDThh:mm:ssZ"
+
+_DAY = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
+# What sources really write: T or space, optional fraction, Z or an offset or nothing.
+_MOMENT = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2}))?(?:\.\d+)?\s*(Z|[+-]\d{2}:?\d{2})?"
+)
+
+
+def utcnow() -> datetime:
+    """Now in UTC, naive, to the second (the store's convention)."""
+    return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+
+
+def normalise(value: str) -> str | None:
+    """An upstream datestamp as YYYY-MM-DD or YYYY-MM-DDThh:mm:ssZ (UTC), or None if it is not a date."""
+    value = value.strip()
+    if m := _DAY.fullmatch(value):
+        try:
+            datetime(int(m[1]), int(m[2]), int(m[3]))
+        except ValueError:
+            return None
+        return value
+    m = _MOMENT.fullmatch(value)
+    if not m:
+        return None
+    try:
+        moment = datetime(int(m[1]), int(m[2]), int(m[3]), int(m[4]), int(m[5]), int(m[6] or 0))
+    except ValueError:
+        return None
+    zone = m[7]
+    if zone and zone != "Z":
+        sign = 1 if zone[0] == "+" else -1
+        digits = zone[1:].replace(":", "")
+        moment -= sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def to_datetime(value: str) -> datetime:
+    """A normalised datestamp as a naive UTC datetime (a day is its midnight)."""
+    if len(value) == 10:
+        return datetime.strptime(value, "%Y-%m-%d")
+    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ")
+
+
+def format_moment(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def as_argument(value: str | None, granularity: str | None) -> str | None:
+    """A from/until argument in the granularity the source accepts (OAI-PMH 3.3.2: never finer)."""
+    if value is None:
+        return None
+    norm = normalise(value)
+    if norm is None:
+        return None
+    return norm[:10] if granularity == DAY else norm
+
+
+def is_day_granularity(granularity: str | None) -> bool:
+    return granularity == DAY

@@ -1,0 +1,80 @@
+"""What happened: the run history and the quarantine, read for `oai harvest runs` and `oai harvest quarantine`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Engine, select
+
+from harvester.errors import SourceError
+from harvester.sources import get_source
+from oai.store.engine import transaction
+from oai.store.models import HarvestRun, Quarantine, Source
+
+
+@dataclass(frozen=True)
+class RunRow:
+    id: int
+    source: str
+    started: datetime
+    ended: datetime | None
+    status: str
+    full: bool
+    from_date: str | None
+    pages: int
+    seen: int
+    new: int
+    updated: int
+    deleted: int
+    quarantined: int
+    complete_list_size: int | None
+    error: str | None
+    warnings: tuple[str, ...]
+    worker: str | None
+
+
+@dataclass(frozen=True)
+class QuarantineRow:
+    id: int
+    source: str | None
+    run_id: int | None
+    upstream_identifier: str | None
+    reason: str
+    size: int
+    created: datetime
+
+
+def list_runs(engine: Engine, name: str | None = None, limit: int = 20) -> list[RunRow]:
+    """The latest runs, newest first (of one source, or of all)."""
+    with transaction(engine) as s:
+        stmt = (select(HarvestRun, Source.name).join(Source, Source.id == HarvestRun.source_id)
+                .order_by(HarvestRun.id.desc()).limit(limit))
+        if name is not None:
+            stmt = stmt.where(HarvestRun.source_id == get_source(s, name).id)
+        return [RunRow(r.id, n, r.started, r.ended, r.status, r.full, r.from_date, r.pages, r.seen, r.new,
+                       r.updated, r.deleted, r.quarantined, r.complete_list_size, r.error,
+                       tuple((r.warnings or "").splitlines()), r.worker)
+                for r, n in s.execute(stmt).all()]
+
+
+def list_quarantine(engine: Engine, name: str | None = None, limit: int = 100) -> list[QuarantineRow]:
+    """Quarantined records, newest first."""
+    with transaction(engine) as s:
+        stmt = (select(Quarantine.id, Source.name, Quarantine.run_id, Quarantine.upstream_identifier,
+                       Quarantine.reason, Quarantine.raw, Quarantine.created)
+                .outerjoin(Source, Source.id == Quarantine.source_id)
+                .order_by(Quarantine.id.desc()).limit(limit))
+        if name is not None:
+            stmt = stmt.where(Quarantine.source_id == get_source(s, name).id)
+        return [QuarantineRow(r.id, r.name, r.run_id, r.upstream_identifier, r.reason, len(r.raw), r.created)
+                for r in s.execute(stmt).all()]
+
+
+def quarantined_bytes(engine: Engine, entry: int) -> bytes:
+    """The raw bytes of one quarantined record; raises SourceError if there is no such entry."""
+    with transaction(engine) as s:
+        raw = s.scalar(select(Quarantine.raw).where(Quarantine.id == entry))
+    if raw is None:
+        raise SourceError(f"there is no quarantine entry {entry}")
+    return raw

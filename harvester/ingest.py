@@ -1,0 +1,274 @@
+"""Harvested records into the store, one page per call, through oai.store.records only.
+
+Owns what an aggregator must do (OAI guidelines for aggregators): our identifiers, the source's set
+with upstream sets below it, canonical metadata (registry formats or foreign ones), the provenance
+about-container, tombstones, identifier clashes and the quarantine. Commits nothing itself.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from lxml import etree
+from sqlalchemy import delete, insert, select
+from sqlalchemy.orm import Session
+
+from harvester import provenance
+from harvester.parse import Broken, UpstreamRecord
+from harvester.sources import SourceView
+from oai.formats import registry
+from oai.formats.base import FormatError, MetadataFormat
+from oai.formats.safexml import canonical_bytes
+from oai.store.models import Quarantine, Record, Source
+from oai.store.records import Change, RecordIn, ensure_sets, upsert_records
+from oai.store.validation import check_identifier, check_set_spec
+
+DC_PREFIX = "oai_dc"
+MAX_IDENTIFIER = 512
+# oai-identifier.xsd local part, minus "%" (encoded too, so that the mapping is one-to-one).
+_UNSAFE = re.compile(r"[^a-zA-Z0-9\-_.!~*'();/?:@&=+$,]")
+
+
+def quote_local(value: str) -> str:
+    """Percent-encode (UTF-8) every character the oai-identifier syntax does not allow, and '%'."""
+    return _UNSAFE.sub(lambda m: "".join(f"%{b:02X}" for b in m.group().encode("utf-8")), value)
+
+
+def local_identifier(repository_identifier: str, source_name: str, upstream_identifier: str) -> str:
+    """Our identifier for a harvested record: oai:{repository}:{source}:{upstream, %-encoded}."""
+    return f"oai:{repository_identifier}:{source_name}:{quote_local(upstream_identifier)}"
+
+
+def registry_format(prefix: str, namespace: str | None) -> MetadataFormat | None:
+    """The registry format a source's prefix is ingested with (by prefix, else by namespace), or None."""
+    try:
+        return registry.get(prefix)
+    except KeyError:
+        pass
+    for fmt in registry.FORMATS.values():
+        if namespace and fmt.namespace == namespace:
+            return fmt
+    return None
+
+
+class _Reject(Exception):
+    """A record we quarantine; the message is the reason."""
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A record ready to write, except for its provenance (which needs the stored harvest date)."""
+
+    upstream: UpstreamRecord
+    identifier: str
+    sets: tuple[str, ...]
+    metadata: Mapping[str, bytes]
+    altered: Mapping[str, bool]
+    citation: str | None
+
+
+@dataclass
+class PageOutcome:
+    """What writing one page did."""
+
+    seen: int = 0
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    quarantined: int = 0
+    warnings: list[str] = field(default_factory=list)
+    datestamps: list[str] = field(default_factory=list)  # upstream datestamps, in page order
+
+
+class Ingestor:
+    """Turns a source's pages into store writes; one per run (it caches set names and formats)."""
+
+    def __init__(self, source: SourceView, repository_identifier: str,
+                 set_names: Mapping[str, str | None] | None = None) -> None:
+        self.source = source
+        self.repository_identifier = repository_identifier
+        self.format = registry_format(source.prefix, source.metadata_namespace)
+        self.set_names = dict(set_names or {})
+        served = (self.format.prefix, DC_PREFIX) if self.format is not None else (source.prefix,)
+        self.tombstone_prefixes = tuple(dict.fromkeys(served))
+        self._bad_specs: set[str] = set()
+        self._names: dict[int, str] = {}
+
+    # -- outside the transaction: the expensive part --
+
+    def prepare(self, records: Iterable[UpstreamRecord]) -> tuple[list[_Prepared], list[Broken], list[str]]:
+        """Identifiers, sets and canonical metadata for each record; rejects become Broken."""
+        ready, rejected, warnings = [], [], []
+        for rec in records:
+            try:
+                ready.append(self._prepare(rec, warnings))
+            except _Reject as exc:
+                rejected.append(Broken(rec.raw(), str(exc), rec.header.identifier))
+        return ready, rejected, warnings
+
+    def _prepare(self, rec: UpstreamRecord, warnings: list[str]) -> _Prepared:
+        ident = self._identifier(rec.header.identifier)
+        sets = [self.source.name]
+        for spec in rec.header.set_specs:
+            ours = f"{self.source.name}:{spec}"
+            try:
+                check_set_spec(ours)
+            except ValueError:
+                if spec not in self._bad_specs:
+                    self._bad_specs.add(spec)
+                    warnings.append(f"upstream setSpec {spec!r} is not a valid setSpec; membership left out")
+                continue
+            sets.append(ours)
+        sets = list(dict.fromkeys(sets))  # DSpace repeats setSpecs in a header
+        if rec.header.deleted:
+            metadata = {p: b"" for p in self.tombstone_prefixes}
+            return _Prepared(rec, ident, tuple(sets), metadata, {}, None)
+        metadata, altered, citation, notes = self._metadata(rec)
+        warnings.extend(f"{rec.header.identifier}: {n}" for n in notes)
+        return _Prepared(rec, ident, tuple(sets), metadata, altered, citation)
+
+    def _identifier(self, upstream: str) -> str:
+        if self.source.keep_identifiers:
+            try:
+                return check_identifier(upstream)
+            except ValueError as exc:
+                raise _Reject(f"cannot keep the upstream identifier: {exc}") from None
+        ident = local_identifier(self.repository_identifier, self.source.name, upstream)
+        if len(ident) > MAX_IDENTIFIER:
+            raise _Reject(f"our identifier for {upstream!r} would be longer than {MAX_IDENTIFIER} characters")
+        return ident
+
+    def _metadata(self, rec: UpstreamRecord) -> tuple[dict[str, bytes], dict[str, bool], str | None, tuple]:
+        element = copy.deepcopy(rec.metadata)  # own document, only the namespaces it uses
+        etree.cleanup_namespaces(element)
+        repaired = bool(rec.repairs)
+        if self.format is None:  # a foreign format: stored canonical, served as harvested
+            return {self.source.prefix: canonical_bytes(element)}, {self.source.prefix: repaired}, None, rec.repairs
+        try:
+            fmt = registry.detect(element)
+        except FormatError as exc:
+            raise _Reject(f"the metadata is not {self.format.prefix}: {exc}") from None
+        if fmt.prefix != self.format.prefix:
+            raise _Reject(f"the metadata is {fmt.prefix} (root {element.tag}), but this source is "
+                          f"harvested as {self.source.prefix}")
+        try:
+            ingested = fmt.ingest(element, full_text=True)
+        except FormatError as exc:
+            raise _Reject(f"{fmt.prefix} metadata refused: {exc}") from None
+        original = canonical_bytes(element)
+        altered = {p: True for p in ingested.metadata}  # derived formats (oai_dc from JATS) are altered
+        if fmt.prefix in ingested.metadata:
+            altered[fmt.prefix] = repaired or not _equivalent(original, ingested.metadata[fmt.prefix], element)
+        # vars(), not asdict(): asdict deep-copies every value, and Citation holds only str and tuples
+        citation = json.dumps(vars(ingested.citation), ensure_ascii=False, sort_keys=True)
+        return dict(ingested.metadata), altered, citation, rec.repairs + tuple(ingested.warnings)
+
+    # -- inside the page's transaction --
+
+    def write(self, session: Session, ready: list[_Prepared], broken: list[Broken], run_id: int,
+              now: datetime) -> PageOutcome:
+        """Write one page: upserts, clashes and quarantine; the caller commits with the checkpoint."""
+        out = PageOutcome()
+        out.seen = len(ready) + len(broken)
+        out.datestamps = [p.upstream.header.datestamp for p in ready]
+        existing = self._existing(session, [p.identifier for p in ready])
+        items, clashes = [], []
+        for prep in ready:
+            row = existing.get(prep.identifier)
+            adopt = (row is not None and row.source_id is None and not self.source.keep_identifiers
+                     and row.upstream_identifier == prep.upstream.header.identifier)  # its source was removed
+            if row is not None and row.source_id != self.source.id and not adopt:
+                owner = self._owner(session, row.source_id)
+                clashes.append(Broken(prep.upstream.raw(),
+                                      f"identifier clash: {prep.identifier} already belongs to {owner}; "
+                                      "not overwritten", prep.upstream.header.identifier))
+                continue
+            item = self._item(prep, row.harvested_at if row is not None and row.harvested_at else now)
+            if row is not None and item.digest() != row.digest and row.harvested_at != now:
+                item = self._item(prep, now)  # changed: it is harvested (again) now
+            items.append(item)
+        names = {}
+        for item in items:
+            for spec in item.sets:
+                if spec == self.source.name:
+                    continue
+                upstream_spec = spec[len(self.source.name) + 1:]
+                if self.set_names.get(upstream_spec):
+                    names[spec] = self.set_names[upstream_spec]
+        if names:
+            ensure_sets(session, names)
+        for change in upsert_records(session, items, now=now):
+            if change is Change.NEW:
+                out.new += 1
+            elif change is Change.UPDATED:
+                out.updated += 1
+            elif change is Change.DELETED:
+                out.deleted += 1
+            else:
+                out.unchanged += 1
+        resolved = [i.upstream_identifier for i in items if i.upstream_identifier]
+        if resolved:
+            session.execute(delete(Quarantine).where(Quarantine.source_id == self.source.id,
+                                                     Quarantine.upstream_identifier.in_(resolved)))
+        self.quarantine(session, broken + clashes, run_id, now)
+        out.quarantined = len(broken) + len(clashes)
+        return out
+
+    def quarantine(self, session: Session, broken: list[Broken], run_id: int | None, now: datetime) -> None:
+        """Keep unreadable records with their raw bytes and the reason (the same one once per source)."""
+        for b in broken:
+            if b.identifier:
+                session.execute(delete(Quarantine).where(Quarantine.source_id == self.source.id,
+                                                         Quarantine.upstream_identifier == b.identifier))
+        if broken:
+            session.execute(insert(Quarantine), [
+                {"source_id": self.source.id, "run_id": run_id, "upstream_identifier": b.identifier,
+                 "reason": b.reason, "raw": b.raw, "created": now} for b in broken])
+
+    def _item(self, prep: _Prepared, harvest_date: datetime) -> RecordIn:
+        header = prep.upstream.header
+        about: dict[str, bytes] = {}
+        if not header.deleted:
+            origin = provenance.Origin(self.source.base_url, header.identifier, header.datestamp,
+                                       self.source.metadata_namespace or "")
+            for prefix in prep.metadata:
+                about[prefix], _ = provenance.build(origin, harvest_date=harvest_date,
+                                                    altered=prep.altered.get(prefix, True),
+                                                    nested=prep.upstream.provenance)
+        return RecordIn(
+            identifier=prep.identifier, metadata=prep.metadata, sets=prep.sets, deleted=header.deleted,
+            citation=prep.citation, about=about, source_id=self.source.id,
+            upstream_identifier=header.identifier, upstream_datestamp=header.datestamp,
+        )
+
+    def _existing(self, session: Session, identifiers: list[str]) -> dict:
+        found = {}
+        for i in range(0, len(identifiers), 500):
+            chunk = identifiers[i:i + 500]
+            stmt = select(Record.identifier, Record.source_id, Record.digest, Record.harvested_at,
+                          Record.upstream_identifier).where(Record.identifier.in_(chunk))
+            for row in session.execute(stmt):
+                found[row.identifier] = row
+        return found
+
+    def _owner(self, session: Session, source_id: int | None) -> str:
+        if source_id is None:
+            return "a record loaded locally"
+        if source_id not in self._names:
+            self._names[source_id] = session.scalar(select(Source.name).where(Source.id == source_id)) or "?"
+        return f"source {self._names[source_id]}"
+
+
+def _equivalent(original: bytes, ingested: bytes, element: etree._Element) -> bool:
+    """True when the stored bytes differ from the upstream's only in namespaces and whitespace."""
+    if original == ingested:
+        return True
+    ours = etree.fromstring(ingested, etree.XMLParser(huge_tree=True, resolve_entities=False, no_network=True))
+    return (etree.tostring(element, method="c14n2", strip_text=True)
+            == etree.tostring(ours, method="c14n2", strip_text=True))

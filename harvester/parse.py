@@ -1,0 +1,435 @@
+"""Strict reading of OAI-PMH responses from their raw bytes; sickle's lenient tree is never trusted.
+
+A page is believed only once a strict parser accepts it. When it does not, the envelope is parsed
+without the records and each record on its own: XML-illegal characters become U+FFFD, a record
+that still fails is returned as `Broken` (raw bytes, reason), and the rest of the page is kept.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+import threading
+from dataclasses import dataclass, field
+from xml.sax.saxutils import quoteattr, unescape
+
+from lxml import etree
+
+from harvester import dates
+from harvester.errors import PageError
+
+OAI_NS = "http://www.openarchives.org/OAI/2.0/"
+PROV_NS = "http://www.openarchives.org/OAI/2.0/provenance"
+ITEM_TAG = {"ListRecords": "record", "GetRecord": "record", "ListIdentifiers": "header"}
+_O = f"{{{OAI_NS}}}"
+
+_local = threading.local()
+
+
+def _parser() -> etree.XMLParser:
+    """A strict parser per thread: no DTD, no entities, no network; huge_tree so no text node is cut."""
+    parser = getattr(_local, "parser", None)
+    if parser is None:
+        parser = _local.parser = etree.XMLParser(
+            resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False,
+            huge_tree=True, recover=False, remove_blank_text=False,
+        )
+    return parser
+
+
+@dataclass(frozen=True)
+class Token:
+    """A resumptionToken element; `value` None means the list is complete."""
+
+    value: str | None
+    cursor: int | None = None
+    complete_list_size: int | None = None
+    expiration: str | None = None
+
+
+@dataclass(frozen=True)
+class Header:
+    identifier: str
+    datestamp: str  # normalised (YYYY-MM-DD or YYYY-MM-DDThh:mm:ssZ)
+    deleted: bool
+    set_specs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class UpstreamRecord:
+    """One record as the source sent it; `metadata` is the element inside <metadata> (None if deleted)."""
+
+    header: Header
+    metadata: etree._Element | None = field(compare=False, repr=False)
+    provenance: etree._Element | None = field(compare=False, repr=False)  # upstream originDescription
+    repairs: tuple[str, ...] = ()
+    element: etree._Element | None = field(default=None, compare=False, repr=False)
+
+    def raw(self) -> bytes:
+        """The record's XML (as repaired), for the quarantine."""
+        return b"" if self.element is None else etree.tostring(self.element, with_tail=False)
+
+
+@dataclass(frozen=True)
+class Broken:
+    """A record we could not read: kept with its raw bytes for the quarantine."""
+
+    raw: bytes
+    reason: str
+    identifier: str | None
+
+
+@dataclass(frozen=True)
+class Page:
+    verb: str
+    response_date: str | None
+    errors: tuple[tuple[str, str], ...]
+    records: tuple[UpstreamRecord, ...] = ()
+    headers: tuple[Header, ...] = ()
+    broken: tuple[Broken, ...] = ()
+    token: Token | None = None
+    repairs: int = 0  # records whose characters we repaired
+    root: etree._Element | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def size(self) -> int:
+        """Items on the page, readable or not."""
+        return len(self.records) + len(self.headers) + len(self.broken)
+
+
+# -- raw bytes --------------------------------------------------------------------------------
+
+_DECL = re.compile(rb"^\s*<\?xml[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9._\-]+)[\"'][^>]*\?>")
+_ILLEGAL_RAW = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]|\xef\xbf[\xbe\xbf]")
+_CHARREF = re.compile(rb"&#(x[0-9a-fA-F]+|[0-9]+);")
+REPLACEMENT = "\ufffd".encode()
+
+
+def _legal(code: int) -> bool:
+    """XML 1.0 production [2] Char."""
+    return (code in (0x9, 0xA, 0xD) or 0x20 <= code <= 0xD7FF or 0xE000 <= code <= 0xFFFD
+            or 0x10000 <= code <= 0x10FFFF)
+
+
+def repair(data: bytes) -> tuple[bytes, tuple[str, ...]]:
+    """UTF-8 bytes with invalid sequences and XML-illegal characters (raw or as references) as U+FFFD."""
+    notes = []
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        text = data.decode("utf-8", "replace")
+        data = text.encode("utf-8")
+        notes.append("invalid UTF-8 replaced by U+FFFD")
+    data, n = _ILLEGAL_RAW.subn(REPLACEMENT, data)
+    if n:
+        notes.append(f"{n} XML-illegal character(s) replaced by U+FFFD")
+
+    count = 0
+
+    def ref(match: re.Match) -> bytes:
+        nonlocal count
+        body = match.group(1)
+        code = int(body[1:], 16) if body[:1] in (b"x",) else int(body)
+        if _legal(code):
+            return match.group(0)
+        count += 1
+        return REPLACEMENT
+
+    if b"&#" in data:
+        data = _CHARREF.sub(ref, data)
+    if count:
+        notes.append(f"{count} reference(s) to XML-illegal characters replaced by U+FFFD")
+    return data, tuple(notes)
+
+
+def _as_utf8(data: bytes) -> bytes:
+    """The document re-encoded as UTF-8 (declaration rewritten), for byte-level salvage."""
+    for bom, codec in ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16"),
+                       (codecs.BOM_UTF16_BE, "utf-16")):
+        if data.startswith(bom):
+            data = data[len(bom):] if codec == "utf-8" else data.decode(codec, "replace").encode("utf-8")
+            break
+    m = _DECL.match(data)
+    if m and m.group(1).lower() not in (b"utf-8", b"utf8", b"us-ascii", b"ascii"):
+        try:
+            text = data.decode(m.group(1).decode("ascii"), "replace")
+        except LookupError:
+            raise PageError(f"the response declares an unknown encoding {m.group(1).decode()!r}",
+                            retry=False) from None
+        data = text.encode("utf-8")
+        m = _DECL.match(data)
+        data = data[:m.start(1)] + b"UTF-8" + data[m.end(1):]
+    return data
+
+
+def _check_plausible(data: bytes) -> None:
+    """Refuse what cannot be an OAI-PMH document before parsing; raises PageError (retried)."""
+    head = data.lstrip()[:512]
+    if not head:
+        raise PageError("the source sent an empty response")
+    if head.startswith(codecs.BOM_UTF8):
+        head = head[3:]
+    if not head.startswith(b"<") and not head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise PageError(f"the source sent something that is not XML: {head[:60]!r}")
+    lowered = head.lower()
+    if lowered.startswith(b"<!doctype html") or lowered.startswith(b"<html"):
+        raise PageError("the source sent an HTML page instead of OAI-PMH XML (an error or login page?)")
+
+
+_DOCTYPE = re.compile(rb"<!DOCTYPE[^>\[]*\[", re.I)
+
+
+def _parse(data: bytes) -> etree._Element:
+    """Strict parse; an internal DTD subset (entity declarations) is refused outright."""
+    prolog_end = data.find(b"<OAI-PMH")
+    prolog = data[: prolog_end if prolog_end > 0 else 2048]
+    if _DOCTYPE.search(prolog):
+        raise PageError("the response carries a DTD with declarations; OAI-PMH responses have none",
+                        retry=False)
+    return etree.fromstring(data, _parser())
+
+
+# -- salvage: envelope and records parsed apart ------------------------------------------------
+
+_ROOT = re.compile(rb"<(?:([A-Za-z_][\w.\-]*):)?OAI-PMH[\s>/]")
+_IDENT = re.compile(rb"<(?:[A-Za-z_][\w.\-]*:)?identifier\b[^>]*>\s*([^<]+?)\s*</")
+
+
+def _spans(data: bytes, qname: bytes) -> list[tuple[int, int]]:
+    """Byte spans of the top-level <qname> elements (a nested MARC <record> stays inside its parent)."""
+    tag = re.compile(rb"<(/?)" + re.escape(qname) + rb"(?=[\s/>])[^>]*?(/?)>")
+    spans, depth, start = [], 0, 0
+    for m in tag.finditer(data):
+        closing, empty = m.group(1), m.group(2)
+        if closing:
+            if depth == 0:
+                continue
+            depth -= 1
+            if depth == 0:
+                spans.append((start, m.end()))
+        elif empty:
+            if depth == 0:
+                spans.append((m.start(), m.end()))
+        else:
+            if depth == 0:
+                start = m.start()
+            depth += 1
+    return spans
+
+
+def _ns_declarations(element: etree._Element) -> bytes:
+    decls = []
+    for prefix, uri in element.nsmap.items():
+        name = "xmlns" if prefix is None else f"xmlns:{prefix}"
+        decls.append(f"{name}={quoteattr(uri)}")
+    return " ".join(decls).encode("utf-8")
+
+
+def _salvage(data: bytes, verb: str, first_error: str) -> tuple[etree._Element, list, list[Broken]]:
+    """Parse envelope and records separately; returns (root, [(item element, repairs)], broken)."""
+    data = _as_utf8(data)
+    root_match = _ROOT.search(data)
+    item = ITEM_TAG.get(verb)
+    if root_match is None or item is None:
+        raise PageError(f"the response is not well-formed XML ({first_error})")
+    prefix = root_match.group(1)
+    qname = (prefix + b":" if prefix else b"") + item.encode()
+    spans = [s for s in _spans(data, qname) if s[0] > root_match.start()]
+    pieces, last = [], 0
+    for start, end in spans:
+        pieces.append(data[last:start])
+        last = end
+    pieces.append(data[last:])
+    skeleton, _ = repair(b"".join(pieces))
+    try:
+        root = _parse(skeleton)
+    except etree.XMLSyntaxError as exc:
+        raise PageError(f"the response is not well-formed XML outside its records, so it was cut short "
+                        f"or is broken ({exc}); it will be fetched again") from None
+    container = root.find(f"{_O}{verb}")
+    if container is None:
+        if spans:
+            raise PageError(f"the response has {item} elements but no {verb} element ({first_error})")
+        return root, [], []
+    declarations = _ns_declarations(container)
+    token = container.find(f"{_O}resumptionToken")
+    position = list(container).index(token) if token is not None else len(container)
+    items, broken = [], []
+    for number, (start, end) in enumerate(spans, start=1):
+        raw = data[start:end]
+        fixed, notes = repair(raw)
+        try:
+            wrapper = etree.fromstring(b"<w " + declarations + b">" + fixed + b"</w>", _parser())
+        except etree.XMLSyntaxError as exc:
+            ident = _IDENT.search(raw)
+            broken.append(Broken(raw, f"{item} {number} on the page is not well-formed XML: {exc}",
+                                 unescape(ident.group(1).decode("utf-8", "replace")) if ident else None))
+            continue
+        element = wrapper[0]
+        container.insert(position, element)
+        position += 1
+        items.append((element, notes))
+    return root, items, broken
+
+
+# -- reading a page ---------------------------------------------------------------------------
+
+def _text(element: etree._Element | None) -> str | None:
+    if element is None or element.text is None:
+        return None
+    return element.text.strip() or None
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _header(el: etree._Element) -> Header:
+    """A header element as a Header; raises ValueError saying what is missing."""
+    identifier = _text(el.find(f"{_O}identifier"))
+    if not identifier:
+        raise ValueError("its header has no identifier")
+    raw_date = _text(el.find(f"{_O}datestamp"))
+    datestamp = dates.normalise(raw_date or "")
+    if datestamp is None:
+        raise ValueError(f"its datestamp {raw_date!r} is not a date")
+    specs = tuple(s for s in (_text(x) for x in el.findall(f"{_O}setSpec")) if s)
+    return Header(identifier, datestamp, el.get("status") == "deleted", specs)
+
+
+def _first_child(el: etree._Element | None) -> etree._Element | None:
+    if el is None:
+        return None
+    return next(el.iterchildren(etree.Element), None)
+
+
+def _record(el: etree._Element, notes: tuple[str, ...]) -> UpstreamRecord:
+    """A record element as an UpstreamRecord; raises ValueError for one we cannot use."""
+    header_el = el.find(f"{_O}header")
+    if header_el is None:
+        raise ValueError("the record has no header")
+    header = _header(header_el)
+    metadata = _first_child(el.find(f"{_O}metadata"))
+    if metadata is None and not header.deleted:
+        raise ValueError("the record has no metadata and is not marked deleted")
+    if any(True for _ in el.iter(etree.Entity)):
+        raise ValueError("the record contains an undefined entity reference")
+    origin = None
+    for about in el.findall(f"{_O}about"):
+        child = _first_child(about)
+        if child is not None and child.tag == f"{{{PROV_NS}}}provenance":
+            origin = child.find(f"{{{PROV_NS}}}originDescription")
+            break
+    return UpstreamRecord(header, None if header.deleted else metadata, origin, notes, el)
+
+
+def read_page(data: bytes, verb: str) -> Page:
+    """Read one response strictly; raises PageError for a response that is not a usable OAI-PMH page."""
+    _check_plausible(data)
+    try:
+        root = _parse(data)
+        items: list = []
+        broken: list[Broken] = []
+        salvaged = False
+    except etree.XMLSyntaxError as exc:
+        root, items, broken = _salvage(data, verb, str(exc))
+        salvaged = True
+    if root.tag != f"{_O}OAI-PMH":
+        if etree.QName(root).localname == "OAI-PMH":
+            raise PageError(f"the response's OAI-PMH element is not in the OAI-PMH 2.0 namespace {OAI_NS} "
+                            f"(it is {etree.QName(root).namespace or 'in no namespace'})", retry=False)
+        raise PageError(f"the response is XML but not OAI-PMH: its root element is {root.tag}")
+    response_date = _text(root.find(f"{_O}responseDate"))
+    errors = tuple((e.get("code") or "unknown", (e.text or "").strip()) for e in root.findall(f"{_O}error"))
+    container = root.find(f"{_O}{verb}")
+    token = None
+    records: list[UpstreamRecord] = []
+    headers: list[Header] = []
+    repaired = 0
+    if container is not None:
+        tag = ITEM_TAG.get(verb)
+        if tag is not None and not salvaged:
+            items = [(el, ()) for el in container.iterchildren(f"{_O}{tag}")]
+        for el, notes in items:
+            try:
+                if tag == "header":
+                    headers.append(_header(el))
+                else:
+                    records.append(_record(el, notes))
+                    repaired += bool(notes)
+            except ValueError as exc:
+                ident = _text(el.find(f".//{_O}identifier"))
+                broken.append(Broken(etree.tostring(el, with_tail=False), str(exc), ident))
+        token_el = container.find(f"{_O}resumptionToken")
+        if token_el is not None:
+            token = Token(_text(token_el), _int(token_el.get("cursor")),
+                          _int(token_el.get("completeListSize")), token_el.get("expirationDate"))
+    return Page(verb, response_date, errors, tuple(records), tuple(headers), tuple(broken), token,
+                repaired, root)
+
+
+# -- the other verbs --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Identity:
+    repository_name: str | None
+    base_url: str | None
+    protocol_version: str | None
+    granularity: str | None
+    deleted_record: str | None
+    earliest_datestamp: str | None
+    compression: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class FormatOffer:
+    prefix: str
+    schema: str | None
+    namespace: str | None
+
+
+def identity(page: Page) -> Identity:
+    """What an Identify response says; raises PageError if it has no Identify element."""
+    el = page.root.find(f"{_O}Identify") if page.root is not None else None
+    if el is None:
+        raise PageError("the Identify response has no Identify element")
+    return Identity(
+        _text(el.find(f"{_O}repositoryName")), _text(el.find(f"{_O}baseURL")),
+        _text(el.find(f"{_O}protocolVersion")), _text(el.find(f"{_O}granularity")),
+        _text(el.find(f"{_O}deletedRecord")), _text(el.find(f"{_O}earliestDatestamp")),
+        tuple(t for t in (_text(c) for c in el.findall(f"{_O}compression")) if t),
+    )
+
+
+def format_offers(page: Page) -> list[FormatOffer]:
+    """The metadataFormat entries of a ListMetadataFormats response."""
+    el = page.root.find(f"{_O}ListMetadataFormats") if page.root is not None else None
+    if el is None:
+        return []
+    return [FormatOffer(_text(f.find(f"{_O}metadataPrefix")) or "", _text(f.find(f"{_O}schema")),
+                        _text(f.find(f"{_O}metadataNamespace")))
+            for f in el.findall(f"{_O}metadataFormat")]
+
+
+def set_entries(page: Page) -> list[tuple[str, str | None]]:
+    """(setSpec, setName) pairs of a ListSets response."""
+    el = page.root.find(f"{_O}ListSets") if page.root is not None else None
+    if el is None:
+        return []
+    found = []
+    for s in el.findall(f"{_O}set"):
+        spec = _text(s.find(f"{_O}setSpec"))
+        if spec:
+            found.append((spec, _text(s.find(f"{_O}setName"))))
+    return found
+
+
+def list_token(page: Page, verb: str) -> Token | None:
+    """The resumptionToken of any list response (ListSets included)."""
+    el = page.root.find(f"{_O}{verb}/{_O}resumptionToken") if page.root is not None else None
+    if el is None:
+        return None
+    return Token(_text(el), _int(el.get("cursor")), _int(el.get("completeListSize")), el.get("expirationDate"))

@@ -1,0 +1,57 @@
+"""The OAI provenance about-container of a re-exposed record, built at ingest as canonical bytes.
+
+Follows the OAI-PMH guidelines for aggregators and schemas/oai/provenance.xsd; knows nothing of the store.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from datetime import datetime
+
+from lxml import etree
+
+from oai.formats.base import SCHEMAS_DIR, compile_schema, first_error
+from oai.formats.safexml import canonical_bytes
+
+PROV_NS = "http://www.openarchives.org/OAI/2.0/provenance"
+XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
+SCHEMA_URL = "http://www.openarchives.org/OAI/2.0/provenance.xsd"
+SCHEMA_PATH = SCHEMAS_DIR / "oai" / "provenance.xsd"
+_P = f"{{{PROV_NS}}}"
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a harvested record came from: the originDescription children."""
+
+    base_url: str
+    identifier: str
+    datestamp: str
+    metadata_namespace: str
+
+
+def build(origin: Origin, *, harvest_date: datetime, altered: bool,
+          nested: etree._Element | None = None) -> tuple[bytes, str | None]:
+    """(provenance bytes, warning): the upstream's own originDescription is nested when it is valid."""
+    root = etree.Element(f"{_P}provenance", nsmap={None: PROV_NS, "xsi": XSI_NS})
+    root.set(f"{{{XSI_NS}}}schemaLocation", f"{PROV_NS} {SCHEMA_URL}")
+    desc = etree.SubElement(root, f"{_P}originDescription")
+    desc.set("harvestDate", harvest_date.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    desc.set("altered", "true" if altered else "false")
+    for tag, value in (("baseURL", origin.base_url), ("identifier", origin.identifier),
+                       ("datestamp", origin.datestamp), ("metadataNamespace", origin.metadata_namespace)):
+        etree.SubElement(desc, f"{_P}{tag}").text = value
+    if nested is None:
+        return canonical_bytes(root), None
+    desc.append(copy.deepcopy(nested))
+    error = first_error(compile_schema(SCHEMA_PATH), root)
+    if error is None:
+        return canonical_bytes(root), None
+    desc.remove(desc[-1])
+    return canonical_bytes(root), f"the upstream provenance was not valid and is left out ({error})"
+
+
+def validate(data: bytes) -> str | None:
+    """The first provenance.xsd error of `data`, or None (for tests and checks)."""
+    return first_error(compile_schema(SCHEMA_PATH), etree.fromstring(data))

@@ -1,0 +1,466 @@
+"""One harvest run of one source: the page loop, checkpoints, resume, re-listing, completion.
+
+Every page is written in ONE transaction together with the checkpoint and the run's counts, so a
+run killed at any point resumes from the page after the last one committed. Fetching is client.py's,
+turning records into store writes ingest.py's, leases leases.py's.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine, delete, select, update
+
+from harvester import dates, leases
+from harvester.client import FetchPolicy, HarvestClient
+from harvester.errors import HarvestError, LeaseLost, RepeatedToken, Stopped, UpstreamOAIError
+from harvester.ingest import Ingestor
+from harvester.parse import Page, set_entries
+from harvester.sources import LIST_SETS_PAGES, SourceView, get_source
+from oai.store.engine import transaction
+from oai.store.models import HarvestCheckpoint, HarvestRun, Record, Source
+from oai.store.records import delete_record
+
+MAX_WARNINGS = 50
+log = logging.getLogger("harvester.runs")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    full: bool = False
+    detect_deletions: bool | None = None  # None: as the source says
+    policy: FetchPolicy = field(default_factory=FetchPolicy)
+    lease_seconds: float = leases.LEASE_SECONDS
+    retry_delay: float = 900.0  # a failed source is due again after this many seconds
+    repository_identifier: str | None = None  # None: from oai.config
+    max_relists: int = 20
+
+
+@dataclass(frozen=True)
+class Progress:
+    source: str
+    run_id: int
+    pages: int
+    records: int
+    complete_list_size: int | None
+    elapsed: float
+    new: int
+    updated: int
+    deleted: int
+    quarantined: int
+
+    @property
+    def rate(self) -> float:
+        return self.records / self.elapsed if self.elapsed > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    run_id: int
+    source: str
+    status: str  # complete | failed | interrupted
+    full: bool
+    pages: int
+    seen: int
+    new: int
+    updated: int
+    unchanged: int
+    deleted: int
+    quarantined: int
+    complete_list_size: int | None
+    error: str | None
+    warnings: tuple[str, ...]
+
+    @classmethod
+    def of(cls, run: HarvestRun, source: str) -> RunSummary:
+        return cls(run.id, source, run.status, run.full, run.pages, run.seen, run.new, run.updated,
+                   run.unchanged, run.deleted, run.quarantined, run.complete_list_size, run.error,
+                   tuple((run.warnings or "").splitlines()))
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+def harvest_source(engine: Engine, name: str, options: RunOptions | None = None, *,
+                   owner: str | None = None, lease_taken: bool = False, stop: threading.Event | None = None,
+                   on_progress: ProgressCallback | None = None) -> RunSummary:
+    """Harvest one source under its lease (resuming an unfinished run); raises LeaseTaken, SourceError."""
+    options = options or RunOptions(policy=FetchPolicy.from_environ())
+    if options.repository_identifier is None:
+        from oai.config import load_config
+
+        options = replace(options, repository_identifier=load_config().repository_identifier)
+    owner = owner or leases.owner_id()
+    with transaction(engine) as session:
+        source = get_source(session, name)
+    with leases.Lease(engine, source.id, owner, options.lease_seconds, taken=lease_taken) as lease:
+        with transaction(engine) as session:  # read again under the lease
+            source = get_source(session, name)
+        return _Run(engine, source, options, owner, lease, stop, on_progress).execute()
+
+
+class _Run:
+    def __init__(self, engine: Engine, source: SourceView, options: RunOptions, owner: str,
+                 lease: leases.Lease, stop: threading.Event | None, on_progress: ProgressCallback | None) -> None:
+        self.engine, self.source, self.options, self.owner = engine, source, options, owner
+        self.lease, self.stop, self.on_progress = lease, stop, on_progress
+        self.client = HarvestClient(source.base_url, options.policy, stop=stop)
+        self.started = time.monotonic()
+        self.seen_tokens: set[str] = set()
+        self.relist_froms: list[str | None] = []
+        self.granularity = source.granularity
+
+    # -- the run --
+
+    def execute(self) -> RunSummary:
+        self._start()
+        try:
+            self._harvest_list()
+            detect = self.options.detect_deletions
+            if detect if detect is not None else self.source.detect_deletions:
+                try:
+                    self._detect_deletions()
+                except HarvestError as exc:  # the list itself is complete; the check waits for the next run
+                    self._note(f"deletion check not finished: {exc}")
+            status, error = "complete", None
+        except (Stopped, LeaseLost) as exc:
+            status, error = "interrupted", str(exc)
+        except HarvestError as exc:
+            status, error = "failed", str(exc)
+        except Exception as exc:
+            self._finish("failed", f"internal error: {exc!r}")
+            raise
+        finally:
+            self.client.close()
+        return self._finish(status, error)
+
+    def _start(self) -> None:
+        """Resume the unfinished run of this source, or begin a new one with its checkpoint."""
+        now = dates.utcnow()
+        src = self.source
+        with transaction(self.engine) as s:
+            cp = s.get(HarvestCheckpoint, src.id)
+            run = s.get(HarvestRun, cp.run_id) if cp is not None else None
+            if cp is not None and (run is None or self.options.full):  # --full always starts afresh
+                if run is not None:
+                    run.status, run.ended, run.error = "abandoned", now, "replaced by a full harvest"
+                s.delete(cp)
+                s.flush()
+                cp = run = None
+            s.execute(update(HarvestRun).where(
+                HarvestRun.source_id == src.id, HarvestRun.status == "running",
+                HarvestRun.id != (run.id if run is not None else -1),
+            ).values(status="interrupted", ended=now,
+                     error="the harvest process ended without finishing (killed?); resumed by a later run"))
+            if run is not None:
+                run.status, run.worker, run.ended, run.error = "running", self.owner, None, None
+                self.resumed = True
+            else:
+                full = self.options.full or not src.last_complete_response_date
+                from_date = None if full else dates.as_argument(src.last_complete_response_date, src.granularity)
+                run = HarvestRun(source_id=src.id, started=now, status="running", full=full, from_date=from_date,
+                                 worker=self.owner, pages=0, seen=0, new=0, updated=0, unchanged=0, deleted=0,
+                                 quarantined=0)
+                s.add(run)
+                s.flush()
+                cp = HarvestCheckpoint(source_id=src.id, run_id=run.id, resumption_token=None, cursor=0,
+                                       from_date=from_date, last_upstream_datestamp=None, updated=now)
+                s.add(cp)
+                self.resumed = False
+            self.run_id, self.full, self.run_started = run.id, run.full, run.started
+            self.token, self.cursor, self.from_date = cp.resumption_token, cp.cursor, cp.from_date
+            # the re-list point: the highest upstream datestamp held, while the list is in datestamp order
+            self.last_datestamp = cp.last_upstream_datestamp
+            self.ordered = cp.last_upstream_datestamp is not None or cp.cursor == 0
+            self.complete_list_size, self.pages = run.complete_list_size, run.pages
+        log.info("resume" if self.resumed else "start", extra={"fields": {
+            "event": "resume" if self.resumed else "start", "source": src.name, "run": self.run_id,
+            "full": self.full, "from": self.from_date, "token": self.token, "cursor": self.cursor}})
+        self.ingestor = Ingestor(src, self.options.repository_identifier or "", self._set_names())
+
+    def _set_names(self) -> dict[str, str | None]:
+        """Upstream set names, read (boundedly) on full runs only: "when cheap"."""
+        if not self.full:
+            return {}
+        names: dict[str, str | None] = {}
+        try:
+            for page in self.client.pages("ListSets", max_pages=LIST_SETS_PAGES):
+                names.update(set_entries(page))
+        except HarvestError:
+            pass  # no sets, or none readable: setSpecs serve as names
+        return names
+
+    def _params(self) -> dict[str, str]:
+        if self.token:
+            return {"resumptionToken": self.token}
+        params = {"metadataPrefix": self.source.prefix}
+        if self.from_date:
+            params["from"] = self.from_date
+        if self.source.set_spec:
+            params["set"] = self.source.set_spec
+        return params
+
+    def _harvest_list(self) -> None:
+        with ThreadPoolExecutor(1, thread_name_prefix=f"prefetch-{self.source.name}") as pool:
+            self._pages(pool)
+
+    def _pages(self, pool: ThreadPoolExecutor) -> None:
+        """The page loop; the next page is fetched while the current one is written (commits stay in order)."""
+        ahead: Future | None = None
+        while True:
+            if self.stop is not None and self.stop.is_set():
+                raise Stopped("asked to stop; the next run resumes from the checkpoint")
+            if self.lease.lost.is_set():
+                raise LeaseLost("our lease on the source was lost; stopping")
+            try:
+                if ahead is None:
+                    ahead = pool.submit(self._fetch, self._params())
+                future, ahead = ahead, None
+                page, prepared = future.result()
+            except UpstreamOAIError as exc:
+                if exc.code == "noRecordsMatch":
+                    if self.token:
+                        self._note("the source answered noRecordsMatch to a resumptionToken; "
+                                   "the list is taken as ended")
+                    self._write(None, ([], [], []), final=True, response_date=exc.response_date)
+                    return
+                if exc.code == "badResumptionToken" and self.token:
+                    self._relist(exc)
+                    continue
+                if exc.code == "badArgument" and not self.token and self.from_date and "T" in self.from_date:
+                    self._use_days(exc)
+                    continue
+                raise
+            token = page.token.value if page.token is not None else None
+            repeated = token is not None and (token == self.token or token in self.seen_tokens)
+            final = token is None
+            if not final and not repeated:
+                ahead = pool.submit(self._fetch, {"resumptionToken": token})
+            try:
+                self._write(page, prepared, final=final, next_token=self.token if repeated else token)
+            except BaseException:
+                if ahead is not None:
+                    ahead.cancel()
+                raise
+            if repeated:
+                raise RepeatedToken(f"the source handed back the resumptionToken {token!r} it had already "
+                                    "given; stopped to avoid a loop (the records so far are kept)")
+            if final:
+                return
+            self.seen_tokens.add(token)
+
+    def _fetch(self, params: dict[str, str]) -> tuple[Page, tuple]:
+        """One page, fetched and turned into store records (in the prefetch thread, outside any transaction)."""
+        page = self.client.fetch("ListRecords", **params)
+        return page, self.ingestor.prepare(page.records)
+
+    # -- one page, one transaction --
+
+    def _write(self, page: Page | None, prepared: tuple, *, final: bool, next_token: str | None = None,
+               response_date: str | None = None) -> None:
+        now = dates.utcnow()
+        ready, rejected, notes = prepared
+        broken = list(page.broken if page else ()) + rejected
+        ordered, last = self.ordered, self.last_datestamp
+        with transaction(self.engine) as s:
+            leases.renew_in(s, self.source.id, self.owner, self.options.lease_seconds, now)
+            out = self.ingestor.write(s, ready, broken, self.run_id, now)
+            for stamp in out.datestamps:  # normalised datestamps compare as strings
+                if ordered and last is not None and stamp < last:
+                    ordered, last = False, None
+                elif ordered and (last is None or stamp > last):
+                    last = stamp
+            cursor = self.cursor + out.seen
+            run = s.get(HarvestRun, self.run_id)
+            warnings = list(notes) + out.warnings
+            if page is None and run.response_date is None and response_date:
+                run.response_date = response_date  # an empty list still tells the upstream's time
+            if page is not None:
+                run.pages += 1
+                if run.response_date is None:
+                    run.response_date = page.response_date or dates.format_moment(self.run_started)
+                    if page.response_date is None:
+                        warnings.append("the source sent no responseDate; our own clock is used instead")
+                announced = page.token.complete_list_size if page.token is not None else None
+                if announced is not None and run.complete_list_size is None:
+                    run.complete_list_size = announced
+                elif announced is not None and announced != run.complete_list_size:
+                    warnings.append(f"the source's completeListSize changed from {run.complete_list_size} to "
+                                    f"{announced} during the list (records changed while we harvested)")
+            for key in ("seen", "new", "updated", "unchanged", "deleted", "quarantined"):
+                setattr(run, key, getattr(run, key) + getattr(out, key))
+            if final:
+                size = run.complete_list_size
+                if size is not None and size != cursor:
+                    warnings.append(f"the source announced completeListSize={size} but sent {cursor} records "
+                                    f"in this list ({'fewer' if cursor < size else 'more'})")
+            run.warnings = self._merge_warnings(run.warnings, warnings)
+            if final:
+                self._complete(s, run, now)
+            else:
+                cp = s.get(HarvestCheckpoint, self.source.id)
+                cp.resumption_token, cp.cursor, cp.from_date = next_token, cursor, self.from_date
+                cp.last_upstream_datestamp = last if ordered else None
+                cp.updated = now
+            summary = (run.pages, run.seen, run.complete_list_size, run.new, run.updated, run.deleted,
+                       run.quarantined)
+        # committed: only now does our in-memory state move on
+        self.ordered, self.last_datestamp, self.cursor, self.token = ordered, last, cursor, next_token
+        self.pages, seen, self.complete_list_size = summary[0], summary[1], summary[2]
+        for w in warnings:
+            log.warning(w, extra={"fields": {"event": "warning", "source": self.source.name, "run": self.run_id}})
+        log.info("page" if page is not None else "empty list", extra={"fields": {
+            "event": "page" if page is not None else "empty", "source": self.source.name, "run": self.run_id,
+            "page": self.pages, "records": out.seen, "new": out.new, "updated": out.updated, "deleted": out.deleted,
+            "quarantined": out.quarantined, "total": seen, "of": self.complete_list_size}})
+        if self.on_progress is not None:
+            self.on_progress(Progress(self.source.name, self.run_id, self.pages, seen, self.complete_list_size,
+                                      time.monotonic() - self.started, *summary[3:]))
+
+    def _complete(self, s, run: HarvestRun, now: datetime) -> None:  # noqa: ANN001
+        run.status, run.ended = "complete", now
+        src = s.get(Source, self.source.id)
+        # The next incremental window starts at the upstream's clock; lacking it, keep the old start.
+        src.last_complete_response_date = (run.response_date or src.last_complete_response_date
+                                           or dates.format_moment(self.run_started))
+        if self.granularity != src.granularity:
+            src.granularity = self.granularity
+        src.next_due = now + timedelta(seconds=src.every_seconds) if src.every_seconds else None
+        s.execute(delete(HarvestCheckpoint).where(HarvestCheckpoint.source_id == self.source.id))
+
+    def _relist(self, exc: UpstreamOAIError) -> None:
+        """The token expired: list again from the last upstream datestamp we hold everything up to."""
+        point = self.last_datestamp if self.ordered and self.last_datestamp else self.from_date
+        new_from = dates.as_argument(point, self.granularity) if point else None
+        if new_from in self.relist_froms or len(self.relist_froms) >= self.options.max_relists:
+            raise HarvestError(f"the source's resumptionTokens keep expiring before the list advances "
+                               f"({exc.message or exc.code}); stopped after {len(self.relist_froms)} re-lists")
+        self.relist_froms.append(new_from)
+        why = "" if self.ordered else " (its list is not in datestamp order, so from the list's start)"
+        note = (f"resumptionToken refused ({exc.message or exc.code}) after {self.cursor} records; "
+                f"listing again from {new_from or 'the beginning'}{why}")
+        now = dates.utcnow()
+        with transaction(self.engine) as s:
+            leases.renew_in(s, self.source.id, self.owner, self.options.lease_seconds, now)
+            cp = s.get(HarvestCheckpoint, self.source.id)
+            cp.resumption_token, cp.cursor, cp.from_date, cp.updated = None, 0, new_from, now
+            cp.last_upstream_datestamp = self.last_datestamp if self.ordered else None
+            run = s.get(HarvestRun, self.run_id)
+            run.complete_list_size = None
+            run.warnings = self._merge_warnings(run.warnings, [note])
+        self.token, self.cursor, self.from_date, self.complete_list_size = None, 0, new_from, None
+        self.seen_tokens.clear()  # a new list: offset-style tokens may well come back the same
+        log.warning(note, extra={"fields": {"event": "relist", "source": self.source.name, "run": self.run_id,
+                                            "from": new_from}})
+
+    def _use_days(self, exc: UpstreamOAIError) -> None:
+        """The source refuses a from with a time although it may declare seconds: ask by day from now on."""
+        day = self.from_date[:10]
+        note = (f"the source refused from={self.from_date} ({exc.message or exc.code}); it accepts days only "
+                f"(Identify says {self.source.granularity}), so from={day} is used")
+        with transaction(self.engine) as s:
+            cp = s.get(HarvestCheckpoint, self.source.id)
+            cp.from_date = day
+            run = s.get(HarvestRun, self.run_id)
+            run.warnings = self._merge_warnings(run.warnings, [note])
+        self.from_date, self.granularity = day, dates.DAY
+        log.warning(note, extra={"fields": {"event": "granularity", "source": self.source.name}})
+
+    # -- deletions, when the source keeps none --
+
+    def _detect_deletions(self) -> None:
+        """Tombstone our records of this source that its complete ListIdentifiers no longer lists."""
+        params = {"metadataPrefix": self.source.prefix}
+        if self.source.set_spec:
+            params["set"] = self.source.set_spec
+        listed: set[str] = set()
+        try:
+            for page in self.client.pages("ListIdentifiers", **params):
+                if page.broken:
+                    self._note("deletion check skipped: the source's identifier list has unreadable entries")
+                    return
+                listed.update(h.identifier for h in page.headers if not h.deleted)
+                if self.stop is not None and self.stop.is_set():
+                    raise Stopped("asked to stop during the deletion check")
+        except UpstreamOAIError as exc:
+            if exc.code != "noRecordsMatch":
+                self._note(f"deletion check skipped: {exc}")
+                return
+        except RepeatedToken as exc:
+            self._note(f"deletion check skipped: {exc}")
+            return
+        with transaction(self.engine) as s:
+            held = s.execute(select(Record.identifier, Record.upstream_identifier).where(
+                Record.source_id == self.source.id, Record.deleted.is_(False))).all()
+        gone = [r.identifier for r in held if r.upstream_identifier not in listed]
+        missing = len(listed - {r.upstream_identifier for r in held})
+        if missing:
+            self._note(f"deletion check: the source lists {missing} record(s) we do not hold "
+                       "(quarantined, or skipped by the source's paging); `oai harvest --full` fetches them again")
+        if gone and not listed:
+            self._note(f"deletion check: the source lists no identifiers at all; {len(gone)} records were "
+                       "NOT tombstoned (check the source, then harvest with --full)")
+            return
+        for i in range(0, len(gone), 200):
+            now = dates.utcnow()
+            with transaction(self.engine) as s:
+                leases.renew_in(s, self.source.id, self.owner, self.options.lease_seconds, now)
+                made = sum(1 for ident in gone[i:i + 200] if delete_record(s, ident, now=now) is not None)
+                run = s.get(HarvestRun, self.run_id)
+                run.deleted += made
+        log.info("deletions", extra={"fields": {"event": "deletions", "source": self.source.name,
+                                                "run": self.run_id, "listed": len(listed), "tombstoned": len(gone)}})
+
+    # -- bookkeeping --
+
+    def _note(self, line: str) -> None:
+        with transaction(self.engine) as s:
+            run = s.get(HarvestRun, self.run_id)
+            run.warnings = self._merge_warnings(run.warnings, [line])
+        log.warning(line, extra={"fields": {"event": "warning", "source": self.source.name, "run": self.run_id}})
+
+    @staticmethod
+    def _merge_warnings(existing: str | None, new: list[str]) -> str | None:
+        lines = (existing or "").splitlines()
+        extra = 0
+        if lines and lines[-1].startswith("... and "):
+            extra = int(lines.pop().split()[2])
+        for line in new:
+            if line in lines:
+                continue
+            if len(lines) < MAX_WARNINGS:
+                lines.append(line)
+            else:
+                extra += 1
+        if extra:
+            lines.append(f"... and {extra} more warnings")
+        return "\n".join(lines) or None
+
+    def _finish(self, status: str, error: str | None) -> RunSummary:
+        now = dates.utcnow()
+        with transaction(self.engine) as s:
+            run = s.get(HarvestRun, self.run_id)
+            # after a takeover, whoever took the source over may have resumed this very run: theirs now
+            ours = not (self.lease.lost.is_set() and run.worker != self.owner)
+            if ours and run.status != "complete":  # a completed list stays complete
+                run.status, run.error, run.ended = status, error, now
+                if status == "failed" and not self.lease.lost.is_set():
+                    src = s.get(Source, self.source.id)
+                    if src is not None and src.every_seconds:
+                        src.next_due = now + timedelta(seconds=self.options.retry_delay)
+            summary = RunSummary.of(run, self.source.name)
+            if not ours:
+                summary = RunSummary(**{**vars(summary), "status": status, "error": error})
+        level = logging.INFO if status == "complete" else logging.WARNING
+        log.log(level, "end", extra={"fields": {
+            "event": "end", "source": self.source.name, "run": self.run_id, "status": summary.status,
+            "pages": summary.pages, "seen": summary.seen, "new": summary.new, "updated": summary.updated,
+            "deleted": summary.deleted, "quarantined": summary.quarantined, "error": error}})
+        return summary
+

@@ -1,0 +1,110 @@
+"""When sources are due, and the loops that harvest them: `oai harvest --all` and `oai harvest worker`.
+
+Each of the N slots claims one due source at a time through a lease (leases.py) and harvests it
+(runs.py); a shared stop event ends everything at the next page boundary.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+
+from harvester import leases
+from harvester.errors import HarvestError
+from harvester.runs import ProgressCallback, RunOptions, RunSummary, harvest_source
+
+log = logging.getLogger("harvester.schedule")
+_UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
+_PART = re.compile(r"(\d+)\s*([wdhms])")
+NEVER = ("never", "manual", "off", "0")
+
+
+def parse_interval(text: str) -> int | None:
+    """'1d', '12h', '1d12h', '90m' -> seconds; 'never'/'manual' -> None; raises ValueError."""
+    text = text.strip().lower()
+    if text in NEVER:
+        return None
+    parts = _PART.findall(text)
+    if not parts or "".join(f"{n}{u}" for n, u in parts) != text.replace(" ", ""):
+        raise ValueError(f"{text!r} is not an interval: write e.g. 1d, 12h, 30m, 1w or 'never'")
+    seconds = sum(int(n) * _UNITS[u] for n, u in parts)
+    if seconds < 60:
+        raise ValueError("harvesting more often than once a minute is not allowed")
+    return seconds
+
+
+def format_interval(seconds: int | None) -> str:
+    if not seconds:
+        return "never (manual)"
+    out = []
+    for unit, size in _UNITS.items():
+        if seconds >= size:
+            out.append(f"{seconds // size}{unit}")
+            seconds %= size
+    return "".join(out)
+
+
+@dataclass(frozen=True)
+class SlotResult:
+    """What one claimed source ended as: a run summary, or why no run happened."""
+
+    source: str
+    summary: RunSummary | None
+    error: str | None = None
+
+
+def harvest_loop(engine: Engine, *, jobs: int, options: RunOptions, stop: threading.Event,
+                 once: bool, poll: float = 30.0, on_progress: ProgressCallback | None = None,
+                 on_result: Callable[[SlotResult], None] | None = None) -> list[SlotResult]:
+    """Run `jobs` slots; once=True harvests every due source one time and returns, else loops until stop."""
+    prefix = leases.owner_id().rsplit(":", 1)[0]
+    lock = threading.Lock()
+    done: set[str] = set()
+    results: list[SlotResult] = []
+
+    def slot() -> None:
+        while not stop.is_set():
+            with lock:
+                exclude = set(done) if once else set()
+            try:
+                claimed = leases.claim_due(engine, prefix, 1, options.lease_seconds, exclude=exclude)
+            except Exception as exc:  # noqa: BLE001 - the database may be back at the next poll
+                log.error("claim failed", extra={"fields": {"event": "claim", "error": str(exc)}})
+                claimed = []
+                if once:
+                    return
+            if not claimed:
+                if once:
+                    return
+                stop.wait(poll)
+                continue
+            _, name, owner = claimed[0]
+            with lock:
+                done.add(name)
+            try:
+                result = SlotResult(name, harvest_source(engine, name, options, owner=owner, lease_taken=True,
+                                                         stop=stop, on_progress=on_progress))
+            except HarvestError as exc:
+                result = SlotResult(name, None, str(exc))
+            except Exception as exc:  # noqa: BLE001 - one source's bug must not stop the worker
+                log.exception("harvest crashed", extra={"fields": {"event": "crash", "source": name}})
+                result = SlotResult(name, None, f"internal error: {exc!r}")
+            with lock:
+                results.append(result)
+            if on_result is not None:
+                on_result(result)
+            if result.summary is None and not once:
+                stop.wait(poll)  # something is wrong with this source or the database: do not spin
+
+    threads = [threading.Thread(target=slot, name=f"harvest-slot-{i}", daemon=True) for i in range(jobs)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        while t.is_alive():  # join in steps so that the main thread keeps handling signals
+            t.join(0.5)
+    return results

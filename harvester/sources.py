@@ -1,0 +1,284 @@
+"""Sources kept in the database: adding one (after checking its endpoint), listing, showing, removing.
+
+Owns the source's facts read from Identify/ListMetadataFormats/ListSets; harvest runs live in runs.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+from urllib.parse import urlsplit
+
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+
+from harvester import dates
+from harvester.client import FetchPolicy, HarvestClient
+from harvester.errors import FetchError, HarvestError, PageError, RepeatedToken, SourceError, UpstreamOAIError
+from harvester.parse import FormatOffer, Identity, format_offers, identity, set_entries
+from oai.store.engine import transaction
+from oai.store.models import ForeignFormat, HarvestCheckpoint, HarvestRun, Quarantine, Record, Source
+from oai.store.records import delete_record, set_info
+from oai.store.validation import check_set_spec
+
+RESERVED_NAMES = frozenset({"run", "worker", "runs", "quarantine"})  # `oai harvest <name>` subcommands
+LIST_SETS_PAGES = 20  # "when cheap": at most this many ListSets pages
+
+
+@dataclass(frozen=True)
+class SourceView:
+    """A source as the harvester uses it (a snapshot of its row)."""
+
+    id: int
+    name: str
+    base_url: str
+    prefix: str
+    set_spec: str | None
+    every_seconds: int | None
+    keep_identifiers: bool
+    detect_deletions: bool
+    granularity: str | None
+    deleted_record: str | None
+    repository_name: str | None
+    metadata_namespace: str | None
+    metadata_schema: str | None
+    enabled: bool
+    created: datetime
+    last_complete_response_date: str | None
+    next_due: datetime | None
+    lease_owner: str | None
+    lease_expires: datetime | None
+
+    @classmethod
+    def of(cls, row: Source) -> SourceView:
+        return cls(row.id, row.name, row.base_url, row.prefix, row.set_spec, row.every_seconds,
+                   row.keep_upstream_identifiers, row.detect_deletions, row.granularity, row.deleted_record,
+                   row.repository_name, row.metadata_namespace, row.metadata_schema, row.enabled, row.created,
+                   row.last_complete_response_date, row.next_due, row.lease_owner, row.lease_expires)
+
+
+@dataclass(frozen=True)
+class EndpointFacts:
+    """What the endpoint check learnt."""
+
+    identity: Identity
+    offer: FormatOffer
+    set_name: str | None
+    set_names: dict[str, str | None]
+    warnings: tuple[str, ...]
+
+
+def check_name(name: str) -> str:
+    """A source name must be a setSpec without ':' (its records form that set); raises SourceError."""
+    try:
+        check_set_spec(name)
+    except ValueError as exc:
+        raise SourceError(f"the source name {name!r} cannot be used: {exc}") from None
+    if ":" in name:
+        raise SourceError(f"the source name {name!r} cannot contain ':' (upstream sets go below it)")
+    if name in RESERVED_NAMES:
+        raise SourceError(f"{name!r} is a word of the `oai harvest` command; choose another source name")
+    if len(name) > 128:
+        raise SourceError("a source name can have at most 128 characters")
+    return name
+
+
+def check_endpoint(client: HarvestClient, prefix: str, set_spec: str | None) -> EndpointFacts:
+    """Identify, ListMetadataFormats (and ListSets for a set); raises SourceError saying what is wrong."""
+    url = client.endpoint
+    warnings: list[str] = []
+    try:
+        ident = identity(client.fetch("Identify"))
+    except UpstreamOAIError as exc:
+        raise SourceError(f"{url} answered Identify with an error ({exc.code}: {exc.message}); "
+                          "it does not work as an OAI-PMH endpoint") from None
+    except (FetchError, PageError) as exc:
+        raise SourceError(f"{url} is not an OAI-PMH endpoint we can use: {exc}") from None
+    if ident.granularity not in (dates.DAY, dates.SECONDS):
+        warnings.append(f"the source declares the granularity {ident.granularity!r}; days are assumed")
+    if ident.deleted_record not in ("no", "transient", "persistent"):
+        warnings.append(f"the source declares deletedRecord {ident.deleted_record!r}; treated as 'no'")
+    if ident.base_url and ident.base_url.rstrip("/") != url.rstrip("/"):
+        warnings.append(f"the source calls its base URL {ident.base_url}")
+    try:
+        offers = format_offers(client.fetch("ListMetadataFormats"))
+    except UpstreamOAIError as exc:
+        raise SourceError(f"{url} cannot list its metadata formats ({exc.code}: {exc.message})") from None
+    except (FetchError, PageError) as exc:
+        raise SourceError(f"{url} did not answer ListMetadataFormats usably: {exc}") from None
+    offer = next((o for o in offers if o.prefix == prefix), None)
+    if offer is None:
+        offered = ", ".join(o.prefix for o in offers) or "none"
+        raise SourceError(f"the source does not offer the metadata format {prefix!r}; it offers: {offered}")
+    set_names, set_name = _set_names(client, warnings, set_spec is not None), None
+    if set_spec is not None:
+        if set_spec in set_names:
+            set_name = set_names[set_spec]
+        elif set_names.get("\0complete"):
+            sample = ", ".join(sorted(s for s in set_names if s != "\0complete")[:10])
+            raise SourceError(f"the source has no set {set_spec!r}; its sets include: {sample or 'none'}")
+        else:
+            _probe_set(client, prefix, set_spec, warnings)
+    set_names.pop("\0complete", None)
+    return EndpointFacts(ident, offer, set_name, set_names, tuple(warnings))
+
+
+def _set_names(client: HarvestClient, warnings: list[str], needed: bool) -> dict:
+    """Upstream setSpec -> setName from a bounded ListSets; key "\\0complete" marks a complete list."""
+    names: dict = {}
+    try:
+        pages = 0
+        for page in client.pages("ListSets", max_pages=LIST_SETS_PAGES):
+            pages += 1
+            names.update(set_entries(page))
+        names["\0complete"] = pages < LIST_SETS_PAGES
+    except UpstreamOAIError as exc:
+        if exc.code == "noSetHierarchy":
+            if needed:
+                raise SourceError("the source has no sets (noSetHierarchy), so no set can be harvested") from None
+            names["\0complete"] = True
+        elif needed:
+            raise SourceError(f"the source cannot list its sets ({exc.code}: {exc.message})") from None
+    except (FetchError, RepeatedToken) as exc:
+        if needed:
+            raise SourceError(f"the source did not list its sets usably: {exc}") from None
+        warnings.append(f"set names not read: {exc}")
+    return names
+
+
+def _probe_set(client: HarvestClient, prefix: str, set_spec: str, warnings: list[str]) -> None:
+    try:
+        client.fetch("ListIdentifiers", metadataPrefix=prefix, set=set_spec)
+    except UpstreamOAIError as exc:
+        if exc.code != "noRecordsMatch":
+            raise SourceError(f"the source refuses the set {set_spec!r} ({exc.code}: {exc.message})") from None
+        warnings.append(f"the set {set_spec!r} is accepted but holds no {prefix} records yet")
+
+
+def add_source(engine: Engine, name: str, base_url: str, *, prefix: str = "oai_dc", set_spec: str | None = None,
+               every_seconds: int | None = 86400, keep_identifiers: bool = False,
+               detect_deletions: bool = False, policy: FetchPolicy | None = None) -> tuple[SourceView, tuple[str, ...]]:
+    """Check the endpoint and store the source; returns it and warnings; raises SourceError."""
+    check_name(name)
+    parts = urlsplit(base_url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise SourceError(f"{base_url!r} is not an http(s) URL")
+    if set_spec is not None:
+        try:
+            check_set_spec(set_spec)
+        except ValueError as exc:
+            raise SourceError(str(exc)) from None
+    with transaction(engine) as session:
+        if session.scalar(select(Source.id).where(Source.name == name)) is not None:
+            raise SourceError(f"there is already a source named {name!r}")
+    policy = policy or FetchPolicy.from_environ()
+    client = HarvestClient(base_url, replace(policy, attempts=min(policy.attempts, 2)))
+    try:
+        facts = check_endpoint(client, prefix, set_spec)
+    finally:
+        client.close()
+    warnings = list(facts.warnings)
+    if facts.identity.deleted_record in ("no", "transient") and not detect_deletions:
+        warnings.append(f"the source keeps {'no' if facts.identity.deleted_record == 'no' else 'only transient'} "
+                        "records of deletions: add it with --detect-deletions to notice them")
+    from harvester.ingest import registry_format
+
+    now = dates.utcnow()
+    with transaction(engine) as session:
+        if registry_format(prefix, facts.offer.namespace) is None:
+            _register_foreign(session, facts.offer)
+        granularity = facts.identity.granularity
+        row = Source(
+            name=name, base_url=base_url, prefix=prefix, set_spec=set_spec, every_seconds=every_seconds,
+            keep_upstream_identifiers=keep_identifiers, detect_deletions=detect_deletions,
+            granularity=granularity if granularity in (dates.DAY, dates.SECONDS) else dates.DAY,
+            deleted_record=facts.identity.deleted_record, repository_name=facts.identity.repository_name,
+            metadata_namespace=facts.offer.namespace, metadata_schema=facts.offer.schema, enabled=True,
+            created=now, next_due=now if every_seconds else None,
+        )
+        session.add(row)
+        session.flush()
+        set_info(session, name, facts.identity.repository_name or name)
+        if set_spec is not None:
+            set_info(session, f"{name}:{set_spec}", facts.set_name or set_spec)
+        view = SourceView.of(row)
+    return view, tuple(warnings)
+
+
+def _register_foreign(session: Session, offer: FormatOffer) -> None:
+    """Serve a format we only have from sources, with the namespace and schema they declare."""
+    if not offer.namespace or not offer.schema:
+        raise SourceError(f"the source lists the format {offer.prefix!r} without a namespace or schema")
+    row = session.get(ForeignFormat, offer.prefix)
+    if row is None:
+        session.add(ForeignFormat(prefix=offer.prefix, namespace=offer.namespace, schema=offer.schema))
+    elif row.namespace != offer.namespace:
+        raise SourceError(f"the metadata prefix {offer.prefix!r} is already served with the namespace "
+                          f"{row.namespace}, and this source uses {offer.namespace}")
+
+
+def get_source(session: Session, name: str) -> SourceView:
+    """The source called `name`; raises SourceError naming the sources that exist."""
+    row = session.scalar(select(Source).where(Source.name == name))
+    if row is None:
+        names = list(session.scalars(select(Source.name).order_by(Source.name)))
+        known = ", ".join(names) if names else "none yet (add one with `oai source add`)"
+        raise SourceError(f"there is no source {name!r}; sources: {known}")
+    return SourceView.of(row)
+
+
+def list_sources(engine: Engine) -> list[SourceView]:
+    with transaction(engine) as session:
+        return [SourceView.of(r) for r in session.scalars(select(Source).order_by(Source.name))]
+
+
+@dataclass(frozen=True)
+class SourceDetails:
+    source: SourceView
+    records: int
+    deleted: int
+    quarantined: int
+    checkpoint: HarvestCheckpoint | None
+    last_run: HarvestRun | None
+
+
+def show_source(engine: Engine, name: str) -> SourceDetails:
+    with transaction(engine) as session:
+        src = get_source(session, name)
+        counts = dict(session.execute(
+            select(Record.deleted, func.count()).where(Record.source_id == src.id).group_by(Record.deleted)).all())
+        quarantined = session.scalar(select(func.count()).select_from(Quarantine)
+                                     .where(Quarantine.source_id == src.id)) or 0
+        checkpoint = session.get(HarvestCheckpoint, src.id)
+        last = session.scalar(select(HarvestRun).where(HarvestRun.source_id == src.id)
+                              .order_by(HarvestRun.id.desc()).limit(1))
+        return SourceDetails(src, counts.get(False, 0), counts.get(True, 0), quarantined, checkpoint, last)
+
+
+def remove_source(engine: Engine, name: str, records: str) -> int:
+    """Forget a source; its records are kept or tombstoned (`records` keep|delete). Returns tombstones made."""
+    if records not in ("keep", "delete"):
+        raise SourceError("say what to do with the source's records: keep or delete")
+    now = dates.utcnow()
+    with transaction(engine) as session:
+        src = get_source(session, name)
+        if src.lease_owner and src.lease_expires and src.lease_expires > now:
+            raise SourceError(f"the source {name!r} is being harvested by {src.lease_owner}; "
+                              "stop that harvest first")
+    made = 0
+    if records == "delete":
+        while True:
+            with transaction(engine) as session:
+                idents = list(session.scalars(select(Record.identifier).where(
+                    Record.source_id == src.id, Record.deleted.is_(False)).limit(500)))
+                for ident in idents:
+                    delete_record(session, ident, now=now)
+            made += len(idents)
+            if len(idents) < 500:
+                break
+    with transaction(engine) as session:
+        row = session.get(Source, src.id)
+        if row is None:
+            raise HarvestError(f"the source {name!r} disappeared while it was being removed")
+        session.delete(row)
+    return made

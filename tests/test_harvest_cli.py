@@ -1,0 +1,133 @@
+"""`oai source ...` and `oai harvest ...` through click's CliRunner: messages a librarian understands."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from click.testing import CliRunner
+
+from harvest_fixtures import MarcRepository, detach_logs, sqlite_only
+from oai.cli import main
+from upstream import faults, sample_records
+from upstream.fixtures import upstream, upstream_factory  # noqa: F401  (fixtures)
+
+FAST = {"OAI_HARVEST_DELAY": "0", "OAI_HARVEST_BACKOFF": "0.01", "OAI_HARVEST_ATTEMPTS": "2",
+        "OAI_HARVEST_READ_TIMEOUT": "3", "OAI_REPOSITORY_IDENTIFIER": "example.org"}
+LOGFMT = re.compile(r'^(\w+=("([^"\\]|\\.)*"|\S*)( |$))+$')
+
+
+@pytest.fixture(autouse=True)
+def _quiet_logs():  # noqa: ANN202
+    """The commands attach a log handler to CliRunner's stream; detach it after each test."""
+    yield
+    detach_logs()
+
+
+@pytest.fixture
+def oai(database_url):  # noqa: ANN001, ANN201
+    runner = CliRunner()
+
+    def run(*args: str, input: str | None = None):  # noqa: A002, ANN202
+        return runner.invoke(main, ["--database", database_url, *args], env=FAST, input=input,
+                             catch_exceptions=False)
+    return run
+
+
+@pytest.fixture
+def up(upstream):  # noqa: ANN001, ANN201, F811
+    upstream.repo.add(*sample_records(12))
+    return upstream
+
+
+@sqlite_only
+def test_source_lifecycle_and_harvest_commands(oai, up) -> None:  # noqa: ANN001
+    added = oai("source", "add", "up", up.base_url, "--every", "12h")
+    assert added.exit_code == 0, added.output
+    assert "added up: Synthetic Upstream (oai_dc; granularity YYYY-MM-DDThh:mm:ssZ; deletedRecord persistent" \
+        in added.output
+    assert "up\t" + up.base_url in oai("source", "list").output
+    shown = oai("source", "show", "up").output
+    assert "every:            12h" in shown and "last complete:    never" in shown
+    up.add_fault(faults.BrokenRecord(record=4), page=1, verb="ListRecords")
+    run = oai("harvest", "up")
+    assert run.exit_code == 0, run.output
+    assert "run #1 complete: 2 pages, 12 of 12 records (new 11" in run.stderr
+    log_lines = [line for line in run.stderr.splitlines() if line.startswith("ts=")]
+    assert log_lines and all(LOGFMT.match(line) for line in log_lines)
+    assert any("event=page" in line and "source=up" in line for line in log_lines)
+    runs = oai("harvest", "runs", "up").output
+    assert re.search(r"\s1 up\s+.*complete\s+2\s+12\s+11\s+0\s+0\s+1", runs), runs
+    quarantine = oai("harvest", "quarantine").output
+    assert "oai:upstream.test:4" in quarantine and "not well-formed" in quarantine
+    entry = re.search(r"#(\d+)", quarantine).group(1)
+    assert b"Record 4" in oai("harvest", "quarantine", "--raw", entry).stdout_bytes
+    removed = oai("source", "remove", "up", "--records", "delete")
+    assert removed.exit_code == 0 and "11 records deleted (tombstones)" in removed.output
+    assert "no sources yet" in oai("source", "list").output
+
+
+@sqlite_only
+def test_remove_in_a_script_must_say_what_to_do_with_the_records(oai, up) -> None:  # noqa: ANN001
+    oai("source", "add", "up", up.base_url)
+    result = oai("source", "remove", "up")
+    assert result.exit_code == 1 and "--records keep or --records delete" in result.output
+    assert oai("source", "remove", "up", "--records", "keep").exit_code == 0
+
+
+@sqlite_only
+@pytest.mark.parametrize("args, message", [
+    (("a b", "{url}"), "cannot be used: 'a b' is not a valid setSpec"),
+    (("a:b", "{url}"), "cannot contain ':'"),
+    (("worker", "{url}"), "is a word of the `oai harvest` command"),
+    (("up", "ftp://x/oai"), "is not an http(s) URL"),
+    (("up", "{url}", "--prefix", "marc21"), "does not offer the metadata format 'marc21'; it offers: oai_dc"),
+    (("up", "{url}", "--set", "nope"), "has no set 'nope'; its sets include: journal, journal:a, journal:b"),
+    (("up", "{root}/elsewhere"), "is not an OAI-PMH endpoint we can use: " ),
+    (("up", "{url}", "--every", "soon"), "is not an interval"),
+])
+def test_add_says_clearly_what_is_wrong(oai, up, args: tuple[str, ...], message: str) -> None:  # noqa: ANN001
+    root = up.base_url.rsplit("/", 1)[0]
+    result = oai("source", "add", *(a.format(url=up.base_url, root=root) for a in args))
+    assert result.exit_code != 0 and message in result.output, result.output
+
+
+@sqlite_only
+def test_add_refuses_what_is_not_oai_pmh(oai, up) -> None:  # noqa: ANN001
+    up.add_fault(faults.NotXml(), verb="Identify", times=None)
+    result = oai("source", "add", "up", up.base_url)
+    assert result.exit_code == 1
+    assert "is not an OAI-PMH endpoint we can use" in result.output and "HTML page" in result.output
+
+
+@sqlite_only
+def test_add_registers_a_foreign_format_and_warns_about_deletions(oai, upstream_factory) -> None:  # noqa: ANN001, F811
+    from upstream import SyntheticRepository
+
+    up = upstream_factory(MarcRepository(sample_records(3), deleted_record="transient"))
+    result = oai("source", "add", "marc", up.base_url, "--prefix", "marc21")
+    assert result.exit_code == 0, result.output
+    assert "--detect-deletions" in result.stderr
+    other = upstream_factory(SyntheticRepository(sample_records(2)))
+    again = oai("source", "add", "marc", other.base_url)
+    assert again.exit_code == 1 and "there is already a source named 'marc'" in again.output
+
+
+def test_harvest_all_runs_every_due_source_at_once(oai, upstream_factory) -> None:  # noqa: ANN001, F811
+    from upstream import SyntheticRepository
+
+    ups = [upstream_factory(SyntheticRepository(sample_records(8), page_size=3)) for _ in range(3)]
+    for i, u in enumerate(ups):
+        assert oai("source", "add", f"s{i}", u.base_url).exit_code == 0
+    result = oai("harvest", "--all", "--jobs", "3")
+    assert result.exit_code == 0, result.stderr
+    assert sorted(re.findall(r"(s\d): run #\d+ complete: 3 pages, 8 of 8", result.stderr)) == ["s0", "s1", "s2"]
+    again = oai("harvest", "--all")
+    assert again.exit_code == 0 and "no source is due" in again.stderr
+
+
+@sqlite_only
+def test_harvest_needs_a_name_or_all(oai) -> None:  # noqa: ANN001
+    assert "give a source NAME or --all" in oai("harvest", "run").output
+    missing = oai("harvest", "nowhere")
+    assert missing.exit_code == 1 and "there is no source 'nowhere'" in missing.output

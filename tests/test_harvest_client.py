@@ -1,0 +1,152 @@
+"""The sickle-based client against a misbehaving upstream: retries, Retry-After, timeouts, pacing."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import sickle
+
+from harvest_fixtures import policy
+from harvester.client import SICKLE_SUPPORTED, FetchPolicy, HarvestClient, HostPacer
+from harvester.errors import FetchError, Stopped, UpstreamOAIError
+from upstream import faults, sample_records
+from upstream.fixtures import upstream  # noqa: F401  (fixture)
+
+LIST = {"metadataPrefix": "oai_dc"}
+
+
+@pytest.fixture
+def up(upstream):  # noqa: ANN001, ANN201, F811
+    upstream.repo.add(*sample_records(12))
+    upstream.repo.page_size = 5
+    return upstream
+
+
+def client(up, **overrides) -> HarvestClient:  # noqa: ANN001, ANN003
+    return HarvestClient(up.base_url, policy(**overrides), pacer=HostPacer())
+
+
+def statuses(up) -> list:  # noqa: ANN001
+    return [e.status for e in up.log]
+
+
+def test_the_client_is_sickle_and_goes_through_its_request_hook(up) -> None:  # noqa: ANN001
+    c = client(up)
+    assert isinstance(c, sickle.Sickle)
+    low, high = SICKLE_SUPPORTED
+    assert low <= tuple(int(p) for p in sickle.__version__.split(".")[:2]) < high
+    response = c.harvest(verb="Identify")  # sickle's seam: an OAIResponse around requests' response
+    assert isinstance(response, sickle.response.OAIResponse) and response.http_response.status_code == 200
+    page = c.fetch("ListRecords", **LIST)
+    assert len(page.records) == 5 and c.requests_sent == 2
+    assert up.log[-1].headers["User-Agent"].startswith("oai-repository-harvester/")
+
+
+def test_503_retry_after_is_waited_for(up) -> None:  # noqa: ANN001
+    up.add_fault(faults.ServiceUnavailable(retry_after=1), verb="ListRecords")
+    started = time.monotonic()
+    page = client(up).fetch("ListRecords", **LIST)
+    assert time.monotonic() - started >= 0.95
+    assert len(page.records) == 5 and statuses(up) == [503, 200]
+
+
+def test_retry_after_is_bounded(up) -> None:  # noqa: ANN001
+    up.add_fault(faults.ServiceUnavailable(retry_after=3600), verb="ListRecords")
+    started = time.monotonic()
+    client(up, retry_after_max=0.2).fetch("ListRecords", **LIST)
+    assert time.monotonic() - started < 2
+
+
+def test_500s_are_retried_with_backoff(up) -> None:  # noqa: ANN001
+    up.add_fault(faults.InternalServerError(), verb="ListRecords", times=2)
+    client(up).fetch("ListRecords", **LIST)
+    assert statuses(up) == [500, 500, 200]
+
+
+def test_connection_reset_is_retried(up) -> None:  # noqa: ANN001
+    up.add_fault(faults.ConnectionReset(), verb="ListRecords")
+    client(up).fetch("ListRecords", **LIST)
+    assert statuses(up) == [None, 200]
+
+
+def test_slow_answers_time_out_and_are_retried(up) -> None:  # noqa: ANN001
+    up.add_fault(faults.Slow(1.5), verb="ListRecords")
+    started = time.monotonic()
+    page = client(up, read_timeout=0.3).fetch("ListRecords", **LIST)
+    assert len(page.records) == 5 and len(up.log) == 2 and time.monotonic() - started < 1.4
+
+
+@pytest.mark.parametrize("length", ["full", "sent", None])
+def test_truncated_bodies_are_retried(up, length: str | None) -> None:  # noqa: ANN001
+    up.add_fault(faults.Truncated(0.6, content_length=length), verb="ListRecords")
+    page = client(up).fetch("ListRecords", **LIST)
+    assert len(page.records) == 5 and len(up.log) == 2
+
+
+@pytest.mark.parametrize("fault", [faults.EmptyBody(), faults.NotXml(), faults.NotXml(b"broken xml", "text/xml")])
+def test_empty_or_non_xml_200_is_an_error_that_is_retried(up, fault: faults.Fault) -> None:  # noqa: ANN001
+    up.add_fault(fault, verb="ListRecords")
+    assert len(client(up).fetch("ListRecords", **LIST).records) == 5
+    assert statuses(up) == [200, 200]
+
+
+def test_retries_are_bounded(up) -> None:  # noqa: ANN001
+    up.add_fault(faults.NotXml(), verb="ListRecords", times=None)
+    with pytest.raises(FetchError, match="after 3 attempt.*HTML page"):
+        client(up, attempts=3).fetch("ListRecords", **LIST)
+    assert len(up.log) == 3
+
+
+def test_oai_errors_sent_with_a_non_200_status_are_read(up) -> None:  # noqa: ANN001
+    up.add_fault(faults.OAIErrorReply("badResumptionToken", status=422), verb="ListRecords")
+    with pytest.raises(UpstreamOAIError) as info:
+        client(up).fetch("ListRecords", resumptionToken="nope")
+    assert info.value.code == "badResumptionToken" and info.value.status == 422
+    assert len(up.log) == 1  # not retried
+
+
+def test_content_errors_with_4xx_are_not_retried(up) -> None:  # noqa: ANN001
+    bad = HarvestClient(up.base_url.replace("/oai", "/nothing"), policy(), pacer=HostPacer())
+    with pytest.raises(FetchError, match="HTTP 404.*base URL"):
+        bad.fetch("Identify")
+    assert bad.requests_sent == 1
+
+
+def test_gzip_bodies_are_read(up) -> None:  # noqa: ANN001
+    up.add_fault(faults.Gzip(force=True), times=None)
+    page = client(up).fetch("ListRecords", **LIST)
+    assert len(page.records) == 5 and "Gzip" in up.log[0].faults
+
+
+def test_politeness_delay_per_host(up) -> None:  # noqa: ANN001
+    c = client(up, delay=0.25)
+    started = time.monotonic()
+    for _ in range(3):
+        c.fetch("Identify")
+    assert time.monotonic() - started >= 0.5
+
+
+def test_a_stop_request_interrupts_a_long_wait(up) -> None:  # noqa: ANN001
+    up.add_fault(faults.ServiceUnavailable(retry_after=30), verb="ListRecords")
+    stop = threading.Event()
+    c = HarvestClient(up.base_url, policy(retry_after_max=30), stop=stop, pacer=HostPacer())
+    threading.Timer(0.3, stop.set).start()
+    started = time.monotonic()
+    with pytest.raises(Stopped):
+        c.fetch("ListRecords", **LIST)
+    assert time.monotonic() - started < 5
+
+
+def test_backoff_grows_with_jitter_and_is_capped() -> None:
+    p = FetchPolicy(backoff=1, backoff_max=8)
+    waits = [p.backoff_for(n) for n in range(1, 8)]
+    assert 0.5 <= waits[0] <= 1 and all(w <= 8 for w in waits) and waits[-1] >= 4
+
+
+def test_policy_from_environment() -> None:
+    p = FetchPolicy.from_environ({"OAI_HARVEST_DELAY": "0.5", "OAI_HARVEST_ATTEMPTS": "3"}, read_timeout=7)
+    assert (p.delay, p.attempts, p.read_timeout) == (0.5, 3, 7)
+    with pytest.raises(ValueError, match="OAI_HARVEST_DELAY"):
+        FetchPolicy.from_environ({"OAI_HARVEST_DELAY": "soon"})

@@ -1,0 +1,74 @@
+"""Leases on sources: one harvest per source, expiry, takeover of a dead holder, a lost lease stops a run."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import update
+
+from harvest_fixtures import add, options, stored
+from harvester import leases
+from harvester.dates import utcnow
+from harvester.errors import LeaseTaken
+from harvester.runs import harvest_source
+from oai.store.engine import transaction
+from oai.store.models import Source
+from upstream import sample_records
+from upstream.fixtures import upstream  # noqa: F401  (fixture)
+
+
+@pytest.fixture
+def src(engine, upstream):  # noqa: ANN001, ANN201, F811
+    upstream.repo.add(*sample_records(25))
+    return add(engine, "up", upstream.base_url)
+
+
+def hold(engine, owner: str, seconds: float) -> None:  # noqa: ANN001
+    with transaction(engine) as s:
+        s.execute(update(Source).values(lease_owner=owner, lease_expires=utcnow() + timedelta(seconds=seconds)))
+
+
+def test_a_held_lease_refuses_a_second_harvest_and_names_the_holder(engine, src) -> None:  # noqa: ANN001
+    hold(engine, "elsewhere:4242:abc", 300)
+    with pytest.raises(LeaseTaken, match="being harvested by elsewhere:4242:abc"):
+        harvest_source(engine, "up", options())
+    assert leases.claim_due(engine, "me:1", 5) == []
+
+
+def test_an_expired_lease_is_taken_over(engine, src) -> None:  # noqa: ANN001
+    hold(engine, "elsewhere:4242:abc", -1)
+    assert harvest_source(engine, "up", options()).status == "complete"
+    with transaction(engine) as s:
+        assert s.get(Source, src.id).lease_owner is None  # released at the end
+
+
+def test_the_lease_of_a_dead_local_process_is_taken_at_once(engine, src) -> None:  # noqa: ANN001
+    import socket
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    hold(engine, f"{socket.gethostname()}:{dead}:abc", 300)
+    assert harvest_source(engine, "up", options()).status == "complete"
+
+
+def test_claims_never_hand_out_a_source_twice(engine, src) -> None:  # noqa: ANN001
+    first = leases.claim_due(engine, "w1:1", 5)
+    assert [name for _, name, _ in first] == ["up"]
+    assert leases.claim_due(engine, "w2:2", 5) == []
+    leases.release(engine, src.id, first[0][2])
+    assert [name for _, name, _ in leases.claim_due(engine, "w2:2", 5)] == ["up"]
+
+
+def test_a_run_whose_lease_is_taken_over_stops_before_writing_more(engine, src) -> None:  # noqa: ANN001
+    def steal(progress) -> None:  # noqa: ANN001
+        if progress.pages == 1:
+            hold(engine, "elsewhere:1:zzz", 300)
+
+    summary = harvest_source(engine, "up", options(), on_progress=steal)
+    assert summary.status == "interrupted" and "took over" in summary.error
+    assert summary.pages == 1 and len(stored(engine, "up")) == 10
+    with transaction(engine) as s:
+        assert s.get(Source, src.id).lease_owner == "elsewhere:1:zzz"  # not released: not ours

@@ -1,0 +1,161 @@
+"""Real harvest processes: killed with SIGKILL mid-run, stopped with SIGTERM, and two workers sharing sources."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import select
+
+from harvest_fixtures import add, detach_logs, options, stored
+from harvester.runs import harvest_source
+from oai.cli import main
+from oai.store.engine import transaction
+from oai.store.models import HarvestCheckpoint, HarvestRun, Source
+from upstream import SyntheticRepository, faults, sample_records
+from upstream.fixtures import upstream, upstream_factory  # noqa: F401  (fixtures)
+
+ENV = {"OAI_HARVEST_DELAY": "0", "OAI_HARVEST_BACKOFF": "0.01", "OAI_HARVEST_READ_TIMEOUT": "5",
+       "OAI_HARVEST_LEASE_SECONDS": "30", "OAI_REPOSITORY_IDENTIFIER": "example.org"}
+
+
+class Proc:
+    """`python -m harvester ...` (that is `oai ...`) with its stderr collected line by line."""
+
+    def __init__(self, database_url: str, *args: str) -> None:
+        env = {**os.environ, **ENV}
+        self.popen = subprocess.Popen([sys.executable, "-m", "harvester", "--database", database_url, *args],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.popen.stderr:
+            self.lines.append(line.rstrip("\n"))
+
+    def wait_for_line(self, text: str, timeout: float = 20) -> None:
+        until(lambda: any(text in line for line in self.lines) or self.popen.poll() is not None, timeout)
+        assert any(text in line for line in self.lines), "\n".join(self.lines)
+
+    def finish(self, timeout: float = 20) -> int:
+        code = self.popen.wait(timeout)
+        self._reader.join(5)
+        self.popen.stderr.close()
+        return code
+
+    def kill(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.kill()
+        if not self.popen.stderr.closed:
+            self.finish()
+
+
+def until(condition: Callable[[], bool], timeout: float, step: float = 0.05) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting")
+        time.sleep(step)
+
+
+def pages_committed(engine) -> int:  # noqa: ANN001
+    with transaction(engine) as s:
+        return s.scalar(select(HarvestRun.pages).order_by(HarvestRun.id.desc()).limit(1)) or 0
+
+
+def test_a_harvest_killed_with_sigkill_resumes_and_ends_with_every_record_once(
+        engine, database_url, upstream) -> None:  # noqa: ANN001, F811
+    upstream.repo.add(*sample_records(40))
+    upstream.repo.page_size = 4
+    upstream.add_fault(faults.Slow(0.25), verb="ListRecords", times=None)
+    add(engine, "up", upstream.base_url)
+    proc = Proc(database_url, "harvest", "up")
+    try:
+        until(lambda: pages_committed(engine) >= 3, 30)
+    finally:
+        proc.kill()  # SIGKILL: no cleanup of any kind
+    with transaction(engine) as s:
+        run = s.scalar(select(HarvestRun))
+        cp = s.scalar(select(HarvestCheckpoint))
+        assert run.status == "running" and cp.resumption_token and cp.run_id == run.id
+    held = len(stored(engine, "up"))
+    assert held == run.pages * 4 == cp.cursor and held < 40
+    upstream.clear_faults()
+    upstream.reset_log()
+    assert harvest_source(engine, "up", options()).status == "complete"  # the rerun (in this process)
+    first = next(q for q in upstream.requests if q.get("verb") == "ListRecords")
+    assert first == {"verb": "ListRecords", "resumptionToken": cp.resumption_token}
+    with transaction(engine) as s:
+        runs = list(s.scalars(select(HarvestRun)))
+        assert [(r.id, r.status, r.new, r.seen, r.pages) for r in runs] == [(run.id, "complete", 40, 40, 10)]
+        assert s.scalar(select(HarvestCheckpoint)) is None
+    got = stored(engine, "up")
+    assert len(got) == 40 and all(not r.deleted for r in got.values())
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_worker_stops_cleanly_on_sigterm_and_sqlite_refuses_a_second_one(engine, database_url, upstream) -> None:  # noqa: ANN001, F811
+    upstream.repo.add(*sample_records(40))
+    upstream.repo.page_size = 4
+    upstream.add_fault(faults.Slow(0.25), verb="ListRecords", times=None)
+    add(engine, "up", upstream.base_url)
+    worker = Proc(database_url, "harvest", "worker", "--poll", "0.1", "--jobs", "1")
+    try:
+        worker.wait_for_line("worker started")
+        second = CliRunner().invoke(main, ["--database", database_url, "harvest", "worker"], env=ENV)
+        detach_logs()
+        assert second.exit_code == 1 and "On SQLite one worker is enough" in second.output, second.output
+        until(lambda: pages_committed(engine) >= 2, 30)
+        worker.popen.send_signal(signal.SIGTERM)
+        assert worker.finish(15) == 0, "\n".join(worker.lines)
+    finally:
+        worker.kill()
+    assert any("worker stopped" in line for line in worker.lines)
+    with transaction(engine) as s:
+        run = s.scalar(select(HarvestRun))
+        assert run.status == "interrupted" and 2 <= run.pages < 10, (run.status, run.pages)
+        assert s.scalar(select(HarvestCheckpoint)).resumption_token
+        assert s.scalar(select(Source.lease_owner)) is None  # released on the way out
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_two_workers_on_postgresql_never_take_the_same_source(engine, database_url, upstream_factory) -> None:  # noqa: ANN001, F811
+    workers = [Proc(database_url, "harvest", "worker", "--poll", "0.1", "--jobs", "2") for _ in range(2)]
+    try:
+        for w in workers:
+            w.wait_for_line("worker started")
+        ups = []
+        for i in range(4):
+            up = upstream_factory(SyntheticRepository(sample_records(12), page_size=4))
+            up.add_fault(faults.Slow(0.2), verb="ListRecords", times=None)
+            add(engine, f"s{i}", up.base_url)
+            ups.append(up)
+
+        def all_complete() -> bool:
+            with transaction(engine) as s:
+                return s.scalar(select(HarvestRun.id).where(HarvestRun.status == "complete")
+                                .order_by(HarvestRun.id.desc()).offset(3).limit(1)) is not None
+        until(all_complete, 40)
+        for w in workers:
+            w.popen.send_signal(signal.SIGTERM)
+        assert [w.finish(15) for w in workers] == [0, 0]
+    finally:
+        for w in workers:
+            w.kill()
+    with transaction(engine) as s:
+        runs = list(s.scalars(select(HarvestRun)))
+    assert sorted(r.source_id for r in runs) == sorted({r.source_id for r in runs})  # one run per source
+    assert all(r.status == "complete" and r.new == 12 for r in runs) and len(runs) == 4
+    pids = {r.worker.split(":")[1] for r in runs}
+    assert pids <= {str(w.popen.pid) for w in workers}
+    for up in ups:  # each list was walked once: one first-page request per upstream
+        assert sum(1 for q in up.requests if q.get("verb") == "ListRecords" and "metadataPrefix" in q) == 1

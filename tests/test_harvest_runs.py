@@ -1,0 +1,310 @@
+"""Harvest runs against the fake upstream, on SQLite and PostgreSQL: faults, resume, re-list, quirks."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import requests
+from sqlalchemy import select
+
+from harvest_fixtures import REPO_ID, add, dc_values, options, policy, sqlite_only, stored
+from harvester.history import list_quarantine, list_runs
+from harvester.ingest import local_identifier
+from harvester.runs import harvest_source
+from oai.store.engine import transaction
+from oai.store.models import HarvestCheckpoint, HarvestRun, OAISet, Source
+from oai.store.records import RecordIn, upsert_records
+from oaischema import NS, assert_oai
+from upstream import DAY, faults, sample_records
+from upstream.fixtures import upstream, upstream_factory  # noqa: F401  (fixtures)
+
+FFFD = "\ufffd"
+
+
+def title(i: int) -> str:
+    return f"Record {i}: fish & chips <i>{i}</i> > {i - 1}"
+
+
+@pytest.fixture
+def up(upstream):  # noqa: ANN001, ANN201, F811
+    upstream.repo.add(*sample_records(25))
+    upstream.repo.set_names["journal:a"] = "Journal A"
+    return upstream
+
+
+def stop_after(pages: int) -> tuple[threading.Event, object]:
+    """A stop event set once `pages` pages are committed (what SIGTERM does, at a page boundary)."""
+    stop = threading.Event()
+
+    def progress(p) -> None:  # noqa: ANN001
+        if p.pages >= pages:
+            stop.set()
+    return stop, progress
+
+
+def listed(up) -> list[dict]:  # noqa: ANN001
+    """The ListRecords requests the upstream received, in order."""
+    return [q for q in up.requests if q.get("verb") == "ListRecords"]
+
+
+def run_row(engine, run_id: int) -> HarvestRun:  # noqa: ANN001
+    with transaction(engine) as s:
+        return s.get(HarvestRun, run_id)
+
+
+def test_full_harvest_keeps_every_record_once_with_sets_and_provenance(engine, up, live_server) -> None:  # noqa: ANN001
+    add(engine, "up", up.base_url)
+    summary = harvest_source(engine, "up", options())
+    assert (summary.status, summary.pages, summary.seen, summary.new) == ("complete", 3, 25, 25)
+    assert summary.complete_list_size == 25 and not summary.warnings
+    got = stored(engine, "up")
+    assert sorted(got) == sorted(f"oai:upstream.test:{i}" for i in range(1, 26))
+    first = got["oai:upstream.test:1"]
+    assert first.identifier == local_identifier(REPO_ID, "up", "oai:upstream.test:1")
+    assert first.sets == ("up", "up:journal:a") and first.upstream_datestamp == "2024-01-01T20:00:00Z"
+    assert dc_values(first.metadata["oai_dc"]) == [title(1)]
+    assert b'altered="false"' in first.about["oai_dc"]
+    with transaction(engine) as s:
+        names = dict(s.execute(select(OAISet.spec, OAISet.name)).all())
+    assert names["up"] == "Synthetic Upstream" and names["up:journal:a"] == "Journal A"
+    # served again: valid OAI-PMH (provenance about-container included), in the source's set
+    server = live_server()
+    body = requests.get(server.url, params={"verb": "ListRecords", "metadataPrefix": "oai_dc",
+                                            "set": "up:journal:b"}, timeout=10).content
+    root = assert_oai(body)
+    assert len(root.findall(".//oai:record", NS)) == 12
+    assert root.find(".//{http://www.openarchives.org/OAI/2.0/provenance}baseURL").text == up.base_url
+
+
+def test_the_same_pages_twice_change_nothing(engine, up) -> None:  # noqa: ANN001
+    add(engine, "up", up.base_url)
+    harvest_source(engine, "up", options())
+    before = stored(engine, "up")
+    again = harvest_source(engine, "up", options(full=True))
+    assert (again.new, again.updated, again.unchanged, again.deleted) == (0, 0, 25, 0)
+    assert stored(engine, "up") == before  # datestamps, provenance harvestDate and all
+
+
+def test_incremental_run_picks_up_updates_additions_and_deletions(engine, up, live_server) -> None:  # noqa: ANN001
+    add(engine, "up", up.base_url)
+    harvest_source(engine, "up", options())
+    before = stored(engine, "up")
+    up.repo.update("oai:upstream.test:3", title="Changed & <new>")
+    up.repo.delete("oai:upstream.test:4")
+    up.repo.add(*sample_records(1, prefix="oai:upstream.test:new", start="2030-01-01T00:00:00Z"))
+    up.reset_log()
+    summary = harvest_source(engine, "up", options())
+    with transaction(engine) as s:
+        last = s.scalar(select(HarvestRun).where(HarvestRun.id == summary.run_id - 1))
+    assert listed(up)[0]["from"] == last.response_date  # from = responseDate of the last complete run
+    assert (summary.new, summary.updated, summary.deleted) == (1, 1, 1)
+    after = stored(engine, "up")
+    assert dc_values(after["oai:upstream.test:3"].metadata["oai_dc"]) == ["Changed & <new>"]
+    assert after["oai:upstream.test:3"].datestamp >= before["oai:upstream.test:3"].datestamp
+    assert after["oai:upstream.test:4"].deleted and after["oai:upstream.test:4"].metadata == {"oai_dc": None}
+    assert after["oai:upstream.test:5"] == before["oai:upstream.test:5"]
+    server = live_server()
+    body = requests.get(server.url, params={"verb": "GetRecord", "metadataPrefix": "oai_dc",
+                                            "identifier": after["oai:upstream.test:4"].identifier}, timeout=10).content
+    header = assert_oai(body).find(".//oai:header", NS)
+    assert header.get("status") == "deleted"
+
+
+@sqlite_only
+def test_no_records_match_on_an_incremental_run_is_success(engine, up) -> None:  # noqa: ANN001
+    add(engine, "up", up.base_url)
+    harvest_source(engine, "up", options())
+    summary = harvest_source(engine, "up", options())
+    assert (summary.status, summary.seen, summary.error) == ("complete", 0, None)
+    run = run_row(engine, summary.run_id)
+    with transaction(engine) as s:  # the window moves on to the upstream's clock, from its error response
+        assert run.response_date and s.scalar(select(Source.last_complete_response_date)) == run.response_date
+
+
+def test_a_stopped_run_resumes_from_its_checkpoint(engine, up) -> None:  # noqa: ANN001
+    add(engine, "up", up.base_url)
+    stop, progress = stop_after(1)
+    first = harvest_source(engine, "up", options(), stop=stop, on_progress=progress)
+    assert (first.status, first.pages, first.new) == ("interrupted", 1, 10)
+    with transaction(engine) as s:
+        cp = s.get(HarvestCheckpoint, s.scalar(select(Source.id)))
+        token = cp.resumption_token
+    assert token and cp.cursor == 10
+    up.reset_log()
+    second = harvest_source(engine, "up", options())
+    assert second.run_id == first.run_id and second.status == "complete"
+    assert listed(up)[0] == {"verb": "ListRecords", "resumptionToken": token}
+    assert (second.pages, second.seen, second.new) == (3, 25, 25)  # counted once over both sessions
+    assert len(stored(engine, "up")) == 25
+
+
+def test_expired_token_on_resume_relists_from_the_last_datestamp(engine, up) -> None:  # noqa: ANN001
+    add(engine, "up", up.base_url)
+    stop, progress = stop_after(2)
+    harvest_source(engine, "up", options(), stop=stop, on_progress=progress)
+    up.expire_tokens()
+    up.reset_log()
+    summary = harvest_source(engine, "up", options())
+    assert summary.status == "complete"
+    relist = listed(up)[1]
+    assert relist["from"] == "2024-01-11T08:00:00Z"  # record 20, the last one held
+    assert any("listing again from 2024-01-11T08:00:00Z" in w for w in summary.warnings)
+    assert len(stored(engine, "up")) == 25 and summary.new == 25
+
+
+@sqlite_only
+def test_expired_token_with_a_422_mid_run_still_ends_complete(engine, up) -> None:  # noqa: ANN001
+    add(engine, "up", up.base_url)
+    up.add_fault(faults.ExpiredTokens(status=422), page=2)
+    summary = harvest_source(engine, "up", options())
+    assert summary.status == "complete" and summary.new == 25
+    assert len(stored(engine, "up")) == 25
+
+
+def test_unparsable_record_is_quarantined_and_the_page_kept_intact(engine, up) -> None:  # noqa: ANN001
+    add(engine, "up", up.base_url)
+    up.add_fault(faults.BrokenRecord(record=3, kind="stray-tag"), page=1, verb="ListRecords")
+    summary = harvest_source(engine, "up", options())
+    assert (summary.new, summary.quarantined) == (24, 1)
+    got = stored(engine, "up")
+    assert "oai:upstream.test:3" not in got
+    assert [dc_values(got[f"oai:upstream.test:{i}"].metadata["oai_dc"])[0] for i in (1, 2, 4, 5)] == [
+        title(i) for i in (1, 2, 4, 5)]
+    [q] = list_quarantine(engine, "up")
+    assert (q.upstream_identifier, q.run_id, q.source) == ("oai:upstream.test:3", summary.run_id, "up")
+    assert "not well-formed" in q.reason
+    # fixed upstream: the next full harvest ingests it and clears the quarantine entry
+    assert harvest_source(engine, "up", options(full=True)).new == 1 and not list_quarantine(engine, "up")
+
+
+@sqlite_only
+def test_invalid_characters_are_repaired_and_the_record_marked_altered(engine, up) -> None:  # noqa: ANN001
+    add(engine, "up", up.base_url)
+    up.add_fault(faults.IllegalCharacter("\x0c", record=2), page=1, verb="ListRecords")
+    summary = harvest_source(engine, "up", options())
+    assert summary.new == 25 and any("U+FFFD" in w for w in summary.warnings)
+    rec = stored(engine, "up")["oai:upstream.test:2"]
+    assert dc_values(rec.metadata["oai_dc"]) == [FFFD + title(2)]
+    assert b'altered="true"' in rec.about["oai_dc"]
+
+
+@sqlite_only
+def test_huge_page_records_all_arrive_whole(engine, up) -> None:  # noqa: ANN001
+    add(engine, "up", up.base_url)
+    fault = faults.HugePage(11 * 1024 * 1024, piece=None)
+    up.add_fault(fault, page=1, verb="ListRecords")
+    summary = harvest_source(engine, "up", options())
+    assert summary.new == 25
+    got = stored(engine, "up")
+    assert [len(d) for d in dc_values(got["oai:upstream.test:1"].metadata["oai_dc"], "description")] == [fault.size]
+    assert dc_values(got["oai:upstream.test:10"].metadata["oai_dc"]) == [title(10)]
+
+
+@sqlite_only
+def test_transport_faults_during_a_run(engine, up) -> None:  # noqa: ANN001
+    add(engine, "up", up.base_url)
+    up.add_fault(faults.ServiceUnavailable(retry_after=0), page=2)
+    up.add_fault(faults.EmptyBody(), page=2)
+    up.add_fault(faults.InternalServerError(), page=3)
+    up.add_fault(faults.ConnectionReset(), page=3)
+    up.add_fault(faults.NotXml(), page=3)
+    up.add_fault(faults.Slow(1.0), page=3)
+    up.add_fault(faults.Truncated(0.5, content_length="sent"), page=1, verb="ListRecords")
+    up.add_fault(faults.Gzip(), times=None)
+    summary = harvest_source(engine, "up", options(policy=policy(read_timeout=0.4, attempts=6)))
+    assert (summary.status, summary.new) == ("complete", 25) and len(stored(engine, "up")) == 25
+    fired = [name for e in up.log if e.query.get("verb") == "ListRecords" for name in e.faults if name != "Gzip"]
+    assert fired == ["Truncated", "ServiceUnavailable", "EmptyBody", "InternalServerError", "Slow",
+                     "ConnectionReset", "NotXml"]  # each retried, and nothing lost
+
+
+@sqlite_only
+def test_a_repeating_token_stops_the_run_and_keeps_what_came(engine, up) -> None:  # noqa: ANN001
+    add(engine, "up", up.base_url)
+    up.add_fault(faults.RepeatingToken(), page=2, times=None)
+    summary = harvest_source(engine, "up", options())
+    assert summary.status == "failed" and "resumptionToken" in summary.error
+    assert len(stored(engine, "up")) == 20
+
+
+@sqlite_only
+def test_day_granularity_sources_get_day_dates(engine, upstream_factory) -> None:  # noqa: ANN001, F811
+    from upstream import SyntheticRepository
+
+    up = upstream_factory(SyntheticRepository(sample_records(8), granularity=DAY, page_size=5))
+    add(engine, "days", up.base_url)
+    harvest_source(engine, "days", options())
+    up.reset_log()
+    assert harvest_source(engine, "days", options()).status == "complete"
+    assert len(listed(up)[0]["from"]) == 10  # YYYY-MM-DD
+
+
+@sqlite_only
+def test_a_source_that_refuses_times_despite_its_identify_is_asked_by_day(engine, up) -> None:  # noqa: ANN001
+    add(engine, "up", up.base_url)
+    harvest_source(engine, "up", options())
+    up.add_fault(faults.DayGranularityOnly(), verb="ListRecords", times=None)
+    up.reset_log()
+    summary = harvest_source(engine, "up", options())
+    assert summary.status == "complete" and any("accepts days only" in w for w in summary.warnings)
+    assert len(listed(up)[-1]["from"]) == 10
+    with transaction(engine) as s:
+        assert s.scalar(select(Source.granularity)) == DAY
+
+
+@sqlite_only
+def test_completelistsize_shortfall_is_reported_on_the_run(engine, upstream_factory) -> None:  # noqa: ANN001, F811
+    from upstream import SyntheticRepository
+
+    up = upstream_factory(SyntheticRepository(sample_records(25), deleted_record="no"))
+    add(engine, "up", up.base_url)
+    gone = [f"oai:upstream.test:{i}" for i in (24, 25)]
+    up.add_fault(faults.Mutate(lambda repo: [repo.delete(g) for g in gone]), page=2)
+    summary = harvest_source(engine, "up", options())
+    assert summary.status == "complete"
+    assert any("completeListSize=25 but sent 23" in w for w in summary.warnings)
+    assert any("changed from 25 to 23" in w for w in summary.warnings)
+    assert list_runs(engine, "up")[0].warnings == summary.warnings
+
+
+def test_detect_deletions_for_a_source_that_keeps_none(engine, upstream_factory) -> None:  # noqa: ANN001, F811
+    from upstream import SyntheticRepository
+
+    up = upstream_factory(SyntheticRepository(sample_records(12), deleted_record="no"))
+    add(engine, "up", up.base_url, detect_deletions=True)
+    harvest_source(engine, "up", options())
+    up.repo.purge("oai:upstream.test:5")
+    summary = harvest_source(engine, "up", options())
+    assert summary.deleted == 1
+    got = stored(engine, "up")
+    assert got["oai:upstream.test:5"].deleted and sum(r.deleted for r in got.values()) == 1
+
+
+def test_identifier_clashes_between_sources_are_quarantined_never_overwritten(engine, up) -> None:  # noqa: ANN001
+    add(engine, "one", up.base_url, keep_identifiers=True)
+    add(engine, "two", up.base_url, keep_identifiers=True)
+    with transaction(engine) as s:  # and a local record that happens to use an upstream identifier
+        upsert_records(s, [RecordIn("oai:upstream.test:7", {"oai_dc": b"<x/>"})])
+    assert harvest_source(engine, "one", options()).quarantined == 1
+    summary = harvest_source(engine, "two", options())
+    assert (summary.new, summary.quarantined) == (0, 25)
+    reasons = {q.upstream_identifier: q.reason for q in list_quarantine(engine, "two")}
+    assert "already belongs to source one" in reasons["oai:upstream.test:1"]
+    assert "loaded locally" in reasons["oai:upstream.test:7"]
+    assert len(stored(engine, "one")) == 24 and stored(engine)["oai:upstream.test:7"].metadata == {"oai_dc": b"<x/>"}
+
+
+def test_foreign_formats_are_stored_canonical_and_registered(engine, upstream_factory, live_server) -> None:  # noqa: ANN001, F811
+    from harvest_fixtures import MARC_NS, MarcRepository
+
+    up = upstream_factory(MarcRepository(sample_records(6), page_size=4))
+    add(engine, "marc", up.base_url, prefix="marc21")
+    summary = harvest_source(engine, "marc", options())
+    assert summary.new == 6
+    rec = stored(engine, "marc")["oai:upstream.test:2"]
+    assert rec.metadata["marc21"].startswith(f'<record xmlns="{MARC_NS}">'.encode())
+    assert b"fish &amp; chips &lt;i&gt;2" in rec.metadata["marc21"]
+    server = live_server()
+    formats = requests.get(server.url, params={"verb": "ListMetadataFormats"}, timeout=10).content
+    assert b"<metadataPrefix>marc21</metadataPrefix>" in formats
