@@ -74,9 +74,14 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{path}"
     url = request.getfixturevalue("_postgres_database")
     engine = create_engine(url)
-    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables if t.name != "setting")
+    # DELETE (children first) and restarting the sequences is what TRUNCATE ... RESTART IDENTITY
+    # does, about ten times faster on tables this small.
     with engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        for table in reversed(Base.metadata.sorted_tables):
+            if table.name != "setting":
+                conn.execute(text(f'DELETE FROM "{table.name}"'))
+        for seq in conn.execute(text("SELECT sequence_name FROM information_schema.sequences")).scalars():
+            conn.execute(text(f'ALTER SEQUENCE "{seq}" RESTART'))
     engine.dispose()
     return url
 
@@ -99,7 +104,8 @@ class LiveServer:
         self.port = self._server.server_port
         self.root = f"http://127.0.0.1:{self.port}"
         self.url = self.root + app.config["OAI"].endpoint_path
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # a short poll interval: shutdown() waits for it, and tests start many servers
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
         self._thread.start()
 
     def close(self) -> None:

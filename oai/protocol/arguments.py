@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from oai.protocol import dates
 from oai.protocol.errors import BadArgument, BadVerb
 
 
@@ -24,6 +26,42 @@ SPECS: dict[str, Spec] = {
     "ListIdentifiers": _LIST,
     "ListRecords": _LIST,
     "GetRecord": Spec(frozenset({"identifier", "metadataPrefix"})),
+}
+
+
+# RFC 3986 URI-reference, with RFC 3987's non-ASCII characters (OAI-PMH 2.4: identifiers are URIs).
+_U = r"A-Za-z0-9\-._~\u00a0-\ud7ff\uf900-\ufdcf\ufdf0-\uffef\U00010000-\U0010fffd"
+_SUB = r"!$&'()*+,;="
+_PCT = r"%[0-9A-Fa-f]{2}"
+_PCHAR = rf"(?:[{_U}{_SUB}:@]|{_PCT})"
+_SEGMENTS = rf"(?:/{_PCHAR}*)*"
+_HOST = rf"(?:\[(?:[0-9A-Fa-f:.]+|v[0-9A-Fa-f]+\.[A-Za-z0-9\-._~{_SUB}:]+)\]|(?:[{_U}{_SUB}]|{_PCT})*)"
+_AUTHORITY = rf"(?:(?:[{_U}{_SUB}:]|{_PCT})*@)?{_HOST}(?::[0-9]+)?"
+_TAIL = rf"(?:\?(?:{_PCHAR}|[/?\ue000-\uf8ff])*)?(?:#(?:{_PCHAR}|[/?])*)?"
+_URI = re.compile(
+    rf"(?:[A-Za-z][A-Za-z0-9+\-.]*:(?://{_AUTHORITY}{_SEGMENTS}|/(?:{_PCHAR}+{_SEGMENTS})?|{_PCHAR}+{_SEGMENTS}|)"
+    rf"|(?://{_AUTHORITY}{_SEGMENTS}|/(?:{_PCHAR}+{_SEGMENTS})?|(?:[{_U}{_SUB}@]|{_PCT})+{_SEGMENTS}|)){_TAIL}"
+)
+# OAI-PMH 3.4 (metadataPrefix) and 2.6 (setSpec): unreserved characters, setSpecs colon-separated.
+_PREFIX = re.compile(r"[A-Za-z0-9\-_.!~*'()]+")
+_SET_SPEC = re.compile(r"[A-Za-z0-9\-_.!~*'()]+(?::[A-Za-z0-9\-_.!~*'()]+)*")
+
+
+def _pattern(regex: re.Pattern[str], what: str) -> Callable[[str, str], object]:
+    def check(value: str, name: str) -> None:
+        if regex.fullmatch(value) is None:
+            raise BadArgument(f"the value of {name!r} is not {what}")
+    return check
+
+
+#: OAI-PMH 3.6: "values for arguments have an illegal syntax" is badArgument. Checked before
+#: anything else, which also keeps every argument echoed in <request> valid against OAI-PMH.xsd.
+SYNTAX: dict[str, Callable[[str, str], object]] = {
+    "identifier": _pattern(_URI, "a URI"),
+    "metadataPrefix": _pattern(_PREFIX, "made of letters, digits and - _ . ! ~ * ' ( )"),
+    "set": _pattern(_SET_SPEC, "a setSpec: letters, digits and - _ . ! ~ * ' ( ), levels separated by ':'"),
+    "from": dates.parse,
+    "until": dates.parse,
 }
 
 
@@ -63,6 +101,8 @@ def parse_request(params: Mapping[str, Sequence[str]]) -> OAIRequest:
             raise BadArgument(f"the argument {name!r} is repeated")
         if values[0] == "":
             raise BadArgument(f"the argument {name!r} is empty")
+        if name in SYNTAX:
+            SYNTAX[name](values[0], name)
         args[name] = values[0]
     if spec.exclusive and spec.exclusive in args:
         if len(args) > 1:

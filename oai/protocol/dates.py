@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from oai.protocol.errors import BadArgument
 
@@ -14,8 +14,9 @@ class Granularity(enum.Enum):
     SECOND = "YYYY-MM-DDThh:mm:ssZ"
 
 
-_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
-_SECOND = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
+# ASCII digits only: `\d` would also match other scripts' digits, which strptime accepts.
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_SECOND = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
 
 
 def parse(value: str, argument: str) -> tuple[datetime, Granularity]:
@@ -35,7 +36,7 @@ def parse(value: str, argument: str) -> tuple[datetime, Granularity]:
 def until_bound(value: datetime, granularity: Granularity) -> datetime:
     """The inclusive upper bound: a day-granular `until` covers the whole day."""
     if granularity is Granularity.DAY:
-        return value + timedelta(days=1) - timedelta(seconds=1)
+        return value.replace(hour=23, minute=59, second=59)  # no overflow on 9999-12-31
     return value
 
 

@@ -12,6 +12,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import re
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
@@ -19,6 +20,9 @@ from oai.protocol.errors import BadResumptionToken
 
 VERSION = 1
 _EPOCH = datetime(1970, 1, 1)
+# What encode() writes; anything else (padding, whitespace, other characters) was not issued here,
+# even where a lenient base64 decoder would skip over it.
+_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,7 @@ class Cursor:
     set_spec: str | None = None
     from_: int | None = None
     until: int | None = None
+    until_asked: int | None = None  # the request's own upper bound, when it had one
     after_datestamp: int | None = None
     after_id: int | None = None
     after_key: str | None = None  # ListSets continues after a setSpec
@@ -74,6 +79,8 @@ class TokenCodec:
 
     def decode(self, token: str, *, verb: str, now: datetime) -> Cursor:
         """The cursor in `token`, for `verb`; raises BadResumptionToken."""
+        if _SHAPE.fullmatch(token) is None:
+            raise BadResumptionToken("the resumptionToken is not one this repository issued")
         try:
             body_text, sig_text = token.split(".")
             body, sig = _unb64(body_text), _unb64(sig_text)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
@@ -160,11 +160,11 @@ def _first_cursor(req: OAIRequest, ctx: Context) -> tuple[Cursor, queries.ListQu
     if len({g for _, g in bounds.values()}) > 1:
         raise BadArgument("'from' and 'until' must have the same granularity")
     from_ = bounds["from"][0] if "from" in bounds else None
-    until = dates.until_bound(*bounds["until"]) if "until" in bounds else None
+    asked = dates.until_bound(*bounds["until"]) if "until" in bounds else None
     if from_ is not None and "until" in bounds and from_ > bounds["until"][0]:
         raise BadArgument("'from' must be less than or equal to 'until'")
     # OAI-PMH 3.5: the list is frozen at its first page, so it is bounded while records change.
-    until = ctx.now if until is None else min(until, ctx.now)
+    until = ctx.now if asked is None else min(asked, ctx.now)
     set_spec = req.get("set")
     set_id = None
     if set_spec is not None:
@@ -180,6 +180,7 @@ def _first_cursor(req: OAIRequest, ctx: Context) -> tuple[Cursor, queries.ListQu
     cursor = Cursor(
         verb=req.verb, prefix=prefix, set_spec=set_spec,
         from_=None if from_ is None else to_epoch(from_), until=to_epoch(until),
+        until_asked=None if asked is None else to_epoch(asked),
         complete_list_size=total,
     )
     return cursor, query
@@ -210,8 +211,19 @@ def _list(req: OAIRequest, ctx: Context, with_metadata: bool) -> ListResult:
     if cur.after_datestamp is not None and cur.after_id is not None:
         after = (from_epoch(cur.after_datestamp), cur.after_id)
     items = queries.list_items(ctx.session, query, after=after, limit=size + 1, with_metadata=with_metadata)
+    bound = ctx.now if cur.until_asked is None else min(ctx.now, from_epoch(cur.until_asked))
+    if not items and resumed and query.until is not None and bound > query.until:
+        # Every record left in the window changed since the token was issued and moved past the
+        # frozen `until`. A page cannot be empty and the token is not bad (OAI-PMH 3.5.1), so the
+        # list goes on with what changed meanwhile: the window is extended to now, or to the
+        # request's own `until` (and what remains all lies after the old `until`).
+        rest = replace(query, from_=query.until + timedelta(seconds=1), until=bound)
+        total = cur.cursor + queries.count_items(ctx.session, rest)
+        query = replace(query, until=bound)
+        cur = replace(cur, until=to_epoch(bound), complete_list_size=total)
+        items = queries.list_items(ctx.session, query, after=after, limit=size + 1, with_metadata=with_metadata)
     if not items:
-        # Only possible when every remaining record changed (moved past `until`) since the token.
+        # Every record left changed since the list began, and now lies past the request's `until`.
         raise NoRecordsMatch("no further records match: they changed after this list began")
     more = len(items) > size
     items = items[:size]

@@ -149,7 +149,12 @@ def _etag(verb: str, args: dict[str, str], result: object) -> str:
     for item in items:
         h.update(f"{item.id}:{item.datestamp.isoformat()}:{int(item.deleted)}".encode())
     if isinstance(result, ListResult) and result.token:
-        h.update(result.token.value.encode())
+        # Not the token's text, which changes every second (it says when it was issued): what it
+        # means, i.e. the place in the list and, to the hour, its expiry. So the validator holds
+        # across requests, and a page revalidated from a cache still has a long-lived token.
+        tok = result.token
+        expires = tok.expiration.strftime("%Y%m%d%H") if tok.expiration else ""
+        h.update(f"|{tok.cursor}|{tok.complete_list_size}|{bool(tok.value)}|{expires}".encode())
     return 'W/"' + h.hexdigest()[:32] + '"'
 
 

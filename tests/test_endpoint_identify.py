@@ -1,0 +1,65 @@
+"""Identify (OAI-PMH 4.2) over HTTP, on both databases."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from endpoint_helpers import T0, X, dc_record, errors, get, request_attrs, stamp, write
+
+from oai.store.engine import transaction
+from oai.store.records import delete_record
+
+OAI_ID = {"id": "http://www.openarchives.org/OAI/2.0/oai-identifier"}
+
+
+def test_identify_describes_the_repository(engine, live_server) -> None:
+    write(engine, [dc_record("oai:example.org:late")], T0 + timedelta(days=3))
+    write(engine, [dc_record("oai:example.org:early")], T0)
+    server = live_server(repository_name="Journal <&> Archive", admin_email="a@example.org,b@example.org")
+    _, root = get(server, verb="Identify")
+    assert errors(root) == []
+    assert request_attrs(root) == {"verb": "Identify"}
+    assert root.findtext("oai:request", namespaces=X) == server.url
+    ident = root.find("oai:Identify", X)
+    assert ident.findtext("oai:repositoryName", namespaces=X) == "Journal <&> Archive"
+    assert ident.findtext("oai:baseURL", namespaces=X) == server.url
+    assert ident.findtext("oai:protocolVersion", namespaces=X) == "2.0"
+    assert [e.text for e in ident.findall("oai:adminEmail", X)] == ["a@example.org", "b@example.org"]
+    # 4.2: the guaranteed lower limit of all datestamps, at the repository's granularity.
+    assert ident.findtext("oai:earliestDatestamp", namespaces=X) == stamp(T0)
+    assert ident.findtext("oai:deletedRecord", namespaces=X) == "persistent"
+    assert ident.findtext("oai:granularity", namespaces=X) == "YYYY-MM-DDThh:mm:ssZ"
+    assert sorted(c.text for c in ident.findall("oai:compression", X)) == ["deflate", "gzip"]
+    desc = ident.find("oai:description/id:oai-identifier", {**X, **OAI_ID})
+    assert desc.findtext("id:repositoryIdentifier", namespaces=OAI_ID) == "example.org"
+    assert desc.findtext("id:sampleIdentifier", namespaces=OAI_ID).startswith("oai:example.org:")
+
+
+def test_identify_earliest_datestamp_counts_deleted_records(engine, live_server) -> None:
+    write(engine, [dc_record("oai:example.org:1"), dc_record("oai:example.org:2")], T0)
+    with transaction(engine) as s:
+        delete_record(s, "oai:example.org:1", now=T0 + timedelta(hours=1))
+    write(engine, [dc_record("oai:example.org:2", title="changed")], T0 + timedelta(hours=2))
+    _, root = get(live_server(), verb="Identify")
+    # both records moved on; the earliest datestamp is now the deletion's
+    assert root.findtext("oai:Identify/oai:earliestDatestamp", namespaces=X) == stamp(T0 + timedelta(hours=1))
+
+
+def test_identify_follows_configuration(engine, live_server) -> None:
+    server = live_server(compression="gzip", base_url="https://oai.example.org/oai", repository_identifier="")
+    _, root = get(server, verb="Identify")
+    ident = root.find("oai:Identify", X)
+    assert ident.findtext("oai:baseURL", namespaces=X) == "https://oai.example.org/oai"
+    assert root.findtext("oai:request", namespaces=X) == "https://oai.example.org/oai"
+    assert [c.text for c in ident.findall("oai:compression", X)] == ["gzip"]
+    assert ident.find("oai:description", X) is None
+    # an empty repository still gives a datestamp (no records yet: the earliest is 'now')
+    assert ident.findtext("oai:earliestDatestamp", namespaces=X).endswith("Z")
+
+
+def test_identify_takes_no_arguments(engine, live_server) -> None:
+    server = live_server()
+    for extra in ({"metadataPrefix": "oai_dc"}, {"identifier": "oai:example.org:1"}, {"resumptionToken": "x"}):
+        _, root = get(server, verb="Identify", **extra)
+        assert errors(root) == ["badArgument"]
+        assert request_attrs(root) == {}

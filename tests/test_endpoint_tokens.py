@@ -1,0 +1,362 @@
+"""Flow control (OAI-PMH 3.5): keyset pages, completeListSize and cursor, the empty last token,
+idempotent and stateless tokens, and every way a token can be bad. Over HTTP on both databases,
+and through the verbs directly where the clock has to move.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from endpoint_helpers import (
+    SECRET,
+    T0,
+    context,
+    dc_record,
+    errors,
+    get,
+    identifiers,
+    ident,
+    populate,
+    request_attrs,
+    response_date,
+    stamp,
+    token,
+    write,
+)
+from oaischema import assert_oai
+
+from oai.protocol import render
+from oai.protocol.arguments import OAIRequest
+from oai.protocol.errors import BadResumptionToken, NoRecordsMatch
+from oai.protocol.tokens import TokenCodec
+from oai.protocol.verbs import list_identifiers, list_records, list_sets
+from oai.store.engine import transaction
+from oai.store.records import delete_record, set_info
+
+ROOT = Path(__file__).resolve().parents[1]
+UTC_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def walk(server, verb: str = "ListIdentifiers", **args: str) -> list[tuple[list[str], dict, object]]:  # noqa: ANN001
+    """Every page as (identifiers, resumptionToken attributes and text, responseDate)."""
+    out = []
+    _, root = get(server, verb=verb, **args)
+    while True:
+        assert errors(root) == [], errors(root)
+        tok = token(root)
+        info = None if tok is None else {**tok.attrib, "text": tok.text or ""}
+        out.append((identifiers(root), info, response_date(root)))
+        if info is None or not info["text"]:
+            return out
+        _, root = get(server, verb=verb, resumptionToken=info["text"])
+        assert request_attrs(root) == {"verb": verb, "resumptionToken": info["text"]}
+
+
+@pytest.mark.parametrize("verb", ["ListIdentifiers", "ListRecords"])
+def test_pages_count_and_cursor(engine, live_server, verb: str) -> None:
+    made = populate(engine, 100, per_stamp=30)  # page boundaries fall inside runs of equal datestamps
+    server = live_server(page_size=37)
+    pages = walk(server, verb, metadataPrefix="oai_dc")
+    assert [len(ids) for ids, _, _ in pages] == [37, 37, 26]
+    assert [ident for ids, _, _ in pages for ident in ids] == [g.identifier for g in made]
+    for number, (_, info, when) in enumerate(pages):
+        assert info["completeListSize"] == "100"
+        assert info["cursor"] == str(37 * number)  # records served before this page
+        if number < 2:
+            assert info["text"]
+            # 3.5: a token that expires says when; ours last at least a day
+            expires = datetime.strptime(info["expirationDate"], UTC_FORMAT)
+            assert expires >= when + timedelta(hours=24)
+        else:
+            assert info["text"] == "" and "expirationDate" not in info  # the list is complete
+
+
+def test_exact_multiples_never_give_an_empty_page(engine, live_server) -> None:
+    populate(engine, 74, per_stamp=10)
+    server = live_server(page_size=37)
+    pages = walk(server, metadataPrefix="oai_dc")
+    assert [len(ids) for ids, _, _ in pages] == [37, 37]
+    assert pages[-1][1] == {"completeListSize": "74", "cursor": "37", "text": ""}
+
+
+def test_a_single_page_has_no_token(engine, live_server) -> None:
+    populate(engine, 37, per_stamp=10)
+    pages = walk(live_server(page_size=37), metadataPrefix="oai_dc")
+    assert len(pages) == 1 and len(pages[0][0]) == 37 and pages[0][1] is None
+
+
+def test_set_lists_page_too(engine, live_server) -> None:
+    made = populate(engine, 90, per_stamp=7, sets=[("a:x",), ("a:y",), ("b",)])
+    pages = walk(live_server(page_size=11), metadataPrefix="oai_dc", set="a")
+    expected = [g.identifier for g in made if g.sets[0].startswith("a:")]
+    assert [i for ids, _, _ in pages for i in ids] == expected
+    assert {info["completeListSize"] for _, info, _ in pages} == {str(len(expected))}
+
+
+def test_the_same_token_gives_the_same_page(engine, live_server) -> None:
+    populate(engine, 50, per_stamp=5)
+    server = live_server(page_size=20)
+    _, first = get(server, verb="ListRecords", metadataPrefix="oai_dc")
+    tok = token(first).text
+    reply1, again1 = get(server, verb="ListRecords", resumptionToken=tok)
+    reply2, again2 = get(server, verb="ListRecords", resumptionToken=tok)
+    assert identifiers(again1) == identifiers(again2) == [ident(i) for i in range(20, 40)]
+    t1, t2 = token(again1), token(again2)
+    assert (t1.get("cursor"), t1.get("completeListSize")) == (t2.get("cursor"), t2.get("completeListSize")) == ("20", "50")
+    # both next tokens continue the same way
+    ids = [identifiers(get(server, verb="ListRecords", resumptionToken=t.text)[1]) for t in (t1, t2)]
+    assert ids[0] == ids[1] == [ident(i) for i in range(40, 50)]
+
+
+SERVE = """
+import sys
+from werkzeug.serving import make_server
+from oai.web.app import create_app
+app = create_app({"database_url": sys.argv[1], "page_size": int(sys.argv[2])})
+server = make_server("127.0.0.1", 0, app, threaded=True)
+print(server.server_port, flush=True)
+server.serve_forever(0.05)
+"""
+
+
+@pytest.fixture
+def other_process(database_url: str):  # noqa: ANN201
+    """A second server, in its own process, on the same database (and so the same token secret)."""
+    procs: list[subprocess.Popen] = []
+
+    def start(page_size: int) -> SimpleNamespace:
+        proc = subprocess.Popen([sys.executable, "-c", SERVE, database_url, str(page_size)],
+                                stdout=subprocess.PIPE, cwd=ROOT, text=True)
+        procs.append(proc)
+        port = int(proc.stdout.readline())
+        return SimpleNamespace(port=port, url=f"http://127.0.0.1:{port}/oai")
+
+    yield start
+    for proc in procs:
+        proc.terminate()
+        proc.wait(10)
+        proc.stdout.close()
+
+
+def test_tokens_continue_on_another_server_process(engine, live_server, other_process) -> None:
+    made = populate(engine, 60, per_stamp=9)
+    here, there = live_server(page_size=13), other_process(13)
+    _, root = get(here, verb="ListIdentifiers", metadataPrefix="oai_dc")
+    seen, servers, turn = identifiers(root), [there, here], 0
+    while token(root) is not None and token(root).text:
+        _, root = get(servers[turn % 2], verb="ListIdentifiers", resumptionToken=token(root).text)
+        assert errors(root) == []
+        seen += identifiers(root)
+        turn += 1
+    assert turn == 4  # five pages, alternating processes
+    assert seen == [g.identifier for g in made]
+
+
+# --- bad tokens ------------------------------------------------------------------------------
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _reencode(tok: str, change) -> str:  # noqa: ANN001
+    """The token with its body changed and its signature kept."""
+    body, sig = tok.split(".")
+    version, fields = json.loads(_unb64(body))
+    version, fields = change(version, fields)
+    return _b64(json.dumps([version, fields], separators=(",", ":"), sort_keys=True).encode()) + "." + sig
+
+
+def _resign(codec: TokenCodec, version: int, fields: dict) -> str:
+    body = json.dumps([version, fields], separators=(",", ":"), sort_keys=True).encode()
+    return f"{_b64(body)}.{_b64(codec._sign(body))}"
+
+
+def test_bad_tokens(engine, live_server) -> None:
+    populate(engine, 30, per_stamp=5)
+    with transaction(engine) as s:
+        set_info(s, "s1", "S1")
+        set_info(s, "s2", "S2")
+    server = live_server(page_size=10, page_size_listsets=1, secret_key=SECRET.decode())
+    _, root = get(server, verb="ListRecords", metadataPrefix="oai_dc")
+    tok = token(root).text
+    _, root = get(server, verb="ListSets")
+    sets_tok = token(root).text
+    body, sig = tok.split(".")
+    _, fields = json.loads(_unb64(body))
+    ours = TokenCodec(SECRET, timedelta(hours=72))
+    bad = {
+        "tampered cursor": _reencode(tok, lambda v, f: (v, {**f, "cursor": 0})),
+        "tampered position": _reencode(tok, lambda v, f: (v, {**f, "after_id": f["after_id"] - 5})),
+        "tampered until": _reencode(tok, lambda v, f: (v, {**f, "until": f["until"] + 86400})),
+        "tampered signature": body + "." + ("A" if sig[0] != "A" else "B") + sig[1:],
+        "truncated signature": tok[:-2],
+        "truncated body": body[:-4] + "." + sig,
+        "body only": body,
+        "half": tok[: len(tok) // 2],
+        "extra part": tok + ".x",
+        "foreign secret": _resign(TokenCodec(b"another-repository-secret!", timedelta(hours=72)), 1, fields),
+        "old version": _resign(ours, 0, fields),
+        "future version": _resign(ours, 2, fields),
+        "not json": f"{_b64(b'hello')}.{_b64(ours._sign(b'hello'))}",
+        "wrong shape": _resign(ours, 1, {**fields, "surprise": 1}),
+        "non-ascii": tok[:-1] + "\u00e9",
+        "spaces": f"{body} . {sig}",
+        "huge": "A" * 5000 + "." + sig,
+        "ListSets token": sets_tok,
+    }
+    for name, value in bad.items():
+        _, root = get(server, verb="ListRecords", resumptionToken=value)
+        assert errors(root) == ["badResumptionToken"], name
+        assert request_attrs(root) == {"verb": "ListRecords", "resumptionToken": value}, name
+    # a ListRecords token is not a ListIdentifiers or ListSets token
+    for verb in ("ListIdentifiers", "ListSets"):
+        _, root = get(server, verb=verb, resumptionToken=tok)
+        assert errors(root) == ["badResumptionToken"], verb
+    # ...and the genuine token still works
+    _, root = get(server, verb="ListRecords", resumptionToken=tok)
+    assert errors(root) == [] and len(identifiers(root)) == 10
+
+
+# --- through the verbs, with a clock we control ----------------------------------------------
+
+def _page(verb_fn, ctx, **args):  # noqa: ANN001, ANN003, ANN202
+    verb = {"list_records": "ListRecords", "list_identifiers": "ListIdentifiers", "list_sets": "ListSets"}[
+        verb_fn.__name__]
+    result = verb_fn(OAIRequest(verb, args), ctx)
+    root = assert_oai(b"".join(render.stream(ctx, verb, args, result, None)))  # renders schema-valid
+    return result, root
+
+
+def test_tokens_last_72_hours_then_expire(engine) -> None:
+    populate(engine, 30, per_stamp=5)
+    issued = T0 + timedelta(days=30)
+    ctx = context(engine, now=issued)
+    try:
+        result, root = _page(list_records, ctx, metadataPrefix="oai_dc")
+    finally:
+        ctx.session.close()
+    assert result.token.expiration == issued + timedelta(hours=72)
+    assert token(root).get("expirationDate") == stamp(issued + timedelta(hours=72))
+    for later, valid in ((timedelta(hours=24), True), (timedelta(hours=72), True), (timedelta(hours=73), False)):
+        ctx = context(engine, now=issued + later)
+        try:
+            if valid:
+                page, _ = _page(list_records, ctx, resumptionToken=result.token.value)
+                assert [i.identifier for i in page.items] == [ident(i) for i in range(10, 20)]
+            else:
+                with pytest.raises(BadResumptionToken, match="expired"):
+                    list_records(OAIRequest("ListRecords", {"resumptionToken": result.token.value}), ctx)
+        finally:
+            ctx.session.close()
+
+
+def test_list_sets_tokens_expire_too(engine) -> None:
+    with transaction(engine) as s:
+        for spec in ("a", "b", "c"):
+            set_info(s, spec, spec)
+    issued = T0
+    ctx = context(engine, now=issued, page_size=2)
+    try:
+        first, _ = _page(list_sets, ctx)
+    finally:
+        ctx.session.close()
+    ctx = context(engine, now=issued + timedelta(hours=73), page_size=2)
+    try:
+        with pytest.raises(BadResumptionToken):
+            list_sets(OAIRequest("ListSets", {"resumptionToken": first.token.value}), ctx)
+    finally:
+        ctx.session.close()
+
+
+def test_the_list_is_frozen_at_its_first_page(engine) -> None:
+    populate(engine, 25, per_stamp=25)
+    start = T0 + timedelta(days=1)
+    ctx = context(engine, now=start)
+    try:
+        first, _ = _page(list_identifiers, ctx, metadataPrefix="oai_dc")
+    finally:
+        ctx.session.close()
+    # new and changed records after the first page lie past the frozen `until`
+    write(engine, [dc_record("oai:example.org:new"), dc_record(ident(20), title="changed")], start + timedelta(hours=1))
+    seen, tok, now = [i.identifier for i in first.items], first.token.value, start + timedelta(hours=2)
+    while tok:
+        ctx = context(engine, now=now)
+        try:
+            page, _ = _page(list_identifiers, ctx, resumptionToken=tok)
+        finally:
+            ctx.session.close()
+        assert page.token.complete_list_size == 25
+        seen += [i.identifier for i in page.items]
+        tok = page.token.value
+    assert seen == [ident(i) for i in range(25) if i != 20]
+    # ...and an incremental harvest from the first responseDate has both
+    ctx = context(engine, now=now)
+    try:
+        later, _ = _page(list_identifiers, ctx, metadataPrefix="oai_dc", **{"from": stamp(start)})
+    finally:
+        ctx.session.close()
+    assert [i.identifier for i in later.items] == [ident(20), "oai:example.org:new"]
+
+
+def test_when_every_remaining_record_changed_the_list_goes_on(engine) -> None:
+    populate(engine, 5, per_stamp=5)
+    start = T0 + timedelta(days=1)
+    ctx = context(engine, now=start, page_size=2)
+    try:
+        first, _ = _page(list_records, ctx, metadataPrefix="oai_dc")
+    finally:
+        ctx.session.close()
+    assert [i.identifier for i in first.items] == [ident(0), ident(1)]
+    changed_at = start + timedelta(minutes=5)
+    write(engine, [dc_record(ident(2), title="new 2"), dc_record(ident(4), title="new 4")], changed_at)
+    with transaction(engine) as s:
+        delete_record(s, ident(3), now=changed_at)
+    # the token's window now holds nothing: the page must not be empty nor an error
+    seen, tok, now = [], first.token.value, start + timedelta(minutes=10)
+    while tok:
+        ctx = context(engine, now=now, page_size=2)
+        try:
+            page, root = _page(list_records, ctx, resumptionToken=tok)
+        finally:
+            ctx.session.close()
+        seen += [(i.identifier, i.datestamp, i.deleted) for i in page.items]
+        tok = page.token.value
+    assert sorted(seen) == [(ident(2), changed_at, False), (ident(3), changed_at, True), (ident(4), changed_at, False)]
+    assert token(root).get("completeListSize") == "5" and token(root).get("cursor") == "4"
+
+
+def test_the_list_goes_on_only_within_the_requested_until(engine) -> None:
+    populate(engine, 5, per_stamp=5)
+    start = T0 + timedelta(days=1)
+    for until, expected in ((stamp(T0 + timedelta(hours=1)), None),  # a bound in the past: kept
+                            ("9999-12-31", [ident(2), ident(3), ident(4)])):  # a future bound: up to now
+        write(engine, [dc_record(ident(i), title=f"again {i}") for i in range(5)], T0)  # back in the window
+        ctx = context(engine, now=start, page_size=2)
+        try:
+            first, _ = _page(list_identifiers, ctx, metadataPrefix="oai_dc", until=until)
+        finally:
+            ctx.session.close()
+        write(engine, [dc_record(ident(i), title=f"changed {i} {until}") for i in (2, 3, 4)],
+              start + timedelta(minutes=5))
+        ctx = context(engine, now=start + timedelta(minutes=10), page_size=2)
+        try:
+            if expected is None:
+                # nothing within the request's range is left: the records moved past its `until`
+                with pytest.raises(NoRecordsMatch):
+                    list_identifiers(OAIRequest("ListIdentifiers", {"resumptionToken": first.token.value}), ctx)
+            else:
+                page, _ = _page(list_identifiers, ctx, resumptionToken=first.token.value)
+                assert [i.identifier for i in page.items] == expected[:2]
+        finally:
+            ctx.session.close()
