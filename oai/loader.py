@@ -100,6 +100,9 @@ def _results(jobs: list[tuple[str, bytes | None, bool]], workers: int) -> Iterat
     if workers <= 1 or len(jobs) < 64:
         yield from map(_ingest_one, jobs)
         return
+    from oai.formats.registry import preload
+
+    preload()  # compile the schemas once; forked workers inherit them
     with ProcessPoolExecutor(max_workers=workers) as pool:
         for i in range(0, len(jobs), 4096):  # bounded in flight, whatever the number of files
             yield from pool.map(_ingest_one, jobs[i : i + 4096], chunksize=32)

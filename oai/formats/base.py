@@ -60,8 +60,12 @@ class MetadataFormat(Protocol):
         """True when `root` is an input document this format ingests."""
         ...
 
-    def ingest(self, root: etree._Element, *, full_text: bool = True) -> Ingested:
-        """Normalise `root` (and derive other formats); raises FormatError."""
+    def ingest(self, root: etree._Element, *, full_text: bool = True, consume: bool = False) -> Ingested:
+        """Normalise `root` (and derive other formats); raises FormatError.
+
+        `root` is left as it was, unless consume=True: the caller will not use the tree again,
+        and the format may then work on it instead of on a copy.
+        """
         ...
 
 

@@ -137,7 +137,7 @@ class DublinCore:
         """True for an oai_dc:dc root element."""
         return root.tag == self.root_tag
 
-    def ingest(self, root: etree._Element, *, full_text: bool = True) -> Ingested:
+    def ingest(self, root: etree._Element, *, full_text: bool = True, consume: bool = False) -> Ingested:
         """Validate, drop empty values and whitespace padding, keep xml:lang (full_text is moot)."""
         if not self.recognise(root):
             raise FormatError(f"not an oai_dc record: root element is {root.tag}")

@@ -14,6 +14,11 @@ schemas/jats-oai/jats-publishing-1.4-oai.xsd: a chameleon include of the unmodif
 XSD. schema_url is None because only we publish it: the web layer advertises
 <base>/schemas/<schema_relpath>.
 
+Archiving-style element orders that Publishing 1.4 forbids are repaired where moving changes no
+meaning (normalise: <contrib-id> to the start of its <contrib>, group information before the
+first <contrib> of a <contrib-group> after the contribs); nothing else is changed to make an
+article valid: what cannot be served as it is falls back, as below.
+
 full_text=True serves the whole article, False (full text not ours to share) the article with
 its <front> only. What we serve is validated first: an invalid full text falls back to the front
 matter, an invalid front matter means no `jats` (only oai_dc), each with a warning. Front matter
@@ -49,7 +54,14 @@ _TOP_NSMAP = {None: JATS_NS, "xlink": XLINK_NS, "mml": MML_NS, "ali": ALI_NS}
 # Namespaces JATS/NLM articles arrive in: PMC's https://jats.nlm.nih.gov/ns/archiving/1.3/,
 # the NLM 2.x/3.0 XSD namespaces http://dtd.nlm.nih.gov/..., and our own.
 _INPUT_NS = re.compile(r"^https?://(jats\.nlm\.nih\.gov/ns/|dtd\.nlm\.nih\.gov/)")
-_BEYOND_FRONT = ("body", "back", "floats-group", "sub-article", "response")
+_BEYOND_FRONT = frozenset(("body", "back", "floats-group", "sub-article", "response"))
+
+# Compiled once: schema hints to drop, IDs (document-wide, as libxml2 sees them), namespaced elements.
+_SCHEMA_HINTS = etree.XPath(
+    "//*/@xsi:*[local-name() = 'schemaLocation' or local-name() = 'noNamespaceSchemaLocation']", namespaces=_XSI
+)
+_IDS = etree.XPath("//@id")
+_NAMESPACED_ELEMENTS = etree.XPath("descendant-or-self::*[namespace-uri() != '']")
 
 
 class _SchemaFacts:
@@ -72,6 +84,9 @@ class _SchemaFacts:
             namespaces={"xs": xs[1:-1]},
         )
         self.dtd_versions = frozenset(versions)
+        # every IDREF(S) attribute (all unqualified) of `tree` and below, in document order
+        paths = (f"descendant-or-self::*/@{name}" for name in sorted(self.idref_attributes))
+        self.idrefs = etree.XPath(" | ".join(paths))
 
 
 @lru_cache(maxsize=1)
@@ -83,14 +98,20 @@ def _is_jats_namespace(namespace: str | None) -> bool:
     return namespace is None or namespace == JATS_NS or bool(_INPUT_NS.match(namespace))
 
 
-def normalise(root: etree._Element) -> etree._Element:
-    """A no-namespace copy of a JATS article, without comments, PIs, schema hints or padding."""
-    article = copy.deepcopy(root)
+def normalise(root: etree._Element, *, in_place: bool = False) -> etree._Element:
+    """A no-namespace copy of a JATS article, without comments, PIs, schema hints or padding.
+
+    Element orders that Archiving (and JATS before 1.4) allow and Publishing 1.4 does not are
+    put right where moving elements changes no meaning; see _reorder(). in_place=True
+    normalises `root` itself instead of a copy (for a tree nobody else uses).
+    """
+    article = root if in_place else copy.deepcopy(root)
     article.tail = None
     etree.strip_tags(article, etree.Comment, etree.ProcessingInstruction)
-    for hint in article.xpath("//@xsi:schemaLocation | //@xsi:noNamespaceSchemaLocation", namespaces=_XSI):
+    for hint in _SCHEMA_HINTS(article):
         del hint.getparent().attrib[hint.attrname]
     element_only = _facts().element_only
+    contrib_ids, groups = [], []
     for element in article.iter(etree.Element):
         tag = element.tag
         if tag[0] == "{":
@@ -100,40 +121,95 @@ def normalise(root: etree._Element) -> etree._Element:
             elif _is_jats_namespace(namespace):
                 element.tag = tag = local
         if tag in element_only:  # whitespace there is insignificant (XSD, not mixed)
-            if element.text is not None and not element.text.strip():
+            text = element.text
+            if text is not None and not text.strip():
                 element.text = None
             for child in element:
-                if child.tail is not None and not child.tail.strip():
+                tail = child.tail
+                if tail is not None and not tail.strip():
                     child.tail = None
+        if tag == "contrib-id":  # candidates for _reorder()
+            contrib_ids.append(element)
+        elif tag == "contrib-group":
+            groups.append(element)
     etree.cleanup_namespaces(article)
+    if contrib_ids or groups:
+        _reorder(contrib_ids, groups)
     return article
+
+
+def _reorder(contrib_ids: list[etree._Element], groups: list[etree._Element]) -> None:
+    """Meaning-preserving moves into the Publishing 1.4 order (Archiving allows any order).
+
+    * <contrib-id> after the name in a <contrib> (eLife, JATS 1.1 Archiving): every contrib-id
+      moves to the start of its contrib, in their order. A contrib's parts are identified by
+      their names, not their positions.
+    * <role>, <aff>, ... before the first <contrib> of a <contrib-group> (eLife's group-author
+      sub-groups, "<role>Writing group</role>" first): they move after the contribs, in their
+      order; group-level information applies to the whole group wherever it stands. Not when
+      such elements also stand between contribs (an <on-behalf-of> there is read as applying to
+      the authors before it): that order is left as is, and fails validation.
+    Nothing moves in an element with text of its own (element-only content keeps none).
+    """
+    contribs = {id(parent): parent for parent in (e.getparent() for e in contrib_ids) if parent is not None}
+    for contrib in contribs.values():
+        if contrib.tag != "contrib" or not _element_only(contrib):
+            continue
+        ids = [child for child in contrib if child.tag == "contrib-id"]
+        if any(child.tag != "contrib-id" for child in contrib[: len(ids)]):
+            for position, contrib_id in enumerate(ids):
+                contrib.insert(position, contrib_id)
+    for group in groups:
+        children = list(group)
+        tags = [child.tag for child in children]
+        if "contrib" not in tags or tags[0] == "contrib" or not _element_only(group):
+            continue
+        first = tags.index("contrib")
+        last = len(tags) - 1 - tags[::-1].index("contrib")
+        if all(tag == "contrib" for tag in tags[first : last + 1]):
+            group[:] = children[first : last + 1] + children[:first] + children[last + 1 :]
+
+
+def _element_only(element: etree._Element) -> bool:
+    """True when `element` holds elements only: no text, no tails of its children."""
+    return element.text is None and all(child.tail is None for child in element)
 
 
 def front_matter(article: etree._Element) -> etree._Element:
     """The article with <front> only; references to what was left out are dropped."""
+    return _front_matter(article, consume=False)
+
+
+def _front_matter(article: etree._Element, *, consume: bool) -> etree._Element:
+    """front_matter(); with consume=True `article` may be reused or emptied (no copy made)."""
     front = article.find("front")
     if front is None:
         raise FormatError("JATS article without <front>")
-    result = etree.Element(article.tag, attrib=dict(article.attrib), nsmap=article.nsmap)
-    result.append(copy.deepcopy(front))
+    if consume and len(article) == 1 and article.text is None:
+        result = article  # already nothing but its <front>
+    else:
+        result = etree.Element(article.tag, attrib=dict(article.attrib), nsmap=article.nsmap)
+        result.append(front if consume else copy.deepcopy(front))
     _drop_dangling_idrefs(result)
     return result
 
 
 def _drop_dangling_idrefs(tree: etree._Element) -> None:
     """Remove IDREFs to elements not in `tree`; an <xref> left pointing nowhere is unwrapped."""
-    ids = set(tree.xpath("//@id"))
-    attributes = _facts().idref_attributes
+    ids = set(_IDS(tree))
     orphans = []
-    for element in tree.iter(etree.Element):
-        for name in [name for name in element.attrib if name in attributes]:
-            kept = [ref for ref in element.get(name).split() if ref in ids]
-            if kept:
-                element.set(name, " ".join(kept))
-            else:
-                del element.attrib[name]
-                if element.tag == "xref" and name == "rid":
-                    orphans.append(element)
+    for value in _facts().idrefs(tree):
+        refs = value.split()
+        kept = [ref for ref in refs if ref in ids]
+        if kept and len(kept) == len(refs) and value == " ".join(refs):
+            continue  # every reference resolves and the value is already in normal form
+        element, name = value.getparent(), value.attrname
+        if kept:
+            element.set(name, " ".join(kept))
+        else:
+            del element.attrib[name]
+            if element.tag == "xref" and name == "rid":
+                orphans.append(element)
     for xref in orphans:
         _unwrap(xref)
 
@@ -166,47 +242,55 @@ def into_namespace(article: etree._Element) -> etree._Element:
     for prefix, uri in article.nsmap.items():
         if prefix is not None and prefix not in nsmap and uri not in nsmap.values():
             nsmap[prefix] = uri
-    for element in article.iter(etree.Element):  # namespaces declared further down
-        if element.tag[0] == "{" and element.prefix and element.prefix not in nsmap:
+    for element in _NAMESPACED_ELEMENTS(article):  # namespaces declared further down
+        if element.prefix and element.prefix not in nsmap:
             uri = etree.QName(element).namespace
             if uri not in nsmap.values():
                 nsmap[element.prefix] = uri
-    served = etree.Element(f"{{{JATS_NS}}}article", nsmap=nsmap)
-    for name, value in article.attrib.items():
-        served.set(name, value)
+    served = etree.Element(_ARTICLE, attrib=article.attrib, nsmap=nsmap)
     served.text = article.text
-    for child in list(article):
-        served.append(child)
-    for element in served.iter(etree.Element):
-        if element.tag[0] != "{":
-            element.tag = f"{{{JATS_NS}}}{element.tag}"
+    served.extend(list(article))
+    prefix = f"{{{JATS_NS}}}"
+    for element in served.iter("{}*"):  # every element in no namespace is a JATS element
+        element.tag = prefix + element.tag
     etree.cleanup_namespaces(served, top_nsmap=nsmap)
     return served
 
 
+_ARTICLE = f"{{{JATS_NS}}}article"
+
+
 def validate(served: etree._Element) -> str | None:
     """The first error of namespaced JATS against the schema we advertise, or None."""
+    return _validate(served, idrefs=True)
+
+
+def _validate(served: etree._Element, *, idrefs: bool) -> str | None:
+    """validate(); idrefs=False when every IDREF is known to resolve (dangling ones dropped)."""
     error = first_error(compile_schema(FORMAT.schema_path), served)
     if error:
         return error.replace(f"{{{JATS_NS}}}", "")
-    return _dangling_idref(served)
+    return _dangling_idref(served) if idrefs else None
 
 
 def _dangling_idref(tree: etree._Element) -> str | None:
     """The first IDREF without its ID: XSD requires the match, libxml2 does not check it."""
-    ids = set(tree.xpath("//@id"))
-    attributes = _facts().idref_attributes
-    for element in tree.iter(etree.Element):
-        for name, value in element.attrib.items():
-            if name in attributes:
-                for ref in value.split():
-                    if ref not in ids:
-                        return f"line {element.sourceline}: attribute {name!r}: IDREF {ref!r} has no matching ID"
+    ids = set(_IDS(tree))
+    for value in _facts().idrefs(tree):
+        for ref in value.split():
+            if ref not in ids:
+                element = value.getparent()
+                return f"line {element.sourceline}: attribute {value.attrname!r}: IDREF {ref!r} has no matching ID"
     return None
 
 
 def serve(article: etree._Element, *, full_text: bool) -> tuple[etree._Element | None, list[str]]:
     """The namespaced JATS to serve for a normalised article (or None), and warnings why not."""
+    return _serve(copy.deepcopy(article), full_text=full_text)
+
+
+def _serve(article: etree._Element, *, full_text: bool) -> tuple[etree._Element | None, list[str]]:
+    """serve(), consuming `article`: its content moves into what is served (no copy of it)."""
     warnings: list[str] = []
     version = article.get("dtd-version")
     unknown_version = version is not None and version not in _facts().dtd_versions
@@ -218,14 +302,20 @@ def serve(article: etree._Element, *, full_text: bool) -> tuple[etree._Element |
             del tree.attrib["dtd-version"]
         return into_namespace(tree)
 
-    if full_text and any(article.find(name) is not None for name in _BEYOND_FRONT):
-        served = namespaced(copy.deepcopy(article))
+    if full_text and any(child.tag in _BEYOND_FRONT for child in article):
+        front = article.find("front")
+        spare = copy.deepcopy(front) if front is not None else None  # in case the full text fails
+        shell = etree.Element(article.tag, attrib=dict(article.attrib), nsmap=article.nsmap)
+        served = namespaced(article)  # consumes article
         error = validate(served)
         if error is None:
             return served, warnings
         warnings.append(f"jats: full text not valid against JATS Publishing 1.4 ({error}); serving front matter only")
-    served = namespaced(front_matter(article))
-    error = validate(served)
+        if spare is not None:
+            shell.append(spare)
+        article = shell
+    served = namespaced(_front_matter(article, consume=True))
+    error = _validate(served, idrefs=False)
     if error is None:
         return served, warnings
     warnings.append(f"jats: front matter not valid against JATS Publishing 1.4 ({error}); no jats record, oai_dc only")
@@ -249,11 +339,11 @@ class Jats:
         qname = etree.QName(root)
         return qname.localname == "article" and _is_jats_namespace(qname.namespace)
 
-    def ingest(self, root: etree._Element, *, full_text: bool = True) -> Ingested:
-        """Crosswalk to oai_dc, and serve valid namespaced JATS when we can."""
+    def ingest(self, root: etree._Element, *, full_text: bool = True, consume: bool = False) -> Ingested:
+        """Crosswalk to oai_dc, and serve valid namespaced JATS when we can (consume: see MetadataFormat)."""
         if not self.recognise(root):
             raise FormatError(f"not a JATS article: root element is {root.tag}")
-        article = normalise(root)
+        article = normalise(root, in_place=consume)
         if article.find("front") is None:
             raise FormatError("JATS article without <front>: nothing to describe it with")
         fields, facts = crosswalk(article)
@@ -262,7 +352,7 @@ class Jats:
         if error:  # a crosswalk bug, never the input's fault
             raise FormatError(f"crosswalk JATS -> oai_dc produced invalid oai_dc: {error}")
         metadata = {dc.FORMAT.prefix: canonical_bytes(record)}
-        served, warnings = serve(article, full_text=full_text)
+        served, warnings = _serve(article, full_text=full_text)  # the crosswalk is done with article
         if served is not None:
             metadata[self.prefix] = canonical_bytes(served)
         return Ingested(metadata=metadata, citation=facts, warnings=tuple(warnings))

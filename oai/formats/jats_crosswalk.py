@@ -1,12 +1,20 @@
 """Crosswalk from a normalised (no-namespace) JATS article to oai_dc fields and Citation facts.
 
 Choices a harvester should know about (one dc element per line of the README table):
-* creator: byline authors as "Surname, Given names[, Suffix]", then "; affiliation" for each of
-  their affiliations (the form OJS journals send). ORCIDs and e-mails are NOT put into simple
-  DC: a name string with an identifier or address appended breaks the name matching that DC
-  aggregators do, dc:identifier identifies the article not a person, and both stay available
-  in the `jats` format (contrib-id, email). Other contributors (editors, reviewers, non-byline
-  group members) become dc:contributor, same form.
+* creator: one per byline author, "; "-separated parts in a fixed order:
+  "Surname, Given names[, Suffix]" (or the collab/string name), then each of their
+  affiliations (the form OJS journals send), then each of their e-mail addresses, then each
+  ORCID iD as an https://orcid.org/ URL, e.g.
+  "Oleynikov, Ilya Vasilyevich; Department of ..., Irkutsk State University, ...; oleynikov@isu.ru".
+  Simple DC has nowhere else to put them (dc:identifier identifies the article, not a person),
+  and oai_dc must carry every fact of the record; the name stays first, so whoever takes the
+  part before the first ";" still gets the name alone (as dc.citation_from_fields does). An
+  e-mail is an author's when it is in their <contrib> (also in its <address> or own <aff>), or
+  is the only <email> of an <aff>/<corresp>/<fn> that they alone point to (xref or @rid); an
+  address shared by several authors, or a note listing several addresses ("a@x (AB); c@y (CD)"),
+  is left to the `jats` format, which keeps every <email> and <contrib-id> as published.
+  Other contributors (editors, reviewers, non-byline group members) become dc:contributor,
+  name only.
 * type: "Text" (DCMI Type), "info:eu-repo/semantics/article" (DRIVER: "an article or an
   editorial published in an academic journal"; "review" for book/product reviews) and the JATS
   article-type itself (e.g. "correction"), which keeps what the eu-repo term flattens.
@@ -18,6 +26,7 @@ Choices a harvester should know about (one dc element per line of the README tab
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Iterator
 from functools import lru_cache
@@ -32,15 +41,30 @@ ALI_LICENSE_REF = "{http://www.niso.org/schemas/ali/1.0/}license_ref"
 _MML_SKIP = {"{http://www.w3.org/1998/Math/MathML}annotation", "{http://www.w3.org/1998/Math/MathML}annotation-xml"}
 _MARKER_XREFS = {"fn", "aff", "author-notes", "corresp", "table-fn", "other"}
 _SKIP = frozenset({"label", "fn", "tex-math", "institution-id", "email", "contrib-group", "object-id"} | _MML_SKIP)
+_NO_SKIP: frozenset[str] = frozenset()
+_NOTES = frozenset({"aff", "corresp", "fn"})  # where an author's e-mail may be, pointed to by id
 _SKIP_ABSTRACTS = frozenset({"graphical", "teaser", "toc"})
 _REVIEW_TYPES = frozenset({"book-review", "product-review"})
 _MONTHS = {m: i for i, m in enumerate(
     ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), start=1)}
 _WS = re.compile(r"[ \t\r\n]+")
 _SPACE_BEFORE_PUNCTUATION = re.compile(r" +([,;.:)])")
+_first_group = operator.itemgetter(1)  # as a re.sub replacement: no template to expand per call
 _DOI = re.compile(r"(10\.\d{4,9}/\S+)")
+_YEAR = re.compile(r"\d{4}")
+_ISO_PREFIX = re.compile(r"(\d{4})(?:-(\d{1,2})(?:-(\d{1,2}))?)?")
+_HTTP = re.compile(r"https?://")
+_ORCID = re.compile(r"(?<![\dA-Za-z-])(\d{4}-\d{4}-\d{4}-\d{3}[\dXx])(?![\dA-Za-z-])")
+_MAILTO = re.compile(r"^mailto:", re.IGNORECASE)
 
 Field = tuple[str, str, str | None]
+
+
+def squash(text: str) -> str:
+    """Runs of XML white space as one space, then stripped (str.strip: any Unicode space)."""
+    if "\n" in text or "\t" in text or "\r" in text or "  " in text:
+        text = _WS.sub(" ", text)
+    return text.strip()
 
 
 def text_of(element: etree._Element | None, skip: frozenset[str] = _SKIP) -> str:
@@ -48,7 +72,8 @@ def text_of(element: etree._Element | None, skip: frozenset[str] = _SKIP) -> str
     if element is None:
         return ""
     if not len(element):  # the common case: text only
-        return _WS.sub(" ", element.text).strip() if element.text else ""
+        text = element.text
+        return squash(text) if text else ""
     parts: list[str] = []
 
     def walk(node: etree._Element) -> None:
@@ -63,7 +88,7 @@ def text_of(element: etree._Element | None, skip: frozenset[str] = _SKIP) -> str
                 parts.append(child.tail)
 
     walk(element)
-    return _WS.sub(" ", "".join(parts)).strip()
+    return squash("".join(parts))
 
 
 def _paragraphs(abstract: etree._Element) -> str:
@@ -72,7 +97,7 @@ def _paragraphs(abstract: etree._Element) -> str:
 
     def walk(container: etree._Element, top: bool) -> None:
         if container.text and container.text.strip():
-            blocks.append(_WS.sub(" ", container.text).strip())
+            blocks.append(squash(container.text))
         for child in container:
             if child.tag == "sec":
                 walk(child, False)
@@ -166,66 +191,146 @@ def _keywords(meta: etree._Element) -> Iterator[tuple[str, str]]:
 def person_name(contrib: etree._Element) -> str:
     """'Surname, Given names[, Suffix]' (or the group or string name) of a <contrib>."""
     for child in contrib:
-        if child.tag == "name-alternatives":
-            child = child.find("name") if child.find("name") is not None else child.find("string-name")
+        tag = child.tag
+        if tag == "name-alternatives":
+            found = child.find("name")
+            child = found if found is not None else child.find("string-name")
             if child is None:
                 continue
-        if child.tag in ("name", "string-name") and child.find("surname") is not None:
-            surname, given = text_of(child.find("surname")), text_of(child.find("given-names"))
-            suffix = text_of(child.find("suffix"))
-            return ", ".join(part for part in (surname, given, suffix) if part)
-        if child.tag in ("string-name", "collab"):
+            tag = child.tag
+        if tag == "name" or tag == "string-name":
+            parts = {"surname": None, "given-names": None, "suffix": None}
+            for part in child:  # the first of each, as find() would
+                if part.tag in parts and parts[part.tag] is None:
+                    parts[part.tag] = part
+            if parts["surname"] is not None:
+                names = (text_of(parts["surname"]), text_of(parts["given-names"]), text_of(parts["suffix"]))
+                return ", ".join(part for part in names if part)
+        if tag == "string-name" or tag == "collab":
             return text_of(child)
-        if child.tag == "collab-alternatives" and len(child):
+        if tag == "collab-alternatives" and len(child):
             return text_of(child[0])
     return ""
 
 
-def affiliations(contrib: etree._Element, meta: etree._Element, index: _AffIndex | None = None) -> list[str]:
+def affiliations(
+    contrib: etree._Element, meta: etree._Element, index: _AffIndex | None = None, refs: list[str] | None = None
+) -> list[str]:
     """Affiliation texts of a contrib: its own <aff>, those it points to, or its group's."""
     index = index or _AffIndex(meta)
-    found = list(contrib.findall("aff"))
-    refs = (contrib.get("rid") or "").split()
-    refs += [ref for xref in contrib.findall("xref") for ref in (xref.get("rid") or "").split()]
-    found += [index.by_id[ref] for ref in refs if ref in index.by_id]
-    if not found:
-        found = [aff for aff in contrib.getparent().findall("aff") if aff.get("id") not in index.referenced]
-    texts = []
-    for aff in found:
-        text = _aff_text(aff)
-        if text and text not in texts:
-            texts.append(text)
-    return texts
+    texts = [_aff_text(aff) for aff in contrib.iterchildren("aff")]
+    texts += [index.text(ref) for ref in (_refs(contrib) if refs is None else refs) if ref in index.by_id]
+    if not texts:
+        group = contrib.getparent().iterchildren("aff")
+        texts = [_aff_text(aff) for aff in group if aff.get("id") not in index.referenced]
+    return list(dict.fromkeys(text for text in texts if text))
 
 
 class _AffIndex:
-    """Affiliations of an article-meta by id, and the ids something points to."""
+    """Affiliations of an article-meta by id (their texts worked out once), and the ids something points to."""
 
     def __init__(self, meta: etree._Element) -> None:
+        self.meta = meta
         self.by_id = {aff.get("id"): aff for aff in meta.iter("aff") if aff.get("id")}
         self.referenced = {ref for x in meta.iter("xref", "contrib") for ref in (x.get("rid") or "").split()}
+        self._texts: dict[str, str] = {}
+        self._emails: dict[str, list[etree._Element]] | None = None
+        self._users: dict[str, int] = {}
+
+    def note_emails(self) -> tuple[dict[str, list[etree._Element]], dict[str, int]]:
+        """(the <email>s in each aff/corresp/fn with an id, how many contribs point to each of those
+        ids); worked out when first asked."""
+        if self._emails is None:
+            self._emails = {}
+            for email in self.meta.iter("email"):
+                node = email.getparent()
+                while node is not None and node.tag != "article-meta":
+                    if node.tag in _NOTES and (note_id := node.get("id")):
+                        self._emails.setdefault(note_id, []).append(email)
+                    node = node.getparent()
+            if self._emails:
+                for contrib in self.meta.iter("contrib"):
+                    for ref in set(_refs(contrib)):
+                        self._users[ref] = self._users.get(ref, 0) + 1
+        return self._emails, self._users
+
+    def text(self, ref: str) -> str:
+        text = self._texts.get(ref)
+        if text is None:
+            text = self._texts[ref] = _aff_text(self.by_id[ref])
+        return text
 
 
 def _aff_text(aff: etree._Element) -> str:
     """An affiliation as one line: SciELO's 'original' string, else the (joined) parts."""
     if aff.tag == "aff-alternatives":
         aff = aff.find("aff") if aff.find("aff") is not None else aff
-    original = aff.find("institution[@content-type='original']")
+    original = next((i for i in aff.iterchildren("institution") if i.get("content-type") == "original"), None)
     text = text_of(original) if original is not None else _joined(aff)
-    return _SPACE_BEFORE_PUNCTUATION.sub(r"\1", text).strip(" .,;")
+    return _SPACE_BEFORE_PUNCTUATION.sub(_first_group, text).strip(" .,;")
 
 
 def _joined(element: etree._Element) -> str:
     """Text of tagged parts; parts with no punctuation between them are joined with ', '."""
-    children = [c for c in element if isinstance(c.tag, str) and c.tag not in _SKIP and c.tag != "xref"]
     loose = (element.text or "") + "".join(c.tail or "" for c in element)
-    if not children or loose.strip():
+    if loose.strip():
+        return text_of(element)
+    children = [c for c in element if isinstance(c.tag, str) and c.tag not in _SKIP and c.tag != "xref"]
+    if not children:
         return text_of(element)
     return ", ".join(part for part in (_joined(c) for c in children) if part)
 
 
-def _contributors(meta: etree._Element) -> tuple[list[tuple[str, list[str]]], list[str]]:
-    """(byline authors with affiliations, other contributors) from article-meta contrib-groups."""
+def _refs(contrib: etree._Element) -> list[str]:
+    """The ids a contrib points to: its @rid, then those of its <xref>s."""
+    refs = (contrib.get("rid") or "").split()
+    for xref in contrib.iterchildren("xref"):
+        refs += (xref.get("rid") or "").split()
+    return refs
+
+
+def emails(contrib: etree._Element, index: _AffIndex, refs: list[str] | None = None) -> list[str]:
+    """E-mail addresses that are clearly this contributor's.
+
+    Its own <email> (also in its <address> or in an <aff> inside it), and the single <email> of
+    an <aff>, <corresp> or <fn> that it points to and no other contributor points to. An
+    address shared by several authors, or a note listing several addresses, is nobody's in
+    particular (which of them is whose is only said in prose): those stay in the `jats` format.
+    """
+    found = []
+    for child in contrib:
+        tag = child.tag
+        if tag == "email":
+            found.append(child)
+        elif tag == "address" or tag == "aff":
+            found += child.iter("email")
+    refs = _refs(contrib) if refs is None else refs
+    if refs:
+        notes, users = index.note_emails()
+        for ref in refs:
+            addresses = notes.get(ref)
+            if addresses is not None and len(addresses) == 1 and users.get(ref) == 1:
+                found.append(addresses[0])
+    texts = [_MAILTO.sub("", text_of(e, _NO_SKIP) or (e.get(XLINK_HREF) or "").strip()) for e in found]
+    return list(dict.fromkeys(text for text in texts if text))
+
+
+def orcids(contrib: etree._Element) -> list[str]:
+    """The contributor's ORCID iDs as https://orcid.org/ URLs (bare or http:// iDs normalised)."""
+    found = []
+    for contrib_id in contrib.iterchildren("contrib-id"):
+        text = text_of(contrib_id)
+        if (contrib_id.get("contrib-id-type") or "").strip().lower() == "orcid" or "orcid.org/" in text:
+            if m := _ORCID.search(text):
+                found.append(f"https://orcid.org/{m.group(1).upper()}")
+    return list(dict.fromkeys(found))
+
+
+Author = tuple[str, list[str], list[str], list[str]]  # name, affiliations, e-mails, ORCID URLs
+
+
+def _contributors(meta: etree._Element) -> tuple[list[Author], list[str]]:
+    """(byline authors with affiliations, e-mails and ORCIDs, other contributors) from article-meta contrib-groups."""
     authors, others = [], []
     index = _AffIndex(meta)
     for group in meta.findall("contrib-group"):
@@ -235,7 +340,10 @@ def _contributors(meta: etree._Element) -> tuple[list[tuple[str, list[str]]], li
                 continue
             kind = (contrib.get("contrib-type") or group.get("content-type") or "author").strip().lower()
             if kind in ("author", "authors"):
-                authors.append((name, affiliations(contrib, meta, index)))
+                refs = _refs(contrib)
+                authors.append(
+                    (name, affiliations(contrib, meta, index, refs), emails(contrib, index, refs), orcids(contrib))
+                )
             else:
                 others.append(name)
     return authors, others
@@ -258,8 +366,8 @@ def _date_rank(pub_date: etree._Element) -> int:
 def iso_date(date: etree._Element) -> str | None:
     """YYYY[-MM[-DD]] from <year>/<month>/<day>, else from @iso-8601-date."""
     year = text_of(date.find("year"))
-    if not re.fullmatch(r"\d{4}", year):
-        m = re.match(r"(\d{4})(?:-(\d{1,2})(?:-(\d{1,2}))?)?", date.get("iso-8601-date") or "")
+    if not _YEAR.fullmatch(year):
+        m = _ISO_PREFIX.match(date.get("iso-8601-date") or "")
         if not m:
             return None
         year, month, day = m.group(1), m.group(2) or "", m.group(3) or ""
@@ -292,7 +400,7 @@ def _self_uris(meta: etree._Element) -> tuple[list[str], str | None]:
     pages, pdf = [], None
     for uri in meta.findall("self-uri"):
         href = (uri.get(XLINK_HREF) or text_of(uri)).strip()
-        if not re.match(r"https?://", href):
+        if not _HTTP.match(href):
             continue
         if uri.get("content-type") == "pdf" or href.lower().endswith(".pdf"):
             pdf = pdf or href
@@ -317,9 +425,21 @@ def _journal_title(journal: etree._Element) -> str:
 def source_text(article: etree._Element) -> str:
     """'Journal; ISSN x; Vol. v; No. n; pp. a-b' (the parts that are known)."""
     meta, journal = _article_meta(article), _journal_meta(article)
-    parts = [_journal_title(journal)] + [f"ISSN {issn}" for issn in _issns(journal)]
-    volume, issue = text_of(meta.find("volume")), text_of(meta.find("issue"))
-    first, last = text_of(meta.find("fpage")), text_of(meta.find("lpage"))
+    return _source(_journal_title(journal), _issns(journal), _numbering(meta), meta)
+
+
+def _numbering(meta: etree._Element) -> tuple[str, str, str, str]:
+    """(volume, issue, fpage, lpage) texts, "" for those not given."""
+    found: dict[str, str | None] = dict.fromkeys(("volume", "issue", "fpage", "lpage"))
+    for child in meta:  # the first of each, as find() would
+        if child.tag in found and found[child.tag] is None:
+            found[child.tag] = text_of(child)
+    return found["volume"] or "", found["issue"] or "", found["fpage"] or "", found["lpage"] or ""
+
+
+def _source(journal_title: str, issns: list[str], numbering: tuple[str, str, str, str], meta: etree._Element) -> str:
+    volume, issue, first, last = numbering
+    parts = [journal_title] + [f"ISSN {issn}" for issn in issns]
     parts += [f"Vol. {volume}" if volume else "", f"No. {issue}" if issue else ""]
     if first:
         parts.append(f"pp. {first}-{last}" if last and last != first else f"p. {first}")
@@ -331,9 +451,18 @@ def source_text(article: etree._Element) -> str:
 def _rights(meta: etree._Element) -> Iterator[Field]:
     holders = [meta] + meta.findall("permissions")
     for holder in holders:
-        for statement in holder.findall("copyright-statement"):
+        statements, licenses, refs = [], [], []
+        for child in holder:  # one pass; yielded statements first, then licences, then ALI refs
+            tag = child.tag
+            if tag == "copyright-statement":
+                statements.append(child)
+            elif tag == "license":
+                licenses.append(child)
+            elif tag == ALI_LICENSE_REF:
+                refs.append(child)
+        for statement in statements:
             yield "rights", text_of(statement), normal_lang(statement.get(XML_LANG))
-        for license_ in holder.findall("license"):
+        for license_ in licenses:
             urls = [license_.get(XLINK_HREF) or ""] + [text_of(ref) for ref in license_.iter(ALI_LICENSE_REF)]
             urls = [url.strip() for url in urls if url and url.strip()]
             for url in urls:
@@ -341,7 +470,7 @@ def _rights(meta: etree._Element) -> Iterator[Field]:
             if not urls:
                 for paragraph in license_.findall("license-p"):
                     yield "rights", text_of(paragraph), lang_of(paragraph)
-        for ref in holder.findall(ALI_LICENSE_REF):
+        for ref in refs:
             yield "rights", text_of(ref), None
 
 
@@ -351,7 +480,7 @@ def _relations(meta: etree._Element) -> Iterator[Field]:
         if related.get("ext-link-type") == "doi" or (href and _DOI.fullmatch(href)):
             if m := _DOI.search(href):
                 yield "relation", f"https://doi.org/{m.group(1)}", None
-        elif re.match(r"https?://", href):
+        elif _HTTP.match(href):
             yield "relation", href, None
 
 
@@ -361,15 +490,18 @@ def crosswalk(article: etree._Element) -> tuple[list[Field], Citation]:
     metas = [meta, *_translations(article)]
     titles = [title for m in metas for title in _titles(m)]
     keywords = [kwd for m in metas for kwd in _keywords(m)]
-    abstracts = [abstract for m in metas for abstract in _abstracts(m)]
+    main_abstracts = list(_abstracts(meta))
+    abstracts = main_abstracts + [abstract for m in metas[1:] for abstract in _abstracts(m)]
     authors, others = _contributors(meta)
+    journal_title, issns, numbering = _journal_title(journal), _issns(journal), _numbering(meta)
+    volume, issue, first, last = numbering
     date, doi, language = publication_date(meta), _doi(meta), lang_of(article)
     pages, pdf = _self_uris(meta)
     article_type = (article.get("article-type") or "").strip()
     eu_repo = "review" if article_type in _REVIEW_TYPES else "article"
 
     fields: list[Field] = [("title", text, lang) for text, lang in titles]
-    fields += [("creator", "; ".join([name, *affs]), None) for name, affs in authors]
+    fields += [("creator", "; ".join([name, *affs, *mails, *ids]), None) for name, affs, mails, ids in authors]
     fields += [("subject", text, lang) for text, lang in keywords]
     fields += [("description", text, lang) for text, lang in abstracts]
     fields += [("publisher", text_of(p), None) for p in journal.findall("publisher/publisher-name")]
@@ -378,22 +510,22 @@ def crosswalk(article: etree._Element) -> tuple[list[Field], Citation]:
     fields += [("type", "Text", None), ("type", f"info:eu-repo/semantics/{eu_repo}", None), ("type", article_type, None)]
     fields += [("identifier", f"https://doi.org/{doi}", None)] if doi else []
     fields += [("identifier", url, None) for url in pages]
-    fields.append(("source", source_text(article), None))
+    fields.append(("source", _source(journal_title, issns, numbering, meta), None))
     fields.append(("language", language, None))
     fields += list(_relations(meta))
     fields += list(_rights(meta))
 
-    main_abstracts = [text for text, _lang in _abstracts(meta) if text]
+    main_abstracts = [text for text, _lang in main_abstracts if text]
     facts = Citation(
         title=titles[0][0] if titles else None,
-        authors=tuple(name for name, _affs in authors),
+        authors=tuple(author[0] for author in authors),
         publication_date=date,
-        journal_title=_journal_title(journal) or None,
-        issn=tuple(_issns(journal)),
-        volume=text_of(meta.find("volume")) or None,
-        issue=text_of(meta.find("issue")) or None,
-        firstpage=text_of(meta.find("fpage")) or None,
-        lastpage=text_of(meta.find("lpage")) or None,
+        journal_title=journal_title or None,
+        issn=tuple(issns),
+        volume=volume or None,
+        issue=issue or None,
+        firstpage=first or None,
+        lastpage=last or None,
         doi=doi,
         pdf_url=pdf,
         language=language,

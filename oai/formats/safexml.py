@@ -27,13 +27,17 @@ _NAMED = {
 }
 
 # Markup where "&" or "<!ENTITY" is not a reference/declaration, then the two things we look for.
+# (Written "[<&]" first, then the rest by which of the two it was: the regex engine then skips
+# everything else quickly, twice as fast as the plain alternation on a large article.)
 _SCAN = re.compile(
-    rb"<!--.*?-->|<!\[CDATA\[.*?\]\]>|<\?.*?\?>"
-    rb"|(?P<decl><!ENTITY)"
-    rb"|&(?P<name>[^;&<>\s\"'#][^;&<>\s\"']{0,63});",
+    rb"[<&](?:(?<=<)(?:!--.*?-->|!\[CDATA\[.*?\]\]>|\?.*?\?>|(?P<decl>!ENTITY))"
+    rb"|(?<=&)(?P<name>[^;&<>\s\"'#][^;&<>\s\"']{0,63});)",
     re.DOTALL,
 )
 _STR_SCAN = re.compile(_SCAN.pattern.decode("ascii"), re.DOTALL)
+# An "&" that is neither one of the five XML references nor a character reference: without one
+# (and without "<!ENTITY") a byte document needs no scan at all.
+_OTHER_AMPERSAND = re.compile(rb"&(?!(?:amp|lt|gt|quot|apos);|#)")
 
 
 class _DenyResolver(etree.Resolver):
@@ -115,8 +119,8 @@ def _replace_named_entities(data: bytes, source: str) -> bytes:
             "(only the XML, HTML and ISO/MathML named character entities are known)"
         )
 
-    if encoding is None and b"&" not in data and b"<!ENTITY" not in data:
-        return data  # nothing to look at (the common case for small records)
+    if encoding is None and b"<!ENTITY" not in data and (b"&" not in data or not _OTHER_AMPERSAND.search(data)):
+        return data  # nothing to look at (the common case)
     result = pattern.sub(substitute, text)
     return result if encoding is None else codecs.encode(result, encoding)
 
