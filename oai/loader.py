@@ -170,4 +170,8 @@ def load(
         if len(batch) >= BATCH:
             flush()
     flush()
+    if summary.new + summary.updated >= 1000 and engine.dialect.name == "postgresql":
+        # Fresh statistics, so that the planner walks the (datestamp, id) index for list pages.
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("ANALYZE record, record_metadata, record_set")
     return summary

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, select, tuple_
 from sqlalchemy.orm import Session
 
 from oai.store.models import OAISet, Record, RecordMetadata, RecordSet, Source
@@ -122,8 +122,8 @@ def list_items(
         columns += [RecordMetadata.xml, RecordMetadata.about]
     stmt, date_col, id_col = _filtered(query, columns, with_metadata)
     if after is not None:
-        d, i = after
-        stmt = stmt.where(date_col >= d, or_(date_col > d, id_col > i))
+        # A row-value comparison is one index range on (datestamp, id), on SQLite and PostgreSQL.
+        stmt = stmt.where(tuple_(date_col, id_col) > tuple_(*after))
     stmt = stmt.order_by(date_col, id_col).limit(limit)
     return [_item(row, with_metadata) for row in session.execute(stmt)]
 
