@@ -41,7 +41,10 @@ def until_bound(value: datetime, granularity: Granularity) -> datetime:
 
 
 def format_datestamp(value: datetime) -> str:
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+    """UTCdatetime at second granularity (isoformat of a naive second-precision value is faster than strftime)."""
+    if value.microsecond or value.tzinfo is not None:
+        value = value.replace(microsecond=0, tzinfo=None)
+    return value.isoformat() + "Z"
 
 
 def now() -> datetime:

@@ -28,9 +28,15 @@ _ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}
 _ESCAPE = re.compile('[&<>"]')
 
 
+_SPECIAL = re.compile('[&<>"\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]')
+
+
 def text(value: object) -> str:
     """Any value as XML character data or attribute content: escaped, illegal characters dropped."""
-    s = _ILLEGAL.sub("", str(value))
+    s = str(value)
+    if _SPECIAL.search(s) is None:  # the common case: nothing to do
+        return s
+    s = _ILLEGAL.sub("", s)
     return _ESCAPE.sub(lambda m: _ESCAPES[m.group()], s)
 
 

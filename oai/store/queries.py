@@ -125,7 +125,8 @@ def list_items(
         # A row-value comparison is one index range on (datestamp, id), on SQLite and PostgreSQL.
         stmt = stmt.where(tuple_(date_col, id_col) > tuple_(*after))
     stmt = stmt.order_by(date_col, id_col).limit(limit)
-    return [_item(row, with_metadata) for row in session.execute(stmt)]
+    # Core execution on the session's connection: no ORM bookkeeping for plain column rows.
+    return [_item(row, with_metadata) for row in session.connection().execute(stmt)]
 
 
 def count_items(session: Session, query: ListQuery) -> int:

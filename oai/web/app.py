@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import timedelta
@@ -60,7 +61,10 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
     def base_url() -> str:
         return cfg.base_url or request.base_url
 
+    foreign: dict[str, object] = {"at": -1e9, "rows": ()}
+
     def formats(session) -> dict[str, FormatInfo]:  # noqa: ANN001
+        """Registry formats plus harvested foreign ones (re-read from the database every 30 s)."""
         from oai.formats.registry import FORMATS
 
         root = request.host_url.rstrip("/")
@@ -68,8 +72,13 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
             p: FormatInfo(p, f.namespace, f.schema_url or f"{root}/schemas/{f.schema_relpath}")
             for p, f in FORMATS.items()
         }
-        for row in session.scalars(select(ForeignFormat)):
-            found.setdefault(row.prefix, FormatInfo(row.prefix, row.namespace, row.schema))
+        if time.monotonic() - foreign["at"] > 30:
+            foreign["rows"] = tuple(
+                FormatInfo(r.prefix, r.namespace, r.schema) for r in session.scalars(select(ForeignFormat))
+            )
+            foreign["at"] = time.monotonic()
+        for info in foreign["rows"]:
+            found.setdefault(info.prefix, info)
         return found
 
     @app.route(path, methods=["GET", "POST"])
