@@ -1,0 +1,68 @@
+"""One harvest in its own process, so that its peak RSS is its own: a plain sickle loop, or our harvester.
+
+`python -m bench.harvest_child sickle URL PREFIX` or `... ours URL PREFIX DATABASE_URL`; prints one JSON line
+{records, seconds, peak_rss_mb, ok, note}.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+from bench.servers import vm_hwm_kb
+
+
+def sickle_loop(url: str, prefix: str) -> tuple[int, str]:
+    """Iterate every record of the list with sickle and do nothing with it."""
+    from sickle import Sickle
+
+    n = 0
+    for _record in Sickle(url, timeout=300).ListRecords(metadataPrefix=prefix):
+        n += 1
+    return n, ""
+
+
+def our_harvester(url: str, prefix: str, database_url: str) -> tuple[int, str]:
+    """Our harvester, harvesting `url` into the store at `database_url`.
+
+    HOOK: this is the one place that knows the harvester's API (harvester.sources.add_source and
+    harvester.runs.harvest_source, politeness delay 0 on loopback). If that API changes, adapt here only.
+    """
+    os.environ["OAI_HARVEST_DELAY"] = "0"
+    try:
+        from harvester.client import FetchPolicy
+        from harvester.runs import RunOptions, harvest_source
+        from harvester.sources import add_source
+    except ImportError as exc:  # TODO(bench): the harvester is not importable yet
+        raise NotImplementedError(f"harvester not available: {exc}") from None
+    from oai.store.engine import make_engine
+
+    engine = make_engine(database_url)
+    policy = FetchPolicy(delay=0.0)
+    add_source(engine, "bench", url, prefix=prefix, every_seconds=None, policy=policy)
+    summary = harvest_source(engine, "bench", RunOptions(full=True, policy=policy))
+    engine.dispose()
+    note = "" if summary.status == "complete" else f"run {summary.status}: {summary.error}"
+    return summary.seen, note
+
+
+def main(argv: list[str]) -> None:
+    mode, url, prefix = argv[:3]
+    t = time.perf_counter()
+    try:
+        if mode == "sickle":
+            records, note = sickle_loop(url, prefix)
+        else:
+            records, note = our_harvester(url, prefix, argv[3])
+        ok = not note
+    except NotImplementedError as exc:
+        records, note, ok = 0, str(exc), False
+    seconds = time.perf_counter() - t
+    print(json.dumps({"records": records, "seconds": seconds, "peak_rss_mb": vm_hwm_kb(os.getpid()) / 1024,
+                      "ok": ok, "note": note}))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,264 @@
+"""The serve, concurrent, static and harvest sub-benchmarks: servers side by side, runs interleaved.
+
+Every run records wall-clock rates and the server workers' CPU time per page (robust on a busy machine).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench import clients, servers
+from bench import store as S
+from bench.report import median, ratio, table, write
+from bench.static_server import capture
+
+SERVERS = {"ours": servers.ours, "pyoai": servers.pyoai}
+
+
+@dataclass
+class Ctx:
+    work: Path
+    count: int
+    repeat: int
+    prefixes: tuple[str, ...]
+    clients: int
+    duration: float
+    page_size: int = 100
+    tokens: dict = field(default_factory=dict)  # (kind, server, prefix) -> tokens of a full list
+
+    @property
+    def logdir(self) -> Path:
+        return self.work / "logs"
+
+    def params(self) -> dict:
+        return {"count": self.count, "repeat": self.repeat, "prefixes": list(self.prefixes), "clients": self.clients,
+                "duration_s": self.duration, "page_size": self.page_size}
+
+
+def _order(names: list[str], rep: int) -> list[str]:
+    return names if rep % 2 == 0 else list(reversed(names))
+
+
+def _start(name: str, st: S.Store, ctx: Ctx):  # noqa: ANN202
+    return lambda: SERVERS[name](st.env(), ctx.logdir, page_size=ctx.page_size, name=f"{name}-{st.kind}")
+
+
+def serve(ctx: Ctx, stores: dict[str, S.Store]) -> list[dict]:
+    """Sequential sickle harvests of ours (identity and gzip) and pyoai; page latency; deep vs first page; RSS."""
+    rows: list[dict] = []
+    for kind, st in stores.items():
+        with servers.running(_start("ours", st, ctx), _start("pyoai", st, ctx)) as (ours, pyo):
+            targets = {"ours": (ours, "identity"), "ours+gzip": (ours, "gzip, deflate"), "pyoai": (pyo, "identity")}
+            runs: dict[tuple[str, str], list[dict]] = defaultdict(list)
+            for rep in range(ctx.repeat):
+                for prefix in ctx.prefixes:
+                    for name in _order(list(targets), rep):
+                        srv, encoding = targets[name]
+                        cpu = srv.cpu_seconds()
+                        h = clients.sickle_harvest(srv.url, prefix, encoding=encoding)
+                        cpu = srv.cpu_seconds() - cpu
+                        runs[(name, prefix)].append({
+                            "records": h.records, "pages": h.pages, "records_s": h.rate,
+                            "page_ms_p50": 1000 * median(h.latencies),
+                            "page_ms_p95": 1000 * clients.percentile(h.latencies, 95),
+                            "cpu_ms_page": 1000 * cpu / h.pages,
+                        })
+                        if name != "ours+gzip":
+                            ctx.tokens[(kind, name.split("+")[0], prefix)] = h.tokens
+                        print(f"  {kind} {name} {prefix} run {rep + 1}: {h.records} records, {h.rate:.0f}/s", flush=True)
+            depth = {}
+            for name, srv in (("ours", ours), ("pyoai", pyo)):
+                for prefix in ctx.prefixes:
+                    toks = ctx.tokens[(kind, name, prefix)]
+                    k = math.ceil(0.9 * (len(toks) + 1))  # the page at 90% depth is fetched by tokens[k - 2]
+                    depth[(name, prefix)] = clients.depth_ratio(srv.url, prefix, toks[0], toks[max(0, k - 2)])
+            rss = {"ours": ours.peak_rss_mb(), "ours+gzip": ours.peak_rss_mb(), "pyoai": pyo.peak_rss_mb()}
+        for (name, prefix), rs in runs.items():
+            d = depth.get((name, prefix), {})
+            rows.append({
+                "db": kind, "server": name, "prefix": prefix, "records": rs[0]["records"], "pages": rs[0]["pages"],
+                **{k: median(r[k] for r in rs) for k in ("records_s", "page_ms_p50", "page_ms_p95", "cpu_ms_page")},
+                "first_ms": d.get("first_ms"), "second_ms": d.get("second_ms"), "deep_ms": d.get("deep_ms"),
+                "deep/first": d.get("deep_over_first"), "deep/second": d.get("deep_over_second"),
+                "worker_peak_rss_mb": rss[name], "runs": len(rs),
+            })
+    tables = [table(f"serve, sequential (sickle, {ctx.count} records, {ctx.page_size}/page, median of {ctx.repeat})", rows,
+                    ["db", "server", "prefix", "records_s", "page_ms_p50", "page_ms_p95", "cpu_ms_page",
+                     "first_ms", "deep_ms", "deep/first", "deep/second", "worker_peak_rss_mb"])]
+    ratios = _ratios(rows, "records_s", "ours", "pyoai") + _ratios(rows, "cpu_ms_page", "pyoai", "ours")
+    tables.append(table("serve, sequential: ratios", ratios, ["db", "prefix", "metric", "ratio"]))
+    write("serve", ctx.params(), rows + ratios, tables)
+    return rows
+
+
+def _ratios(rows: list[dict], metric: str, a: str, b: str, *, label: str | None = None) -> list[dict]:
+    """a/b of `metric` per (db, prefix)."""
+    by = {(r["db"], r["server"], r["prefix"]): r[metric] for r in rows}
+    out = []
+    for (db, server, prefix), value in by.items():
+        if server == a and (db, b, prefix) in by:
+            out.append({"db": db, "prefix": prefix, "metric": label or f"{metric} {a}/{b}",
+                        "ratio": ratio(value, by[(db, b, prefix)])})
+    return out
+
+
+def _tokens(ctx: Ctx, kind: str, name: str, srv: servers.Server, prefix: str) -> list[str]:
+    """Every token of a full list (from the sequential run, or walked now with raw requests)."""
+    key = (kind, name, prefix)
+    if key not in ctx.tokens:
+        probe, toks = clients.Probe(srv.url), []
+        params = {"verb": "ListRecords", "metadataPrefix": prefix}
+        try:
+            while True:
+                _, body = probe.get(params)
+                token = clients.next_token(body)
+                if not token:
+                    break
+                toks.append(token)
+                params = {"verb": "ListRecords", "resumptionToken": token}
+        finally:
+            probe.close()
+        ctx.tokens[key] = toks
+    return ctx.tokens[key]
+
+
+def depth(ctx: Ctx, stores: dict[str, S.Store]) -> list[dict]:
+    """First, second and 90%-deep page only (tokens walked with raw requests): the cheap check for 1M stores."""
+    rows: list[dict] = []
+    for kind, st in stores.items():
+        with servers.running(_start("ours", st, ctx), _start("pyoai", st, ctx)) as (ours, pyo):
+            for name, srv in (("ours", ours), ("pyoai", pyo)):
+                for prefix in ctx.prefixes:
+                    toks = _tokens(ctx, kind, name, srv, prefix)
+                    k = math.ceil(0.9 * (len(toks) + 1))
+                    d = clients.depth_ratio(srv.url, prefix, toks[0], toks[max(0, k - 2)], rounds=max(5, ctx.repeat * 2 + 1))
+                    rows.append({"db": kind, "server": name, "prefix": prefix, "pages": len(toks) + 1, **d})
+                    print(f"  {kind} {name} {prefix}: deep/first {d['deep_over_first']:.2f}", flush=True)
+    tables = [table(f"deep vs first page ({ctx.count} records, target deep/first <= 1.1)", rows,
+                    ["db", "server", "prefix", "pages", "first_ms", "second_ms", "deep_ms", "deep_over_first",
+                     "deep_over_second", "rounds"])]
+    write("depth", ctx.params(), rows, tables)
+    return rows
+
+
+def concurrent(ctx: Ctx, stores: dict[str, S.Store]) -> list[dict]:
+    """`clients` concurrent harvesters against ours and pyoai (2 gunicorn workers each): pages/s, p99."""
+    rows: list[dict] = []
+    for kind, st in stores.items():
+        with servers.running(_start("ours", st, ctx), _start("pyoai", st, ctx)) as (ours, pyo):
+            targets = {"ours": ours, "pyoai": pyo}
+            runs: dict[tuple[str, str], list[dict]] = defaultdict(list)
+            starts = {}
+            for name, srv in targets.items():
+                for prefix in ctx.prefixes:
+                    toks = _tokens(ctx, kind, name, srv, prefix)
+                    starts[(name, prefix)] = [toks[i * len(toks) // ctx.clients] for i in range(ctx.clients)]
+            for rep in range(ctx.repeat):
+                for prefix in ctx.prefixes:
+                    for name in _order(list(targets), rep):
+                        srv = targets[name]
+                        cpu = srv.cpu_seconds()
+                        res = clients.load(srv.url, starts[(name, prefix)], clients=ctx.clients, duration=ctx.duration)
+                        cpu = srv.cpu_seconds() - cpu
+                        runs[(name, prefix)].append({
+                            "pages_s": res.pages_per_s, "p50_ms": 1000 * median(res.latencies),
+                            "p99_ms": 1000 * clients.percentile(res.latencies, 99), "errors": res.errors,
+                            "pages": res.pages, "cpu_ms_page": 1000 * cpu / max(1, res.pages),
+                        })
+                        print(f"  {kind} {name} {prefix} run {rep + 1}: {res.pages_per_s:.1f} pages/s, "
+                              f"{res.errors} errors", flush=True)
+        for (name, prefix), rs in runs.items():
+            rows.append({"db": kind, "server": name, "prefix": prefix, "clients": ctx.clients,
+                         **{k: median(r[k] for r in rs) for k in ("pages_s", "p50_ms", "p99_ms", "cpu_ms_page")},
+                         "errors": sum(r["errors"] for r in rs), "pages": sum(r["pages"] for r in rs), "runs": len(rs)})
+    tables = [table(f"serve, concurrent ({ctx.clients} clients, {ctx.duration:.0f}s per run, median of {ctx.repeat})", rows,
+                    ["db", "server", "prefix", "pages_s", "p50_ms", "p99_ms", "cpu_ms_page", "errors", "pages"])]
+    ratios = _ratios(rows, "pages_s", "ours", "pyoai") + _ratios(rows, "cpu_ms_page", "pyoai", "ours")
+    tables.append(table("serve, concurrent: ratios (targets: pages_s ours/pyoai >= 5 oai_dc, >= 3 jats)", ratios,
+                        ["db", "prefix", "metric", "ratio"]))
+    write("concurrent", ctx.params(), rows + ratios, tables)
+    return rows
+
+
+def static(ctx: Ctx, stores: dict[str, S.Store]) -> list[dict]:
+    """Sickle against our server vs against the same pages as static files (target: ours >= 0.9x)."""
+    rows: list[dict] = []
+    for kind, st in stores.items():
+        pages = ctx.work / f"static-{kind}-{ctx.count}"
+        with servers.running(_start("ours", st, ctx)) as (ours,):
+            for prefix in ctx.prefixes:
+                capture(ours.url, prefix, pages)
+            with servers.running(lambda: servers.static(pages, ctx.logdir, name=f"static-{kind}")) as (stat,):
+                targets = {"ours": ours, "static": stat}
+                runs: dict[tuple[str, str], list[dict]] = defaultdict(list)
+                for rep in range(ctx.repeat):
+                    for prefix in ctx.prefixes:
+                        for name in _order(list(targets), rep):
+                            srv = targets[name]
+                            cpu = srv.cpu_seconds()
+                            h = clients.sickle_harvest(srv.url, prefix)
+                            cpu = srv.cpu_seconds() - cpu
+                            runs[(name, prefix)].append({"records_s": h.rate, "page_ms_p50": 1000 * median(h.latencies),
+                                                         "cpu_ms_page": 1000 * cpu / h.pages, "records": h.records})
+                            print(f"  {kind} {name} {prefix} run {rep + 1}: {h.rate:.0f} records/s", flush=True)
+        for (name, prefix), rs in runs.items():
+            rows.append({"db": kind, "server": name, "prefix": prefix, "records": rs[0]["records"],
+                         **{k: median(r[k] for r in rs) for k in ("records_s", "page_ms_p50", "cpu_ms_page")}})
+    tables = [table(f"static baseline (sickle, {ctx.count} records, median of {ctx.repeat})", rows,
+                    ["db", "server", "prefix", "records", "records_s", "page_ms_p50", "cpu_ms_page"])]
+    ratios = (_ratios(rows, "records_s", "ours", "static", label="records_s ours/static (target >= 0.9)")
+              + _ratios(rows, "page_ms_p50", "static", "ours", label="page latency static/ours"))
+    tables.append(table("static baseline: ratios", ratios, ["db", "prefix", "metric", "ratio"]))
+    write("static", ctx.params(), rows + ratios, tables)
+    return rows
+
+
+def _child(args: list[str], timeout: float) -> dict:
+    proc = subprocess.run([sys.executable, "-m", "bench.harvest_child", *args], cwd=servers.REPO,
+                          capture_output=True, text=True, timeout=timeout)
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        return {"records": 0, "seconds": float("nan"), "peak_rss_mb": float("nan"), "ok": False,
+                "note": (proc.stderr.strip().splitlines() or ["no output"])[-1][:300]}
+    return json.loads(lines[-1])
+
+
+def harvest(ctx: Ctx, stores: dict[str, S.Store]) -> list[dict]:
+    """Our harvester into a second store vs a plain sickle loop over the same list; records/s and peak RSS."""
+    rows: list[dict] = []
+    timeout = max(600.0, ctx.count / 20)
+    for kind, st in stores.items():
+        runs: dict[tuple[str, str], list[dict]] = defaultdict(list)
+        with servers.running(_start("ours", st, ctx)) as (ours,):
+            for rep in range(ctx.repeat):
+                for prefix in ctx.prefixes:
+                    for mode in _order(["sickle", "harvester"], rep):
+                        if mode == "sickle":
+                            r = _child(["sickle", ours.url, prefix], timeout)
+                        else:
+                            target = S.create(S.store(kind, ctx.work, "harvest_target"))
+                            try:
+                                r = _child(["ours", ours.url, prefix, target.url], timeout)
+                            finally:
+                                S.drop(target)
+                        r["records_s"] = ratio(r["records"], r["seconds"])
+                        runs[(mode, prefix)].append(r)
+                        print(f"  {kind} {mode} {prefix} run {rep + 1}: {r['records']} records, "
+                              f"{r['records_s']:.0f}/s {r['note']}", flush=True)
+        for (mode, prefix), rs in runs.items():
+            rows.append({"db": kind, "server": mode, "prefix": prefix, "records": rs[0]["records"],
+                         "records_s": median(r["records_s"] for r in rs),
+                         "peak_rss_mb": max(r["peak_rss_mb"] for r in rs), "ok": all(r["ok"] for r in rs),
+                         "note": "; ".join(sorted({r["note"] for r in rs if r["note"]}))[:200]})
+    tables = [table(f"harvest (our server -> a second store, {ctx.count} records, median of {ctx.repeat})", rows,
+                    ["db", "server", "prefix", "records", "records_s", "peak_rss_mb", "ok", "note"])]
+    ratios = _ratios(rows, "records_s", "harvester", "sickle", label="records_s harvester/sickle loop")
+    tables.append(table("harvest: ratios", ratios, ["db", "prefix", "metric", "ratio"]))
+    write("harvest", ctx.params(), rows + ratios, tables)
+    return rows
