@@ -114,6 +114,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--prefixes", default="oai_dc,jats")
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--duration", type=float, default=15.0, help="seconds per concurrent run")
+    ap.add_argument("--servers", default="ours,pyoai", help="servers `depth` measures (pyoai's OFFSET walk is slow at 100k+)")
     ap.add_argument("--work", type=Path, default=Path(os.environ.get("BENCH_WORK", "/tmp/oai-bench")))
     ap.add_argument("--fresh", action="store_true", help="rebuild the serve stores even if present")
     args = ap.parse_args(argv)
@@ -137,7 +138,8 @@ def main(argv: list[str] | None = None) -> None:
         bench_load(args.work, kinds, counts, args.load_repeat)
     rest = [b for b in benches if b != "load"]
     if rest:
-        ctx = suites.Ctx(args.work, args.count, args.repeat, tuple(args.prefixes.split(",")), args.clients, args.duration)
+        ctx = suites.Ctx(args.work, args.count, args.repeat, tuple(args.prefixes.split(",")), args.clients, args.duration,
+                          servers=tuple(args.servers.split(",")))
         stores = serve_stores(args.work, kinds, args.count, args.fresh)
         for name in rest:
             print(f"== {name} ==", flush=True)

@@ -30,6 +30,7 @@ class Ctx:
     clients: int
     duration: float
     page_size: int = 100
+    servers: tuple[str, ...] = ("ours", "pyoai")  # which servers `depth` measures
     tokens: dict = field(default_factory=dict)  # (kind, server, prefix) -> tokens of a full list
 
     @property
@@ -132,8 +133,8 @@ def depth(ctx: Ctx, stores: dict[str, S.Store]) -> list[dict]:
     """First, second and 90%-deep page only (tokens walked with raw requests): the cheap check for 1M stores."""
     rows: list[dict] = []
     for kind, st in stores.items():
-        with servers.running(_start("ours", st, ctx), _start("pyoai", st, ctx)) as (ours, pyo):
-            for name, srv in (("ours", ours), ("pyoai", pyo)):
+        with servers.running(*(_start(name, st, ctx) for name in ctx.servers)) as started:
+            for name, srv in zip(ctx.servers, started, strict=True):
                 for prefix in ctx.prefixes:
                     toks = _tokens(ctx, kind, name, srv, prefix)
                     k = math.ceil(0.9 * (len(toks) + 1))
