@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Table, bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from oai.store.models import OAISet, Record, RecordMetadata, RecordSet
@@ -122,22 +122,56 @@ def upsert_records(
             outcome[ident] = Change.DELETED if item.deleted and not row.deleted else Change.UPDATED
 
     if new_items:
-        ids = {}
-        for i in range(0, len(new_items), CHUNK):
-            chunk = new_items[i : i + CHUNK]
-            result = session.execute(
-                insert(Record).returning(Record.id, Record.identifier),
-                [_record_values(item, digest, now) | {"identifier": item.identifier} for item, digest in chunk],
-            )
-            ids.update({r.identifier: r.id for r in result})
-        _write_children(session, [(ids[item.identifier], item) for item, _ in new_items], set_ids, now)
+        rows, pairs = [], []
+        for rid, (item, digest) in zip(_allocate_ids(session, len(new_items)), new_items, strict=True):
+            rows.append(_record_values(item, digest, now) | {"id": rid, "identifier": item.identifier})
+            pairs.append((rid, item))
+        bulk_insert(session, Record.__table__, rows)
+        _write_children(session, pairs, set_ids, now)
 
     if changed:
-        for rid, item, digest in changed:
-            session.execute(update(Record).where(Record.id == rid).values(**_record_values(item, digest, now)))
+        values = [_record_values(item, digest, now) | {"rid": rid} for rid, item, digest in changed]
+        stmt = update(Record.__table__).where(Record.__table__.c.id == bindparam("rid"))
+        session.connection().execute(stmt, values)
         pairs = [(rid, item) for rid, item, _ in changed]
         _replace_children(session, pairs, set_ids, now)
     return [outcome[item.identifier] for item in items]
+
+
+def _allocate_ids(session: Session, n: int) -> list[int]:
+    """`n` new record ids, reserved for this transaction.
+
+    PostgreSQL: from the column's sequence (safe with concurrent writers). SQLite: after the
+    largest id, which is safe because a writer holds the database lock from BEGIN IMMEDIATE
+    (and a deferred transaction that raced another writer fails instead of reusing ids).
+    """
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        return list(conn.exec_driver_sql(
+            "SELECT nextval(pg_get_serial_sequence('record', 'id')) FROM generate_series(1, %(n)s)", {"n": n}
+        ).scalars())
+    top = conn.exec_driver_sql("SELECT coalesce(max(id), 0) FROM record").scalar() or 0
+    return list(range(top + 1, top + 1 + n))
+
+
+def bulk_insert(session: Session, table: Table, rows: Sequence[Mapping[str, object]]) -> None:
+    """Insert many rows in the session's transaction: COPY on PostgreSQL, executemany elsewhere.
+
+    Several times cheaper than ORM bulk inserts; every row must have the same keys.
+    """
+    if not rows:
+        return
+    conn = session.connection()
+    if conn.dialect.name != "postgresql":
+        for i in range(0, len(rows), CHUNK):
+            conn.execute(table.insert(), list(rows[i : i + CHUNK]))
+        return
+    columns = list(rows[0])
+    names = ", ".join(f'"{c}"' for c in columns)
+    cursor = conn.connection.driver_connection.cursor()
+    with cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
+        for row in rows:
+            copy.write_row([row[c] for c in columns])
 
 
 def delete_record(session: Session, identifier: str, *, now: datetime | None = None) -> Change | None:
@@ -216,10 +250,8 @@ def _write_children(
                 if sid not in seen:
                     seen.add(sid)
                     members.append({"set_id": sid, "record_id": rid, "datestamp": now})
-    for i in range(0, len(meta), CHUNK):
-        session.execute(insert(RecordMetadata), meta[i : i + CHUNK])
-    for i in range(0, len(members), CHUNK):
-        session.execute(insert(RecordSet), members[i : i + CHUNK])
+    bulk_insert(session, RecordMetadata.__table__, meta)
+    bulk_insert(session, RecordSet.__table__, members)
 
 
 def _replace_children(
