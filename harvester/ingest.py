@@ -7,8 +7,6 @@ about-container, tombstones, identifier clashes and the quarantine. Commits noth
 
 from __future__ import annotations
 
-import copy
-import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -18,12 +16,11 @@ from lxml import etree
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
-from harvester import provenance
+from harvester import provenance, workers
 from harvester.parse import Broken, UpstreamRecord
 from harvester.sources import SourceView
 from oai.formats import registry
-from oai.formats.base import FormatError, MetadataFormat
-from oai.formats.safexml import canonical_bytes
+from oai.formats.base import MetadataFormat
 from oai.store.models import Quarantine, Record, Source
 from oai.store.records import Change, RecordIn, ensure_sets, upsert_records
 from oai.store.validation import check_identifier, check_set_spec
@@ -103,16 +100,38 @@ class Ingestor:
     # -- outside the transaction: the expensive part --
 
     def prepare(self, records: Iterable[UpstreamRecord]) -> tuple[list[_Prepared], list[Broken], list[str]]:
-        """Identifiers, sets and canonical metadata for each record; rejects become Broken."""
-        ready, rejected, warnings = [], [], []
+        """Identifiers, sets and canonical metadata for each record, in page order; rejects become Broken."""
+        slots: list[_Prepared | Broken | None] = []
+        notes: list[list[str]] = []
+        pending: list[tuple[int, UpstreamRecord, str, tuple[str, ...]]] = []
         for rec in records:
+            slot_notes: list[str] = []
+            notes.append(slot_notes)
             try:
-                ready.append(self._prepare(rec, warnings))
+                ident, sets = self._identity(rec, slot_notes)
             except _Reject as exc:
-                rejected.append(Broken(rec.raw(), str(exc), rec.header.identifier))
-        return ready, rejected, warnings
+                slots.append(Broken(rec.raw(), str(exc), rec.header.identifier))
+                continue
+            if rec.header.deleted:
+                slots.append(_Prepared(rec, ident, sets, {p: b"" for p in self.tombstone_prefixes}, {}, None))
+                continue
+            pending.append((len(slots), rec, ident, sets))
+            slots.append(None)
+        target = self.format.prefix if self.format is not None else None
+        jobs = [workers.Job(self.source.prefix, target, etree.tostring(rec.metadata, with_tail=False), rec.repairs)
+                for _, rec, _, _ in pending]
+        for (index, rec, ident, sets), done in zip(pending, workers.canonicalise_all(jobs), strict=True):
+            if done.refused is not None:
+                slots[index] = Broken(rec.raw(), done.refused, rec.header.identifier)
+                continue
+            notes[index].extend(f"{rec.header.identifier}: {n}" for n in done.notes)
+            slots[index] = _Prepared(rec, ident, sets, done.metadata, done.altered, done.citation)
+        ready = [slot for slot in slots if isinstance(slot, _Prepared)]
+        rejected = [slot for slot in slots if isinstance(slot, Broken)]
+        return ready, rejected, [note for slot_notes in notes for note in slot_notes]
 
-    def _prepare(self, rec: UpstreamRecord, warnings: list[str]) -> _Prepared:
+    def _identity(self, rec: UpstreamRecord, warnings: list[str]) -> tuple[str, tuple[str, ...]]:
+        """Our identifier and sets for a record; raises _Reject."""
         ident = self._identifier(rec.header.identifier)
         sets = [self.source.name]
         for spec in rec.header.set_specs:
@@ -125,13 +144,7 @@ class Ingestor:
                     warnings.append(f"upstream setSpec {spec!r} is not a valid setSpec; membership left out")
                 continue
             sets.append(ours)
-        sets = list(dict.fromkeys(sets))  # DSpace repeats setSpecs in a header
-        if rec.header.deleted:
-            metadata = {p: b"" for p in self.tombstone_prefixes}
-            return _Prepared(rec, ident, tuple(sets), metadata, {}, None)
-        metadata, altered, citation, notes = self._metadata(rec)
-        warnings.extend(f"{rec.header.identifier}: {n}" for n in notes)
-        return _Prepared(rec, ident, tuple(sets), metadata, altered, citation)
+        return ident, tuple(dict.fromkeys(sets))  # DSpace repeats setSpecs in a header
 
     def _identifier(self, upstream: str) -> str:
         if self.source.keep_identifiers:
@@ -143,31 +156,6 @@ class Ingestor:
         if len(ident) > MAX_IDENTIFIER:
             raise _Reject(f"our identifier for {upstream!r} would be longer than {MAX_IDENTIFIER} characters")
         return ident
-
-    def _metadata(self, rec: UpstreamRecord) -> tuple[dict[str, bytes], dict[str, bool], str | None, tuple]:
-        element = copy.deepcopy(rec.metadata)  # own document, only the namespaces it uses
-        etree.cleanup_namespaces(element)
-        repaired = bool(rec.repairs)
-        if self.format is None:  # a foreign format: stored canonical, served as harvested
-            return {self.source.prefix: canonical_bytes(element)}, {self.source.prefix: repaired}, None, rec.repairs
-        try:
-            fmt = registry.detect(element)
-        except FormatError as exc:
-            raise _Reject(f"the metadata is not {self.format.prefix}: {exc}") from None
-        if fmt.prefix != self.format.prefix:
-            raise _Reject(f"the metadata is {fmt.prefix} (root {element.tag}), but this source is "
-                          f"harvested as {self.source.prefix}")
-        try:
-            ingested = fmt.ingest(element, full_text=True)
-        except FormatError as exc:
-            raise _Reject(f"{fmt.prefix} metadata refused: {exc}") from None
-        original = canonical_bytes(element)
-        altered = {p: True for p in ingested.metadata}  # derived formats (oai_dc from JATS) are altered
-        if fmt.prefix in ingested.metadata:
-            altered[fmt.prefix] = repaired or not _equivalent(original, ingested.metadata[fmt.prefix], element)
-        # vars(), not asdict(): asdict deep-copies every value, and Citation holds only str and tuples
-        citation = json.dumps(vars(ingested.citation), ensure_ascii=False, sort_keys=True)
-        return dict(ingested.metadata), altered, citation, rec.repairs + tuple(ingested.warnings)
 
     # -- inside the page's transaction --
 
@@ -263,12 +251,3 @@ class Ingestor:
         if source_id not in self._names:
             self._names[source_id] = session.scalar(select(Source.name).where(Source.id == source_id)) or "?"
         return f"source {self._names[source_id]}"
-
-
-def _equivalent(original: bytes, ingested: bytes, element: etree._Element) -> bool:
-    """True when the stored bytes differ from the upstream's only in namespaces and whitespace."""
-    if original == ingested:
-        return True
-    ours = etree.fromstring(ingested, etree.XMLParser(huge_tree=True, resolve_entities=False, no_network=True))
-    return (etree.tostring(element, method="c14n2", strip_text=True)
-            == etree.tostring(ours, method="c14n2", strip_text=True))

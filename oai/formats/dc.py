@@ -33,14 +33,16 @@ _ISO_DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")
 
 Field = tuple[str, str, str | None]  # (element name, text, xml:lang or None)
 
+_ROOT_TAG = f"{{{OAI_DC_NS}}}dc"
+_NSMAP = {"oai_dc": OAI_DC_NS, "dc": DC_NS, "xsi": XSI_NS}
+_SCHEMA_LOCATION = f"{{{XSI_NS}}}schemaLocation"
+_SCHEMA_LOCATION_VALUE = f"{OAI_DC_NS} {SCHEMA_URL}"
+_TAGS = {name: f"{{{DC_NS}}}{name}" for name in ELEMENTS}
+_DC_BRACE = f"{{{DC_NS}}}"
 
-def build_dc(fields: Iterable[Field]) -> etree._Element:
-    """An oai_dc:dc element from (element-name, text, lang) triples; empty texts are skipped."""
-    root = etree.Element(
-        f"{{{OAI_DC_NS}}}dc",
-        nsmap={"oai_dc": OAI_DC_NS, "dc": DC_NS, "xsi": XSI_NS},
-    )
-    root.set(f"{{{XSI_NS}}}schemaLocation", f"{OAI_DC_NS} {SCHEMA_URL}")
+
+def normalise_fields(fields: Iterable[Field]) -> list[Field]:
+    """Trimmed, without empty texts or repeats, in the builder's element order (stable)."""
     seen: set[Field] = set()
     clean: list[Field] = []
     for name, text, lang in fields:
@@ -51,11 +53,21 @@ def build_dc(fields: Iterable[Field]) -> etree._Element:
         if text and (name, text, lang) not in seen:
             seen.add((name, text, lang))
             clean.append((name, text, lang))
-    for name, text, lang in sorted(clean, key=lambda field: _ORDER[field[0]]):
-        child = etree.SubElement(root, f"{{{DC_NS}}}{name}")
+    clean.sort(key=lambda field: _ORDER[field[0]])
+    return clean
+
+
+def build_dc(fields: Iterable[Field], *, normalised: bool = False) -> etree._Element:
+    """An oai_dc:dc element from (element-name, text, lang) triples; empty texts are skipped.
+
+    normalised=True: `fields` already come from normalise_fields() (not done twice).
+    """
+    root = etree.Element(_ROOT_TAG, nsmap=_NSMAP)
+    root.set(_SCHEMA_LOCATION, _SCHEMA_LOCATION_VALUE)
+    sub = etree.SubElement
+    for name, text, lang in fields if normalised else normalise_fields(fields):
+        child = sub(root, _TAGS[name], {XML_LANG: lang}) if lang else sub(root, _TAGS[name])
         child.text = text
-        if lang:
-            child.set(XML_LANG, lang)
     return root
 
 
@@ -66,12 +78,9 @@ def validate(element: etree._Element) -> str | None:
 
 def fields_of(root: etree._Element) -> list[Field]:
     """The (name, text, lang) triples of a valid oai_dc:dc element, in document order."""
-    result = []
-    for child in root.iterchildren(etree.Element):
-        qname = etree.QName(child)
-        if qname.namespace == DC_NS:
-            result.append((qname.localname, child.text or "", child.get(XML_LANG)))
-    return result
+    n = len(_DC_BRACE)
+    return [(child.tag[n:], child.text or "", child.get(XML_LANG))
+            for child in root.iterchildren(etree.Element) if child.tag.startswith(_DC_BRACE)]
 
 
 def citation_from_fields(fields: Iterable[Field]) -> Citation:
@@ -144,11 +153,10 @@ class DublinCore:
         error = validate(root)
         if error:
             raise FormatError(f"oai_dc record not valid against oai_dc.xsd: {error}")
-        fields = fields_of(root)
-        normalised = build_dc(fields)
+        fields = normalise_fields(fields_of(root))
         return Ingested(
-            metadata={self.prefix: canonical_bytes(normalised)},
-            citation=citation_from_fields(fields_of(normalised)),
+            metadata={self.prefix: canonical_bytes(build_dc(fields, normalised=True))},
+            citation=citation_from_fields(fields),
         )
 
 

@@ -1,0 +1,156 @@
+"""Canonical metadata for harvested records, computed in worker processes beside the page loop.
+
+Validation, crosswalks and canonical serialisation are CPU-bound Python; in the fetching thread
+they would hold the GIL that the writes need. Each record travels as the bytes of its metadata
+element and comes back as canonical bytes (or the reason it is refused), so a worker needs no
+database and no shared state.
+
+The pool is one per process, shared by every run (a scheduler harvesting several sources uses the
+same workers), started on first use from a fork server: its children begin from a clean,
+single-threaded process, not from a copy of a web or scheduler process in mid-flight.
+OAI_HARVEST_PROCESSES sets its size; 0 canonicalises in the calling thread instead.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import multiprocessing
+import os
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+
+from lxml import etree
+
+from oai.formats import registry
+from oai.formats.base import FormatError
+from oai.formats.safexml import canonical_bytes
+
+# Below this many records a page is done in the calling thread: shipping it costs more than it saves.
+MIN_BATCH = 16
+_PARSER = threading.local()
+
+
+@dataclass(frozen=True)
+class Job:
+    """One record's metadata to canonicalise, as `format_prefix` (None: a foreign format, kept as is)."""
+
+    source_prefix: str
+    format_prefix: str | None
+    data: bytes
+    repairs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Canonical:
+    """What a record's metadata became, or `refused` (the reason) when it cannot be ingested."""
+
+    metadata: dict[str, bytes]
+    altered: dict[str, bool]
+    citation: str | None
+    notes: tuple[str, ...]
+    refused: str | None = None
+
+
+def _parser() -> etree.XMLParser:
+    parser = getattr(_PARSER, "parser", None)
+    if parser is None:
+        parser = _PARSER.parser = etree.XMLParser(
+            resolve_entities=False, no_network=True, load_dtd=False, huge_tree=True, remove_blank_text=False)
+    return parser
+
+
+def canonicalise(job: Job) -> Canonical:
+    """The canonical metadata of one record (runs in a worker, or inline)."""
+    element = etree.fromstring(job.data, _parser())  # its own document: only the namespaces it uses
+    etree.cleanup_namespaces(element)
+    repaired = bool(job.repairs)
+    if job.format_prefix is None:  # a foreign format: stored canonical, served as harvested
+        return Canonical({job.source_prefix: canonical_bytes(element)}, {job.source_prefix: repaired}, None,
+                         job.repairs)
+    try:
+        fmt = registry.detect(element)
+    except FormatError as exc:
+        return _refused(f"the metadata is not {job.format_prefix}: {exc}")
+    if fmt.prefix != job.format_prefix:
+        return _refused(f"the metadata is {fmt.prefix} (root {element.tag}), but this source is "
+                        f"harvested as {job.source_prefix}")
+    original = canonical_bytes(element)
+    try:
+        ingested = fmt.ingest(element, full_text=True, consume=True)
+    except FormatError as exc:
+        return _refused(f"{fmt.prefix} metadata refused: {exc}")
+    altered = {p: True for p in ingested.metadata}  # derived formats (oai_dc from JATS) are altered
+    if fmt.prefix in ingested.metadata:
+        altered[fmt.prefix] = repaired or not _equivalent(original, ingested.metadata[fmt.prefix])
+    # vars(), not asdict(): asdict deep-copies every value, and Citation holds only str and tuples
+    citation = json.dumps(vars(ingested.citation), ensure_ascii=False, sort_keys=True)
+    return Canonical(dict(ingested.metadata), altered, citation, job.repairs + tuple(ingested.warnings))
+
+
+def _refused(reason: str) -> Canonical:
+    return Canonical({}, {}, None, (), reason)
+
+
+def _equivalent(original: bytes, ingested: bytes) -> bool:
+    """True when the stored bytes differ from the upstream's only in namespaces and whitespace."""
+    if original == ingested:
+        return True
+    theirs, ours = etree.fromstring(original, _parser()), etree.fromstring(ingested, _parser())
+    return (etree.tostring(theirs, method="c14n2", strip_text=True)
+            == etree.tostring(ours, method="c14n2", strip_text=True))
+
+
+# -- the shared pool ----------------------------------------------------------------------------
+
+_lock = threading.Lock()
+_pool: ProcessPoolExecutor | None = None
+
+
+def processes() -> int:
+    """Worker processes to use: OAI_HARVEST_PROCESSES, else one per core (at most 4)."""
+    raw = os.environ.get("OAI_HARVEST_PROCESSES")
+    if raw is not None and raw.strip():
+        try:
+            return max(0, int(raw))
+        except ValueError:
+            raise ValueError(f"OAI_HARVEST_PROCESSES must be a whole number, not {raw!r}") from None
+    return min(4, os.cpu_count() or 1)
+
+
+def _shared_pool(size: int) -> ProcessPoolExecutor:
+    global _pool
+    with _lock:
+        if _pool is None:
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload(["harvester.workers"])
+            _pool = ProcessPoolExecutor(max_workers=size, mp_context=context)
+        return _pool
+
+
+def shutdown() -> None:
+    """Stop the workers (they are started again when next needed)."""
+    global _pool
+    with _lock:
+        pool, _pool = _pool, None
+    if pool is not None:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+atexit.register(shutdown)
+
+
+def canonicalise_all(jobs: Sequence[Job]) -> list[Canonical]:
+    """Every job's result, in order: in the worker processes for a page worth it, else here."""
+    size = processes()
+    if size == 0 or len(jobs) < MIN_BATCH:
+        return [canonicalise(job) for job in jobs]
+    chunk = max(1, -(-len(jobs) // (2 * size)))
+    try:
+        return list(_shared_pool(size).map(canonicalise, jobs, chunksize=chunk))
+    except BrokenProcessPool:  # a worker died (killed, out of memory): start afresh, once
+        shutdown()
+        return list(_shared_pool(size).map(canonicalise, jobs, chunksize=chunk))

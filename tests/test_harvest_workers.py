@@ -1,0 +1,127 @@
+"""Canonicalisation in worker processes gives what the calling thread gives, record for record.
+
+Pages of 40 records go to the worker pool (harvester.workers.MIN_BATCH is lower); the same
+harvest with OAI_HARVEST_PROCESSES=0 runs inline. Both stores must hold the same bytes, the same
+quarantine reasons and the same warnings, and a dead worker must not lose a page.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+from pathlib import Path
+
+import pytest
+
+from conftest import DATA, LiveServer
+from harvest_fixtures import add, options, stored
+from harvester import workers
+from harvester.runs import harvest_source
+from harvester.history import list_quarantine
+from oai.store.engine import make_engine
+from upstream import faults
+from upstream.repository import sample_records
+from upstream.server import Upstream
+
+assert workers.MIN_BATCH < 40
+
+
+class InvalidDublinCore(faults.Fault):
+    """Rename the n-th record's dc:type to dc:typo: well-formed XML that oai_dc.xsd refuses."""
+
+    stage = "body"
+
+    def __init__(self, record: int) -> None:
+        self.record = record
+
+    def apply(self, reply, ctx):  # noqa: ANN001, ANN201
+        starts = [m.start() for m in re.finditer(rb"<record>", reply.body)]
+        if len(starts) < self.record:
+            return False
+        at = reply.body.index(b"<dc:type>", starts[self.record - 1])
+        end = reply.body.index(b"</dc:type>", at) + len(b"</dc:type>")
+        value = reply.body[at + len(b"<dc:type>"):end - len(b"</dc:type>")]
+        reply.body = reply.body[:at] + b"<dc:typo>" + value + b"</dc:typo>" + reply.body[end:]
+        return True
+
+
+def _without_harvest_dates(about: dict) -> dict:
+    return {p: re.sub(rb'harvestDate="[^"]*"', b"", a) if a else a for p, a in about.items()}
+
+
+def _snapshot(engine, source: str) -> dict:  # noqa: ANN001
+    return {key: (r.identifier, r.deleted, r.sets, r.metadata, _without_harvest_dates(r.about))
+            for key, r in stored(engine, source).items()}
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_oai_dc_in_workers_matches_inline(engine, monkeypatch, tmp_path, _sqlite_template) -> None:  # noqa: ANN001
+    records = sample_records(90)
+    workers.shutdown()
+    with Upstream.synthetic(records, page_size=40) as up:
+        up.add_fault(InvalidDublinCore(record=7), page=1, times=None)
+        results = {}
+        for processes in ("0", "2"):
+            monkeypatch.setenv("OAI_HARVEST_PROCESSES", processes)
+            path = tmp_path / f"target-{processes}.sqlite3"
+            shutil.copy(_sqlite_template, path)
+            target = make_engine(f"sqlite:///{path}")
+            add(target, "up", up.base_url)
+            summary = harvest_source(target, "up", options())
+            reasons = {q.upstream_identifier: q.reason for q in list_quarantine(target, "up")}
+            results[processes] = (summary.seen, summary.new, summary.quarantined, summary.warnings,
+                                  reasons, _snapshot(target, "up"))
+            target.dispose()
+            assert (workers._pool is not None) == (processes != "0")  # noqa: SLF001 - which path ran
+    inline, pooled = results["0"], results["2"]
+    assert inline[:3] == (90, 89, 1)
+    assert "oai_dc metadata refused" in inline[4]["oai:upstream.test:7"]
+    assert pooled == inline
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_jats_in_workers_matches_inline(engine, monkeypatch, tmp_path, _sqlite_template) -> None:  # noqa: ANN001
+    from oai.loader import load
+
+    shutil.copy(_sqlite_template, tmp_path / "jats.sqlite3")
+    url = f"sqlite:///{tmp_path / 'jats.sqlite3'}"
+    source_engine = make_engine(url)
+    loaded = load(source_engine, [str(Path(DATA) / "jats")], repository_identifier="source.example", workers=1)
+    assert loaded.new >= workers.MIN_BATCH
+    from oai.web.app import create_app
+
+    server = LiveServer(create_app({"database_url": url, "page_size": 40, "repository_identifier": "source.example"}))
+    try:
+        results = {}
+        for processes in ("0", "2"):
+            monkeypatch.setenv("OAI_HARVEST_PROCESSES", processes)
+            path = tmp_path / f"target-{processes}.sqlite3"
+            shutil.copy(_sqlite_template, path)
+            target = make_engine(f"sqlite:///{path}")
+            add(target, "journals", server.url, prefix="jats")
+            summary = harvest_source(target, "journals", options())
+            results[processes] = (summary.status, summary.seen, summary.quarantined, summary.warnings,
+                                  _snapshot(target, "journals"))
+            target.dispose()
+    finally:
+        server.close()
+        source_engine.dispose()
+    assert results["0"][:3] == ("complete", results["0"][1], 0) and results["0"][1] >= workers.MIN_BATCH
+    assert results["2"] == results["0"]
+
+
+def test_a_killed_worker_is_replaced_and_nothing_is_lost(monkeypatch) -> None:
+    monkeypatch.setenv("OAI_HARVEST_PROCESSES", "2")
+    from oai.formats.dc import build_dc
+    from oai.formats.safexml import canonical_bytes
+
+    jobs = [workers.Job("oai_dc", "oai_dc", canonical_bytes(build_dc([("title", f"t{i}", None)])))
+            for i in range(40)]
+    first = workers.canonicalise_all(jobs)
+    pool = workers._shared_pool(2)  # noqa: SLF001 - the running pool, to kill one of its workers
+    victim = next(iter(pool._processes))  # noqa: SLF001
+    os.kill(victim, signal.SIGKILL)
+    again = workers.canonicalise_all(jobs)
+    assert again == first and all(r.refused is None for r in again)
