@@ -1,7 +1,8 @@
 """One harvest in its own process, so that its peak RSS is its own: a plain sickle loop, or our harvester.
 
 `python -m bench.harvest_child sickle URL PREFIX` or `... ours URL PREFIX DATABASE_URL`; prints one JSON line
-{records, seconds, peak_rss_mb, ok, note}.
+{records, seconds, peak_rss_mb, workers_rss_mb, ok, note}; workers_rss_mb sums the peak RSS of the
+harvester's worker processes (0 for the sickle loop).
 """
 
 from __future__ import annotations
@@ -44,8 +45,21 @@ def our_harvester(url: str, prefix: str, database_url: str) -> tuple[int, str]:
     add_source(engine, "bench", url, prefix=prefix, every_seconds=None, policy=policy)
     summary = harvest_source(engine, "bench", RunOptions(full=True, policy=policy))
     engine.dispose()
+    _WORKERS_KB[0] = _workers_hwm_kb()
     note = "" if summary.status == "complete" else f"run {summary.status}: {summary.error}"
     return summary.seen, note
+
+
+_WORKERS_KB = [0]
+
+
+def _workers_hwm_kb() -> int:
+    """Peak RSS of the harvester's canonicalisation workers (processes of their own), summed."""
+    from harvester import workers
+
+    pool = workers._pool  # noqa: SLF001 - the bench reads what the harvester started
+    pids = list(pool._processes) if pool is not None else []  # noqa: SLF001
+    return sum(vm_hwm_kb(pid) for pid in pids)
 
 
 def main(argv: list[str]) -> None:
@@ -61,6 +75,7 @@ def main(argv: list[str]) -> None:
         records, note, ok = 0, str(exc), False
     seconds = time.perf_counter() - t
     print(json.dumps({"records": records, "seconds": seconds, "peak_rss_mb": vm_hwm_kb(os.getpid()) / 1024,
+                      "workers_rss_mb": _WORKERS_KB[0] / 1024,
                       "ok": ok, "note": note}))
 
 

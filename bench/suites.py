@@ -225,7 +225,7 @@ def _child(args: list[str], timeout: float) -> dict:
                           capture_output=True, text=True, timeout=timeout)
     lines = proc.stdout.strip().splitlines()
     if proc.returncode != 0 or not lines:
-        return {"records": 0, "seconds": float("nan"), "peak_rss_mb": float("nan"), "ok": False,
+        return {"records": 0, "seconds": float("nan"), "peak_rss_mb": float("nan"), "workers_rss_mb": 0.0, "ok": False,
                 "note": (proc.stderr.strip().splitlines() or ["no output"])[-1][:300]}
     return json.loads(lines[-1])
 
@@ -255,10 +255,14 @@ def harvest(ctx: Ctx, stores: dict[str, S.Store]) -> list[dict]:
         for (mode, prefix), rs in runs.items():
             rows.append({"db": kind, "server": mode, "prefix": prefix, "records": rs[0]["records"],
                          "records_s": median(r["records_s"] for r in rs),
-                         "peak_rss_mb": max(r["peak_rss_mb"] for r in rs), "ok": all(r["ok"] for r in rs),
+                         "peak_rss_mb": max(r["peak_rss_mb"] for r in rs),
+                         "workers_rss_mb": max(r.get("workers_rss_mb", 0.0) for r in rs),
+                         "total_rss_mb": max(r["peak_rss_mb"] + r.get("workers_rss_mb", 0.0) for r in rs),
+                         "ok": all(r["ok"] for r in rs),
                          "note": "; ".join(sorted({r["note"] for r in rs if r["note"]}))[:200]})
     tables = [table(f"harvest (our server -> a second store, {ctx.count} records, median of {ctx.repeat})", rows,
-                    ["db", "server", "prefix", "records", "records_s", "peak_rss_mb", "ok", "note"])]
+                    ["db", "server", "prefix", "records", "records_s", "peak_rss_mb", "workers_rss_mb",
+                     "total_rss_mb", "ok", "note"])]
     ratios = _ratios(rows, "records_s", "harvester", "sickle", label="records_s harvester/sickle loop")
     tables.append(table("harvest: ratios", ratios, ["db", "prefix", "metric", "ratio"]))
     write("harvest", ctx.params(), rows + ratios, tables)

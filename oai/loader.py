@@ -12,7 +12,7 @@ import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import Engine
@@ -165,7 +165,8 @@ def load(
             continue
         seen[ident] = name
         summary.warnings.extend((name, w) for w in result.warnings)
-        citation = json.dumps(asdict(result.citation), ensure_ascii=False, sort_keys=True)
+        # vars(), not asdict(): asdict deep-copies every value, and Citation holds only str and tuples
+        citation = json.dumps(vars(result.citation), ensure_ascii=False, sort_keys=True)
         batch.append((name, RecordIn(identifier=ident, metadata=result.metadata, sets=set_specs, citation=citation)))
         if len(batch) >= BATCH:
             flush()
