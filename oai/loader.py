@@ -11,7 +11,8 @@ import os
 import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections import deque
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from oai.store.records import Change, RecordIn, ensure_sets, upsert_records
 
 DEFAULT_TEMPLATE = "oai:{repository_identifier}:{doi_or_stem}"
 BATCH = 500
+CHUNK = 64  # inputs per task sent to a worker process
 SUFFIXES = (".xml", ".jats", ".nxml")
 # Characters the OAI identifier guidelines allow in the local part; others are %-encoded.
 _UNSAFE = re.compile(r"[^a-zA-Z0-9\-_.!~*'();/?:@&=+$,%]")
@@ -96,7 +98,12 @@ def _ingest_one(job: tuple[str, bytes | None, bool]) -> tuple[str, Ingested | No
         return name, None, f"cannot read: {exc.strerror or exc}"
 
 
+def _ingest_many(jobs: list[tuple[str, bytes | None, bool]]) -> list[tuple[str, Ingested | None, str | None]]:
+    return [_ingest_one(job) for job in jobs]
+
+
 def _results(jobs: list[tuple[str, bytes | None, bool]], workers: int) -> Iterator[tuple[str, Ingested | None, str | None]]:
+    """Results in input order; with workers, a bounded number of chunks in flight (never idle between them)."""
     if workers <= 1 or len(jobs) < 64:
         yield from map(_ingest_one, jobs)
         return
@@ -104,8 +111,13 @@ def _results(jobs: list[tuple[str, bytes | None, bool]], workers: int) -> Iterat
 
     preload()  # compile the schemas once; forked workers inherit them
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        for i in range(0, len(jobs), 4096):  # bounded in flight, whatever the number of files
-            yield from pool.map(_ingest_one, jobs[i : i + 4096], chunksize=32)
+        pending: deque[Future] = deque()
+        for i in range(0, len(jobs), CHUNK):
+            pending.append(pool.submit(_ingest_many, jobs[i : i + CHUNK]))
+            if len(pending) >= 4 * workers:
+                yield from pending.popleft().result()
+        while pending:
+            yield from pending.popleft().result()
 
 
 def load(
