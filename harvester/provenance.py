@@ -6,6 +6,7 @@ Follows the OAI-PMH guidelines for aggregators and schemas/oai/provenance.xsd; k
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -31,9 +32,36 @@ class Origin:
     metadata_namespace: str
 
 
+_TEXT_ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "\r": "&#13;"}
+_TEXT_SPECIAL = re.compile("[&<>\r]")
+_HEAD = (f'<provenance xmlns="{PROV_NS}" xmlns:xsi="{XSI_NS}" xsi:schemaLocation="{PROV_NS} {SCHEMA_URL}">'
+         '<originDescription harvestDate="{date}" altered="{altered}">')
+
+
+def _text(value: str) -> str:
+    """Character data exactly as libxml2 serialises it (so that the bytes, and digests, do not change)."""
+    return _TEXT_SPECIAL.sub(lambda m: _TEXT_ESCAPES[m.group()], value) if _TEXT_SPECIAL.search(value) else value
+
+
 def build(origin: Origin, *, harvest_date: datetime, altered: bool,
           nested: etree._Element | None = None) -> tuple[bytes, str | None]:
-    """(provenance bytes, warning): the upstream's own originDescription is nested when it is valid."""
+    """(provenance bytes, warning): the upstream's own originDescription is nested when it is valid.
+
+    Without a nested description (the common case) the bytes are written directly, without a tree:
+    the same bytes build_tree() gives (tests/test_harvest_provenance.py checks that on arbitrary text).
+    """
+    if nested is None:
+        head = _HEAD.format(date=harvest_date.strftime("%Y-%m-%dT%H:%M:%SZ"), altered="true" if altered else "false")
+        body = "".join(f"<{tag}>{_text(value)}</{tag}>" for tag, value in (
+            ("baseURL", origin.base_url), ("identifier", origin.identifier), ("datestamp", origin.datestamp),
+            ("metadataNamespace", origin.metadata_namespace)))
+        return (head + body + "</originDescription></provenance>").encode("utf-8"), None
+    return build_tree(origin, harvest_date=harvest_date, altered=altered, nested=nested)
+
+
+def build_tree(origin: Origin, *, harvest_date: datetime, altered: bool,
+               nested: etree._Element | None = None) -> tuple[bytes, str | None]:
+    """build(), with lxml: needed to nest (and validate) the upstream's own description."""
     root = etree.Element(f"{_P}provenance", nsmap={None: PROV_NS, "xsi": XSI_NS})
     root.set(f"{{{XSI_NS}}}schemaLocation", f"{PROV_NS} {SCHEMA_URL}")
     desc = etree.SubElement(root, f"{_P}originDescription")
