@@ -92,3 +92,17 @@ def test_migrations_upgrade_empty_database_and_step_back(database_url: str) -> N
     with transaction(engine) as s:
         assert s.scalar(select(func.count()).select_from(Record)) == 0
     engine.dispose()
+
+
+def test_migrations_build_exactly_the_models(database_url: str) -> None:
+    """The schema `oai db upgrade` builds is the one oai.store.models declares (indexes included)."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from oai.store.models import Base
+
+    engine = store_engine.make_engine(database_url)
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    engine.dispose()
+    assert diff == []

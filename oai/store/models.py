@@ -68,6 +68,8 @@ class RecordMetadata(Base):
     # Pre-rendered <about> payload (e.g. OAI provenance for harvested records), or NULL.
     about: Mapped[bytes | None] = mapped_column(LargeBinary)
 
+    __table_args__ = (Index("ix_record_metadata_prefix_record", "prefix", "record_id"),)
+
 
 class OAISet(Base):
     __tablename__ = "oai_set"
