@@ -10,7 +10,7 @@ import os
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from itertools import groupby
 from pathlib import Path
 
@@ -102,10 +102,27 @@ def count_records(s: Store) -> int:
         engine.dispose()
 
 
-def _ingest(path: str):  # noqa: ANN202 - runs in a worker process
+def _ingest(paths: list[str]) -> list:  # runs in a worker process
     from oai.formats.registry import ingest_document
 
-    return ingest_document(Path(path).read_bytes(), source=path)
+    return [ingest_document(Path(path).read_bytes(), source=path) for path in paths]
+
+
+def _ingested(paths: list[str], jobs: int) -> Iterator:
+    """ingest_document of each path, in order, with a bounded number of chunks in flight (memory stays flat)."""
+    from collections import deque
+
+    from oai.formats.registry import preload
+
+    preload()  # compiled once, inherited by the forked workers
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        pending: deque = deque()
+        for i in range(0, len(paths), 64):
+            pending.append(pool.submit(_ingest, paths[i : i + 64]))
+            if len(pending) >= 4 * jobs:
+                yield from pending.popleft().result()
+        while pending:
+            yield from pending.popleft().result()
 
 
 def _records(root: Path, entries: Sequence[Entry], repository_identifier: str, jobs: int) -> Iterator[tuple[Entry, object]]:
@@ -116,12 +133,11 @@ def _records(root: Path, entries: Sequence[Entry], repository_identifier: str, j
     from oai.store.records import RecordIn
 
     paths = [str(root / e.path) for e in entries]
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
-        for entry, ingested in zip(entries, pool.map(_ingest, paths, chunksize=64), strict=True):
-            ident = make_identifier(DEFAULT_TEMPLATE, repository_identifier=repository_identifier,
-                                    name=entry.path, doi=ingested.citation.doi)
-            citation = json.dumps(asdict(ingested.citation), ensure_ascii=False, sort_keys=True)
-            yield entry, RecordIn(identifier=ident, metadata=ingested.metadata, sets=entry.sets, citation=citation)
+    for entry, ingested in zip(entries, _ingested(paths, jobs), strict=True):
+        ident = make_identifier(DEFAULT_TEMPLATE, repository_identifier=repository_identifier,
+                                name=entry.path, doi=ingested.citation.doi)
+        citation = json.dumps(vars(ingested.citation), ensure_ascii=False, sort_keys=True)
+        yield entry, RecordIn(identifier=ident, metadata=ingested.metadata, sets=entry.sets, citation=citation)
 
 
 def analyze(engine: Engine) -> None:
