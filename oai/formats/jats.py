@@ -61,7 +61,6 @@ _SCHEMA_HINTS = etree.XPath(
     "//*/@xsi:*[local-name() = 'schemaLocation' or local-name() = 'noNamespaceSchemaLocation']", namespaces=_XSI
 )
 _IDS = etree.XPath("//@id")
-_NAMESPACED_ELEMENTS = etree.XPath("descendant-or-self::*[namespace-uri() != '']")
 
 
 class _SchemaFacts:
@@ -242,7 +241,7 @@ def into_namespace(article: etree._Element) -> etree._Element:
     for prefix, uri in article.nsmap.items():
         if prefix is not None and prefix not in nsmap and uri not in nsmap.values():
             nsmap[prefix] = uri
-    for element in _NAMESPACED_ELEMENTS(article):  # namespaces declared further down
+    for element in article.iter(etree.Element):  # namespaces declared further down
         if element.prefix and element.prefix not in nsmap:
             uri = etree.QName(element).namespace
             if uri not in nsmap.values():
