@@ -55,11 +55,21 @@ def discover(paths: Sequence[str]) -> Iterator[str]:
             continue
         path = Path(p)
         if path.is_dir():
-            for sub in sorted(path.rglob("*")):
-                if sub.is_file() and sub.suffix.lower() in SUFFIXES:
-                    yield str(sub)
+            yield from _walk(str(path))
         else:
             yield str(path)
+
+
+def _walk(directory: str) -> Iterator[str]:
+    """XML files below `directory`, in the order sorted(Path.rglob()) gives (by path components),
+    with os.scandir: a million files are listed in seconds, not in a minute."""
+    with os.scandir(directory) as it:
+        entries = sorted(it, key=lambda e: e.name)
+    for entry in entries:
+        if entry.is_dir():
+            yield from _walk(entry.path)
+        elif entry.is_file() and os.path.splitext(entry.name)[1].lower() in SUFFIXES:
+            yield entry.path
 
 
 def _quote_local(local: str) -> str:

@@ -51,3 +51,15 @@ def test_parallel_load_matches_a_serial_one(engine, tmp_path, _sqlite_template) 
     assert [name.rsplit("/", 2)[-2:] for name, _ in serial[1]] == [["00", "0005.xml"], ["01", "0150.xml"]]
     assert "already used by" in serial[1][1][1]
     assert parallel == serial
+
+
+def test_directories_are_listed_in_path_order(tmp_path) -> None:  # noqa: ANN001
+    from pathlib import Path
+
+    from oai.loader import SUFFIXES, discover
+
+    for rel in ("a/x.xml", "a-b/x.xml", "a.xml", "A/z.XML", "a/b/c/d.nxml", "a/b.jats", "a/notes.txt", "b/.hidden.xml"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"<x/>")
+    expected = [str(p) for p in sorted(Path(tmp_path).rglob("*")) if p.is_file() and p.suffix.lower() in SUFFIXES]
+    assert list(discover([str(tmp_path)])) == expected and len(expected) == 7
