@@ -9,7 +9,7 @@ import hashlib
 import logging
 import time
 import zlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 
@@ -102,11 +102,12 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
             if "verb" in params and len(params["verb"]) == 1:
                 flat = {"verb": params["verb"][0], **flat}
             body = render.error_response(ctx, [err], flat, stylesheet)
-            return _xml_response([body], etag=None)
+            return _xml_response(body, etag=None)
         finally:
             session.close()
-        chunks = render.stream(ctx, req.verb, dict(req.args), result, stylesheet)
-        return _xml_response(chunks, etag=_etag(req.verb, dict(req.args), result), cache=_cacheable(req.args, ctx))
+        out = render.render(ctx, req.verb, dict(req.args), result, stylesheet)
+        return _xml_response(out.body, etag=_etag(req.verb, dict(req.args), result, out.headers),
+                             cache=_cacheable(req.args, ctx))
 
     @app.get(f"{path.rstrip('/')}/static/<path:name>")
     def static_file(name: str) -> Response:
@@ -150,13 +151,13 @@ def _arguments() -> tuple[dict[str, list[str]], str | None]:
     return {k: data.getlist(k) for k in data}, None
 
 
-def _etag(verb: str, args: dict[str, str], result: object) -> str:
-    h = hashlib.sha256(verb.encode() + repr(sorted(args.items())).encode())
-    items = result.items if isinstance(result, ListResult) else (result.item,) if isinstance(result, RecordResult) else ()
-    if not items:
+def _etag(verb: str, args: dict[str, str], result: object, headers: bytes) -> str:
+    """A weak validator of a page: its request, every header it serves (so every item and its
+    datestamp) and what its token means; empty for responses that serve no item."""
+    if not headers or not isinstance(result, ListResult | RecordResult):
         return ""
-    for item in items:
-        h.update(f"{item.id}:{item.datestamp.isoformat()}:{int(item.deleted)}".encode())
+    h = hashlib.sha256(verb.encode() + repr(sorted(args.items())).encode())
+    h.update(headers)
     if isinstance(result, ListResult) and result.token:
         # Not the token's text, which changes every second (it says when it was issued): what it
         # means, i.e. the place in the list and, to the hour, its expiry. So the validator holds
@@ -175,16 +176,16 @@ def _cacheable(args: Mapping[str, str], ctx: Context) -> bool:
     return until is not None and until < format_datestamp(ctx.now - timedelta(hours=1))[: len(until)]
 
 
-def _encode(chunks: Iterable[bytes], encoding: str) -> Iterator[bytes]:
-    comp = zlib.compressobj(6, zlib.DEFLATED, 31 if encoding == "gzip" else 15)
-    for chunk in chunks:
-        out = comp.compress(chunk)
-        if out:
-            yield out
-    yield comp.flush()
+GZIP_LEVEL = 6
 
 
-def _xml_response(chunks: Iterable[bytes], *, etag: str | None, cache: bool = False) -> Response:
+def _encode(body: bytes, encoding: str) -> bytes:
+    comp = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31 if encoding == "gzip" else 15)
+    return comp.compress(body) + comp.flush()
+
+
+def _xml_response(body: bytes, *, etag: str | None, cache: bool = False) -> Response:
+    """The body in one piece (so with a Content-Length: one write, no chunked encoding)."""
     cfg: Config = current_app.config["OAI"]
     headers = {"Vary": "Accept-Encoding"}
     if etag:
@@ -195,5 +196,5 @@ def _xml_response(chunks: Iterable[bytes], *, etag: str | None, cache: bool = Fa
     encoding = request.accept_encodings.best_match([*cfg.compression, "identity"], default="identity")
     if encoding in ("gzip", "deflate"):
         headers["Content-Encoding"] = encoding
-        chunks = _encode(chunks, encoding)
-    return Response(chunks, status=200, headers=headers, content_type="text/xml; charset=utf-8")
+        body = _encode(body, encoding)
+    return Response(body, status=200, headers=headers, content_type="text/xml; charset=utf-8")
