@@ -176,7 +176,9 @@ def _cacheable(args: Mapping[str, str], ctx: Context) -> bool:
     return until is not None and until < format_datestamp(ctx.now - timedelta(hours=1))[: len(until)]
 
 
-GZIP_LEVEL = 6
+# zlib level 3: about half the CPU of the default 6 for a list page (XML compresses about 7.5x
+# at 3 and 10x at 6); levels 1 and 2 cost the same as 3 here and compress less.
+GZIP_LEVEL = 3
 
 
 def _encode(body: bytes, encoding: str) -> bytes:
