@@ -24,7 +24,7 @@ from oai.protocol.dates import format_datestamp
 from oai.protocol.errors import BadArgument, OAIError
 from oai.protocol.tokens import TokenCodec
 from oai.protocol.verbs import VERBS, Context, FormatInfo, ListResult, RecordResult, Repository
-from oai.store.engine import check_schema, make_engine, session_factory
+from oai.store.engine import check_schema, make_engine, session_factory, single_statement_reader
 from oai.store.models import ForeignFormat
 from oai.store.settings import shared_secret
 from oai.web.flow import FlowControl
@@ -42,6 +42,12 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
     secret = (cfg.secret_key or shared_secret(engine)).encode()
     codec = TokenCodec(secret, timedelta(hours=cfg.token_ttl_hours))
     sessions = session_factory(engine)
+    # A resumed list page reads with one statement (two for a set: its id, then the page; sets are
+    # never removed), so it needs no transaction around them. A first page counts and lists in
+    # one snapshot. (The rare resumed page whose window must be extended counts what is left and
+    # lists it in two statements; a write between them can only make completeListSize stale by
+    # what changed meanwhile, as it may be for any later page.)
+    resumed_sessions = session_factory(single_statement_reader(engine))
     flow = FlowControl(cfg.rate_limit_per_minute)
 
     app = Flask(__name__, static_folder=None)
@@ -86,12 +92,13 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
         if not flow.allow(request.remote_addr or "-"):
             return Response("Too many requests; retry later.\n", status=503,
                             headers={"Retry-After": str(flow.retry_after)}, mimetype="text/plain")
-        session = g.oai_session = sessions()
+        params, problem = _arguments()
+        resumed = not problem and params.get("verb") in _PAGED and "resumptionToken" in params
+        session = g.oai_session = (resumed_sessions if resumed else sessions)()
         repo = Repository(cfg.repository_name, base_url(), cfg.admin_email, cfg.repository_identifier,
                           cfg.page_sizes(), cfg.compression)
         ctx = Context(session, repo, formats(session), codec)
         stylesheet = f"{path.rstrip('/')}/static/oai2.xsl" if cfg.stylesheet else None
-        params, problem = _arguments()
         try:
             if problem:
                 raise BadArgument(problem)
@@ -135,6 +142,9 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
             return Response(status=302, headers={"Location": f"{path}?verb=Identify"})
 
     return app
+
+
+_PAGED = (["ListRecords"], ["ListIdentifiers"], ["ListSets"])
 
 
 def _arguments() -> tuple[dict[str, list[str]], str | None]:
