@@ -67,24 +67,45 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
     def base_url() -> str:
         return cfg.base_url or request.base_url
 
+    # Built once per base URL (and formats per host and set of foreign formats), not per request.
+    # Both come from the request's Host when not configured, so the caches are kept small.
+    repositories: dict[str, Repository] = {}
+    known_formats: dict[tuple[str, tuple[FormatInfo, ...]], dict[str, FormatInfo]] = {}
     foreign: dict[str, object] = {"at": -1e9, "rows": ()}
+
+    def repository() -> Repository:
+        url = base_url()
+        repo = repositories.get(url)
+        if repo is None:
+            repo = Repository(cfg.repository_name, url, cfg.admin_email, cfg.repository_identifier,
+                              cfg.page_sizes(), cfg.compression)
+            if len(repositories) >= 64:
+                repositories.clear()
+            repositories[url] = repo
+        return repo
 
     def formats(session) -> dict[str, FormatInfo]:  # noqa: ANN001
         """Registry formats plus harvested foreign ones (re-read from the database every 30 s)."""
         from oai.formats.registry import FORMATS
 
-        root = request.host_url.rstrip("/")
-        found = {
-            p: FormatInfo(p, f.namespace, f.schema_url or f"{root}/schemas/{f.schema_relpath}")
-            for p, f in FORMATS.items()
-        }
         if time.monotonic() - foreign["at"] > 30:
             foreign["rows"] = tuple(
                 FormatInfo(r.prefix, r.namespace, r.schema) for r in session.scalars(select(ForeignFormat))
             )
             foreign["at"] = time.monotonic()
-        for info in foreign["rows"]:
-            found.setdefault(info.prefix, info)
+        root = request.host_url.rstrip("/")
+        key = (root, foreign["rows"])
+        found = known_formats.get(key)
+        if found is None:
+            found = {
+                p: FormatInfo(p, f.namespace, f.schema_url or f"{root}/schemas/{f.schema_relpath}")
+                for p, f in FORMATS.items()
+            }
+            for info in key[1]:
+                found.setdefault(info.prefix, info)
+            if len(known_formats) >= 64:
+                known_formats.clear()
+            known_formats[key] = found
         return found
 
     @app.route(path, methods=["GET", "POST"])
@@ -95,9 +116,7 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
         params, problem = _arguments()
         resumed = not problem and params.get("verb") in _PAGED and "resumptionToken" in params
         session = g.oai_session = (resumed_sessions if resumed else sessions)()
-        repo = Repository(cfg.repository_name, base_url(), cfg.admin_email, cfg.repository_identifier,
-                          cfg.page_sizes(), cfg.compression)
-        ctx = Context(session, repo, formats(session), codec)
+        ctx = Context(session, repository(), formats(session), codec)
         stylesheet = f"{path.rstrip('/')}/static/oai2.xsl" if cfg.stylesheet else None
         try:
             if problem:
