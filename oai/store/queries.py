@@ -10,7 +10,7 @@ import functools
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Row, and_, bindparam, func, select, tuple_
+from sqlalchemy import Row, and_, bindparam, case, func, select, tuple_
 from sqlalchemy.orm import Session
 
 from oai.store.models import OAISet, Record, RecordMetadata, RecordSet, Source
@@ -94,21 +94,24 @@ _LIST_COLUMNS = (Record.id, Record.identifier, Record.datestamp, Record.deleted,
 _META_COLUMNS = (RecordMetadata.xml, RecordMetadata.about)
 
 
-def _filtered(columns: tuple, in_set: bool, has_from: bool, has_until: bool):  # noqa: ANN202
-    """The list's SELECT (with bound parameters) and the (datestamp, id) columns it is ordered by."""
-    meta_join = and_(RecordMetadata.record_id == Record.id, RecordMetadata.prefix == bindparam("prefix"))
+def _filtered(columns: tuple, in_set: bool, has_from: bool, has_until: bool, *, record: bool = True):  # noqa: ANN202
+    """The list's SELECT (with bound parameters) and the (datestamp, id) columns it is ordered by.
+
+    A set's list reads the record table only for the columns it selects (`record`): membership
+    carries the datestamp, and its foreign key guarantees the record.
+    """
     if not in_set:
+        meta_join = and_(RecordMetadata.record_id == Record.id, RecordMetadata.prefix == bindparam("prefix"))
         stmt = select(*columns).select_from(Record).join(RecordMetadata, meta_join)
         date_col, id_col = Record.datestamp, Record.id
     else:
         # Filter and order on the membership table's own (set_id, datestamp, record_id) index.
-        stmt = (
-            select(*columns)
-            .select_from(RecordSet)
-            .join(Record, Record.id == RecordSet.record_id)
-            .join(RecordMetadata, meta_join)
-            .where(RecordSet.set_id == bindparam("set_id"))
-        )
+        stmt = select(*columns).select_from(RecordSet)
+        if record:
+            stmt = stmt.join(Record, Record.id == RecordSet.record_id)
+        owner = Record.id if record else RecordSet.record_id
+        meta_join = and_(RecordMetadata.record_id == owner, RecordMetadata.prefix == bindparam("prefix"))
+        stmt = stmt.join(RecordMetadata, meta_join).where(RecordSet.set_id == bindparam("set_id"))
         date_col, id_col = RecordSet.datestamp, RecordSet.record_id
     if has_from:
         stmt = stmt.where(date_col >= bindparam("from_", type_=_DATESTAMP))
@@ -130,7 +133,24 @@ def _list_statement(in_set: bool, has_from: bool, has_until: bool, has_after: bo
 
 @functools.cache
 def _count_statement(in_set: bool, has_from: bool, has_until: bool):  # noqa: ANN202
-    return _filtered((func.count(),), in_set, has_from, has_until)[0]
+    """completeListSize's query for a list of this shape.
+
+    Every metadata row belongs to a record (foreign key), so a list without a set or `from`
+    whose `until` is at or after the latest datestamp holds every record that has the format:
+    then the count is of metadata rows alone, one pass over the (record_id, prefix) key instead
+    of a join with the record table. Which case holds is decided inside the one statement, so
+    the check and the count see the same snapshot; the other branch is not evaluated (a
+    scalar subquery in CASE runs when reached, on SQLite and PostgreSQL).
+    """
+    counted = _filtered((func.count(),), in_set, has_from, has_until, record=False)[0]
+    if in_set or has_from:
+        return counted
+    everything = select(func.count()).select_from(RecordMetadata).where(RecordMetadata.prefix == bindparam("prefix"))
+    if not has_until:
+        return everything
+    latest = select(func.max(Record.datestamp)).scalar_subquery()
+    return select(case((latest <= bindparam("until", type_=_DATESTAMP), everything.scalar_subquery()),
+                       else_=counted.scalar_subquery()))
 
 
 def _values(query: ListQuery) -> dict[str, object]:
