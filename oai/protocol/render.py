@@ -7,7 +7,9 @@ every other value passes through `text()`, which escapes it and drops XML-illega
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
 
 from oai.protocol.dates import format_datestamp
 from oai.protocol.errors import OAIError
@@ -62,12 +64,31 @@ def error_response(
     return (_head(ctx, args if echo else {}, stylesheet) + body + "</OAI-PMH>\n").encode("utf-8")
 
 
+def _specs(specs: Iterable[str]) -> str:
+    return "".join(f"<setSpec>{text(s)}</setSpec>" for s in specs)
+
+
+def _header_text(identifier: str, datestamp: datetime, deleted: bool, specs: str) -> str:
+    """A header from a list row (`specs`: the stored space-separated setSpecs)."""
+    names = specs.split()
+    if not names:
+        sets = ""
+    elif _SPECIAL.search(specs) is None:  # the common case: nothing to escape
+        sets = "<setSpec>" + "</setSpec><setSpec>".join(names) + "</setSpec>"
+    else:
+        sets = _specs(names)
+    status = ' status="deleted"' if deleted else ""
+    return (
+        f"<header{status}><identifier>{text(identifier)}</identifier>"
+        f"<datestamp>{format_datestamp(datestamp)}</datestamp>{sets}</header>"
+    )
+
+
 def _header(item: Item) -> str:
     status = ' status="deleted"' if item.deleted else ""
-    specs = "".join(f"<setSpec>{text(s)}</setSpec>" for s in item.set_specs)
     return (
         f"<header{status}><identifier>{text(item.identifier)}</identifier>"
-        f"<datestamp>{format_datestamp(item.datestamp)}</datestamp>{specs}</header>"
+        f"<datestamp>{format_datestamp(item.datestamp)}</datestamp>{_specs(item.set_specs)}</header>"
     )
 
 
@@ -79,6 +100,36 @@ def _record(item: Item) -> bytes:
         parts += [b"<about>", item.about, b"</about>"]
     parts.append(b"</record>\n")
     return b"".join(parts)
+
+
+def _list(verb: str, result: ListResult, parts: list[bytes], headers: list[bytes]) -> None:
+    """Append a list page to `parts`, straight from its rows; each header also goes to `headers`."""
+    add, seen = parts.append, headers.append
+    add(f"<{verb}>\n".encode())
+    if result.with_metadata:
+        for row in result.items:
+            head = _header_text(row[1], row[2], row[3], row[4]).encode("utf-8")
+            seen(head)
+            add(b"<record>")
+            add(head)
+            xml, about = row[5], row[6]
+            if xml and not row[3]:
+                add(b"<metadata>")
+                add(xml)
+                add(b"</metadata>")
+            if about:
+                add(b"<about>")
+                add(about)
+                add(b"</about>")
+            add(b"</record>\n")
+    else:
+        for row in result.items:
+            head = _header_text(row[1], row[2], row[3], row[4]).encode("utf-8")
+            seen(head)
+            add(head)
+            add(b"\n")
+    add(_token(result.token).encode("utf-8"))
+    add(f"</{verb}>\n".encode())
 
 
 def _token(info: TokenInfo | None) -> str:
@@ -145,28 +196,42 @@ def _sets(r: SetsResult) -> str:
     return "<ListSets>\n" + "".join(rows) + _token(r.token) + "</ListSets>\n"
 
 
-def stream(ctx: Context, verb: str, args: Mapping[str, str], result: object,
-           stylesheet: str | None) -> Iterator[bytes]:
-    """The successful response for `result`, chunk by chunk (a page of records at a time)."""
-    yield _head(ctx, {"verb": verb, **args}, stylesheet).encode("utf-8")
-    if isinstance(result, IdentifyResult):
-        yield _identify(ctx, result).encode("utf-8")
+@dataclass(frozen=True)
+class Rendered:
+    """A whole response body, and the headers it serves, in order (empty if it serves no item).
+
+    The headers identify every item on the page and its version (identifier, datestamp, status,
+    sets), which is what an HTTP validator of the page must cover.
+    """
+
+    body: bytes
+    headers: bytes
+
+
+def render(ctx: Context, verb: str, args: Mapping[str, str], result: object,
+           stylesheet: str | None) -> Rendered:
+    """The successful response for `result`, in one piece."""
+    parts = [_head(ctx, {"verb": verb, **args}, stylesheet).encode("utf-8")]
+    headers: list[bytes] = []
+    if isinstance(result, ListResult):
+        _list(verb, result, parts, headers)
+    elif isinstance(result, IdentifyResult):
+        parts.append(_identify(ctx, result).encode("utf-8"))
     elif isinstance(result, FormatsResult):
-        yield _formats(result).encode("utf-8")
+        parts.append(_formats(result).encode("utf-8"))
     elif isinstance(result, SetsResult):
-        yield _sets(result).encode("utf-8")
+        parts.append(_sets(result).encode("utf-8"))
     elif isinstance(result, RecordResult):
-        yield b"<GetRecord>" + _record(result.item) + b"</GetRecord>\n"
-    elif isinstance(result, ListResult):
-        yield f"<{verb}>\n".encode()
-        batch: list[bytes] = []
-        for item in result.items:
-            batch.append(_record(item) if result.with_metadata else (_header(item) + "\n").encode("utf-8"))
-            if len(batch) == 50:
-                yield b"".join(batch)
-                batch = []
-        batch.append(_token(result.token).encode("utf-8"))
-        yield b"".join(batch) + f"</{verb}>\n".encode()
+        record = _record(result.item)
+        headers.append(_header(result.item).encode("utf-8"))
+        parts.append(b"<GetRecord>" + record + b"</GetRecord>\n")
     else:  # pragma: no cover - a programming error, not a protocol error
         raise TypeError(f"no renderer for {type(result).__name__}")
-    yield b"</OAI-PMH>\n"
+    parts.append(b"</OAI-PMH>\n")
+    return Rendered(b"".join(parts), b"".join(headers))
+
+
+def stream(ctx: Context, verb: str, args: Mapping[str, str], result: object,
+           stylesheet: str | None) -> Iterator[bytes]:
+    """The successful response for `result` as chunks (here: one)."""
+    yield render(ctx, verb, args, result, stylesheet).body

@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
+from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
 from oai.protocol import dates
@@ -86,7 +87,8 @@ class SetsResult:
 
 @dataclass(frozen=True)
 class ListResult:
-    items: tuple[queries.Item, ...]
+    # Rows of queries.list_rows: id, identifier, datestamp, deleted, set_specs[, xml, about].
+    items: tuple[Row, ...]
     token: TokenInfo | None
     with_metadata: bool
 
@@ -210,7 +212,7 @@ def _list(req: OAIRequest, ctx: Context, with_metadata: bool) -> ListResult:
     after = None
     if cur.after_datestamp is not None and cur.after_id is not None:
         after = (from_epoch(cur.after_datestamp), cur.after_id)
-    items = queries.list_items(ctx.session, query, after=after, limit=size + 1, with_metadata=with_metadata)
+    items = queries.list_rows(ctx.session, query, after=after, limit=size + 1, with_metadata=with_metadata)
     bound = ctx.now if cur.until_asked is None else min(ctx.now, from_epoch(cur.until_asked))
     if not items and resumed and query.until is not None and bound > query.until:
         # Every record left in the window changed since the token was issued and moved past the
@@ -221,7 +223,7 @@ def _list(req: OAIRequest, ctx: Context, with_metadata: bool) -> ListResult:
         total = cur.cursor + queries.count_items(ctx.session, rest)
         query = replace(query, until=bound)
         cur = replace(cur, until=to_epoch(bound), complete_list_size=total)
-        items = queries.list_items(ctx.session, query, after=after, limit=size + 1, with_metadata=with_metadata)
+        items = queries.list_rows(ctx.session, query, after=after, limit=size + 1, with_metadata=with_metadata)
     if not items:
         # Every record left changed since the list began, and now lies past the request's `until`.
         raise NoRecordsMatch("no further records match: they changed after this list began")

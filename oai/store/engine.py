@@ -53,9 +53,26 @@ def make_engine(url: str | None = None, *, writer: bool = True) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):  # noqa: ANN001
-        conn.exec_driver_sql(begin)
+        if not conn.get_execution_options().get(_NO_TRANSACTION):
+            conn.exec_driver_sql(begin)
 
     return engine
+
+
+_NO_TRANSACTION = "oai_no_transaction"
+
+
+def single_statement_reader(engine: Engine) -> Engine:
+    """The engine for reads that are one statement each: no transaction around them.
+
+    A lone SELECT sees a consistent snapshot by itself, so the BEGIN and ROLLBACK around it are
+    pure cost (on PostgreSQL two round trips per request). On SQLite the connection is already in
+    autocommit mode and only our BEGIN is skipped; on PostgreSQL the driver's autocommit is turned
+    on for the checkout (a client-side setting, no round trip) and reset when it returns to the pool.
+    """
+    if is_sqlite(engine):
+        return engine.execution_options(**{_NO_TRANSACTION: True})
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -6,10 +6,11 @@ so page one million costs what page one costs.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, func, select, tuple_
+from sqlalchemy import Row, and_, bindparam, case, func, select, tuple_
 from sqlalchemy.orm import Session
 
 from oai.store.models import OAISet, Record, RecordMetadata, RecordSet, Source
@@ -85,27 +86,105 @@ def get_item(session: Session, identifier: str, prefix: str) -> Item | None:
     return None if row is None else _item(row, True)
 
 
-def _filtered(query: ListQuery, columns: list, with_metadata: bool):  # noqa: ANN202
-    """The list's SELECT and the (datestamp, id) columns it is ordered by."""
-    meta_join = and_(RecordMetadata.record_id == Record.id, RecordMetadata.prefix == query.prefix)
-    if query.set_id is None:
+# A list's statements depend only on its shape (set or not, which bounds, first page or not,
+# metadata or not): each shape is built and compiled once, then executed with bound values.
+_DATESTAMP = Record.__table__.c.datestamp.type
+_ID = Record.__table__.c.id.type
+_LIST_COLUMNS = (Record.id, Record.identifier, Record.datestamp, Record.deleted, Record.set_specs)
+_META_COLUMNS = (RecordMetadata.xml, RecordMetadata.about)
+
+
+def _filtered(columns: tuple, in_set: bool, has_from: bool, has_until: bool, *, record: bool = True):  # noqa: ANN202
+    """The list's SELECT (with bound parameters) and the (datestamp, id) columns it is ordered by.
+
+    A set's list reads the record table only for the columns it selects (`record`): membership
+    carries the datestamp, and its foreign key guarantees the record.
+    """
+    if not in_set:
+        meta_join = and_(RecordMetadata.record_id == Record.id, RecordMetadata.prefix == bindparam("prefix"))
         stmt = select(*columns).select_from(Record).join(RecordMetadata, meta_join)
         date_col, id_col = Record.datestamp, Record.id
     else:
         # Filter and order on the membership table's own (set_id, datestamp, record_id) index.
-        stmt = (
-            select(*columns)
-            .select_from(RecordSet)
-            .join(Record, Record.id == RecordSet.record_id)
-            .join(RecordMetadata, meta_join)
-            .where(RecordSet.set_id == query.set_id)
-        )
+        stmt = select(*columns).select_from(RecordSet)
+        if record:
+            stmt = stmt.join(Record, Record.id == RecordSet.record_id)
+        owner = Record.id if record else RecordSet.record_id
+        meta_join = and_(RecordMetadata.record_id == owner, RecordMetadata.prefix == bindparam("prefix"))
+        stmt = stmt.join(RecordMetadata, meta_join).where(RecordSet.set_id == bindparam("set_id"))
         date_col, id_col = RecordSet.datestamp, RecordSet.record_id
-    if query.from_ is not None:
-        stmt = stmt.where(date_col >= query.from_)
-    if query.until is not None:
-        stmt = stmt.where(date_col <= query.until)
+    if has_from:
+        stmt = stmt.where(date_col >= bindparam("from_", type_=_DATESTAMP))
+    if has_until:
+        stmt = stmt.where(date_col <= bindparam("until", type_=_DATESTAMP))
     return stmt, date_col, id_col
+
+
+@functools.cache
+def _list_statement(in_set: bool, has_from: bool, has_until: bool, has_after: bool, with_metadata: bool):  # noqa: ANN202
+    columns = _LIST_COLUMNS + _META_COLUMNS if with_metadata else _LIST_COLUMNS
+    stmt, date_col, id_col = _filtered(columns, in_set, has_from, has_until)
+    if has_after:
+        # A row-value comparison is one index range on (datestamp, id), on SQLite and PostgreSQL.
+        after = tuple_(bindparam("after_datestamp", type_=_DATESTAMP), bindparam("after_id", type_=_ID))
+        stmt = stmt.where(tuple_(date_col, id_col) > after)
+    return stmt.order_by(date_col, id_col).limit(bindparam("limit", type_=_ID))
+
+
+@functools.cache
+def _count_statement(in_set: bool, has_from: bool, has_until: bool):  # noqa: ANN202
+    """completeListSize's query for a list of this shape.
+
+    Every metadata row belongs to a record (foreign key), so a list without a set or `from`
+    whose `until` is at or after the latest datestamp holds every record that has the format:
+    then the count is of metadata rows alone, one pass over the (record_id, prefix) key instead
+    of a join with the record table. Which case holds is decided inside the one statement, so
+    the check and the count see the same snapshot; the other branch is not evaluated (a
+    scalar subquery in CASE runs when reached, on SQLite and PostgreSQL).
+    """
+    counted = _filtered((func.count(),), in_set, has_from, has_until, record=False)[0]
+    if in_set or has_from:
+        return counted
+    everything = select(func.count()).select_from(RecordMetadata).where(RecordMetadata.prefix == bindparam("prefix"))
+    if not has_until:
+        return everything
+    latest = select(func.max(Record.datestamp)).scalar_subquery()
+    return select(case((latest <= bindparam("until", type_=_DATESTAMP), everything.scalar_subquery()),
+                       else_=counted.scalar_subquery()))
+
+
+def _values(query: ListQuery) -> dict[str, object]:
+    values: dict[str, object] = {"prefix": query.prefix}
+    if query.set_id is not None:
+        values["set_id"] = query.set_id
+    if query.from_ is not None:
+        values["from_"] = query.from_
+    if query.until is not None:
+        values["until"] = query.until
+    return values
+
+
+def list_rows(
+    session: Session,
+    query: ListQuery,
+    *,
+    after: tuple[datetime, int] | None,
+    limit: int,
+    with_metadata: bool,
+) -> list[Row]:
+    """Up to `limit` rows strictly after `after` in (datestamp, id) order, as plain result rows.
+
+    Each row has the columns id, identifier, datestamp, deleted, set_specs (the space-separated
+    string as stored) and, with metadata, xml and about; by position or by name.
+    """
+    stmt = _list_statement(query.set_id is not None, query.from_ is not None, query.until is not None,
+                           after is not None, with_metadata)
+    values = _values(query)
+    values["limit"] = limit
+    if after is not None:
+        values["after_datestamp"], values["after_id"] = after
+    # Core execution on the session's connection: no ORM bookkeeping for plain column rows.
+    return session.connection().execute(stmt, values).all()
 
 
 def list_items(
@@ -117,22 +196,14 @@ def list_items(
     with_metadata: bool,
 ) -> list[Item]:
     """Up to `limit` items strictly after `after` in (datestamp, id) order."""
-    columns = [Record.id, Record.identifier, Record.datestamp, Record.deleted, Record.set_specs]
-    if with_metadata:
-        columns += [RecordMetadata.xml, RecordMetadata.about]
-    stmt, date_col, id_col = _filtered(query, columns, with_metadata)
-    if after is not None:
-        # A row-value comparison is one index range on (datestamp, id), on SQLite and PostgreSQL.
-        stmt = stmt.where(tuple_(date_col, id_col) > tuple_(*after))
-    stmt = stmt.order_by(date_col, id_col).limit(limit)
-    # Core execution on the session's connection: no ORM bookkeeping for plain column rows.
-    return [_item(row, with_metadata) for row in session.connection().execute(stmt)]
+    rows = list_rows(session, query, after=after, limit=limit, with_metadata=with_metadata)
+    return [_item(row, with_metadata) for row in rows]
 
 
 def count_items(session: Session, query: ListQuery) -> int:
     """completeListSize of the whole list (computed once, on its first page)."""
-    stmt, _, _ = _filtered(query, [func.count()], False)
-    return session.scalar(stmt) or 0
+    stmt = _count_statement(query.set_id is not None, query.from_ is not None, query.until is not None)
+    return session.connection().execute(stmt, _values(query)).scalar() or 0
 
 
 def sources_for_friends(session: Session) -> list[str]:
