@@ -146,9 +146,8 @@ def analyze(engine: Engine) -> None:
     Without them PostgreSQL plans the keyset page query as a scan of every later record (see README).
     """
     if engine.dialect.name == "postgresql":
-        with engine.connect() as conn:
-            conn.exec_driver_sql("ANALYZE record, record_metadata, record_set, oai_set")
-            conn.commit()
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("VACUUM (ANALYZE) record, record_metadata, record_set, oai_set")
 
 
 def load_corpus(root: Path, stores: Sequence[Store], *, repository_identifier: str = "example.org",

@@ -194,7 +194,9 @@ def load(
             flush()
     flush()
     if summary.new + summary.updated >= 1000 and engine.dialect.name == "postgresql":
-        # Fresh statistics, so that the planner walks the (datestamp, id) index for list pages.
+        # Fresh statistics, so that the planner walks the (datestamp, id) index for list pages, and
+        # a fresh visibility map, so that completeListSize is counted from an index alone (autovacuum
+        # would do both later, or never where it is off).
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.exec_driver_sql("ANALYZE record, record_metadata, record_set")
+            conn.exec_driver_sql("VACUUM (ANALYZE) record, record_metadata, record_set")
     return summary
