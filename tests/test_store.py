@@ -106,3 +106,20 @@ def test_migrations_build_exactly_the_models(database_url: str) -> None:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     engine.dispose()
     assert diff == []
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_sqlite_walks_list_pages_in_index_order(engine) -> None:  # noqa: ANN001
+    """A page is an index range on (datestamp, id), never a sort of the whole format (no statistics needed)."""
+    with transaction(engine) as s:
+        upsert_records(s, [RecordIn(f"oai:x:{i}", {"oai_dc": b"<x/>"}, sets=("a",)) for i in range(50)])
+    for set_id, after in ((None, None), (None, (datetime(2020, 1, 1), 3)), (1, (datetime(2020, 1, 1), 3))):
+        q = queries.ListQuery("oai_dc", set_id, None, datetime(2100, 1, 1))
+        stmt = queries._list_statement(set_id is not None, False, True, after is not None, True)  # noqa: SLF001
+        values = {**queries._values(q), "limit": 10}  # noqa: SLF001
+        if after is not None:
+            values["after_datestamp"], values["after_id"] = after
+        with engine.connect() as conn:
+            compiled = stmt.params(values).compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
+            plan = " | ".join(row[-1] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}"))
+        assert "TEMP B-TREE" not in plan, plan

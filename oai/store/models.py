@@ -68,7 +68,8 @@ class RecordMetadata(Base):
     # Pre-rendered <about> payload (e.g. OAI provenance for harvested records), or NULL.
     about: Mapped[bytes | None] = mapped_column(LargeBinary)
 
-    __table_args__ = (Index("ix_record_metadata_prefix_record", "prefix", "record_id"),)
+    # No index led by `prefix`: SQLite's planner (without statistics) would drive list pages
+    # from it and sort every record of the format for each page. Counts use the primary key.
 
 
 class OAISet(Base):
