@@ -124,7 +124,7 @@ def _results(jobs: list[tuple[str, bytes | None, bool]], workers: int) -> Iterat
         pending: deque[Future] = deque()
         for i in range(0, len(jobs), CHUNK):
             pending.append(pool.submit(_ingest_many, jobs[i : i + CHUNK]))
-            if len(pending) >= 4 * workers:
+            if len(pending) >= 16 * workers:  # enough work queued to cover a batch write
                 yield from pending.popleft().result()
         while pending:
             yield from pending.popleft().result()
