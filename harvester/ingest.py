@@ -8,6 +8,7 @@ about-container, tombstones, identifier clashes and the quarantine. Commits noth
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -191,15 +192,9 @@ class Ingestor:
                     names[spec] = self.set_names[upstream_spec]
         if names:
             ensure_sets(session, names)
-        for change in upsert_records(session, items, now=now):
-            if change is Change.NEW:
-                out.new += 1
-            elif change is Change.UPDATED:
-                out.updated += 1
-            elif change is Change.DELETED:
-                out.deleted += 1
-            else:
-                out.unchanged += 1
+        counts = Counter(upsert_records(session, items, now=now))
+        out.new, out.updated = counts[Change.NEW], counts[Change.UPDATED]
+        out.deleted, out.unchanged = counts[Change.DELETED], counts[Change.UNCHANGED]
         resolved = [i.upstream_identifier for i in items if i.upstream_identifier]
         if resolved:
             session.execute(delete(Quarantine).where(Quarantine.source_id == self.source.id,

@@ -26,7 +26,7 @@ _O = f"{{{OAI_NS}}}"
 _local = threading.local()
 
 
-def _parser() -> etree.XMLParser:
+def strict_parser() -> etree.XMLParser:
     """A strict parser per thread: no DTD, no entities, no network; huge_tree so no text node is cut."""
     parser = getattr(_local, "parser", None)
     if parser is None:
@@ -186,7 +186,7 @@ def _parse(data: bytes) -> etree._Element:
     if _DOCTYPE.search(prolog):
         raise PageError("the response carries a DTD with declarations; OAI-PMH responses have none",
                         retry=False)
-    return etree.fromstring(data, _parser())
+    return etree.fromstring(data, strict_parser())
 
 
 # -- salvage: envelope and records parsed apart ------------------------------------------------
@@ -259,7 +259,7 @@ def _salvage(data: bytes, verb: str, first_error: str) -> tuple[etree._Element, 
         raw = data[start:end]
         fixed, notes = repair(raw)
         try:
-            wrapper = etree.fromstring(b"<w " + declarations + b">" + fixed + b"</w>", _parser())
+            wrapper = etree.fromstring(b"<w " + declarations + b">" + fixed + b"</w>", strict_parser())
         except etree.XMLSyntaxError as exc:
             ident = _IDENT.search(raw)
             broken.append(Broken(raw, f"{item} {number} on the page is not well-formed XML: {exc}",

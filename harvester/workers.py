@@ -25,13 +25,13 @@ from dataclasses import dataclass
 
 from lxml import etree
 
+from harvester.parse import strict_parser
 from oai.formats import registry
 from oai.formats.base import FormatError
 from oai.formats.safexml import canonical_bytes
 
 # Below this many records a page is done in the calling thread: shipping it costs more than it saves.
 MIN_BATCH = 16
-_PARSER = threading.local()
 
 
 @dataclass(frozen=True)
@@ -55,17 +55,9 @@ class Canonical:
     refused: str | None = None
 
 
-def _parser() -> etree.XMLParser:
-    parser = getattr(_PARSER, "parser", None)
-    if parser is None:
-        parser = _PARSER.parser = etree.XMLParser(
-            resolve_entities=False, no_network=True, load_dtd=False, huge_tree=True, remove_blank_text=False)
-    return parser
-
-
 def canonicalise(job: Job) -> Canonical:
     """The canonical metadata of one record (runs in a worker, or inline)."""
-    element = etree.fromstring(job.data, _parser())  # its own document: only the namespaces it uses
+    element = etree.fromstring(job.data, strict_parser())  # its own document: only the namespaces it uses
     etree.cleanup_namespaces(element)
     repaired = bool(job.repairs)
     if job.format_prefix is None:  # a foreign format: stored canonical, served as harvested
@@ -99,7 +91,7 @@ def _equivalent(original: bytes, ingested: bytes) -> bool:
     """True when the stored bytes differ from the upstream's only in namespaces and whitespace."""
     if original == ingested:
         return True
-    theirs, ours = etree.fromstring(original, _parser()), etree.fromstring(ingested, _parser())
+    theirs, ours = etree.fromstring(original, strict_parser()), etree.fromstring(ingested, strict_parser())
     return (etree.tostring(theirs, method="c14n2", strip_text=True)
             == etree.tostring(ours, method="c14n2", strip_text=True))
 

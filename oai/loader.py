@@ -10,8 +10,8 @@ import json
 import os
 import re
 import sys
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -158,14 +158,10 @@ def load(
         if not batch:
             return
         with transaction(engine) as session:
-            changes = upsert_records(session, [r for _, r in batch])
-        for change in changes:
-            if change is Change.NEW:
-                summary.new += 1
-            elif change is Change.UPDATED:
-                summary.updated += 1
-            else:
-                summary.unchanged += 1
+            counts = Counter(upsert_records(session, [r for _, r in batch]))
+        summary.new += counts[Change.NEW]
+        summary.updated += counts[Change.UPDATED]
+        summary.unchanged += counts[Change.UNCHANGED]  # a load writes no tombstones
         if on_progress:
             on_progress(len(batch))
         batch.clear()

@@ -56,6 +56,22 @@ def _snapshot(engine, source: str) -> dict:  # noqa: ANN001
             for key, r in stored(engine, source).items()}
 
 
+def _harvest(monkeypatch, processes: str, tmp_path, template, url: str, prefix: str = "oai_dc"):  # noqa: ANN001, ANN202
+    """A full harvest of `url` into a fresh SQLite store with OAI_HARVEST_PROCESSES=processes:
+    (summary, quarantine reasons, what the store holds)."""
+    monkeypatch.setenv("OAI_HARVEST_PROCESSES", processes)
+    path = tmp_path / f"target-{prefix}-{processes}.sqlite3"
+    shutil.copy(template, path)
+    target = make_engine(f"sqlite:///{path}")
+    try:
+        add(target, "up", url, prefix=prefix)
+        summary = harvest_source(target, "up", options())
+        reasons = {q.upstream_identifier: q.reason for q in list_quarantine(target, "up")}
+        return summary, reasons, _snapshot(target, "up")
+    finally:
+        target.dispose()
+
+
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_oai_dc_in_workers_matches_inline(engine, monkeypatch, tmp_path, _sqlite_template) -> None:  # noqa: ANN001
     records = sample_records(90)
@@ -64,16 +80,8 @@ def test_oai_dc_in_workers_matches_inline(engine, monkeypatch, tmp_path, _sqlite
         up.add_fault(InvalidDublinCore(record=7), page=1, times=None)
         results = {}
         for processes in ("0", "2"):
-            monkeypatch.setenv("OAI_HARVEST_PROCESSES", processes)
-            path = tmp_path / f"target-{processes}.sqlite3"
-            shutil.copy(_sqlite_template, path)
-            target = make_engine(f"sqlite:///{path}")
-            add(target, "up", up.base_url)
-            summary = harvest_source(target, "up", options())
-            reasons = {q.upstream_identifier: q.reason for q in list_quarantine(target, "up")}
-            results[processes] = (summary.seen, summary.new, summary.quarantined, summary.warnings,
-                                  reasons, _snapshot(target, "up"))
-            target.dispose()
+            summary, reasons, snapshot = _harvest(monkeypatch, processes, tmp_path, _sqlite_template, up.base_url)
+            results[processes] = (summary.seen, summary.new, summary.quarantined, summary.warnings, reasons, snapshot)
             assert (workers._pool is not None) == (processes != "0")  # noqa: SLF001 - which path ran
     inline, pooled = results["0"], results["2"]
     assert inline[:3] == (90, 89, 1)
@@ -96,19 +104,14 @@ def test_jats_in_workers_matches_inline(engine, monkeypatch, tmp_path, _sqlite_t
     try:
         results = {}
         for processes in ("0", "2"):
-            monkeypatch.setenv("OAI_HARVEST_PROCESSES", processes)
-            path = tmp_path / f"target-{processes}.sqlite3"
-            shutil.copy(_sqlite_template, path)
-            target = make_engine(f"sqlite:///{path}")
-            add(target, "journals", server.url, prefix="jats")
-            summary = harvest_source(target, "journals", options())
-            results[processes] = (summary.status, summary.seen, summary.quarantined, summary.warnings,
-                                  _snapshot(target, "journals"))
-            target.dispose()
+            summary, reasons, snapshot = _harvest(monkeypatch, processes, tmp_path, _sqlite_template, server.url,
+                                                  prefix="jats")
+            results[processes] = (summary.status, summary.seen, summary.quarantined, summary.warnings, snapshot)
     finally:
         server.close()
         source_engine.dispose()
-    assert results["0"][:3] == ("complete", results["0"][1], 0) and results["0"][1] >= workers.MIN_BATCH
+    status, seen, quarantined = results["0"][:3]
+    assert status == "complete" and quarantined == 0 and seen >= workers.MIN_BATCH
     assert results["2"] == results["0"]
 
 
