@@ -1,8 +1,8 @@
 """One harvest in its own process, so that its peak RSS is its own: a plain sickle loop, or our harvester.
 
 `python -m bench.harvest_child sickle URL PREFIX` or `... ours URL PREFIX DATABASE_URL`; prints one JSON line
-{records, seconds, peak_rss_mb, workers_rss_mb, ok, note}; workers_rss_mb sums the peak RSS of the
-harvester's worker processes (0 for the sickle loop).
+{records, seconds, client_cpu_s, peak_rss_mb, workers_rss_mb, workers_cpu_s, ok, note}; the workers_ fields sum
+the harvester's worker processes (0 for the sickle loop), so that CPU per record can be compared.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import os
 import sys
 import time
 
-from bench.servers import vm_hwm_kb
+from bench.servers import cpu_seconds, vm_hwm_kb
 
 
 def sickle_loop(url: str, prefix: str) -> tuple[int, str]:
@@ -45,21 +45,21 @@ def our_harvester(url: str, prefix: str, database_url: str) -> tuple[int, str]:
     add_source(engine, "bench", url, prefix=prefix, every_seconds=None, policy=policy)
     summary = harvest_source(engine, "bench", RunOptions(full=True, policy=policy))
     engine.dispose()
-    _WORKERS_KB[0] = _workers_hwm_kb()
+    _WORKERS[:] = _workers_usage()
     note = "" if summary.status == "complete" else f"run {summary.status}: {summary.error}"
     return summary.seen, note
 
 
-_WORKERS_KB = [0]
+_WORKERS = [0, 0.0]  # peak RSS (KiB), CPU seconds
 
 
-def _workers_hwm_kb() -> int:
-    """Peak RSS of the harvester's canonicalisation workers (processes of their own), summed."""
+def _workers_usage() -> list:
+    """Peak RSS and CPU time of the harvester's canonicalisation workers (processes of their own), summed."""
     from harvester import workers
 
     pool = workers._pool  # noqa: SLF001 - the bench reads what the harvester started
     pids = list(pool._processes) if pool is not None else []  # noqa: SLF001
-    return sum(vm_hwm_kb(pid) for pid in pids)
+    return [sum(vm_hwm_kb(pid) for pid in pids), sum(cpu_seconds(pid) for pid in pids)]
 
 
 def main(argv: list[str]) -> None:
@@ -74,8 +74,9 @@ def main(argv: list[str]) -> None:
     except NotImplementedError as exc:
         records, note, ok = 0, str(exc), False
     seconds = time.perf_counter() - t
-    print(json.dumps({"records": records, "seconds": seconds, "peak_rss_mb": vm_hwm_kb(os.getpid()) / 1024,
-                      "workers_rss_mb": _WORKERS_KB[0] / 1024,
+    print(json.dumps({"records": records, "seconds": seconds, "client_cpu_s": time.process_time(),
+                      "peak_rss_mb": vm_hwm_kb(os.getpid()) / 1024,
+                      "workers_rss_mb": _WORKERS[0] / 1024, "workers_cpu_s": _WORKERS[1],
                       "ok": ok, "note": note}))
 
 

@@ -42,18 +42,20 @@ class Server:
 
     def cpu_seconds(self) -> float:
         """User + system CPU time of the workers so far."""
-        total = 0.0
-        for pid in self.workers():
-            try:
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            total += (int(fields[11]) + int(fields[12])) / _CLK_TCK
-        return total
+        return sum(cpu_seconds(pid) for pid in self.workers())
 
     def peak_rss_mb(self) -> float:
         """The largest VmHWM (peak resident set) among the workers, in MiB."""
         return max((vm_hwm_kb(pid) for pid in self.workers()), default=0) / 1024
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of one process so far (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _CLK_TCK
 
 
 def vm_hwm_kb(pid: int) -> int:

@@ -240,6 +240,7 @@ def harvest(ctx: Ctx, stores: dict[str, S.Store]) -> list[dict]:
             for rep in range(ctx.repeat):
                 for prefix in ctx.prefixes:
                     for mode in _order(["sickle", "harvester"], rep):
+                        server_cpu = ours.cpu_seconds()
                         if mode == "sickle":
                             r = _child(["sickle", ours.url, prefix], timeout)
                         else:
@@ -249,19 +250,23 @@ def harvest(ctx: Ctx, stores: dict[str, S.Store]) -> list[dict]:
                             finally:
                                 S.drop(target)
                         r["records_s"] = ratio(r["records"], r["seconds"])
+                        r["server_cpu_s"] = ours.cpu_seconds() - server_cpu
                         runs[(mode, prefix)].append(r)
                         print(f"  {kind} {mode} {prefix} run {rep + 1}: {r['records']} records, "
                               f"{r['records_s']:.0f}/s {r['note']}", flush=True)
         for (mode, prefix), rs in runs.items():
             rows.append({"db": kind, "server": mode, "prefix": prefix, "records": rs[0]["records"],
                          "records_s": median(r["records_s"] for r in rs),
+                         **{f"{part}_ms_rec": median(1000 * r.get(f"{part}_cpu_s", 0.0) / max(1, r["records"])
+                                                     for r in rs) for part in ("client", "workers", "server")},
                          "peak_rss_mb": max(r["peak_rss_mb"] for r in rs),
                          "workers_rss_mb": max(r.get("workers_rss_mb", 0.0) for r in rs),
                          "total_rss_mb": max(r["peak_rss_mb"] + r.get("workers_rss_mb", 0.0) for r in rs),
                          "ok": all(r["ok"] for r in rs),
                          "note": "; ".join(sorted({r["note"] for r in rs if r["note"]}))[:200]})
     tables = [table(f"harvest (our server -> a second store, {ctx.count} records, median of {ctx.repeat})", rows,
-                    ["db", "server", "prefix", "records", "records_s", "peak_rss_mb", "workers_rss_mb",
+                    ["db", "server", "prefix", "records", "records_s", "client_ms_rec", "workers_ms_rec",
+                     "server_ms_rec", "peak_rss_mb", "workers_rss_mb",
                      "total_rss_mb", "ok", "note"])]
     ratios = _ratios(rows, "records_s", "harvester", "sickle", label="records_s harvester/sickle loop")
     tables.append(table("harvest: ratios", ratios, ["db", "prefix", "metric", "ratio"]))
