@@ -203,6 +203,56 @@ def test_wrapper_agrees_with_the_official_schema_on_every_sample(
     assert verdicts.count(True) == 16 + 19
 
 
+def test_jats_refers_to_mathml_only_through_mml_math() -> None:
+    """What makes the MathML stand-in sound: no other MathML declaration is reachable from JATS."""
+    elements = etree.parse(str(SCHEMAS_DIR / "jats-oai/1.4-publishing-mathml3/JATS-journalpublishing1-4-mathml3-elements.xsd"))
+    uses = {(a.getparent().tag.split("}")[1], a.attrname, a) for a in elements.xpath("//@*")
+            if "mml:" in a or jats.MML_NS in a}
+    assert uses == {("import", "namespace", jats.MML_NS), ("element", "ref", "mml:math")}
+    assert elements.xpath("//*[local-name() = 'any' or local-name() = 'anyAttribute']") == []
+
+
+def test_schema_without_mathml_gives_the_wrappers_verdict_and_first_error(wrapper: etree.XMLSchema) -> None:
+    """Every sample without MathML, and broken variants of each, get the same verdict and the same first error."""
+    stand_in = jats._schema_without_mathml()  # noqa: SLF001 - the optimisation under test
+    breakages = (
+        lambda a: a.find(f"{{{J}}}front").insert(0, etree.Element(f"{{{J}}}bogus")),
+        lambda a: a.find(f"{{{J}}}front").remove(a.find(f"{{{J}}}front/{{{J}}}journal-meta")),
+        lambda a: a.set("article-type", ""),
+        lambda a: a.find(f".//{{{J}}}article-meta").append(etree.Element("{http://www.w3.org/1998/Math/MathML}math")),
+    )
+    compared, invalid = 0, 0
+    for path in SAMPLES:
+        normalised = jats.normalise(parse_document(path.read_bytes()))
+        for tree in (normalised, jats.front_matter(normalised)):
+            served = jats.into_namespace(copy.deepcopy(tree))
+            variants = [served]
+            for breakage in breakages:
+                variants.append(copy.deepcopy(served))
+                breakage(variants[-1])
+            for variant in variants:
+                if jats._USES_MATHML(variant):  # noqa: SLF001
+                    assert any(True for _ in variant.iter(f"{{{jats.MML_NS}}}*"))
+                    continue
+                expected = None if wrapper.validate(variant) else str(wrapper.error_log[0].message)
+                got = None if stand_in.validate(variant) else str(stand_in.error_log[0].message)
+                assert got == expected, name(path)
+                compared, invalid = compared + 1, invalid + (expected is not None)
+    assert compared >= 100 and invalid >= 60
+
+
+def test_articles_with_mathml_are_validated_against_mathml_3() -> None:
+    bad = SEED.read_bytes().replace(
+        b"</title-group>",
+        b'<trans-title-group xml:lang="ru"><trans-title><inline-formula><mml:math xmlns:mml="http://www.w3.org/1998/Math/MathML">'
+        b'<mml:mi mathvariant="blood-italic">Q</mml:mi></mml:math></inline-formula></trans-title></trans-title-group></title-group>', 1)
+    assert bad != SEED.read_bytes()
+    record = registry.ingest_document(bad)
+    assert "jats" not in record.metadata and "mathvariant" in " ".join(record.warnings)
+    good = bad.replace(b"blood-italic", b"bold-italic")
+    assert "jats" in registry.ingest_document(good).metadata
+
+
 # --- the seed article ---------------------------------------------------------------------
 
 

@@ -60,6 +60,10 @@ class MetadataFormat(Protocol):
         """True when `root` is an input document this format ingests."""
         ...
 
+    def warm(self) -> None:
+        """Compile now what ingest needs (once per process; a process about to fork workers calls it)."""
+        ...
+
     def ingest(self, root: etree._Element, *, full_text: bool = True, consume: bool = False) -> Ingested:
         """Normalise `root` (and derive other formats); raises FormatError.
 
@@ -75,10 +79,20 @@ _validation_lock = threading.Lock()  # an XMLSchema keeps its error log on the i
 @lru_cache(maxsize=None)
 def compile_schema(path: Path) -> etree.XMLSchema:
     """Compile a local XSD once (lazily); refuse one whose imports/includes did not all load."""
-    schema = etree.XMLSchema(etree.parse(str(path), etree.XMLParser(no_network=True)))
+    return schema_of(read_schema(path))
+
+
+def read_schema(path: Path) -> etree._ElementTree:
+    """The XSD document at `path` (read offline; relative imports resolve from its location)."""
+    return etree.parse(str(path), etree.XMLParser(no_network=True))
+
+
+def schema_of(tree: etree._ElementTree) -> etree.XMLSchema:
+    """Compile an XSD document; refuse one whose imports/includes did not all load."""
+    schema = etree.XMLSchema(tree)
     problems = [str(entry) for entry in schema.error_log]
     if problems:  # libxml2 reports an unloadable import as a warning and compiles an empty schema
-        raise RuntimeError(f"schema {path} compiled with problems: {problems[:3]}")
+        raise RuntimeError(f"schema {tree.docinfo.URL} compiled with problems: {problems[:3]}")
     return schema
 
 

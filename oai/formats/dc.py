@@ -146,6 +146,9 @@ class DublinCore:
         """True for an oai_dc:dc root element."""
         return root.tag == self.root_tag
 
+    def warm(self) -> None:
+        compile_schema(self.schema_path)
+
     def ingest(self, root: etree._Element, *, full_text: bool = True, consume: bool = False) -> Ingested:
         """Validate, drop empty values and whitespace padding, keep xml:lang (full_text is moot)."""
         if not self.recognise(root):

@@ -8,7 +8,7 @@ from __future__ import annotations
 from lxml import etree
 
 from oai.formats import dc, jats
-from oai.formats.base import FormatError, Ingested, MetadataFormat, compile_schema
+from oai.formats.base import FormatError, Ingested, MetadataFormat
 from oai.formats.safexml import MAX_BYTES, parse_document
 
 _ALL: tuple[MetadataFormat, ...] = (
@@ -24,13 +24,12 @@ def get(prefix: str) -> MetadataFormat:
 
 
 def preload() -> None:
-    """Compile every format's schema now (each is compiled once per process, when first used).
+    """Compile what every format's ingest needs now (else once per process, when first used).
 
-    The JATS one takes ~5 s (libxml2 building the MathML 3 content models); a loader that calls
-    this before it forks its worker processes has them share the compiled schemas.
+    A loader that calls this before it forks its worker processes has them share the compiled schemas.
     """
     for fmt in _ALL:
-        compile_schema(fmt.schema_path)
+        fmt.warm()
 
 
 def detect(root: etree._Element) -> MetadataFormat:
