@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, delete, select, update
 
-from harvester import dates, leases
+from harvester import dates, leases, workers
 from harvester.client import FetchPolicy, HarvestClient
 from harvester.errors import HarvestError, LeaseLost, RepeatedToken, Stopped, UpstreamOAIError
 from harvester.ingest import Ingestor
@@ -207,6 +207,7 @@ class _Run:
         return params
 
     def _harvest_list(self) -> None:
+        workers.warm()  # the fork server compiles the schemas while the first page is on its way
         with ThreadPoolExecutor(1, thread_name_prefix=f"prefetch-{self.source.name}") as pool:
             self._pages(pool)
 

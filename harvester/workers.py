@@ -6,7 +6,7 @@ element and comes back as canonical bytes (or the reason it is refused), so a wo
 database and no shared state.
 
 The pool is one per process, shared by every run (a scheduler harvesting several sources uses the
-same workers), started on first use from a fork server: its children begin from a clean,
+same workers), started when a run begins from a fork server: its children begin from a clean,
 single-threaded process, not from a copy of a web or scheduler process in mid-flight.
 OAI_HARVEST_PROCESSES sets its size; 0 canonicalises in the calling thread instead.
 """
@@ -17,7 +17,9 @@ import atexit
 import json
 import multiprocessing
 import os
+import select
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -119,8 +121,43 @@ def _shared_pool(size: int) -> ProcessPoolExecutor:
         if _pool is None:
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload(["harvester.workers"])
-            _pool = ProcessPoolExecutor(max_workers=size, mp_context=context)
+            _pool = ProcessPoolExecutor(max_workers=size, mp_context=context, initializer=_follow,
+                                        initargs=(os.getpid(),))
         return _pool
+
+
+def _follow(pid: int) -> None:
+    """In each worker: exit when process `pid`, which started the pool, is gone.
+
+    Killed with SIGKILL (or by the OOM killer), that process cleans nothing up, and a worker would
+    wait forever on its task queue, whose write end the worker itself holds; the fork server stays
+    while a worker does. tests/test_harvest_process.py kills a harvest to check that none is left.
+    """
+
+    def watch() -> None:
+        try:
+            handle = os.pidfd_open(pid)
+        except OSError:  # no pidfd (an old kernel): ask every second
+            while True:
+                time.sleep(1)
+                try:
+                    os.kill(pid, 0)
+                except OSError:
+                    break
+        else:
+            select.select([handle], [], [])  # readable once the process has exited
+        os._exit(0)
+
+    threading.Thread(target=watch, name="follow-parent", daemon=True).start()
+
+
+def warm() -> None:
+    """Start the workers now (without waiting), so that they are ready when the first page arrives."""
+    size = processes()
+    if size:
+        pool = _shared_pool(size)
+        for _ in range(size):
+            pool.submit(int)
 
 
 def shutdown() -> None:

@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -47,15 +48,38 @@ class Proc:
 
     def finish(self, timeout: float = 20) -> int:
         code = self.popen.wait(timeout)
-        self._reader.join(5)
+        self._reader.join(10)
+        assert not self._reader.is_alive(), "a process it left behind still holds its stderr open"
         self.popen.stderr.close()
         return code
+
+    def descendants(self) -> set[int]:
+        """Every live process below this one (its fork server and the workers forked from it)."""
+        parents = {}
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+        found, frontier = set(), {self.popen.pid}
+        while frontier:
+            frontier = {pid for pid, parent in parents.items() if parent in frontier} - found
+            found |= frontier
+        return found
 
     def kill(self) -> None:
         if self.popen.poll() is None:
             self.popen.kill()
         if not self.popen.stderr.closed:
             self.finish()
+
+
+def running(pid: int) -> bool:
+    """True while `pid` exists and is not a zombie."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def until(condition: Callable[[], bool], timeout: float, step: float = 0.05) -> None:
@@ -80,8 +104,11 @@ def test_a_harvest_killed_with_sigkill_resumes_and_ends_with_every_record_once(
     proc = Proc(database_url, "harvest", "up")
     try:
         until(lambda: pages_committed(engine) >= 3, 30)
+        left = proc.descendants()
+        assert len(left) >= 2  # the fork server and at least one canonicalisation worker
     finally:
         proc.kill()  # SIGKILL: no cleanup of any kind
+    until(lambda: not any(running(pid) for pid in left), 10)  # they follow it
     with transaction(engine) as s:
         run = s.scalar(select(HarvestRun))
         cp = s.scalar(select(HarvestCheckpoint))
