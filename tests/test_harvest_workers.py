@@ -128,3 +128,63 @@ def test_a_killed_worker_is_replaced_and_nothing_is_lost(monkeypatch) -> None:
     os.kill(victim, signal.SIGKILL)
     again = workers.canonicalise_all(jobs)
     assert again == first and all(r.refused is None for r in again)
+
+
+def _variants(data: bytes) -> list[bytes]:
+    """`data` and changed copies of it: some C14N 2.0 (strip_text) still equates with it, some it does not."""
+    from lxml import etree
+
+    def edited(change) -> bytes:  # noqa: ANN001
+        root = etree.fromstring(data)
+        change(root)
+        return etree.tostring(root)
+
+    first = lambda root: next(e for e in root.iter() if isinstance(e.tag, str) and e.text and e.text.strip())  # noqa: E731
+    out = [data, etree.tostring(etree.fromstring(data), pretty_print=True)]  # re-indented
+    out.append(data.replace(b">", b' xmlns:unused="urn:x">', 1))  # an unused declaration
+    out.append(edited(lambda r: setattr(first(r), "text", f"  {first(r).text}\n ")))  # padded text
+    out.append(edited(lambda r: setattr(first(r), "text", first(r).text + "!")))  # changed text
+    out.append(edited(lambda r: r[0].set("extra", "1")))
+    out.append(edited(lambda r: r.insert(0, etree.Comment(" note "))))
+    out.append(edited(lambda r: r.insert(0, etree.Comment("note"))))  # the same comment, unpadded
+    if len(etree.fromstring(data)) > 1:
+        out.append(edited(lambda r: r[0].append(r[1])))  # the same elements in document order, nested
+    out.append(edited(lambda r: r.append(etree.ProcessingInstruction("pi", "x"))))
+    out.append(edited(lambda r: r.append(r[0])))  # an element moved
+    out.append(edited(lambda r: r.remove(r[-1])))
+    prefix = etree.fromstring(data).prefix
+    if prefix is None:  # the default namespace given a prefix: C14N 2.0 tells the two apart
+        ns = etree.QName(etree.fromstring(data)).namespace
+        out.append(data.replace(f'xmlns="{ns}"'.encode(), f'xmlns:p="{ns}"'.encode(), 1)
+                   .replace(b"<", b"<p:").replace(b"<p:/", b"</p:").replace(b"<p:?", b"<?").replace(b"<p:!", b"<!"))
+    if b"xmlns:xlink=" in data:  # xlink attributes under another prefix
+        out.append(data.replace(b"xmlns:xlink=", b"xmlns:xl=").replace(b"xlink:", b"xl:"))
+    return out
+
+
+def test_fast_equivalence_agrees_with_c14n2() -> None:
+    """harvester.workers._equivalent decides `altered` as comparing C14N 2.0 forms would, on real records."""
+    from lxml import etree
+
+    from harvester.parse import read_page
+    from oai.formats import registry
+
+    documents = []
+    for path in sorted((DATA / "oai").rglob("*.xml")):
+        try:
+            page = read_page(path.read_bytes(), "ListRecords")
+        except Exception:  # noqa: BLE001, S112 - not a ListRecords page
+            continue
+        documents += [etree.tostring(r.metadata) for r in page.records if r.metadata is not None][:3]
+    for path in sorted((DATA / "jats").rglob("*.xml"))[:8]:
+        ingested = registry.ingest_document(path.read_bytes())
+        documents += list(ingested.metadata.values())
+    verdicts = []
+    for original in documents:
+        ingested = workers.canonicalise(workers.Job("x", None, original)).metadata["x"]  # canonical bytes
+        variants = _variants(ingested) + [original]
+        for variant, other in [(v, ingested) for v in variants] + list(zip(variants, variants[1:])):
+            expected = workers.c14n_equivalent(variant, other)
+            assert workers._equivalent(variant, other) is expected, (variant[:300], other[:300])  # noqa: SLF001
+            verdicts.append(expected)
+    assert len(documents) >= 30 and verdicts.count(True) >= 60 and verdicts.count(False) >= 200
