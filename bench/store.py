@@ -155,6 +155,7 @@ def load_corpus(root: Path, stores: Sequence[Store], *, repository_identifier: s
     """Load the corpus into every store with the manifest's datestamps, then apply its deletions."""
     from oai.store.engine import make_engine, transaction
     from oai.store.records import delete_record, set_info, upsert_records
+    from oai.store.statistics import GrowthAnalyzer
 
     info = read_info(root)
     entries = list(read_manifest(root))
@@ -166,12 +167,14 @@ def load_corpus(root: Path, stores: Sequence[Store], *, repository_identifier: s
                 for spec, name in sorted(info["sets"].items()):
                     set_info(session, spec, name)
         pending: list[tuple[Entry, object]] = []
+        growth = [GrowthAnalyzer(engine) for engine in engines]
 
         def flush() -> None:
-            for engine in engines:
+            for engine, grown in zip(engines, growth, strict=True):
                 with transaction(engine) as session:
                     for stamp, group in groupby(pending, key=lambda p: p[0].datestamp):
                         upsert_records(session, [r for _, r in group], now=stamp)
+                grown.wrote(len(pending))
             pending.clear()
 
         idents: dict[str, str] = {}

@@ -25,6 +25,7 @@ from harvester.parse import Page, set_entries
 from harvester.sources import LIST_SETS_PAGES, SourceView, get_source
 from oai.store.engine import transaction
 from oai.store.models import HarvestCheckpoint, HarvestRun, Record, Source
+from oai.store.statistics import GrowthAnalyzer
 from oai.store.records import delete_record
 
 MAX_WARNINGS = 50
@@ -115,6 +116,7 @@ class _Run:
         self.seen_tokens: set[str] = set()
         self.relist_froms: list[str | None] = []
         self.granularity = source.granularity
+        self.growth = GrowthAnalyzer(engine)  # a first harvest into PostgreSQL grows the store fast
 
     # -- the run --
 
@@ -312,6 +314,7 @@ class _Run:
             summary = (run.pages, run.seen, run.complete_list_size, run.new, run.updated, run.deleted,
                        run.quarantined)
         # committed: only now does our in-memory state move on
+        self.growth.wrote(out.new)
         self.ordered, self.last_datestamp, self.cursor, self.token = ordered, last, cursor, next_token
         self.pages, seen, self.complete_list_size = summary[0], summary[1], summary[2]
         for w in warnings:

@@ -21,6 +21,7 @@ from sqlalchemy import Engine
 from oai.formats.base import FormatError, Ingested
 from oai.store.engine import transaction
 from oai.store.records import Change, RecordIn, ensure_sets, upsert_records
+from oai.store.statistics import GrowthAnalyzer, analyze
 
 DEFAULT_TEMPLATE = "oai:{repository_identifier}:{doi_or_stem}"
 BATCH = 500
@@ -153,12 +154,14 @@ def load(
     summary = LoadSummary()
     batch: list[tuple[str, RecordIn]] = []
     workers = workers if workers is not None else min(2, os.cpu_count() or 1)
+    growth = GrowthAnalyzer(engine)
 
     def flush() -> None:
         if not batch:
             return
         with transaction(engine) as session:
             counts = Counter(upsert_records(session, [r for _, r in batch]))
+        growth.wrote(counts[Change.NEW])
         summary.new += counts[Change.NEW]
         summary.updated += counts[Change.UPDATED]
         summary.unchanged += counts[Change.UNCHANGED]  # a load writes no tombstones
@@ -193,6 +196,5 @@ def load(
         # Fresh statistics, so that the planner walks the (datestamp, id) index for list pages, and
         # a fresh visibility map, so that completeListSize is counted from an index alone (autovacuum
         # would do both later, or never where it is off).
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.exec_driver_sql("VACUUM (ANALYZE) record, record_metadata, record_set")
+        analyze(engine, vacuum=True)
     return summary

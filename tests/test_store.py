@@ -12,6 +12,7 @@ from oai.store import queries
 from oai.store.engine import SchemaError, transaction
 from oai.store.models import OAISet, Record, RecordSet
 from oai.store.records import Change, RecordIn, delete_record, upsert_records
+from oai.store.statistics import GrowthAnalyzer
 
 DC = b'<oai_dc:dc xmlns:oai_dc="http://www.openarchives.org/OAI/2.0/oai_dc/" xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:title>T</dc:title></oai_dc:dc>'
 T0 = datetime(2024, 5, 1, 12, 0, 0)
@@ -123,3 +124,18 @@ def test_sqlite_walks_list_pages_in_index_order(engine) -> None:  # noqa: ANN001
             compiled = stmt.params(values).compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
             plan = " | ".join(row[-1] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}"))
         assert "TEMP B-TREE" not in plan, plan
+
+
+def test_writers_analyze_postgresql_each_time_the_store_grows_by_half(engine) -> None:  # noqa: ANN001
+    """Without it a long load keeps the sequential-scan plans made when the tables were empty (statistics.py)."""
+    growth = GrowthAnalyzer(engine, at_least=20, share=0.5, base=0)
+    ran = []
+    for batch in range(6):
+        with transaction(engine) as s:
+            upsert_records(s, [rec(f"oai:x:g{batch}-{i}") for i in range(20)])
+        ran.append(growth.wrote(20))
+        if ran[-1]:
+            with engine.connect() as conn:
+                estimate = conn.exec_driver_sql("SELECT reltuples FROM pg_class WHERE relname = 'record'").scalar()
+            assert estimate == 20 * (batch + 1)  # ANALYZE really ran, on this store
+    assert ran == ([True, True, True, False, True, False] if engine.dialect.name == "postgresql" else [False] * 6)
