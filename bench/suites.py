@@ -139,11 +139,12 @@ def depth(ctx: Ctx, stores: dict[str, S.Store]) -> list[dict]:
                     toks = _tokens(ctx, kind, name, srv, prefix)
                     k = math.ceil(0.9 * (len(toks) + 1))
                     d = clients.depth_ratio(srv.url, prefix, toks[0], toks[max(0, k - 2)], rounds=max(5, ctx.repeat * 2 + 1))
-                    rows.append({"db": kind, "server": name, "prefix": prefix, "pages": len(toks) + 1, **d})
+                    rows.append({"db": kind, "server": name, "prefix": prefix, "pages": len(toks) + 1, **d,
+                                 "worker_rss_mb": srv.peak_rss_mb()})  # after walking every page
                     print(f"  {kind} {name} {prefix}: deep/first {d['deep_over_first']:.2f}", flush=True)
     tables = [table(f"deep vs first page ({ctx.count} records, target deep/first <= 1.1)", rows,
                     ["db", "server", "prefix", "pages", "first_ms", "second_ms", "deep_ms", "deep_over_first",
-                     "deep_over_second", "rounds"])]
+                     "deep_over_second", "rounds", "worker_rss_mb"])]
     write("depth", ctx.params(), rows, tables)
     return rows
 
