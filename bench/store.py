@@ -140,22 +140,12 @@ def _records(root: Path, entries: Sequence[Entry], repository_identifier: str, j
         yield entry, RecordIn(identifier=ident, metadata=ingested.metadata, sets=entry.sets, citation=citation)
 
 
-def analyze(engine: Engine) -> None:
-    """PostgreSQL: collect planner statistics, as autovacuum does within a minute on a default server.
-
-    Without them PostgreSQL plans the keyset page query as a scan of every later record (see README).
-    """
-    if engine.dialect.name == "postgresql":
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.exec_driver_sql("VACUUM (ANALYZE) record, record_metadata, record_set, oai_set")
-
-
 def load_corpus(root: Path, stores: Sequence[Store], *, repository_identifier: str = "example.org",
                 jobs: int | None = None, progress: bool = True) -> dict:
     """Load the corpus into every store with the manifest's datestamps, then apply its deletions."""
     from oai.store.engine import make_engine, transaction
     from oai.store.records import delete_record, set_info, upsert_records
-    from oai.store.statistics import GrowthAnalyzer
+    from oai.store.statistics import GrowthAnalyzer, analyze
 
     info = read_info(root)
     entries = list(read_manifest(root))
@@ -193,7 +183,7 @@ def load_corpus(root: Path, stores: Sequence[Store], *, repository_identifier: s
                 with transaction(engine) as session:
                     for when, ident in deletions[i : i + TX_RECORDS]:
                         delete_record(session, ident, now=when)
-            analyze(engine)
+            analyze(engine, vacuum=True)  # what autovacuum would do; the keyset page plans need it
     finally:
         for engine in engines:
             engine.dispose()

@@ -209,7 +209,7 @@ class _Run:
         return params
 
     def _harvest_list(self) -> None:
-        workers.warm()  # the fork server compiles the schemas while the first page is on its way
+        workers.warm()  # the workers start while the first page is on its way
         with ThreadPoolExecutor(1, thread_name_prefix=f"prefetch-{self.source.name}") as pool:
             self._pages(pool)
 

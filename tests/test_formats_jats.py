@@ -9,7 +9,7 @@ import pytest
 from lxml import etree
 
 from oai.formats import dc, jats, registry
-from oai.formats.base import SCHEMAS_DIR, FormatError, Ingested, compile_schema
+from oai.formats.base import SCHEMAS_DIR, FormatError, Ingested, compile_schema, read_schema
 from oai.formats.safexml import parse_document
 
 TESTS = Path(__file__).resolve().parent
@@ -205,7 +205,7 @@ def test_wrapper_agrees_with_the_official_schema_on_every_sample(
 
 def test_jats_refers_to_mathml_only_through_mml_math() -> None:
     """What makes the MathML stand-in sound: no other MathML declaration is reachable from JATS."""
-    elements = etree.parse(str(SCHEMAS_DIR / "jats-oai/1.4-publishing-mathml3/JATS-journalpublishing1-4-mathml3-elements.xsd"))
+    elements = read_schema(SCHEMAS_DIR / "jats-oai/1.4-publishing-mathml3/JATS-journalpublishing1-4-mathml3-elements.xsd")
     uses = {(a.getparent().tag.split("}")[1], a.attrname, a) for a in elements.xpath("//@*")
             if "mml:" in a or jats.MML_NS in a}
     assert uses == {("import", "namespace", jats.MML_NS), ("element", "ref", "mml:math")}

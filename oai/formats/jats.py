@@ -70,7 +70,7 @@ class _SchemaFacts:
 
     def __init__(self, path: Path) -> None:
         xs = "{http://www.w3.org/2001/XMLSchema}"
-        tree = etree.parse(str(path), etree.XMLParser(no_network=True))
+        tree = read_schema(path)
         element_only = set()
         for element in tree.getroot().iterchildren(f"{xs}element"):
             complex_type = element.find(f"{xs}complexType")

@@ -63,4 +63,3 @@ class GrowthAnalyzer:
         self._base += self._written
         self._written = 0
         return True
-
