@@ -189,12 +189,24 @@ def _follow(pid: int) -> None:
 
 
 def warm() -> None:
-    """Start the workers now (without waiting), so that they are ready when the first page arrives."""
+    """Start the workers now (without waiting), so that they are ready when the first page arrives.
+
+    A pool whose worker died since the last run (killed, out of memory) is broken: it is replaced.
+    """
     size = processes()
-    if size:
-        pool = _shared_pool(size)
-        for _ in range(size):
-            pool.submit(int)
+    if not size:
+        return
+    try:
+        _start(size)
+    except BrokenProcessPool:
+        shutdown()
+        _start(size)
+
+
+def _start(size: int) -> None:
+    pool = _shared_pool(size)
+    for _ in range(size):
+        pool.submit(int)
 
 
 def shutdown() -> None:

@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -128,6 +129,33 @@ def test_a_killed_worker_is_replaced_and_nothing_is_lost(monkeypatch) -> None:
     os.kill(victim, signal.SIGKILL)
     again = workers.canonicalise_all(jobs)
     assert again == first and all(r.refused is None for r in again)
+    workers.shutdown()
+
+
+def test_a_pool_broken_between_runs_is_replaced_when_the_next_run_starts(monkeypatch) -> None:
+    """A worker killed while no run was going (the OOM killer, an operator) leaves the shared pool
+    broken; the next run's warm() starts a new one instead of failing."""
+    monkeypatch.setenv("OAI_HARVEST_PROCESSES", "2")
+    workers.shutdown()
+    workers.warm()
+    pool = workers._shared_pool(2)  # noqa: SLF001 - the running pool, to kill one of its workers
+    victim = next(iter(pool._processes))  # noqa: SLF001
+    os.kill(victim, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while not pool._broken and time.monotonic() < deadline:  # noqa: SLF001 - noticed by its own thread
+        time.sleep(0.05)
+    assert pool._broken  # noqa: SLF001
+    try:
+        workers.warm()
+        assert workers._shared_pool(2) is not pool  # noqa: SLF001
+        from oai.formats.dc import build_dc
+        from oai.formats.safexml import canonical_bytes
+
+        jobs = [workers.Job("oai_dc", "oai_dc", canonical_bytes(build_dc([("title", f"t{i}", None)])))
+                for i in range(workers.MIN_BATCH)]
+        assert all(r.refused is None for r in workers.canonicalise_all(jobs))
+    finally:
+        workers.shutdown()
 
 
 def _variants(data: bytes) -> list[bytes]:
