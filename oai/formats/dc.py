@@ -71,6 +71,44 @@ def build_dc(fields: Iterable[Field], *, normalised: bool = False) -> etree._Ele
     return root
 
 
+# What canonical_bytes(build_dc(...)) starts with, and how libxml2 writes text: & < > and CR escaped.
+_HEAD = (f'<oai_dc:dc xmlns:oai_dc="{OAI_DC_NS}" xmlns:dc="{DC_NS}" xmlns:xsi="{XSI_NS}" '
+         f'xsi:schemaLocation="{_SCHEMA_LOCATION_VALUE}"')
+_TEXT_SPECIAL = re.compile("[&<>\r]")
+_TEXT_ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "\r": "&#13;"}
+# xml:lang is xs:language (or empty) in xml.xsd; characters lxml would refuse in a text node.
+_LANGUAGE = re.compile(r"[a-zA-Z]{1,8}(?:-[a-zA-Z0-9]{1,8})*")
+_NOT_XML_CHAR = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def serialise(fields: Iterable[Field], *, normalised: bool = False) -> bytes:
+    """canonical_bytes() of a valid build_dc(fields), written directly: no tree, no validation to do.
+
+    Every name is one of the fifteen and every text legal XML, so only a language tag can make the
+    record invalid; a field that is not plainly safe takes the tree and the schema instead (FormatError
+    with the schema's first error). tests/test_formats_dc.py checks the bytes agree on arbitrary text.
+    """
+    fields = fields if normalised else normalise_fields(fields)
+    parts = [_HEAD]
+    for name, text, lang in fields:
+        if (lang is not None and not _LANGUAGE.fullmatch(lang)) or _NOT_XML_CHAR.search(text):
+            return _checked_bytes(fields)
+        if _TEXT_SPECIAL.search(text):
+            text = _TEXT_SPECIAL.sub(lambda m: _TEXT_ESCAPES[m.group()], text)
+        attribute = f' xml:lang="{lang}"' if lang is not None else ""
+        parts.append(f"><dc:{name}{attribute}>{text}</dc:{name}")
+    parts.append("></oai_dc:dc>" if len(parts) > 1 else "/>")
+    return "".join(parts).encode("utf-8")
+
+
+def _checked_bytes(fields: list[Field]) -> bytes:
+    record = build_dc(fields, normalised=True)
+    error = validate(record)
+    if error:
+        raise FormatError(error)
+    return canonical_bytes(record)
+
+
 def validate(element: etree._Element) -> str | None:
     """The first oai_dc.xsd error of `element`, or None when it is valid."""
     return first_error(compile_schema(FORMAT.schema_path), element)
@@ -158,7 +196,7 @@ class DublinCore:
             raise FormatError(f"oai_dc record not valid against oai_dc.xsd: {error}")
         fields = normalise_fields(fields_of(root))
         return Ingested(
-            metadata={self.prefix: canonical_bytes(build_dc(fields, normalised=True))},
+            metadata={self.prefix: serialise(fields, normalised=True)},
             citation=citation_from_fields(fields),
         )
 

@@ -370,11 +370,10 @@ class Jats:
         if article.find("front") is None:
             raise FormatError("JATS article without <front>: nothing to describe it with")
         fields, facts = crosswalk(article)
-        record = dc.build_dc(fields)
-        error = dc.validate(record)
-        if error:  # a crosswalk bug, never the input's fault
-            raise FormatError(f"crosswalk JATS -> oai_dc produced invalid oai_dc: {error}")
-        metadata = {dc.FORMAT.prefix: canonical_bytes(record)}
+        try:
+            metadata = {dc.FORMAT.prefix: dc.serialise(fields)}
+        except FormatError as exc:  # a crosswalk bug, never the input's fault
+            raise FormatError(f"crosswalk JATS -> oai_dc produced invalid oai_dc: {exc}") from None
         served, warnings = _serve(article, full_text=full_text)  # the crosswalk is done with article
         if served is not None:
             metadata[self.prefix] = canonical_bytes(served)
