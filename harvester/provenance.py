@@ -6,14 +6,13 @@ Follows the OAI-PMH guidelines for aggregators and schemas/oai/provenance.xsd; k
 from __future__ import annotations
 
 import copy
-import re
 from dataclasses import dataclass
 from datetime import datetime
 
 from lxml import etree
 
 from oai.formats.base import SCHEMAS_DIR, compile_schema, first_error
-from oai.formats.safexml import canonical_bytes
+from oai.formats.safexml import canonical_bytes, text_bytes_escape
 
 PROV_NS = "http://www.openarchives.org/OAI/2.0/provenance"
 XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
@@ -32,15 +31,8 @@ class Origin:
     metadata_namespace: str
 
 
-_TEXT_ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "\r": "&#13;"}
-_TEXT_SPECIAL = re.compile("[&<>\r]")
 _HEAD = (f'<provenance xmlns="{PROV_NS}" xmlns:xsi="{XSI_NS}" xsi:schemaLocation="{PROV_NS} {SCHEMA_URL}">'
          '<originDescription harvestDate="{date}" altered="{altered}">')
-
-
-def _text(value: str) -> str:
-    """Character data exactly as libxml2 serialises it (so that the bytes, and digests, do not change)."""
-    return _TEXT_SPECIAL.sub(lambda m: _TEXT_ESCAPES[m.group()], value) if _TEXT_SPECIAL.search(value) else value
 
 
 def build(origin: Origin, *, harvest_date: datetime, altered: bool,
@@ -52,7 +44,7 @@ def build(origin: Origin, *, harvest_date: datetime, altered: bool,
     """
     if nested is None:
         head = _HEAD.format(date=harvest_date.strftime("%Y-%m-%dT%H:%M:%SZ"), altered="true" if altered else "false")
-        body = "".join(f"<{tag}>{_text(value)}</{tag}>" for tag, value in (
+        body = "".join(f"<{tag}>{text_bytes_escape(value)}</{tag}>" for tag, value in (
             ("baseURL", origin.base_url), ("identifier", origin.identifier), ("datestamp", origin.datestamp),
             ("metadataNamespace", origin.metadata_namespace)))
         return (head + body + "</originDescription></provenance>").encode("utf-8"), None

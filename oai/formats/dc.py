@@ -13,7 +13,7 @@ from pathlib import Path
 from lxml import etree
 
 from oai.formats.base import SCHEMAS_DIR, Citation, FormatError, Ingested, compile_schema, first_error
-from oai.formats.safexml import canonical_bytes
+from oai.formats.safexml import canonical_bytes, text_bytes_escape
 
 OAI_DC_NS = "http://www.openarchives.org/OAI/2.0/oai_dc/"
 DC_NS = "http://purl.org/dc/elements/1.1/"
@@ -71,11 +71,9 @@ def build_dc(fields: Iterable[Field], *, normalised: bool = False) -> etree._Ele
     return root
 
 
-# What canonical_bytes(build_dc(...)) starts with, and how libxml2 writes text: & < > and CR escaped.
+# What canonical_bytes(build_dc(...)) starts with.
 _HEAD = (f'<oai_dc:dc xmlns:oai_dc="{OAI_DC_NS}" xmlns:dc="{DC_NS}" xmlns:xsi="{XSI_NS}" '
          f'xsi:schemaLocation="{_SCHEMA_LOCATION_VALUE}"')
-_TEXT_SPECIAL = re.compile("[&<>\r]")
-_TEXT_ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "\r": "&#13;"}
 # xml:lang is xs:language (or empty) in xml.xsd; characters lxml would refuse in a text node.
 _LANGUAGE = re.compile(r"[a-zA-Z]{1,8}(?:-[a-zA-Z0-9]{1,8})*")
 _NOT_XML_CHAR = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
@@ -93,10 +91,8 @@ def serialise(fields: Iterable[Field], *, normalised: bool = False) -> bytes:
     for name, text, lang in fields:
         if (lang is not None and not _LANGUAGE.fullmatch(lang)) or _NOT_XML_CHAR.search(text):
             return _checked_bytes(fields)
-        if _TEXT_SPECIAL.search(text):
-            text = _TEXT_SPECIAL.sub(lambda m: _TEXT_ESCAPES[m.group()], text)
         attribute = f' xml:lang="{lang}"' if lang is not None else ""
-        parts.append(f"><dc:{name}{attribute}>{text}</dc:{name}")
+        parts.append(f"><dc:{name}{attribute}>{text_bytes_escape(text)}</dc:{name}")
     parts.append("></oai_dc:dc>" if len(parts) > 1 else "/>")
     return "".join(parts).encode("utf-8")
 

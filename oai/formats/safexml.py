@@ -198,3 +198,12 @@ def canonical_bytes(element: etree._Element) -> bytes:
     of a non-root element to it, so a sub-element serialises self-contained too.
     """
     return etree.tostring(element, encoding="UTF-8", xml_declaration=False, with_tail=False)
+
+
+_TEXT_SPECIAL = re.compile("[&<>\r]")
+_TEXT_ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "\r": "&#13;"}
+
+
+def text_bytes_escape(value: str) -> str:
+    """Character data exactly as libxml2 (canonical_bytes) writes it, for bytes written without a tree."""
+    return _TEXT_SPECIAL.sub(lambda m: _TEXT_ESCAPES[m.group()], value) if _TEXT_SPECIAL.search(value) else value
