@@ -20,11 +20,12 @@ import os
 import select
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from itertools import zip_longest
+from typing import TypeVar
 
 from lxml import etree
 
@@ -32,6 +33,8 @@ from harvester.parse import strict_parser
 from oai.formats import registry
 from oai.formats.base import FormatError
 from oai.formats.safexml import canonical_bytes
+
+T = TypeVar("T")
 
 # Below this many records a page is done in the calling thread: shipping it costs more than it saves.
 MIN_BATCH = 16
@@ -189,24 +192,20 @@ def _follow(pid: int) -> None:
 
 
 def warm() -> None:
-    """Start the workers now (without waiting), so that they are ready when the first page arrives.
-
-    A pool whose worker died since the last run (killed, out of memory) is broken: it is replaced.
-    """
+    """Start the workers now (without waiting), so that they are ready when the first page arrives."""
     size = processes()
-    if not size:
-        return
+    if size:
+        _on_pool(size, lambda pool: [pool.submit(int) for _ in range(size)])
+
+
+def _on_pool(size: int, use: Callable[[ProcessPoolExecutor], T]) -> T:
+    """use(the shared pool); a pool broken by a dead worker (killed, out of memory, also between runs)
+    is replaced and `use` tried once more."""
     try:
-        _start(size)
+        return use(_shared_pool(size))
     except BrokenProcessPool:
         shutdown()
-        _start(size)
-
-
-def _start(size: int) -> None:
-    pool = _shared_pool(size)
-    for _ in range(size):
-        pool.submit(int)
+        return use(_shared_pool(size))
 
 
 def shutdown() -> None:
@@ -227,8 +226,4 @@ def canonicalise_all(jobs: Sequence[Job]) -> list[Canonical]:
     if size == 0 or len(jobs) < MIN_BATCH:
         return [canonicalise(job) for job in jobs]
     chunk = max(1, -(-len(jobs) // (2 * size)))
-    try:
-        return list(_shared_pool(size).map(canonicalise, jobs, chunksize=chunk))
-    except BrokenProcessPool:  # a worker died (killed, out of memory): start afresh, once
-        shutdown()
-        return list(_shared_pool(size).map(canonicalise, jobs, chunksize=chunk))
+    return _on_pool(size, lambda pool: list(pool.map(canonicalise, jobs, chunksize=chunk)))

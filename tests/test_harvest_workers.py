@@ -116,13 +116,15 @@ def test_jats_in_workers_matches_inline(engine, monkeypatch, tmp_path, _sqlite_t
     assert results["2"] == results["0"]
 
 
+def _dc_jobs(n: int) -> list[workers.Job]:
+    from oai.formats import dc
+
+    return [workers.Job("oai_dc", "oai_dc", dc.serialise([("title", f"t{i}", None)])) for i in range(n)]
+
+
 def test_a_killed_worker_is_replaced_and_nothing_is_lost(monkeypatch) -> None:
     monkeypatch.setenv("OAI_HARVEST_PROCESSES", "2")
-    from oai.formats.dc import build_dc
-    from oai.formats.safexml import canonical_bytes
-
-    jobs = [workers.Job("oai_dc", "oai_dc", canonical_bytes(build_dc([("title", f"t{i}", None)])))
-            for i in range(40)]
+    jobs = _dc_jobs(40)
     first = workers.canonicalise_all(jobs)
     pool = workers._shared_pool(2)  # noqa: SLF001 - the running pool, to kill one of its workers
     victim = next(iter(pool._processes))  # noqa: SLF001
@@ -148,12 +150,7 @@ def test_a_pool_broken_between_runs_is_replaced_when_the_next_run_starts(monkeyp
     try:
         workers.warm()
         assert workers._shared_pool(2) is not pool  # noqa: SLF001
-        from oai.formats.dc import build_dc
-        from oai.formats.safexml import canonical_bytes
-
-        jobs = [workers.Job("oai_dc", "oai_dc", canonical_bytes(build_dc([("title", f"t{i}", None)])))
-                for i in range(workers.MIN_BATCH)]
-        assert all(r.refused is None for r in workers.canonicalise_all(jobs))
+        assert all(r.refused is None for r in workers.canonicalise_all(_dc_jobs(workers.MIN_BATCH)))
     finally:
         workers.shutdown()
 
