@@ -71,6 +71,9 @@ def serve_stores(work: Path, kinds: list[str], count: int, fresh: bool) -> dict[
         root = corpus.ensure(work / f"corpus-{count}", count)
         print(f"loading {count} records into {', '.join(s.kind for s in missing)} (bench loader) ...", flush=True)
         S.load_corpus(root, [S.create(s) for s in missing])
+    for s in stores.values():
+        if s not in missing:
+            S.upgrade(s)  # a store kept from an earlier run gets the schema the server needs
     return stores
 
 

@@ -79,6 +79,17 @@ def create(s: Store) -> Store:
     return s
 
 
+def upgrade(s: Store) -> None:
+    """Migrate a kept store to the current schema (nothing to do when it is current)."""
+    from oai.store.engine import make_engine, upgrade as upgrade_schema
+
+    engine = make_engine(s.url)
+    try:
+        upgrade_schema(engine)
+    finally:
+        engine.dispose()
+
+
 def exists(s: Store) -> bool:
     if s.kind == "sqlite":
         return Path(s.url.removeprefix("sqlite:///")).exists()
