@@ -7,6 +7,7 @@ so page one million costs what page one costs.
 from __future__ import annotations
 
 import functools
+from collections import namedtuple
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -183,8 +184,43 @@ def list_rows(
     values["limit"] = limit
     if after is not None:
         values["after_datestamp"], values["after_id"] = after
+    conn = session.connection()
+    if with_metadata and conn.dialect.name == "postgresql":
+        return _binary_rows(conn, stmt, values)
     # Core execution on the session's connection: no ORM bookkeeping for plain column rows.
-    return session.connection().execute(stmt, values).all()
+    return conn.execute(stmt, values).all()
+
+
+def _binary_rows(conn, stmt, values: dict[str, object]) -> list:  # noqa: ANN001
+    """The rows of a list page with metadata, read from PostgreSQL in its binary format.
+
+    In the text format every bytea value comes hex-encoded (twice its size) and is decoded here: for
+    a page of 100 records that is about half of what the page costs the server process and most of
+    what it waits for. The statement is SQLAlchemy's, compiled once per shape; the cursor is
+    psycopg's own, on the same connection and in the same transaction. Rows are named tuples with
+    the columns' names, as SQLAlchemy's rows are.
+    """
+    compiled = _compiled_for_psycopg(stmt, conn.dialect)
+    cursor = conn.connection.driver_connection.cursor(binary=True, row_factory=_list_row_maker)
+    try:
+        return cursor.execute(compiled.string, compiled.construct_params(values)).fetchall()
+    finally:
+        cursor.close()
+
+
+_COMPILED: dict[object, object] = {}
+_ListRow = namedtuple("_ListRow", "id identifier datestamp deleted set_specs xml about")
+
+
+def _list_row_maker(_cursor):  # noqa: ANN001, ANN202 - a psycopg row factory
+    return _ListRow._make
+
+
+def _compiled_for_psycopg(stmt, dialect):  # noqa: ANN001, ANN202
+    compiled = _COMPILED.get(stmt)
+    if compiled is None:
+        compiled = _COMPILED[stmt] = stmt.compile(dialect=dialect)
+    return compiled
 
 
 def list_items(
