@@ -66,21 +66,15 @@ def drop(s: Store) -> None:
 
 def create(s: Store) -> Store:
     """A fresh, empty store with the current schema."""
-    from oai.store.engine import make_engine, upgrade
-
     drop(s)
     if s.kind == "postgresql":
         _pg_admin(f'CREATE DATABASE "{s.name}"')
-    engine = make_engine(s.url)
-    try:
-        upgrade(engine)
-    finally:
-        engine.dispose()
+    upgrade(s)
     return s
 
 
 def upgrade(s: Store) -> None:
-    """Migrate a kept store to the current schema (nothing to do when it is current)."""
+    """Bring a store (new or kept from an earlier run) to the current schema; nothing to do when it is current."""
     from oai.store.engine import make_engine, upgrade as upgrade_schema
 
     engine = make_engine(s.url)

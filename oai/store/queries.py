@@ -200,7 +200,7 @@ def _binary_rows(conn, stmt, values: dict[str, object]) -> list:  # noqa: ANN001
     psycopg's own, on the same connection and in the same transaction. Rows are named tuples with
     the columns' names, as SQLAlchemy's rows are.
     """
-    compiled = _compiled_for_psycopg(stmt, conn.dialect)
+    compiled = _compiled(stmt, conn.dialect)
     cursor = conn.connection.driver_connection.cursor(binary=True, row_factory=_list_row_maker)
     try:
         return cursor.execute(compiled.string, compiled.construct_params(values)).fetchall()
@@ -208,19 +208,16 @@ def _binary_rows(conn, stmt, values: dict[str, object]) -> list:  # noqa: ANN001
         cursor.close()
 
 
-_COMPILED: dict[object, object] = {}
-_ListRow = namedtuple("_ListRow", "id identifier datestamp deleted set_specs xml about")
+@functools.cache
+def _compiled(stmt, dialect):  # noqa: ANN001, ANN202 - one per list shape, as _list_statement
+    return stmt.compile(dialect=dialect)
+
+
+_ListRow = namedtuple("_ListRow", [column.key for column in _LIST_COLUMNS + _META_COLUMNS])
 
 
 def _list_row_maker(_cursor):  # noqa: ANN001, ANN202 - a psycopg row factory
     return _ListRow._make
-
-
-def _compiled_for_psycopg(stmt, dialect):  # noqa: ANN001, ANN202
-    compiled = _COMPILED.get(stmt)
-    if compiled is None:
-        compiled = _COMPILED[stmt] = stmt.compile(dialect=dialect)
-    return compiled
 
 
 def list_items(
