@@ -10,7 +10,7 @@ from lxml import etree
 
 from oai.formats import dc, jats, registry
 from oai.formats.base import SCHEMAS_DIR, FormatError, Ingested, compile_schema, read_schema
-from oai.formats.safexml import parse_document
+from oai.formats.safexml import canonical_bytes, parse_document
 
 TESTS = Path(__file__).resolve().parent
 JATS_DIR = TESTS / "data" / "jats"
@@ -239,6 +239,39 @@ def test_schema_without_mathml_gives_the_wrappers_verdict_and_first_error(wrappe
                 assert got == expected, name(path)
                 compared, invalid = compared + 1, invalid + (expected is not None)
     assert compared >= 100 and invalid >= 60
+
+
+def test_served_bytes_are_those_of_the_namespaced_tree_with_its_verdict() -> None:
+    """The fast path (no-namespace tree, official schema, our namespace declared on the root) gives the
+    bytes, the verdict and the first error of moving every element into JATS_NS and validating that."""
+    breakages = (
+        lambda a: a.find("front").insert(0, etree.Element("bogus")),
+        lambda a: a.find("front").remove(a.find("front/journal-meta")),
+        lambda a: a.set("article-type", ""),
+        lambda a: a.find(".//article-meta").append(etree.Element("{http://www.w3.org/1998/Math/MathML}math")),
+        lambda a: a.find(".//article-meta").insert(0, etree.Element("article-id")),  # dangling nothing, invalid
+        lambda a: a.find(".//article-meta").append(etree.Element("xref", rid="nowhere")),  # dangling IDREF
+        # a default namespace inside (no-namespace children below it), xsi attributes: the slow path
+        lambda a: a.find(".//title-group").append(etree.fromstring(
+            '<x xmlns="http://example.org/x"><y xmlns=""/></x>')),
+        lambda a: a.set("{http://www.w3.org/2001/XMLSchema-instance}type", "article-type"),
+    )
+    compared, fast, invalid = 0, 0, 0
+    for path in SAMPLES:
+        normalised = jats.normalise(parse_document(path.read_bytes()))
+        for tree, idrefs in ((normalised, True), (jats.front_matter(normalised), False)):
+            variants = [tree]
+            for breakage in breakages:
+                variants.append(copy.deepcopy(tree))
+                breakage(variants[-1])
+            for variant in variants:
+                slow = jats.into_namespace(copy.deepcopy(variant))
+                error = jats._validate(slow, idrefs=idrefs)  # noqa: SLF001 - what the fast path must agree with
+                expected = (None, error) if error else (canonical_bytes(slow), None)
+                assert jats._served_bytes(copy.deepcopy(variant), idrefs=idrefs) == expected, name(path)  # noqa: SLF001
+                fast += jats._declaring_ours_suffices(canonical_bytes(jats._rooted(copy.deepcopy(variant))))  # noqa: SLF001
+                compared, invalid = compared + 1, invalid + (error is not None)
+    assert compared >= 350 and invalid >= 250 and fast == compared - 2 * 2 * len(SAMPLES)  # all but the last two
 
 
 def test_articles_with_mathml_are_validated_against_mathml_3() -> None:
@@ -547,8 +580,8 @@ def test_ingest_and_serve_leave_the_callers_tree_alone() -> None:
     assert etree.tostring(root) == before
     article = jats.normalise(root)
     normalised = etree.tostring(article)
-    served_tree, _warnings = jats.serve(article, full_text=True)
-    assert etree.tostring(article) == normalised and served_tree is not None
+    served, _warnings = jats.serve(article, full_text=True)
+    assert etree.tostring(article) == normalised and served is not None
     registry.preload()  # compiles nothing twice
 
 

@@ -237,8 +237,9 @@ def _unwrap(element: etree._Element) -> None:
     add_text(index + len(children), tail)
 
 
-def into_namespace(article: etree._Element) -> etree._Element:
-    """A self-contained article with its JATS elements in JATS_NS (consumes `article`'s content)."""
+def _served_nsmap(article: etree._Element) -> dict[str | None, str]:
+    """The namespaces a served article declares on its root: ours (default), xlink, MathML, ALI, then
+    any other prefix the article uses, so that the bytes stand alone."""
     nsmap = dict(_TOP_NSMAP)
     for prefix, uri in article.nsmap.items():
         if prefix is not None and prefix not in nsmap and uri not in nsmap.values():
@@ -248,6 +249,12 @@ def into_namespace(article: etree._Element) -> etree._Element:
             uri = etree.QName(element).namespace
             if uri not in nsmap.values():
                 nsmap[element.prefix] = uri
+    return nsmap
+
+
+def into_namespace(article: etree._Element) -> etree._Element:
+    """A self-contained article with its JATS elements in JATS_NS (consumes `article`'s content)."""
+    nsmap = _served_nsmap(article)
     served = etree.Element(_ARTICLE, attrib=article.attrib, nsmap=nsmap)
     served.text = article.text
     served.extend(list(article))
@@ -258,21 +265,70 @@ def into_namespace(article: etree._Element) -> etree._Element:
     return served
 
 
+def _rooted(article: etree._Element) -> etree._Element:
+    """The no-namespace article under a new root that declares what the served root will (but ours),
+    (consumes `article`'s content): the tree that _served_bytes() validates and writes."""
+    nsmap = _served_nsmap(article)
+    del nsmap[None]
+    root = etree.Element("article", attrib=article.attrib, nsmap=nsmap)
+    root.text = article.text
+    root.extend(list(article))
+    etree.cleanup_namespaces(root, top_nsmap=nsmap)
+    return root
+
+
+_OUR_ROOT = f'<article xmlns="{JATS_NS}"'.encode()
+_XSI_URI = XSI_NS.encode()
+
+
+def _declaring_ours_suffices(data: bytes) -> bool:
+    """True when the bytes of a _rooted() article, with JATS_NS declared on the root, are those of
+    into_namespace(): no default namespace is declared or undeclared inside, no xsi attribute
+    (xsi:type names a type by QName, which the default namespace would change)."""
+    return data.startswith((b"<article ", b"<article>", b"<article/")) and b'xmlns="' not in data and _XSI_URI not in data
+
+
+def _served_bytes(article: etree._Element, *, idrefs: bool) -> tuple[bytes | None, str | None]:
+    """(the canonical bytes of into_namespace(article), None) when it is valid, else (None, its first error).
+
+    Consumes `article`. Moving every element into JATS_NS one by one was the costliest step of
+    ingest after the crosswalk; instead the no-namespace tree is validated against the official
+    no-namespace XSD (which our schema includes unchanged under JATS_NS, so the verdict is the
+    same) and written with our namespace declared on its root: every element in no namespace is
+    then in JATS_NS, and the bytes are those into_namespace() gives. Where that could differ (a
+    default namespace declared inside the article, xsi attributes), the slow path is taken.
+    tests/test_formats_jats.py checks both the bytes and the verdicts against the slow path.
+    """
+    root = _rooted(article)
+    data = canonical_bytes(root)
+    if _declaring_ours_suffices(data):
+        error = _validate(root, idrefs=idrefs, plain=True)
+        return (None, error) if error else (_OUR_ROOT + data[len(b"<article"):], None)
+    served = into_namespace(root)
+    error = _validate(served, idrefs=idrefs)
+    return (None, error) if error else (canonical_bytes(served), None)
+
+
 _ARTICLE = f"{{{JATS_NS}}}article"
 _USES_MATHML = etree.XPath("boolean(//mml:* | //@mml:*)", namespaces={"mml": MML_NS})
 _MATHML_STAND_IN = "mathml-math-any.xsd"  # beside our schema
 
 
-@lru_cache(maxsize=1)
-def _schema_without_mathml() -> etree.XMLSchema:
-    """Our schema with the MathML 3 import pointed at a stand-in, for articles with no MathML in them.
+# The official no-namespace driver, which our schema includes under JATS_NS (a chameleon include).
+_PLAIN_SCHEMA_PATH = SCHEMAS_DIR / "jats-oai/1.4-publishing-mathml3/JATS-journalpublishing1-4-mathml3.xsd"
+
+
+@lru_cache(maxsize=2)
+def _schema_without_mathml(plain: bool = False) -> etree.XMLSchema:
+    """Our schema (plain: the official no-namespace one) with the MathML 3 import pointed at a
+    stand-in, for articles with no MathML in them.
 
     JATS refers to MathML only through mml:math, so such an article gets the official schema's
     verdict (tests check both); libxml2 compiles this in about 0.1 s, the MathML 3 models in about 5 s.
     """
-    tree = read_schema(FORMAT.schema_path)
+    tree = read_schema(_PLAIN_SCHEMA_PATH if plain else FORMAT.schema_path)
     (mathml,) = tree.getroot().iterfind(f"{{{XSD_NS}}}import[@namespace='{MML_NS}']")
-    mathml.set("schemaLocation", _MATHML_STAND_IN)
+    mathml.set("schemaLocation", "../" + _MATHML_STAND_IN if plain else _MATHML_STAND_IN)
     return schema_of(tree)
 
 
@@ -281,9 +337,13 @@ def validate(served: etree._Element) -> str | None:
     return _validate(served, idrefs=True)
 
 
-def _validate(served: etree._Element, *, idrefs: bool) -> str | None:
-    """validate(); idrefs=False when every IDREF is known to resolve (dangling ones dropped)."""
-    schema = compile_schema(FORMAT.schema_path) if _USES_MATHML(served) else _schema_without_mathml()
+def _validate(served: etree._Element, *, idrefs: bool, plain: bool = False) -> str | None:
+    """validate(); idrefs=False when every IDREF is known to resolve (dangling ones dropped);
+    plain=True for an article in no namespace, against the official no-namespace schema."""
+    if _USES_MATHML(served):
+        schema = compile_schema(_PLAIN_SCHEMA_PATH if plain else FORMAT.schema_path)
+    else:
+        schema = _schema_without_mathml(plain)
     error = first_error(schema, served)
     if error:
         return error.replace(f"{{{JATS_NS}}}", "")
@@ -301,12 +361,12 @@ def _dangling_idref(tree: etree._Element) -> str | None:
     return None
 
 
-def serve(article: etree._Element, *, full_text: bool) -> tuple[etree._Element | None, list[str]]:
-    """The namespaced JATS to serve for a normalised article (or None), and warnings why not."""
+def serve(article: etree._Element, *, full_text: bool) -> tuple[bytes | None, list[str]]:
+    """The bytes of the namespaced JATS to serve for a normalised article (or None), and warnings why not."""
     return _serve(copy.deepcopy(article), full_text=full_text)
 
 
-def _serve(article: etree._Element, *, full_text: bool) -> tuple[etree._Element | None, list[str]]:
+def _serve(article: etree._Element, *, full_text: bool) -> tuple[bytes | None, list[str]]:
     """serve(), consuming `article`: its content moves into what is served (no copy of it)."""
     warnings: list[str] = []
     version = article.get("dtd-version")
@@ -314,27 +374,25 @@ def _serve(article: etree._Element, *, full_text: bool) -> tuple[etree._Element 
     if unknown_version:
         warnings.append(f"jats: dtd-version {version!r} is not a JATS 1.4 value; left out of the served copy")
 
-    def namespaced(tree: etree._Element) -> etree._Element:
+    def served(tree: etree._Element, *, idrefs: bool) -> tuple[bytes | None, str | None]:
         if unknown_version:
             del tree.attrib["dtd-version"]
-        return into_namespace(tree)
+        return _served_bytes(tree, idrefs=idrefs)
 
     if full_text and any(child.tag in _BEYOND_FRONT for child in article):
         front = article.find("front")
         spare = copy.deepcopy(front) if front is not None else None  # in case the full text fails
         shell = etree.Element(article.tag, attrib=dict(article.attrib), nsmap=article.nsmap)
-        served = namespaced(article)  # consumes article
-        error = validate(served)
-        if error is None:
-            return served, warnings
+        data, error = served(article, idrefs=True)  # consumes article
+        if data is not None:
+            return data, warnings
         warnings.append(f"jats: full text not valid against JATS Publishing 1.4 ({error}); serving front matter only")
         if spare is not None:
             shell.append(spare)
         article = shell
-    served = namespaced(_front_matter(article, consume=True))
-    error = _validate(served, idrefs=False)
-    if error is None:
-        return served, warnings
+    data, error = served(_front_matter(article, consume=True), idrefs=False)
+    if data is not None:
+        return data, warnings
     warnings.append(f"jats: front matter not valid against JATS Publishing 1.4 ({error}); no jats record, oai_dc only")
     return None, warnings
 
@@ -359,7 +417,7 @@ class Jats:
     def warm(self) -> None:
         """The schema facts, the schema for articles without MathML, and oai_dc's (the full one stays lazy)."""
         _facts()
-        _schema_without_mathml()
+        _schema_without_mathml(True)  # positional, as _validate() calls it: lru_cache keys differ otherwise
         dc.FORMAT.warm()
 
     def ingest(self, root: etree._Element, *, full_text: bool = True, consume: bool = False) -> Ingested:
@@ -376,7 +434,7 @@ class Jats:
             raise FormatError(f"crosswalk JATS -> oai_dc produced invalid oai_dc: {exc}") from None
         served, warnings = _serve(article, full_text=full_text)  # the crosswalk is done with article
         if served is not None:
-            metadata[self.prefix] = canonical_bytes(served)
+            metadata[self.prefix] = served
         return Ingested(metadata=metadata, citation=facts, warnings=tuple(warnings))
 
 
