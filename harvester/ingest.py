@@ -22,8 +22,8 @@ from harvester.parse import Broken, UpstreamRecord
 from harvester.sources import SourceView
 from oai.formats import registry
 from oai.formats.base import MetadataFormat
-from oai.store.models import Quarantine, Record, Source
-from oai.store.records import Change, RecordIn, ensure_sets, upsert_records
+from oai.store.models import Quarantine, Source
+from oai.store.records import Change, RecordIn, ensure_sets, existing_records, upsert_records
 from oai.store.validation import check_identifier, check_set_spec
 
 DC_PREFIX = "oai_dc"
@@ -166,7 +166,7 @@ class Ingestor:
         out = PageOutcome()
         out.seen = len(ready) + len(broken)
         out.datestamps = [p.upstream.header.datestamp for p in ready]
-        existing = self._existing(session, [p.identifier for p in ready])
+        existing = existing_records(session, [p.identifier for p in ready])
         items, clashes = [], []
         for prep in ready:
             row = existing.get(prep.identifier)
@@ -192,7 +192,7 @@ class Ingestor:
                     names[spec] = self.set_names[upstream_spec]
         if names:
             ensure_sets(session, names)
-        counts = Counter(upsert_records(session, items, now=now))
+        counts = Counter(upsert_records(session, items, now=now, existing=existing))
         out.new, out.updated = counts[Change.NEW], counts[Change.UPDATED]
         out.deleted, out.unchanged = counts[Change.DELETED], counts[Change.UNCHANGED]
         resolved = [i.upstream_identifier for i in items if i.upstream_identifier]
@@ -229,16 +229,6 @@ class Ingestor:
             citation=prep.citation, about=about, source_id=self.source.id,
             upstream_identifier=header.identifier, upstream_datestamp=header.datestamp,
         )
-
-    def _existing(self, session: Session, identifiers: list[str]) -> dict:
-        found = {}
-        for i in range(0, len(identifiers), 500):
-            chunk = identifiers[i:i + 500]
-            stmt = select(Record.identifier, Record.source_id, Record.digest, Record.harvested_at,
-                          Record.upstream_identifier).where(Record.identifier.in_(chunk))
-            for row in session.execute(stmt):
-                found[row.identifier] = row
-        return found
 
     def _owner(self, session: Session, source_id: int | None) -> str:
         if source_id is None:

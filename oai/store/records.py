@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
+from typing import NamedTuple
 
 from sqlalchemy import DateTime, Table, bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
@@ -67,6 +68,9 @@ def ancestors(spec: str) -> tuple[str, ...]:
     return tuple(":".join(parts[: i + 1]) for i in range(len(parts)))
 
 
+_SET_IDS = select(OAISet.spec, OAISet.id).where(OAISet.spec.in_(bindparam("specs", expanding=True)))
+
+
 def ensure_sets(session: Session, names: Mapping[str, str | None]) -> dict[str, int]:
     """Create missing sets (and their ancestors); returns spec -> id. Existing names are kept."""
     wanted: dict[str, str | None] = {}
@@ -77,9 +81,8 @@ def ensure_sets(session: Session, names: Mapping[str, str | None]) -> dict[str, 
     ids: dict[str, int] = {}
     specs = sorted(wanted)
     for i in range(0, len(specs), CHUNK):
-        chunk = specs[i : i + CHUNK]
-        for row in session.execute(select(OAISet.spec, OAISet.id).where(OAISet.spec.in_(chunk))):
-            ids[row.spec] = row.id
+        for spec, sid in session.execute(_SET_IDS, {"specs": specs[i : i + CHUNK]}):
+            ids[spec] = sid
     missing = [s for s in specs if s not in ids]
     if missing:
         rows = session.execute(
@@ -99,14 +102,20 @@ def set_info(session: Session, spec: str, name: str, description: str | None = N
 
 
 def upsert_records(
-    session: Session, items: Sequence[RecordIn], *, now: datetime | None = None
+    session: Session, items: Sequence[RecordIn], *, now: datetime | None = None,
+    existing: Mapping[str, Existing] | None = None,
 ) -> list[Change]:
-    """Write a batch in the caller's transaction; returns one Change per item, in order."""
+    """Write a batch in the caller's transaction; returns one Change per item, in order.
+
+    `existing`: what existing_records() gave for these identifiers in this transaction, when the
+    caller has already asked (the harvester does, to find identifier clashes).
+    """
     now = now or utcnow()
     latest: dict[str, RecordIn] = {}
     for item in items:  # within one batch the last version of an identifier wins
         latest[item.identifier] = item
-    existing = _existing(session, list(latest))
+    if existing is None:
+        existing = existing_records(session, list(latest))
     set_ids = ensure_sets(session, {s: None for it in latest.values() for s in it.sets})
 
     outcome: dict[str, Change] = {}
@@ -217,22 +226,29 @@ def delete_record(session: Session, identifier: str, *, now: datetime | None = N
     return upsert_records(session, [item], now=now)[0]
 
 
-@dataclass(frozen=True)
-class _Existing:
+class Existing(NamedTuple):
+    """What the write path needs to know of a stored record."""
+
+    identifier: str
     id: int
     digest: str
     deleted: bool
+    source_id: int | None
+    upstream_identifier: str | None
+    harvested_at: datetime | None
 
 
-def _existing(session: Session, identifiers: list[str]) -> dict[str, _Existing]:
-    found: dict[str, _Existing] = {}
+_EXISTING = (select(Record.identifier, Record.id, Record.digest, Record.deleted, Record.source_id,
+                    Record.upstream_identifier, Record.harvested_at)
+             .where(Record.identifier.in_(bindparam("identifiers", expanding=True))))
+
+
+def existing_records(session: Session, identifiers: Sequence[str]) -> dict[str, Existing]:
+    """The stored records among `identifiers`, by identifier (one statement, built once, per CHUNK)."""
+    found: dict[str, Existing] = {}
     for i in range(0, len(identifiers), CHUNK):
-        chunk = identifiers[i : i + CHUNK]
-        rows = session.execute(
-            select(Record.identifier, Record.id, Record.digest, Record.deleted).where(Record.identifier.in_(chunk))
-        )
-        for r in rows:
-            found[r.identifier] = _Existing(r.id, r.digest, r.deleted)
+        for row in session.execute(_EXISTING, {"identifiers": identifiers[i : i + CHUNK]}):
+            found[row[0]] = Existing(*row)
     return found
 
 
