@@ -251,3 +251,19 @@ def test_a_supported_format_nobody_has_is_no_records_match(engine, live_server, 
     write(engine, [dc_record("oai:example.org:dc-only")], T0)
     _, root = get(live_server(), verb=verb, metadataPrefix="jats")
     assert errors(root) == ["noRecordsMatch"]
+
+
+def test_a_page_of_many_jats_articles_is_valid_as_one_document(engine, live_server) -> None:
+    """Articles reuse the same IDs (aff1, fn1, ...): a page holding several of them must still validate
+    against OAI-PMH.xsd with the advertised schema, where IDs are unique per document (cvc-id.2)."""
+    from pathlib import Path
+
+    from oai.loader import load
+
+    loaded = load(engine, [str(Path(__file__).resolve().parent / "data" / "jats")],
+                  repository_identifier="example.org", workers=1)
+    assert loaded.new >= 20 and not loaded.failed
+    _, root = get(live_server(page_size=100), verb="ListRecords", metadataPrefix="jats")  # validated whole
+    articles = [r.find("oai:metadata", X)[0] for r in root.iterfind("oai:ListRecords/oai:record", X)]
+    ids = [i for a in articles for i in a.xpath(".//@id")]
+    assert len(articles) >= 18 and len(ids) > len(set(ids))  # the same IDs, in more than one article

@@ -46,6 +46,13 @@ def ingested() -> dict[str, Ingested]:
 
 @pytest.fixture(scope="module")
 def wrapper() -> etree.XMLSchema:
+    """The namespaced schema records are validated against (the official declarations, unmodified)."""
+    return compile_schema(jats.STRICT_SCHEMA_PATH)
+
+
+@pytest.fixture(scope="module")
+def advertised() -> etree.XMLSchema:
+    """The schema ListMetadataFormats names: the wrapper, with ID types widened for many-article pages."""
     return compile_schema(SCHEMAS_DIR / jats.SCHEMA_RELPATH)
 
 
@@ -164,9 +171,48 @@ def article(body: str, namespace: str = J) -> etree._Element:
 
 
 def test_wrapper_compiles_offline_with_an_empty_error_log(wrapper: etree.XMLSchema) -> None:
-    again = etree.XMLSchema(etree.parse(str(SCHEMAS_DIR / jats.SCHEMA_RELPATH), etree.XMLParser(no_network=True)))
-    assert len(again.error_log) == 0
+    for path in (SCHEMAS_DIR / jats.SCHEMA_RELPATH, jats.STRICT_SCHEMA_PATH):
+        again = etree.XMLSchema(etree.parse(str(path), etree.XMLParser(no_network=True)))
+        assert len(again.error_log) == 0, path
     assert jats.FORMAT.schema_path == SCHEMAS_DIR / "jats-oai/jats-publishing-1.4-oai.xsd"
+
+
+def test_the_advertised_schema_is_the_official_one_with_id_types_widened_and_nothing_else() -> None:
+    """relaxed-ids/ holds copies whose only change is the type of ID, IDREF and IDREFS attributes
+    (and a comment saying so): a drifted or hand-edited copy fails here."""
+    jats_dir = SCHEMAS_DIR / "jats-oai"
+    copies = {
+        "JATS-journalpublishing1-4-mathml3-elements.xsd": "1.4-publishing-mathml3/JATS-journalpublishing1-4-mathml3-elements.xsd",
+        "mathml3-common.xsd": "1.4-publishing-mathml3/standard-modules/mathml3/mathml3-common.xsd",
+        "module-ali-jats-oai.xsd": "module-ali-jats-oai.xsd",
+    }
+    widened = (('type="xsd:IDREFS"', 'type="xsd:NMTOKENS"'), ('type="xsd:IDREF"', 'type="xsd:NCName"'),
+               ('type="xsd:ID"', 'type="xsd:NCName"'), ('type="xs:ID"', 'type="xs:NCName"'))
+    for copy_name, original in copies.items():
+        expected = (jats_dir / original).read_text(encoding="utf-8")
+        changes = sum(expected.count(old) for old, _ in widened)
+        for old, new in widened:
+            expected = expected.replace(old, new)
+        got = (jats_dir / "relaxed-ids" / copy_name).read_text(encoding="utf-8")
+        note_start = got.index("<!--* jats-oai: MODIFIED copy of")
+        got = got[:note_start] + got[got.index("*-->", note_start) + len("*-->\n"):]
+        assert got == expected and changes > 0, copy_name
+    assert "ID" not in "".join(etree.parse(str(p)).xpath("string(//@type[contains(., 'ID')])")
+                               for p in (jats_dir / "relaxed-ids").glob("*.xsd"))
+
+
+def test_the_advertised_schema_differs_from_the_strict_one_only_in_id_uniqueness(
+    wrapper: etree.XMLSchema, advertised: etree.XMLSchema
+) -> None:
+    for path in SAMPLES:
+        normalised = jats.normalise(parse_document(path.read_bytes()))
+        for tree in (normalised, jats.front_matter(normalised)):
+            served = jats.into_namespace(copy.deepcopy(tree))
+            assert wrapper.validate(served) == advertised.validate(served), name(path)
+    twice = article('<contrib-group><contrib><string-name>A</string-name><xref ref-type="aff" rid="a1"/></contrib>'
+                    '<aff id="a1">X</aff><aff id="a1">Y</aff></contrib-group>')
+    assert not wrapper.validate(twice) and "a1" in str(wrapper.error_log[0].message)
+    assert advertised.validate(twice), advertised.error_log
 
 
 def test_wrapper_really_validates_what_we_send(wrapper: etree.XMLSchema) -> None:

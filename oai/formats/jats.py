@@ -10,9 +10,10 @@ JATS 1.4 does not know it, e.g. NLM "2.3"); comments, PIs, xsi hints and whitesp
 element-only content dropped, so that the bytes are canonical. OAI-PMH needs a namespaced root and
 JATS has none, so we follow PubMed Central's form (https://jats.nlm.nih.gov/ns/archiving/1.3/ for
 pmc/pmc_fm) and name what we validate: Journal Publishing 1.4 (MathML 3). The schema is ours,
-schemas/jats-oai/jats-publishing-1.4-oai.xsd: a chameleon include of the unmodified official
-XSD. schema_url is None because only we publish it: the web layer advertises
-<base>/schemas/<schema_relpath>.
+schemas/jats-oai/jats-publishing-1.4-oai.xsd: a chameleon include of the official XSD with ID,
+IDREF and IDREFS typed as names (IDs are unique per document, and a response holds many articles);
+records are validated against the unmodified official XSD. schema_url is None because only we
+publish it: the web layer advertises <base>/schemas/<schema_relpath>.
 
 Archiving-style element orders that Publishing 1.4 forbids are repaired where moving changes no
 meaning (normalise: <contrib-id> to the start of its <contrib>, group information before the
@@ -314,8 +315,11 @@ _USES_MATHML = etree.XPath("boolean(//mml:* | //@mml:*)", namespaces={"mml": MML
 _MATHML_STAND_IN = "mathml-math-any.xsd"  # beside our schema
 
 
-# The official no-namespace driver, which our schema includes under JATS_NS (a chameleon include).
+# The official no-namespace driver, which our schemas include under JATS_NS (a chameleon include).
 _PLAIN_SCHEMA_PATH = SCHEMAS_DIR / "jats-oai/1.4-publishing-mathml3/JATS-journalpublishing1-4-mathml3.xsd"
+# The namespaced schema records are validated against: the advertised one, but with the official ID
+# types (the advertised one widens them so that a page of many articles is valid as one document).
+STRICT_SCHEMA_PATH = SCHEMAS_DIR / "jats-oai/jats-publishing-1.4-oai-strict.xsd"
 
 
 @lru_cache(maxsize=2)
@@ -326,14 +330,14 @@ def _schema_without_mathml(plain: bool = False) -> etree.XMLSchema:
     JATS refers to MathML only through mml:math, so such an article gets the official schema's
     verdict (tests check both); libxml2 compiles this in about 0.1 s, the MathML 3 models in about 5 s.
     """
-    tree = read_schema(_PLAIN_SCHEMA_PATH if plain else FORMAT.schema_path)
+    tree = read_schema(_PLAIN_SCHEMA_PATH if plain else STRICT_SCHEMA_PATH)
     (mathml,) = tree.getroot().iterfind(f"{{{XSD_NS}}}import[@namespace='{MML_NS}']")
     mathml.set("schemaLocation", "../" + _MATHML_STAND_IN if plain else _MATHML_STAND_IN)
     return schema_of(tree)
 
 
 def validate(served: etree._Element) -> str | None:
-    """The first error of namespaced JATS against the schema we advertise, or None."""
+    """The first error of namespaced JATS against the strict form of the schema we advertise, or None."""
     return _validate(served, idrefs=True)
 
 
@@ -341,7 +345,7 @@ def _validate(served: etree._Element, *, idrefs: bool, plain: bool = False) -> s
     """validate(); idrefs=False when every IDREF is known to resolve (dangling ones dropped);
     plain=True for an article in no namespace, against the official no-namespace schema."""
     if _USES_MATHML(served):
-        schema = compile_schema(_PLAIN_SCHEMA_PATH if plain else FORMAT.schema_path)
+        schema = compile_schema(_PLAIN_SCHEMA_PATH if plain else STRICT_SCHEMA_PATH)
     else:
         schema = _schema_without_mathml(plain)
     error = first_error(schema, served)
