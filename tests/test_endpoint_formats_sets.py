@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import posixpath
 from datetime import timedelta
 
+import pytest
 from endpoint_helpers import (
     T0,
     X,
@@ -54,6 +56,40 @@ def test_all_formats_of_the_repository(engine, live_server) -> None:
     reply = fetch(server, schema.removeprefix(server.root))
     assert reply.status == 200
     assert etree.fromstring(reply.body).tag == "{http://www.w3.org/2001/XMLSchema}schema"
+
+
+@pytest.mark.parametrize(("base_url", "expected_root"), [
+    ("https://oai.example.org/oai", "https://oai.example.org"),
+    ("https://example.org/repository/oai", "https://example.org/repository"),  # mounted below a path
+])
+def test_our_schema_is_advertised_at_the_configured_base_url(engine, live_server, base_url: str,
+                                                              expected_root: str) -> None:
+    """Behind a proxy the request's Host is an internal one; the public address is OAI_BASE_URL."""
+    _, root = get(live_server(base_url=base_url), verb="ListMetadataFormats")
+    assert formats_of(root)["jats"][1] == f"{expected_root}/schemas/{FORMATS['jats'].schema_relpath}"
+    assert root.findtext("oai:request", namespaces=X) == base_url
+
+
+def test_the_advertised_jats_schema_compiles_from_what_we_serve(engine, live_server, tmp_path) -> None:
+    """Every file the advertised schema includes or imports is served beside it (fetched here into a
+    folder of the same shape, then compiled offline)."""
+    server = live_server()
+    _, root = get(server, verb="ListMetadataFormats")
+    url = formats_of(root)["jats"][1]
+    todo, got = [url.removeprefix(f"{server.root}/schemas/")], set()
+    while todo:
+        name = todo.pop()
+        if name in got:
+            continue
+        reply = fetch(server, f"/schemas/{name}")
+        assert reply.status == 200, name
+        got.add(name)
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(reply.body)
+        for location in etree.fromstring(reply.body).xpath("//@schemaLocation"):
+            todo.append(posixpath.normpath(posixpath.join(posixpath.dirname(name), location)))
+    schema = etree.XMLSchema(etree.parse(str(tmp_path / url.removeprefix(f"{server.root}/schemas/"))))
+    assert len(schema.error_log) == 0 and any("relaxed-ids/" in n for n in got) and len(got) >= 8
 
 
 def test_formats_of_one_item_are_the_ones_it_has(engine, live_server) -> None:

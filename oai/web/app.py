@@ -12,6 +12,7 @@ import zlib
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from flask import Flask, Response, abort, current_app, g, jsonify, request, send_from_directory
 from sqlalchemy import select, text
@@ -67,6 +68,17 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
     def base_url() -> str:
         return cfg.base_url or request.base_url
 
+    def site_root() -> str:
+        """Where this app's /schemas/ are seen from outside: the configured baseURL without the
+        endpoint path (behind a proxy, the request's own host may be an internal one), else the host asked."""
+        if cfg.base_url:
+            configured = cfg.base_url.rstrip("/")
+            if cfg.endpoint_path != "/" and configured.endswith(cfg.endpoint_path):
+                return configured[: -len(cfg.endpoint_path)]
+            parts = urlsplit(configured)
+            return f"{parts.scheme}://{parts.netloc}"
+        return request.host_url.rstrip("/")
+
     # Built once per base URL (and formats per host and set of foreign formats), not per request.
     # Both come from the request's Host when not configured, so the caches are kept small.
     repositories: dict[str, Repository] = {}
@@ -93,7 +105,7 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
                 FormatInfo(r.prefix, r.namespace, r.schema) for r in session.scalars(select(ForeignFormat))
             )
             foreign["at"] = time.monotonic()
-        root = request.host_url.rstrip("/")
+        root = site_root()
         key = (root, foreign["rows"])
         found = known_formats.get(key)
         if found is None:
