@@ -4,6 +4,7 @@ by set (2.7.2), deleted records (2.5.1), over HTTP on both databases.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import pytest
@@ -267,3 +268,36 @@ def test_a_page_of_many_jats_articles_is_valid_as_one_document(engine, live_serv
     articles = [r.find("oai:metadata", X)[0] for r in root.iterfind("oai:ListRecords/oai:record", X)]
     ids = [i for a in articles for i in a.xpath(".//@id")]
     assert len(articles) >= 18 and len(ids) > len(set(ids))  # the same IDs, in more than one article
+
+
+@pytest.mark.parametrize("verb", LISTS)
+def test_a_format_withdrawn_from_an_item_is_served_as_deleted_in_that_format(engine, live_server, verb: str) -> None:
+    """OAI-PMH 2.5.1: "deleted" is the withdrawal of the metadata format for the item. An article whose
+    new version is no longer valid JATS keeps oai_dc only; a jats harvester must see its jats record
+    deleted (at the new datestamp), not silently keep the old one (deletedRecord is persistent)."""
+    article = jats_record("oai:example.org:article")
+    write(engine, [article], T0)
+    later = T0 + timedelta(days=1)
+    write(engine, [replace(article, metadata={"oai_dc": article.metadata["oai_dc"]})], later)
+    server = live_server()
+    for args in ({}, {"from": stamp(later)}):
+        _, root = get(server, verb=verb, metadataPrefix="jats", **args)
+        (header,) = headers(root)
+        assert header.identifier == "oai:example.org:article" and header.deleted and header.datestamp == stamp(later)
+        assert root.find(f"oai:{verb}/oai:record/oai:metadata", X) is None
+    _, root = get(server, verb="GetRecord", identifier="oai:example.org:article", metadataPrefix="jats")
+    assert headers(root)[0].deleted and root.find("oai:GetRecord/oai:record/oai:metadata", X) is None
+    _, root = get(server, verb=verb, metadataPrefix="oai_dc")
+    assert not headers(root)[0].deleted  # the item and its other format are still there
+    _, root = get(server, verb="ListMetadataFormats", identifier="oai:example.org:article")
+    assert errors(root) == []
+    # the same version again changes nothing; a valid article again brings jats back
+    with transaction(engine) as session:
+        from oai.store.records import Change, upsert_records
+
+        again = upsert_records(session, [replace(article, metadata={"oai_dc": article.metadata["oai_dc"]})],
+                               now=later + timedelta(days=1))
+        assert again == [Change.UNCHANGED]
+    write(engine, [article], later + timedelta(days=2))
+    _, root = get(server, verb=verb, metadataPrefix="jats")
+    assert not headers(root)[0].deleted and headers(root)[0].datestamp == stamp(later + timedelta(days=2))

@@ -11,7 +11,7 @@ from collections import namedtuple
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Row, and_, bindparam, case, func, select, tuple_
+from sqlalchemy import Row, and_, bindparam, case, func, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from oai.store.models import OAISet, Record, RecordMetadata, RecordSet, Source
@@ -76,10 +76,15 @@ def record_prefixes(session: Session, record_id: int) -> list[str]:
     return sorted(session.scalars(stmt))
 
 
+# Deleted in the format asked for: the whole record, or this format withdrawn from it (its row kept
+# without bytes, see records._replace_children).
+_DELETED_IN_FORMAT = or_(Record.deleted, RecordMetadata.xml.is_(None)).label("deleted")
+
+
 def get_item(session: Session, identifier: str, prefix: str) -> Item | None:
     """The record in `prefix`, or None when the record does not exist or lacks that format."""
     row = session.execute(
-        select(Record.id, Record.identifier, Record.datestamp, Record.deleted, Record.set_specs,
+        select(Record.id, Record.identifier, Record.datestamp, _DELETED_IN_FORMAT, Record.set_specs,
                RecordMetadata.xml, RecordMetadata.about)
         .join(RecordMetadata, and_(RecordMetadata.record_id == Record.id, RecordMetadata.prefix == prefix))
         .where(Record.identifier == identifier)
@@ -91,7 +96,7 @@ def get_item(session: Session, identifier: str, prefix: str) -> Item | None:
 # metadata or not): each shape is built and compiled once, then executed with bound values.
 _DATESTAMP = Record.__table__.c.datestamp.type
 _ID = Record.__table__.c.id.type
-_LIST_COLUMNS = (Record.id, Record.identifier, Record.datestamp, Record.deleted, Record.set_specs)
+_LIST_COLUMNS = (Record.id, Record.identifier, Record.datestamp, _DELETED_IN_FORMAT, Record.set_specs)
 _META_COLUMNS = (RecordMetadata.xml, RecordMetadata.about)
 
 

@@ -287,7 +287,8 @@ def _write_children(
 def _replace_children(
     session: Session, pairs: list[tuple[int, RecordIn]], set_ids: Mapping[str, int], now: datetime
 ) -> None:
-    """Replace metadata and memberships; a tombstone keeps the prefixes it had (without bytes)."""
+    """Replace metadata and memberships; a tombstone keeps the prefixes it had (without bytes), and so
+    does a format the new version no longer has: it is served as deleted in that format (OAI-PMH 2.5.1)."""
     ids = [rid for rid, _ in pairs]
     kept: dict[int, set[str]] = {}
     for i in range(0, len(ids), CHUNK):
@@ -303,5 +304,8 @@ def _replace_children(
         if item.deleted:
             prefixes = set(item.metadata) | kept.get(rid, set())
             item = RecordIn(**{**item.__dict__, "metadata": {p: b"" for p in sorted(prefixes)}})
+        elif kept.get(rid, set()) - set(item.metadata):
+            withdrawn = {p: None for p in sorted(kept[rid] - set(item.metadata))}
+            item = RecordIn(**{**item.__dict__, "metadata": {**item.metadata, **withdrawn}})
         rewritten.append((rid, item))
     _write_children(session, rewritten, set_ids, now)
