@@ -34,6 +34,8 @@ from oai.formats import registry
 from oai.formats.base import FormatError
 from oai.formats.safexml import canonical_bytes
 
+XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
+
 T = TypeVar("T")
 
 # Below this many records a page is done in the calling thread: shipping it costs more than it saves.
@@ -77,16 +79,35 @@ def canonicalise(job: Job) -> Canonical:
         return _refused(f"the metadata is {fmt.prefix} (root {element.tag}), but this source is "
                         f"harvested as {job.source_prefix}")
     original = canonical_bytes(element)
+    # A format only we publish is stored without a schema hint (the server adds the one for its own
+    # address), so the hint the upstream gave (ours, when harvesting another of our servers) is no change.
+    unhinted = _without_schema_hints(element) if fmt.schema_url is None else None
     try:
         ingested = fmt.ingest(element, full_text=True, consume=True)
     except FormatError as exc:
         return _refused(f"{fmt.prefix} metadata refused: {exc}")
     altered = {p: True for p in ingested.metadata}  # derived formats (oai_dc from JATS) are altered
     if fmt.prefix in ingested.metadata:
-        altered[fmt.prefix] = repaired or not _equivalent(original, ingested.metadata[fmt.prefix])
+        ours = ingested.metadata[fmt.prefix]
+        altered[fmt.prefix] = repaired or not (unhinted == ours or _equivalent(original, ours))
     # vars(), not asdict(): asdict deep-copies every value, and Citation holds only str and tuples
     citation = json.dumps(vars(ingested.citation), ensure_ascii=False, sort_keys=True)
     return Canonical(dict(ingested.metadata), altered, citation, job.repairs + tuple(ingested.warnings))
+
+
+_HINTS = (f"{{{XSI_NS}}}schemaLocation", f"{{{XSI_NS}}}noNamespaceSchemaLocation")
+
+
+def _without_schema_hints(element: etree._Element) -> bytes | None:
+    """The canonical bytes of `element` once the schema hints on it are removed (from it), or None if it
+    has none. A hint says where a schema is, not what the record says."""
+    attributes = element.attrib
+    if not any(name in attributes for name in _HINTS):
+        return None
+    for name in _HINTS:
+        attributes.pop(name, None)
+    etree.cleanup_namespaces(element)
+    return canonical_bytes(element)
 
 
 def _refused(reason: str) -> Canonical:

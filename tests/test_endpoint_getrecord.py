@@ -38,12 +38,22 @@ def test_get_record_serves_header_and_metadata(store, live_server) -> None:
     assert dc.findtext("dc:identifier", namespaces=DC) == "oai:example.org:dc"
 
 
+XSI_LOCATION = "{http://www.w3.org/2001/XMLSchema-instance}schemaLocation"
+
+
 def test_get_record_in_each_format_the_item_has(store, live_server) -> None:
+    """Every metadata part carries xsi:schemaLocation (OAI-PMH 2.5): jats names our schema on this host."""
     server = live_server()
-    _, root = get(server, verb="GetRecord", identifier="oai:example.org:article", metadataPrefix="jats")
-    assert root.find("oai:GetRecord/oai:record/oai:metadata", X)[0].tag == FORMATS["jats"].root_tag
-    _, root = get(server, verb="GetRecord", identifier="oai:example.org:article", metadataPrefix="oai_dc")
-    assert root.find("oai:GetRecord/oai:record/oai:metadata", X)[0].tag == FORMATS["oai_dc"].root_tag
+    _, formats = get(server, verb="ListMetadataFormats")
+    schemas = {f.findtext("oai:metadataPrefix", namespaces=X): (f.findtext("oai:metadataNamespace", namespaces=X),
+                                                                f.findtext("oai:schema", namespaces=X))
+               for f in formats.iterfind("oai:ListMetadataFormats/oai:metadataFormat", X)}
+    for prefix in ("jats", "oai_dc"):
+        for verb, args in (("GetRecord", {"identifier": "oai:example.org:article"}), ("ListRecords", {})):
+            _, root = get(server, verb=verb, metadataPrefix=prefix, **args)
+            payloads = [m[0] for m in root.iterfind(f"oai:{verb}/oai:record/oai:metadata", X)]
+            assert payloads and all(p.tag == FORMATS[prefix].root_tag for p in payloads)
+            assert {p.get(XSI_LOCATION) for p in payloads} == {" ".join(schemas[prefix])}, (prefix, verb)
 
 
 def test_identifiers_with_reserved_characters_round_trip(store, live_server) -> None:

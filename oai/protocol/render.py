@@ -43,7 +43,8 @@ def text(value: object) -> str:
 
 
 def _head(ctx: Context, request_attrs: Mapping[str, str], stylesheet: str | None) -> str:
-    attrs = "".join(f' {k}="{text(v)}"' for k, v in request_attrs.items())
+    # 3.2: the attribute values must be the request's values; one XML cannot carry (a NUL, say) is left out.
+    attrs = "".join(f' {k}="{text(v)}"' for k, v in request_attrs.items() if _ILLEGAL.search(str(v)) is None)
     pi = f'<?xml-stylesheet type="text/xsl" href="{text(stylesheet)}"?>\n' if stylesheet else ""
     return (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
@@ -92,10 +93,22 @@ def _header(item: Item) -> str:
     )
 
 
-def _record(item: Item) -> bytes:
+def _metadata(add, xml: bytes, stamp: tuple[bytes, bytes] | None) -> None:  # noqa: ANN001
+    """<metadata> with the stored bytes, with the schema hint `stamp` adds on their root (verbs.FormatInfo)."""
+    add(b"<metadata>")
+    if stamp is not None and xml[: len(stamp[0])] == stamp[0] and xml.find(b"xmlns:xsi=", 0, xml.find(b">")) < 0:
+        add(stamp[0])
+        add(stamp[1])
+        add(memoryview(xml)[len(stamp[0]) :])
+    else:
+        add(xml)
+    add(b"</metadata>")
+
+
+def _record(item: Item, stamp: tuple[bytes, bytes] | None) -> bytes:
     parts = [b"<record>", _header(item).encode("utf-8")]
     if not item.deleted and item.xml:
-        parts += [b"<metadata>", item.xml, b"</metadata>"]
+        _metadata(parts.append, item.xml, stamp)
     if item.about:
         parts += [b"<about>", item.about, b"</about>"]
     parts.append(b"</record>\n")
@@ -106,6 +119,7 @@ def _list(verb: str, result: ListResult, parts: list[bytes], headers: list[bytes
     """Append a list page to `parts`, straight from its rows; each header also goes to `headers`."""
     add, seen = parts.append, headers.append
     add(f"<{verb}>\n".encode())
+    stamp = result.stamp
     if result.with_metadata:
         for row in result.items:
             head = _header_text(row[1], row[2], row[3], row[4]).encode("utf-8")
@@ -114,9 +128,7 @@ def _list(verb: str, result: ListResult, parts: list[bytes], headers: list[bytes
             add(head)
             xml, about = row[5], row[6]
             if xml and not row[3]:
-                add(b"<metadata>")
-                add(xml)
-                add(b"</metadata>")
+                _metadata(add, xml, stamp)
             if about:
                 add(b"<about>")
                 add(about)
@@ -222,7 +234,7 @@ def render(ctx: Context, verb: str, args: Mapping[str, str], result: object,
     elif isinstance(result, SetsResult):
         parts.append(_sets(result).encode("utf-8"))
     elif isinstance(result, RecordResult):
-        record = _record(result.item)
+        record = _record(result.item, result.stamp)
         headers.append(_header(result.item).encode("utf-8"))
         parts.append(b"<GetRecord>" + record + b"</GetRecord>\n")
     else:  # pragma: no cover - a programming error, not a protocol error

@@ -29,11 +29,26 @@ from oai.store import queries
 from oai.store.models import OAISet
 
 
+XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
+
+
 @dataclass(frozen=True)
 class FormatInfo:
     prefix: str
     namespace: str
     schema: str
+    # The stored bytes' root start ("<article") when they carry no schema hint: the schema of a format
+    # only we publish is on our own host, known when serving, not at ingest. OAI-PMH 2.5 asks every
+    # metadata part for xmlns:xsi and xsi:schemaLocation; `stamp` adds them.
+    unhinted_root: bytes | None = None
+
+    @property
+    def stamp(self) -> tuple[bytes, bytes] | None:
+        """(root start, the attributes to add right after it), or None when the bytes are served as stored."""
+        if self.unhinted_root is None:
+            return None
+        hint = f' xmlns:xsi="{XSI_NS}" xsi:schemaLocation="{self.namespace} {self.schema}"'
+        return self.unhinted_root, hint.encode("utf-8")
 
 
 @dataclass(frozen=True)
@@ -91,11 +106,13 @@ class ListResult:
     items: tuple[Row, ...]
     token: TokenInfo | None
     with_metadata: bool
+    stamp: tuple[bytes, bytes] | None = None  # FormatInfo.stamp of the list's format
 
 
 @dataclass(frozen=True)
 class RecordResult:
     item: queries.Item
+    stamp: tuple[bytes, bytes] | None = None  # FormatInfo.stamp of the record's format
 
 
 def identify(req: OAIRequest, ctx: Context) -> IdentifyResult:
@@ -239,7 +256,8 @@ def _list(req: OAIRequest, ctx: Context, with_metadata: bool) -> ListResult:
         info = TokenInfo(ctx.codec.encode(nxt), cur.complete_list_size, cur.cursor, ctx.codec.expires(nxt))
     elif resumed:
         info = TokenInfo("", cur.complete_list_size, cur.cursor, None)
-    return ListResult(tuple(items), info, with_metadata)
+    fmt = ctx.formats.get(cur.prefix)
+    return ListResult(tuple(items), info, with_metadata, fmt.stamp if fmt is not None and with_metadata else None)
 
 
 def list_identifiers(req: OAIRequest, ctx: Context) -> ListResult:
@@ -260,7 +278,7 @@ def get_record(req: OAIRequest, ctx: Context) -> RecordResult:
     item = queries.get_item(ctx.session, identifier, prefix)
     if item is None:
         raise CannotDisseminateFormat(f"the item {identifier!r} is not available as {prefix!r}")
-    return RecordResult(item)
+    return RecordResult(item, ctx.formats[prefix].stamp)
 
 
 VERBS: dict[str, Callable[[OAIRequest, Context], object]] = {

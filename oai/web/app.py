@@ -110,7 +110,8 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
         found = known_formats.get(key)
         if found is None:
             found = {
-                p: FormatInfo(p, f.namespace, f.schema_url or f"{root}/schemas/{f.schema_relpath}")
+                p: FormatInfo(p, f.namespace, f.schema_url or f"{root}/schemas/{f.schema_relpath}",
+                              None if f.schema_url else f"<{f.root_tag.rpartition('}')[2]}".encode())
                 for p, f in FORMATS.items()
             }
             for info in key[1]:
