@@ -87,9 +87,11 @@ def test_formats_the_item_lacks_are_cannot_disseminate_format(store, live_server
         assert request_attrs(root) == {"verb": "GetRecord", "identifier": ident, "metadataPrefix": prefix}
 
 
-def test_unknown_identifier_and_format_reports_the_identifier(store, live_server) -> None:
+def test_unknown_identifier_and_format_reports_both(store, live_server) -> None:
+    """OAI-PMH 3.6: repositories "should report all errors" that arise from processing the request."""
     _, root = get(live_server(), verb="GetRecord", identifier="oai:example.org:nope", metadataPrefix="marc21")
-    assert errors(root) == ["idDoesNotExist"]
+    assert errors(root) == ["idDoesNotExist", "cannotDisseminateFormat"]
+    assert request_attrs(root) == {"verb": "GetRecord", "identifier": "oai:example.org:nope", "metadataPrefix": "marc21"}
 
 
 BAD = [

@@ -10,9 +10,14 @@ class OAIError(Exception):
     #: badVerb and badArgument responses must not echo the request's arguments (spec 3.2).
     echo_arguments: ClassVar[bool] = True
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, also: tuple[OAIError, ...] = ()) -> None:
         super().__init__(message)
         self.message = message
+        #: further errors of the same request, reported with this one (3.6: "should report all errors")
+        self.also = also
+
+    def all(self) -> list[OAIError]:
+        return [self, *self.also]
 
 
 class BadArgument(OAIError):

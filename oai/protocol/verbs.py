@@ -273,7 +273,9 @@ def get_record(req: OAIRequest, ctx: Context) -> RecordResult:
     identifier, prefix = req.args["identifier"], req.args["metadataPrefix"]
     record = queries.record_by_identifier(ctx.session, identifier)
     if record is None:
-        raise IdDoesNotExist(f"there is no item {identifier!r} in this repository")
+        unknown_format = () if prefix in ctx.formats else (
+            CannotDisseminateFormat(f"the metadata format {prefix!r} is not supported by this repository"),)
+        raise IdDoesNotExist(f"there is no item {identifier!r} in this repository", also=unknown_format)
     _format(ctx, prefix)
     item = queries.get_item(ctx.session, identifier, prefix)
     if item is None:

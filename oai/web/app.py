@@ -140,7 +140,7 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
             flat = {k: v[0] for k, v in params.items() if k != "verb" and len(v) == 1}
             if "verb" in params and len(params["verb"]) == 1:
                 flat = {"verb": params["verb"][0], **flat}
-            body = render.error_response(ctx, [err], flat, stylesheet)
+            body = render.error_response(ctx, err.all(), flat, stylesheet)
             return _xml_response(body, etag=None)
         finally:
             session.close()
