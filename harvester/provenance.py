@@ -11,11 +11,10 @@ from datetime import datetime
 
 from lxml import etree
 
-from oai.formats.base import SCHEMAS_DIR, compile_schema, first_error
+from oai.formats.base import SCHEMAS_DIR, XSI_NS, compile_schema, first_error
 from oai.formats.safexml import canonical_bytes, text_bytes_escape
 
 PROV_NS = "http://www.openarchives.org/OAI/2.0/provenance"
-XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
 SCHEMA_URL = "http://www.openarchives.org/OAI/2.0/provenance.xsd"
 SCHEMA_PATH = SCHEMAS_DIR / "oai" / "provenance.xsd"
 _P = f"{{{PROV_NS}}}"

@@ -31,10 +31,9 @@ from lxml import etree
 
 from harvester.parse import strict_parser
 from oai.formats import registry
-from oai.formats.base import FormatError
+from oai.formats.base import XSI_NS, FormatError
 from oai.formats.safexml import canonical_bytes
 
-XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
 
 T = TypeVar("T")
 

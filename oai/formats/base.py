@@ -11,6 +11,7 @@ from typing import Protocol
 from lxml import etree
 
 SCHEMAS_DIR = Path(__file__).resolve().parents[2] / "schemas"
+XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"  # schema hints (xsi:schemaLocation)
 
 
 class FormatError(ValueError):

@@ -12,12 +12,11 @@ from pathlib import Path
 
 from lxml import etree
 
-from oai.formats.base import SCHEMAS_DIR, Citation, FormatError, Ingested, compile_schema, first_error
+from oai.formats.base import SCHEMAS_DIR, XSI_NS, Citation, FormatError, Ingested, compile_schema, first_error
 from oai.formats.safexml import canonical_bytes, text_bytes_escape
 
 OAI_DC_NS = "http://www.openarchives.org/OAI/2.0/oai_dc/"
 DC_NS = "http://purl.org/dc/elements/1.1/"
-XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 SCHEMA_URL = "http://www.openarchives.org/OAI/2.0/oai_dc.xsd"
 

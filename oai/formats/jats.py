@@ -36,7 +36,7 @@ from pathlib import Path
 from lxml import etree
 
 from oai.formats import dc
-from oai.formats.base import (SCHEMAS_DIR, FormatError, Ingested, compile_schema, first_error, read_schema,
+from oai.formats.base import (SCHEMAS_DIR, XSI_NS, FormatError, Ingested, compile_schema, first_error, read_schema,
                               schema_of)
 from oai.formats.jats_crosswalk import crosswalk
 from oai.formats.safexml import canonical_bytes
@@ -49,7 +49,6 @@ XLINK_NS = "http://www.w3.org/1999/xlink"
 MML_NS = "http://www.w3.org/1998/Math/MathML"
 ALI_NS = "http://www.niso.org/schemas/ali/1.0/"
 ALI_DRAFT_NS = "http://www.niso.org/schemas/ali/1.0"
-XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
 XSD_NS = "http://www.w3.org/2001/XMLSchema"
 _XSI = {"xsi": XSI_NS}
 _TOP_NSMAP = {None: JATS_NS, "xlink": XLINK_NS, "mml": MML_NS, "ali": ALI_NS}

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
+from oai.formats.base import XSI_NS
 from oai.protocol import dates
 from oai.protocol.arguments import OAIRequest
 from oai.protocol.errors import (
@@ -29,7 +30,6 @@ from oai.store import queries
 from oai.store.models import OAISet
 
 
-XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
 
 
 @dataclass(frozen=True)
@@ -273,9 +273,12 @@ def get_record(req: OAIRequest, ctx: Context) -> RecordResult:
     identifier, prefix = req.args["identifier"], req.args["metadataPrefix"]
     record = queries.record_by_identifier(ctx.session, identifier)
     if record is None:
-        unknown_format = () if prefix in ctx.formats else (
-            CannotDisseminateFormat(f"the metadata format {prefix!r} is not supported by this repository"),)
-        raise IdDoesNotExist(f"there is no item {identifier!r} in this repository", also=unknown_format)
+        try:
+            _format(ctx, prefix)
+            also: tuple[CannotDisseminateFormat, ...] = ()
+        except CannotDisseminateFormat as exc:
+            also = (exc,)
+        raise IdDoesNotExist(f"there is no item {identifier!r} in this repository", also=also)
     _format(ctx, prefix)
     item = queries.get_item(ctx.session, identifier, prefix)
     if item is None:
