@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -102,6 +102,11 @@ class Ingestor:
 
     def prepare(self, records: Iterable[UpstreamRecord]) -> tuple[list[_Prepared], list[Broken], list[str]]:
         """Identifiers, sets and canonical metadata for each record, in page order; rejects become Broken."""
+        return self.start(records)()
+
+    def start(self, records: Iterable[UpstreamRecord]) -> Callable[[], tuple[list[_Prepared], list[Broken], list[str]]]:
+        """prepare(), begun: the canonical metadata is computed by the workers while the caller goes on;
+        calling the result waits for it."""
         slots: list[_Prepared | Broken | None] = []
         notes: list[list[str]] = []
         pending: list[tuple[int, UpstreamRecord, str, tuple[str, ...]]] = []
@@ -121,15 +126,20 @@ class Ingestor:
         target = self.format.prefix if self.format is not None else None
         jobs = [workers.Job(self.source.prefix, target, etree.tostring(rec.metadata, with_tail=False), rec.repairs)
                 for _, rec, _, _ in pending]
-        for (index, rec, ident, sets), done in zip(pending, workers.canonicalise_all(jobs), strict=True):
-            if done.refused is not None:
-                slots[index] = Broken(rec.raw(), done.refused, rec.header.identifier)
-                continue
-            notes[index].extend(f"{rec.header.identifier}: {n}" for n in done.notes)
-            slots[index] = _Prepared(rec, ident, sets, done.metadata, done.altered, done.citation)
-        ready = [slot for slot in slots if isinstance(slot, _Prepared)]
-        rejected = [slot for slot in slots if isinstance(slot, Broken)]
-        return ready, rejected, [note for slot_notes in notes for note in slot_notes]
+        results = workers.start(jobs)
+
+        def finish() -> tuple[list[_Prepared], list[Broken], list[str]]:
+            for (index, rec, ident, sets), done in zip(pending, results(), strict=True):
+                if done.refused is not None:
+                    slots[index] = Broken(rec.raw(), done.refused, rec.header.identifier)
+                    continue
+                notes[index].extend(f"{rec.header.identifier}: {n}" for n in done.notes)
+                slots[index] = _Prepared(rec, ident, sets, done.metadata, done.altered, done.citation)
+            ready = [slot for slot in slots if isinstance(slot, _Prepared)]
+            rejected = [slot for slot in slots if isinstance(slot, Broken)]
+            return ready, rejected, [note for slot_notes in notes for note in slot_notes]
+
+        return finish
 
     def _identity(self, rec: UpstreamRecord, warnings: list[str]) -> tuple[str, tuple[str, ...]]:
         """Our identifier and sets for a record; raises _Reject."""

@@ -11,7 +11,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -22,6 +21,7 @@ from harvester.client import FetchPolicy, HarvestClient
 from harvester.errors import HarvestError, LeaseLost, RepeatedToken, Stopped, UpstreamOAIError
 from harvester.ingest import Ingestor
 from harvester.parse import Page, set_entries
+from harvester.prefetch import Prefetcher
 from harvester.sources import LIST_SETS_PAGES, SourceView, get_source
 from oai.store.engine import transaction
 from oai.store.models import HarvestCheckpoint, HarvestRun, Record, Source
@@ -30,6 +30,11 @@ from oai.store.records import delete_record
 
 MAX_WARNINGS = 50
 log = logging.getLogger("harvester.runs")
+
+
+def _token_of(fetched: tuple[Page, object]) -> str | None:
+    page = fetched[0]
+    return page.token.value if page.token is not None else None
 
 
 @dataclass(frozen=True)
@@ -210,58 +215,52 @@ class _Run:
 
     def _harvest_list(self) -> None:
         workers.warm()  # the workers start while the first page is on its way
-        with ThreadPoolExecutor(1, thread_name_prefix=f"prefetch-{self.source.name}") as pool:
-            self._pages(pool)
+        while True:
+            with Prefetcher(self._fetch, _token_of, self._params(), name=f"prefetch-{self.source.name}") as ahead:
+                if self._pages(ahead):
+                    return
 
-    def _pages(self, pool: ThreadPoolExecutor) -> None:
-        """The page loop; the next page is fetched while the current one is written (commits stay in order)."""
-        ahead: Future | None = None
+    def _pages(self, ahead: Prefetcher[tuple[Page, Callable[[], tuple]]]) -> bool:
+        """The page loop, one transaction a page, in list order: True at the list's end, False when the
+        list must be asked again (the request changed)."""
         while True:
             if self.stop is not None and self.stop.is_set():
                 raise Stopped("asked to stop; the next run resumes from the checkpoint")
             if self.lease.lost.is_set():
                 raise LeaseLost("our lease on the source was lost; stopping")
             try:
-                if ahead is None:
-                    ahead = pool.submit(self._fetch, self._params())
-                future, ahead = ahead, None
-                page, prepared = future.result()
+                page, preparing = ahead.get()
             except UpstreamOAIError as exc:
                 if exc.code == "noRecordsMatch":
                     if self.token:
                         self._note("the source answered noRecordsMatch to a resumptionToken; "
                                    "the list is taken as ended")
                     self._write(None, ([], [], []), final=True, response_date=exc.response_date)
-                    return
+                    return True
                 if exc.code == "badResumptionToken" and self.token:
                     self._relist(exc)
-                    continue
+                    return False
                 if exc.code == "badArgument" and not self.token and self.from_date and "T" in self.from_date:
                     self._use_days(exc)
-                    continue
+                    return False
                 raise
-            token = page.token.value if page.token is not None else None
+            token = _token_of((page, preparing))
             repeated = token is not None and (token == self.token or token in self.seen_tokens)
             final = token is None
-            if not final and not repeated:
-                ahead = pool.submit(self._fetch, {"resumptionToken": token})
-            try:
-                self._write(page, prepared, final=final, next_token=self.token if repeated else token)
-            except BaseException:
-                if ahead is not None:
-                    ahead.cancel()
-                raise
+            # the workers finish this page while the prefetcher fetches the next ones
+            self._write(page, preparing(), final=final, next_token=self.token if repeated else token)
             if repeated:
                 raise RepeatedToken(f"the source handed back the resumptionToken {token!r} it had already "
                                     "given; stopped to avoid a loop (the records so far are kept)")
             if final:
-                return
+                return True
             self.seen_tokens.add(token)
 
-    def _fetch(self, params: dict[str, str]) -> tuple[Page, tuple]:
-        """One page, fetched and turned into store records (in the prefetch thread, outside any transaction)."""
+    def _fetch(self, params: dict[str, str]) -> tuple[Page, Callable[[], tuple]]:
+        """One page, fetched and given to the workers to turn into store records (in the prefetch thread,
+        outside any transaction); calling the second item waits for them."""
         page = self.client.fetch("ListRecords", **params)
-        return page, self.ingestor.prepare(page.records)
+        return page, self.ingestor.start(page.records)
 
     # -- one page, one transaction --
 

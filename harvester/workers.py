@@ -20,7 +20,7 @@ import os
 import select
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -242,8 +242,32 @@ atexit.register(shutdown)
 
 def canonicalise_all(jobs: Sequence[Job]) -> list[Canonical]:
     """Every job's result, in order: in the worker processes for a page worth it, else here."""
+    return start(jobs)()
+
+
+def start(jobs: Sequence[Job]) -> Callable[[], list[Canonical]]:
+    """Start canonicalising `jobs` and return what waits for their results, in order.
+
+    The workers go on while the caller does something else (the page loop fetches the next page);
+    a page too small to ship is done here and now. A pool that breaks before the results are in
+    (a worker killed) is replaced and the jobs are done again.
+    """
     size = processes()
     if size == 0 or len(jobs) < MIN_BATCH:
-        return [canonicalise(job) for job in jobs]
+        done = [canonicalise(job) for job in jobs]
+        return lambda: done
     chunk = max(1, -(-len(jobs) // (2 * size)))
-    return _on_pool(size, lambda pool: list(pool.map(canonicalise, jobs, chunksize=chunk)))
+
+    def submit(pool: ProcessPoolExecutor) -> Iterator[Canonical]:
+        return pool.map(canonicalise, jobs, chunksize=chunk)  # submits every chunk now
+
+    results = _on_pool(size, submit)
+
+    def collect() -> list[Canonical]:
+        try:
+            return list(results)
+        except BrokenProcessPool:
+            shutdown()
+            return _on_pool(size, lambda pool: list(submit(pool)))
+
+    return collect
