@@ -14,6 +14,7 @@ from functools import lru_cache
 from typing import NamedTuple
 
 from sqlalchemy import DateTime, Table, bindparam, delete, insert, select, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from oai.store.models import OAISet, Record, RecordMetadata, RecordSet
@@ -178,7 +179,9 @@ def bulk_insert(session: Session, table: Table, columns: Sequence[str], rows: Se
     names = ", ".join(f'"{c}"' for c in columns)
     if conn.dialect.name == "postgresql":
         cursor = conn.connection.driver_connection.cursor()
-        with cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
+        # Binary: bytea travels as it is, not hex-escaped (half the client's CPU for a page of XML).
+        with cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN (FORMAT BINARY)') as copy:
+            copy.set_types(_copy_types(table, tuple(columns)))
             for row in rows:
                 copy.write_row(row)
         return
@@ -200,6 +203,12 @@ def bulk_insert(session: Session, table: Table, columns: Sequence[str], rows: Se
         rows = converted
     marks = ", ".join("?" for _ in columns)
     conn.exec_driver_sql(f'INSERT INTO "{table.name}" ({names}) VALUES ({marks})', list(rows))
+
+
+@lru_cache(maxsize=32)
+def _copy_types(table: Table, columns: tuple[str, ...]) -> list[str]:
+    """PostgreSQL type names of `columns`, which a binary COPY needs: "VARCHAR(512)" -> "varchar"."""
+    return [table.c[c].type.compile(dialect=postgresql.dialect()).split("(")[0].lower() for c in columns]
 
 
 def delete_record(session: Session, identifier: str, *, now: datetime | None = None) -> Change | None:
