@@ -97,6 +97,7 @@ class Ingestor:
         self.tombstone_prefixes = tuple(dict.fromkeys(served))
         self._bad_specs: set[str] = set()
         self._names: dict[int, str] = {}
+        self._quarantine_seen: bool | None = None  # None: not asked yet
 
     # -- outside the transaction: the expensive part --
 
@@ -192,26 +193,30 @@ class Ingestor:
             if row is not None and item.digest() != row.digest and row.harvested_at != now:
                 item = self._item(prep, now)  # changed: it is harvested (again) now
             items.append(item)
-        names = {}
+        names: dict[str, str | None] = {}
         for item in items:
             for spec in item.sets:
-                if spec == self.source.name:
-                    continue
-                upstream_spec = spec[len(self.source.name) + 1:]
-                if self.set_names.get(upstream_spec):
-                    names[spec] = self.set_names[upstream_spec]
-        if names:
-            ensure_sets(session, names)
-        counts = Counter(upsert_records(session, items, now=now, existing=existing))
+                if spec not in names:
+                    names[spec] = self.set_names.get(spec[len(self.source.name) + 1:]) or None
+        set_ids = ensure_sets(session, names)
+        counts = Counter(upsert_records(session, items, now=now, existing=existing, set_ids=set_ids))
         out.new, out.updated = counts[Change.NEW], counts[Change.UPDATED]
         out.deleted, out.unchanged = counts[Change.DELETED], counts[Change.UNCHANGED]
         resolved = [i.upstream_identifier for i in items if i.upstream_identifier]
-        if resolved:
+        if resolved and self._may_hold_quarantine(session):
             session.execute(delete(Quarantine).where(Quarantine.source_id == self.source.id,
                                                      Quarantine.upstream_identifier.in_(resolved)))
         self.quarantine(session, broken + clashes, run_id, now)
         out.quarantined = len(broken) + len(clashes)
         return out
+
+    def _may_hold_quarantine(self, session: Session) -> bool:
+        """False while the source has nothing in quarantine: asked once a run, since only its runs,
+        one at a time (the lease), put records there."""
+        if self._quarantine_seen is None:
+            self._quarantine_seen = session.scalar(
+                select(Quarantine.id).where(Quarantine.source_id == self.source.id).limit(1)) is not None
+        return self._quarantine_seen
 
     def quarantine(self, session: Session, broken: list[Broken], run_id: int | None, now: datetime) -> None:
         """Keep unreadable records with their raw bytes and the reason (the same one once per source)."""
@@ -220,6 +225,7 @@ class Ingestor:
                 session.execute(delete(Quarantine).where(Quarantine.source_id == self.source.id,
                                                          Quarantine.upstream_identifier == b.identifier))
         if broken:
+            self._quarantine_seen = True
             session.execute(insert(Quarantine), [
                 {"source_id": self.source.id, "run_id": run_id, "upstream_identifier": b.identifier,
                  "reason": b.reason, "raw": b.raw, "created": now} for b in broken])

@@ -281,6 +281,25 @@ def test_detect_deletions_for_a_source_that_keeps_none(engine, upstream_factory)
     assert got["oai:upstream.test:5"].deleted and sum(r.deleted for r in got.values()) == 1
 
 
+def test_a_record_quarantined_and_read_again_good_in_the_same_run_leaves_the_quarantine(engine, upstream) -> None:  # noqa: ANN001, F811
+    """A record changed while we harvest comes again at the end of a keyset-paged list: its good copy
+    clears the entry its broken copy made earlier in the same run (the page writes skip that delete
+    while the source holds nothing in quarantine)."""
+    upstream.repo.paging = "keyset"
+    upstream.repo.add(*sample_records(45))
+    add(engine, "up", upstream.base_url)
+    upstream.add_fault(faults.BrokenRecord(record=3, kind="stray-tag"), page=1, verb="ListRecords")
+
+    def progress(p) -> None:  # noqa: ANN001 - after page 1 is committed; pages 4 and 5 are not fetched yet
+        if p.pages == 1:
+            upstream.repo.update("oai:upstream.test:3", title="Record 3, corrected")
+
+    summary = harvest_source(engine, "up", options(), on_progress=progress)
+    assert (summary.status, summary.seen, summary.quarantined, summary.new) == ("complete", 46, 1, 45)
+    assert not list_quarantine(engine, "up")
+    assert dc_values(stored(engine, "up")["oai:upstream.test:3"].metadata["oai_dc"])[0] == "Record 3, corrected"
+
+
 def test_identifier_clashes_between_sources_are_quarantined_never_overwritten(engine, up) -> None:  # noqa: ANN001
     add(engine, "one", up.base_url, keep_identifiers=True)
     add(engine, "two", up.base_url, keep_identifiers=True)

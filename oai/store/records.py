@@ -104,12 +104,13 @@ def set_info(session: Session, spec: str, name: str, description: str | None = N
 
 def upsert_records(
     session: Session, items: Sequence[RecordIn], *, now: datetime | None = None,
-    existing: Mapping[str, Existing] | None = None,
+    existing: Mapping[str, Existing] | None = None, set_ids: Mapping[str, int] | None = None,
 ) -> list[Change]:
     """Write a batch in the caller's transaction; returns one Change per item, in order.
 
     `existing`: what existing_records() gave for these identifiers in this transaction, when the
-    caller has already asked (the harvester does, to find identifier clashes).
+    caller has already asked (the harvester does, to find identifier clashes); `set_ids`: what
+    ensure_sets() gave for (at least) their sets, when the caller has made them (to name them).
     """
     now = now or utcnow()
     latest: dict[str, RecordIn] = {}
@@ -117,7 +118,8 @@ def upsert_records(
         latest[item.identifier] = item
     if existing is None:
         existing = existing_records(session, list(latest))
-    set_ids = ensure_sets(session, {s: None for it in latest.values() for s in it.sets})
+    if set_ids is None:
+        set_ids = ensure_sets(session, {s: None for it in latest.values() for s in it.sets})
 
     outcome: dict[str, Change] = {}
     new_items, changed = [], []
