@@ -379,12 +379,12 @@ def generate(out: Path, count: int, *, seed: int = 1, jobs: int | None = None) -
     jobs = jobs or min(2, os.cpu_count() or 1)
     with open(out / MANIFEST, "w", encoding="utf-8") as manifest:
         if jobs <= 1 or len(chunks) == 1:
-            results = map(_write_chunk, chunks)
-        else:
-            pool = ProcessPoolExecutor(max_workers=jobs)
-            results = pool.map(_write_chunk, chunks)
-        for lines in results:
-            manifest.write("\n".join(lines) + "\n")
+            for lines in map(_write_chunk, chunks):
+                manifest.write("\n".join(lines) + "\n")
+        else:  # shut down here: left to the interpreter's exit, the pool's hook failed on a closed pipe
+            with ProcessPoolExecutor(max_workers=jobs) as pool:
+                for lines in pool.map(_write_chunk, chunks):
+                    manifest.write("\n".join(lines) + "\n")
     info = {"version": VERSION, "count": count, "seed": seed, "sets": set_names(seed, count)}
     (out / INFO).write_text(json.dumps(info, ensure_ascii=False, indent=1), encoding="utf-8")
     return out
