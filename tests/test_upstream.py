@@ -285,6 +285,11 @@ def test_slow_responses(upstream):
         faults.Slow(3600)
 
 
+def _undated(body: bytes) -> bytes:
+    """`body` with its responseDate's 20 characters masked (same length, so truncation points agree)."""
+    return re.sub(rb"(<responseDate>)[^<]{20}(</responseDate>)", rb"\g<1>" + b"?" * 20 + rb"\g<2>", body, count=1)
+
+
 def test_truncated_bodies(upstream):
     upstream.repo.add(*sample_records(5))
     full = get(upstream, verb="ListRecords", metadataPrefix="oai_dc").content
@@ -294,7 +299,8 @@ def test_truncated_bodies(upstream):
     for mode in ("sent", None):
         upstream.add_fault(faults.Truncated(1000, content_length=mode))
         cut = get(upstream, verb="ListRecords", metadataPrefix="oai_dc")
-        assert cut.status_code == 200 and cut.content == full[:1000]
+        # the two responses may fall in different seconds: compare them without their responseDate
+        assert cut.status_code == 200 and _undated(cut.content) == _undated(full)[:1000]
         assert cut.headers.get("Content-Length") == ("1000" if mode else None)
         with pytest.raises(etree.XMLSyntaxError):
             parse(cut)
