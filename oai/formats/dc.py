@@ -88,7 +88,10 @@ def serialise(fields: Iterable[Field], *, normalised: bool = False) -> bytes:
     fields = fields if normalised else normalise_fields(fields)
     parts = [_HEAD]
     for name, text, lang in fields:
-        if (lang is not None and not _LANGUAGE.fullmatch(lang)) or _NOT_XML_CHAR.search(text):
+        # A printable text has none of those characters (they are all Cc, Cs or Cn), and isprintable() is
+        # cheaper than the scan; texts with line breaks take the scan.
+        if (lang is not None and not _LANGUAGE.fullmatch(lang)) or (
+                not text.isprintable() and _NOT_XML_CHAR.search(text)):
             return _checked_bytes(fields)
         attribute = f' xml:lang="{lang}"' if lang is not None else ""
         parts.append(f"><dc:{name}{attribute}>{text_bytes_escape(text)}</dc:{name}")
@@ -129,7 +132,7 @@ def citation_from_fields(fields: Iterable[Field]) -> Citation:
 
     identifiers = values.get("identifier", [])
     doi = next((m.group(1).rstrip(".,;") for i in identifiers if (m := DOI_RE.search(i))), None)
-    pdf = next((i for i in identifiers if re.match(r"https?://", i) and i.lower().endswith(".pdf")), None)
+    pdf = next((i for i in identifiers if _HTTP.match(i) and i.lower().endswith(".pdf")), None)
     date = next((m.group(0) for d in values.get("date", []) if (m := _ISO_DATE.match(d))), None)
     source = _parse_source(first("source") or "")
     return Citation(
@@ -145,19 +148,27 @@ def citation_from_fields(fields: Iterable[Field]) -> Citation:
     )
 
 
+_HTTP = re.compile(r"https?://")
+# The parts of a source text as jats_crosswalk writes it.
+_ISSN_PART = re.compile(r"ISSN (\d{4}-\d{3}[\dXx])")
+_VOLUME_PART = re.compile(r"Vol\. (\S+)")
+_ISSUE_PART = re.compile(r"No\. (\S+)")
+_PAGES_PART = re.compile(r"pp?\. (\w+)(?:-(\w+))?")
+
+
 def _parse_source(source: str) -> dict:
     """Journal, ISSN, volume, issue and pages from a '<journal>; ISSN x; Vol. v; No. n; pp. a-b' source."""
     parts = [part.strip() for part in source.split(";") if part.strip()]
     facts: dict = {}
     issns = []
     for part in parts[1:]:
-        if m := re.fullmatch(r"ISSN (\d{4}-\d{3}[\dXx])", part):
+        if m := _ISSN_PART.fullmatch(part):
             issns.append(m.group(1).upper())
-        elif m := re.fullmatch(r"Vol\. (\S+)", part):
+        elif m := _VOLUME_PART.fullmatch(part):
             facts["volume"] = m.group(1)
-        elif m := re.fullmatch(r"No\. (\S+)", part):
+        elif m := _ISSUE_PART.fullmatch(part):
             facts["issue"] = m.group(1)
-        elif m := re.fullmatch(r"pp?\. (\w+)(?:-(\w+))?", part):
+        elif m := _PAGES_PART.fullmatch(part):
             facts["firstpage"], facts["lastpage"] = m.group(1), m.group(2) or m.group(1)
     if facts or issns:
         facts["journal_title"] = parts[0]
