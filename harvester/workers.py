@@ -221,11 +221,25 @@ def warm() -> None:
 def _on_pool(size: int, use: Callable[[ProcessPoolExecutor], T]) -> T:
     """use(the shared pool); a pool broken by a dead worker (killed, out of memory, also between runs)
     is replaced and `use` tried once more."""
+    pool = _shared_pool(size)
     try:
-        return use(_shared_pool(size))
+        return use(pool)
     except BrokenProcessPool:
-        shutdown()
+        _drop(pool)
         return use(_shared_pool(size))
+
+
+def _drop(broken: ProcessPoolExecutor) -> None:
+    """Stop a broken pool. Only that one: other threads use the pool too (the page loop collects
+    while the prefetch thread submits, and several runs share it), and one of them may already have
+    replaced it with a new pool, whose work must go on. One thread shuts it down: ProcessPoolExecutor's
+    shutdown is not safe to run twice at once."""
+    global _pool
+    with _lock:
+        if _pool is not broken:  # already dropped (and shut down) by another thread
+            return
+        _pool = None
+    broken.shutdown(wait=True, cancel_futures=True)
 
 
 def shutdown() -> None:
@@ -258,7 +272,10 @@ def start(jobs: Sequence[Job]) -> Callable[[], list[Canonical]]:
         return lambda: done
     chunk = max(1, -(-len(jobs) // (2 * size)))
 
+    used: list[ProcessPoolExecutor] = []
+
     def submit(pool: ProcessPoolExecutor) -> Iterator[Canonical]:
+        used[:] = [pool]
         return pool.map(canonicalise, jobs, chunksize=chunk)  # submits every chunk now
 
     results = _on_pool(size, submit)
@@ -267,7 +284,7 @@ def start(jobs: Sequence[Job]) -> Callable[[], list[Canonical]]:
         try:
             return list(results)
         except BrokenProcessPool:
-            shutdown()
+            _drop(used[0])
             return _on_pool(size, lambda pool: list(submit(pool)))
 
     return collect

@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -213,3 +214,38 @@ def test_fast_equivalence_agrees_with_c14n2() -> None:
             assert workers._equivalent(variant, other) is expected, (variant[:300], other[:300])  # noqa: SLF001
             verdicts.append(expected)
     assert len(documents) >= 30 and verdicts.count(True) >= 60 and verdicts.count(False) >= 200
+
+
+def test_pages_in_flight_from_two_threads_survive_a_killed_worker(monkeypatch) -> None:
+    """The page loop collects one page while the prefetch thread submits the next (and several runs
+    share the pool): the thread that replaces a broken pool must not stop the new one under the other."""
+    monkeypatch.setenv("OAI_HARVEST_PROCESSES", "2")
+    jobs = _dc_jobs(40)
+    expected = workers.canonicalise_all(jobs)
+    outcomes: list[bool] = []
+    errors: list[BaseException] = []
+
+    def pages() -> None:
+        try:
+            for _ in range(40):
+                outcomes.append(workers.start(jobs)() == expected)
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=pages) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    try:
+        for _ in range(3):  # kill a worker of whichever pool is running, three times over
+            time.sleep(0.1)
+            pool = workers._shared_pool(2)  # noqa: SLF001 - the running pool, to kill one of its workers
+            for victim in list(pool._processes)[:1]:  # noqa: SLF001
+                try:
+                    os.kill(victim, signal.SIGKILL)
+                except ProcessLookupError:  # that pool was being replaced already
+                    pass
+        for thread in threads:
+            thread.join(120)
+    finally:
+        workers.shutdown()
+    assert not errors and len(outcomes) == 80 and all(outcomes)
