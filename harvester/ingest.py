@@ -101,13 +101,10 @@ class Ingestor:
 
     # -- outside the transaction: the expensive part --
 
-    def prepare(self, records: Iterable[UpstreamRecord]) -> tuple[list[_Prepared], list[Broken], list[str]]:
-        """Identifiers, sets and canonical metadata for each record, in page order; rejects become Broken."""
-        return self.start(records)()
-
     def start(self, records: Iterable[UpstreamRecord]) -> Callable[[], tuple[list[_Prepared], list[Broken], list[str]]]:
-        """prepare(), begun: the canonical metadata is computed by the workers while the caller goes on;
-        calling the result waits for it."""
+        """Identifiers, sets and canonical metadata for each record, in page order; rejects become Broken.
+        The canonical metadata is computed by the workers while the caller goes on: calling the result
+        waits for it and gives (ready, rejected, notes)."""
         slots: list[_Prepared | Broken | None] = []
         notes: list[list[str]] = []
         pending: list[tuple[int, UpstreamRecord, str, tuple[str, ...]]] = []

@@ -32,8 +32,7 @@ MAX_WARNINGS = 50
 log = logging.getLogger("harvester.runs")
 
 
-def _token_of(fetched: tuple[Page, object]) -> str | None:
-    page = fetched[0]
+def _token_of(page: Page) -> str | None:
     return page.token.value if page.token is not None else None
 
 
@@ -216,7 +215,8 @@ class _Run:
     def _harvest_list(self) -> None:
         workers.warm()  # the workers start while the first page is on its way
         while True:
-            with Prefetcher(self._fetch, _token_of, self._params(), name=f"prefetch-{self.source.name}") as ahead:
+            with Prefetcher(self._fetch, lambda fetched: _token_of(fetched[0]), self._params(),
+                            name=f"prefetch-{self.source.name}") as ahead:
                 if self._pages(ahead):
                     return
 
@@ -244,7 +244,7 @@ class _Run:
                     self._use_days(exc)
                     return False
                 raise
-            token = _token_of((page, preparing))
+            token = _token_of(page)
             repeated = token is not None and (token == self.token or token in self.seen_tokens)
             final = token is None
             # the workers finish this page while the prefetcher fetches the next ones

@@ -34,7 +34,6 @@ from oai.formats import registry
 from oai.formats.base import XSI_NS, FormatError
 from oai.formats.safexml import canonical_bytes
 
-
 T = TypeVar("T")
 
 # Below this many records a page is done in the calling thread: shipping it costs more than it saves.

@@ -146,7 +146,7 @@ def test_an_already_aggregated_record_gets_its_provenance_nested() -> None:
     source = SourceView(1, "agg", "http://an.oa.org/OAI-script", "oai_dc", None, None, False, False, "YYYY-MM-DD",
                         "no", None, "http://www.openarchives.org/OAI/2.0/oai_dc/", None, True, None, None, None,
                         None, None)
-    ready, rejected, _ = Ingestor(source, "example.org").prepare(page.records)
+    ready, rejected, _ = Ingestor(source, "example.org").start(page.records)()
     assert not rejected
     item = Ingestor(source, "example.org")._item(ready[0], datetime(2024, 1, 1))
     about = item.about["oai_dc"]

@@ -235,6 +235,7 @@ def test_pages_in_flight_from_two_threads_survive_a_killed_worker(monkeypatch) -
     threads = [threading.Thread(target=pages) for _ in range(2)]
     for thread in threads:
         thread.start()
+    killed = []
     try:
         for _ in range(3):  # kill a worker of whichever pool is running, three times over
             time.sleep(0.1)
@@ -242,10 +243,16 @@ def test_pages_in_flight_from_two_threads_survive_a_killed_worker(monkeypatch) -
             for victim in list(pool._processes)[:1]:  # noqa: SLF001
                 try:
                     os.kill(victim, signal.SIGKILL)
+                    killed.append(pool)
                 except ProcessLookupError:  # that pool was being replaced already
                     pass
         for thread in threads:
             thread.join(120)
     finally:
+        # Shut down only once each pool has noticed its dead worker: a pool shut down before that waits
+        # for a worker that waits on a queue lock the killed one held (ProcessPoolExecutor, CPython 3.11).
+        deadline = time.monotonic() + 30
+        while not all(p._broken for p in killed) and time.monotonic() < deadline:  # noqa: SLF001
+            time.sleep(0.05)
         workers.shutdown()
     assert not errors and len(outcomes) == 80 and all(outcomes)

@@ -6,6 +6,7 @@ OAIError. Everything that can fail happens here, before the first byte is writte
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -30,8 +31,6 @@ from oai.store import queries
 from oai.store.models import OAISet
 
 
-
-
 @dataclass(frozen=True)
 class FormatInfo:
     prefix: str
@@ -42,7 +41,7 @@ class FormatInfo:
     # metadata part for xmlns:xsi and xsi:schemaLocation; `stamp` adds them.
     unhinted_root: bytes | None = None
 
-    @property
+    @functools.cached_property  # built once per FormatInfo, which the app keeps per host
     def stamp(self) -> tuple[bytes, bytes] | None:
         """(root start, the attributes to add right after it), or None when the bytes are served as stored."""
         if self.unhinted_root is None:
