@@ -12,7 +12,7 @@ from oai.store import queries
 from oai.store.engine import SchemaError, transaction
 from oai.store.models import OAISet, Record, RecordSet
 from oai.store.records import Change, RecordIn, delete_record, upsert_records
-from oai.store.statistics import GrowthAnalyzer
+from oai.store.statistics import GrowthAnalyzer, analyze
 
 DC = b'<oai_dc:dc xmlns:oai_dc="http://www.openarchives.org/OAI/2.0/oai_dc/" xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:title>T</dc:title></oai_dc:dc>'
 T0 = datetime(2024, 5, 1, 12, 0, 0)
@@ -139,3 +139,24 @@ def test_writers_analyze_postgresql_each_time_the_store_grows_by_half(engine) ->
                 estimate = conn.exec_driver_sql("SELECT reltuples FROM pg_class WHERE relname = 'record'").scalar()
             assert estimate == 20 * (batch + 1)  # ANALYZE really ran, on this store
     assert ran == ([True, True, True, False, True, False] if engine.dialect.name == "postgresql" else [False] * 6)
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_the_load_vacuum_sets_the_visibility_map_and_leaves_the_toast_table_to_autovacuum(engine) -> None:  # noqa: ANN001
+    """completeListSize counts from an index need the tables' visibility map; the TOAST table (the bulk of a
+    store's bytes) is not read for it."""
+    import os
+
+    big = b"<x>" + os.urandom(6000).hex().encode() + b"</x>"  # stored out of line, in the TOAST table
+    with transaction(engine) as s:
+        upsert_records(s, [rec(f"oai:x:v{i}", big) for i in range(200)])
+    analyze(engine, vacuum=True)
+    with engine.connect() as conn:
+        all_visible, pages, vacuums, toast_bytes, toast_vacuums = conn.exec_driver_sql(
+            "SELECT c.relallvisible, c.relpages, s.vacuum_count, pg_relation_size(c.reltoastrelid), "
+            "ts.vacuum_count "
+            "FROM pg_class c JOIN pg_stat_all_tables s ON s.relid = c.oid "
+            "JOIN pg_stat_all_tables ts ON ts.relid = c.reltoastrelid WHERE c.relname = 'record_metadata'"
+        ).one()
+    assert vacuums == 1 and pages > 0 and all_visible == pages
+    assert toast_bytes > 0 and toast_vacuums == 0

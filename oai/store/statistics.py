@@ -20,11 +20,21 @@ TABLES = ("record", "record_metadata", "record_set")
 
 
 def analyze(engine: Engine, *, vacuum: bool = False) -> None:
-    """ANALYZE (with vacuum: VACUUM (ANALYZE), which also refreshes the visibility map) the record tables."""
+    """ANALYZE (with vacuum: VACUUM (ANALYZE), which also refreshes the visibility map) the record tables.
+
+    The vacuum leaves their TOAST tables to autovacuum: the visibility map that lets completeListSize be
+    counted from an index is the tables' own, and the TOAST table of the metadata bytes is most of a
+    store (after a load of 1,000,000 JATS records, 400,000 pages read for nothing).
+    """
     if engine.dialect.name != "postgresql":
         return
-    command = "VACUUM (ANALYZE) " if vacuum else "ANALYZE "
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        if not vacuum:
+            command = "ANALYZE "
+        elif (conn.dialect.server_version_info or (0,)) >= (14,):  # PROCESS_TOAST is new in 14
+            command = "VACUUM (ANALYZE, PROCESS_TOAST FALSE) "
+        else:
+            command = "VACUUM (ANALYZE) "
         conn.exec_driver_sql(command + ", ".join(TABLES))
 
 
