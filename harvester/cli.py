@@ -16,7 +16,7 @@ from contextlib import contextmanager
 
 import click
 
-from harvester import logs
+from harvester import logs, workers
 from harvester.client import FetchPolicy
 from harvester.errors import HarvestError
 from harvester.history import list_quarantine, list_runs, quarantined_bytes
@@ -258,6 +258,7 @@ def harvest_run(ctx: click.Context, name: str | None, all_due: bool, full: bool,
     if bool(name) == all_due:
         raise click.UsageError("give a source NAME or --all")
     engine = _engine(ctx)
+    ctx.call_on_close(workers.shutdown)  # before the interpreter's exit, whose own shutdown has no bound
     options = _options(full, detect_deletions, delay, timeout, attempts)
     board = _setup(log_format, not no_progress)
     progress = board.update if board is not None else None
@@ -301,6 +302,7 @@ def harvest_worker(ctx: click.Context, jobs: int, poll: float, delay: float | No
                    attempts: int | None, log_format: str, no_progress: bool) -> None:
     """Harvest sources as they come due, until SIGTERM (for systemd)."""
     engine = _engine(ctx)
+    ctx.call_on_close(workers.shutdown)
     options = _options(False, None, delay, timeout, attempts)
     logs.configure(log_format, logging.INFO)
     log = logging.getLogger("harvester.worker")

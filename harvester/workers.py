@@ -238,7 +238,7 @@ def _drop(broken: ProcessPoolExecutor) -> None:
         if _pool is not broken:  # already dropped (and shut down) by another thread
             return
         _pool = None
-    broken.shutdown(wait=True, cancel_futures=True)
+    _stop(broken)
 
 
 def shutdown() -> None:
@@ -247,7 +247,32 @@ def shutdown() -> None:
     with _lock:
         pool, _pool = _pool, None
     if pool is not None:
-        pool.shutdown(wait=True, cancel_futures=True)
+        _stop(pool)
+
+
+SHUTDOWN_GRACE = 10.0  # seconds a worker has to finish its task and exit before it is killed
+
+
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """Shut `pool` down, waiting at most SHUTDOWN_GRACE for its workers, then killing what is left.
+
+    ProcessPoolExecutor.shutdown(wait=True) can wait forever (CPython 3.11): a worker killed (the OOM
+    killer) while it held the task queue's lock, just before a shutdown that came before the pool
+    noticed, leaves the others waiting on that lock for the stop signal. The harvester would then
+    never exit. Nothing is lost by the kill: no run is waiting for these workers any more.
+    """
+    processes = list((pool._processes or {}).values())  # noqa: SLF001 - before shutdown forgets them
+    manager = pool._executor_manager_thread  # noqa: SLF001
+    pool.shutdown(wait=False, cancel_futures=True)
+    deadline = time.monotonic() + SHUTDOWN_GRACE
+    for process in processes:
+        process.join(max(0.0, deadline - time.monotonic()))
+    for process in processes:
+        if process.exitcode is None:
+            process.kill()
+            process.join(5)
+    if manager is not None:
+        manager.join(5)  # it closes the queues once the workers are gone
 
 
 atexit.register(shutdown)

@@ -68,6 +68,19 @@ def test_source_lifecycle_and_harvest_commands(oai, up) -> None:  # noqa: ANN001
 
 
 @sqlite_only
+def test_a_harvest_command_stops_its_worker_processes_before_it_returns(oai, up, monkeypatch) -> None:  # noqa: ANN001
+    """The interpreter's exit would stop them with ProcessPoolExecutor's own shutdown, which can wait
+    forever for a stuck worker; the command stops them itself, with a bound (workers._stop)."""
+    from harvester import workers
+
+    monkeypatch.setenv("OAI_HARVEST_PROCESSES", "2")
+    oai("source", "add", "up", up.base_url)
+    run = oai("harvest", "up")
+    assert run.exit_code == 0, run.output
+    assert workers._pool is None  # noqa: SLF001
+
+
+@sqlite_only
 def test_remove_in_a_script_must_say_what_to_do_with_the_records(oai, up) -> None:  # noqa: ANN001
     oai("source", "add", "up", up.base_url)
     result = oai("source", "remove", "up")

@@ -7,6 +7,7 @@ quarantine reasons and the same warnings, and a dead worker must not lose a page
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -256,3 +257,40 @@ def test_pages_in_flight_from_two_threads_survive_a_killed_worker(monkeypatch) -
             time.sleep(0.05)
         workers.shutdown()
     assert not errors and len(outcomes) == 80 and all(outcomes)
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"  # exited, not yet reaped
+    except FileNotFoundError:
+        return True
+
+
+def test_shutdown_does_not_wait_forever_for_a_worker_that_does_not_stop(monkeypatch) -> None:
+    """A worker that never takes its stop signal (in CPython 3.11: one left waiting on the task queue's lock
+    by a worker killed while holding it) is killed after the grace period, so that a harvest always exits."""
+    monkeypatch.setenv("OAI_HARVEST_PROCESSES", "2")
+    monkeypatch.setattr(workers, "SHUTDOWN_GRACE", 1.0)
+    workers.shutdown()
+    pool = workers._shared_pool(2)  # noqa: SLF001 - the running pool, to give one worker a task without end
+    stuck = pool.submit(time.sleep, 300)
+    deadline = time.monotonic() + 30
+    while not stuck.running() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert stuck.running()
+    pids = list(pool._processes)  # noqa: SLF001
+    finished = threading.Event()
+    started = time.monotonic()
+    threading.Thread(target=lambda: (workers.shutdown(), finished.set()), daemon=True).start()
+    try:
+        assert finished.wait(60), "shutdown() is still waiting for the worker"
+        assert time.monotonic() - started < 30
+        deadline = time.monotonic() + 10
+        while not all(_gone(pid) for pid in pids) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert all(_gone(pid) for pid in pids)
+    finally:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
