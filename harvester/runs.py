@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, delete, select, update
+from sqlalchemy import Engine, bindparam, delete, select, update
 
 from harvester import dates, leases, workers
 from harvester.client import FetchPolicy, HarvestClient
@@ -30,6 +30,11 @@ from oai.store.records import delete_record
 
 MAX_WARNINGS = 50
 log = logging.getLogger("harvester.runs")
+
+_RUN, _CHECKPOINT = HarvestRun.__table__, HarvestCheckpoint.__table__
+_COUNTS = ("seen", "new", "updated", "unchanged", "deleted", "quarantined")
+_RUN_STATE = select(_RUN.c.pages, _RUN.c.response_date, _RUN.c.complete_list_size, _RUN.c.warnings,
+                    *(_RUN.c[key] for key in _COUNTS)).where(_RUN.c.id == bindparam("run_id"))
 
 
 def _token_of(page: Page) -> str | None:
@@ -279,39 +284,41 @@ class _Run:
                 elif ordered and (last is None or stamp > last):
                     last = stamp
             cursor = self.cursor + out.seen
-            run = s.get(HarvestRun, self.run_id)
+            # The run's row and the checkpoint through plain statements: the ORM's loads and flush of the
+            # two objects cost as much of this thread's time as the page's records did.
+            conn = s.connection()
+            run = conn.execute(_RUN_STATE, {"run_id": self.run_id}).one()
             warnings = list(notes) + out.warnings
-            if page is None and run.response_date is None and response_date:
-                run.response_date = response_date  # an empty list still tells the upstream's time
+            pages, listed_at, size = run.pages, run.response_date, run.complete_list_size
+            if page is None and listed_at is None and response_date:
+                listed_at = response_date  # an empty list still tells the upstream's time
             if page is not None:
-                run.pages += 1
-                if run.response_date is None:
-                    run.response_date = page.response_date or dates.format_moment(self.run_started)
+                pages += 1
+                if listed_at is None:
+                    listed_at = page.response_date or dates.format_moment(self.run_started)
                     if page.response_date is None:
                         warnings.append("the source sent no responseDate; our own clock is used instead")
                 announced = page.token.complete_list_size if page.token is not None else None
-                if announced is not None and run.complete_list_size is None:
-                    run.complete_list_size = announced
-                elif announced is not None and announced != run.complete_list_size:
-                    warnings.append(f"the source's completeListSize changed from {run.complete_list_size} to "
+                if announced is not None and size is None:
+                    size = announced
+                elif announced is not None and announced != size:
+                    warnings.append(f"the source's completeListSize changed from {size} to "
                                     f"{announced} during the list (records changed while we harvested)")
-            for key in ("seen", "new", "updated", "unchanged", "deleted", "quarantined"):
-                setattr(run, key, getattr(run, key) + getattr(out, key))
+            counts = {key: getattr(run, key) + getattr(out, key) for key in _COUNTS}
+            if final and size is not None and size != cursor:
+                warnings.append(f"the source announced completeListSize={size} but sent {cursor} records "
+                                f"in this list ({'fewer' if cursor < size else 'more'})")
+            conn.execute(update(_RUN).where(_RUN.c.id == self.run_id).values(
+                pages=pages, response_date=listed_at, complete_list_size=size,
+                warnings=self._merge_warnings(run.warnings, warnings), **counts))
             if final:
-                size = run.complete_list_size
-                if size is not None and size != cursor:
-                    warnings.append(f"the source announced completeListSize={size} but sent {cursor} records "
-                                    f"in this list ({'fewer' if cursor < size else 'more'})")
-            run.warnings = self._merge_warnings(run.warnings, warnings)
-            if final:
-                self._complete(s, run, now)
+                self._complete(s, s.get(HarvestRun, self.run_id), now)
             else:
-                cp = s.get(HarvestCheckpoint, self.source.id)
-                cp.resumption_token, cp.cursor, cp.from_date = next_token, cursor, self.from_date
-                cp.last_upstream_datestamp = last if ordered else None
-                cp.updated = now
-            summary = (run.pages, run.seen, run.complete_list_size, run.new, run.updated, run.deleted,
-                       run.quarantined)
+                conn.execute(update(_CHECKPOINT).where(_CHECKPOINT.c.source_id == self.source.id).values(
+                    resumption_token=next_token, cursor=cursor, from_date=self.from_date,
+                    last_upstream_datestamp=last if ordered else None, updated=now))
+            summary = (pages, counts["seen"], size, counts["new"], counts["updated"], counts["deleted"],
+                       counts["quarantined"])
         # committed: only now does our in-memory state move on
         self.growth.wrote(out.new)
         self.ordered, self.last_datestamp, self.cursor, self.token = ordered, last, cursor, next_token
