@@ -9,6 +9,7 @@ DAY = "YYYY-MM-DD"
 SECONDS = "YYYY-MM-DDThh:mm:ssZ"
 
 _DAY = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
+_SECONDS_UTC = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})Z")  # ASCII digits only
 # What sources really write: T or space, optional fraction, Z or an offset or nothing.
 _MOMENT = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2}))?(?:\.\d+)?\s*(Z|[+-]\d{2}:?\d{2})?"
@@ -23,6 +24,12 @@ def utcnow() -> datetime:
 def normalise(value: str) -> str | None:
     """An upstream datestamp as YYYY-MM-DD or YYYY-MM-DDThh:mm:ssZ (UTC), or None if it is not a date."""
     value = value.strip()
+    if len(value) == 20 and (m := _SECONDS_UTC.fullmatch(value)):  # already normal: the common case
+        try:
+            datetime(int(m[1]), int(m[2]), int(m[3]), int(m[4]), int(m[5]), int(m[6]))
+        except ValueError:
+            return None
+        return value
     if m := _DAY.fullmatch(value):
         try:
             datetime(int(m[1]), int(m[2]), int(m[3]))

@@ -287,17 +287,33 @@ def _int(value: str | None) -> int | None:
         return None
 
 
+_IDENTIFIER, _DATESTAMP, _SET_SPEC = f"{_O}identifier", f"{_O}datestamp", f"{_O}setSpec"
+
+
 def _header(el: etree._Element) -> Header:
-    """A header element as a Header; raises ValueError saying what is missing."""
-    identifier = _text(el.find(f"{_O}identifier"))
+    """A header element as a Header (the first identifier and datestamp, every setSpec); raises ValueError
+    saying what is missing. One pass over its children: it runs for every record of every page."""
+    identifier_el = date_el = None
+    specs = []
+    for child in el:
+        tag = child.tag
+        if tag == _SET_SPEC:
+            spec = _text(child)
+            if spec:
+                specs.append(spec)
+        elif tag == _IDENTIFIER:
+            if identifier_el is None:
+                identifier_el = child
+        elif tag == _DATESTAMP and date_el is None:
+            date_el = child
+    identifier = _text(identifier_el)
     if not identifier:
         raise ValueError("its header has no identifier")
-    raw_date = _text(el.find(f"{_O}datestamp"))
+    raw_date = _text(date_el)
     datestamp = dates.normalise(raw_date or "")
     if datestamp is None:
         raise ValueError(f"its datestamp {raw_date!r} is not a date")
-    specs = tuple(s for s in (_text(x) for x in el.findall(f"{_O}setSpec")) if s)
-    return Header(identifier, datestamp, el.get("status") == "deleted", specs)
+    return Header(identifier, datestamp, el.get("status") == "deleted", tuple(specs))
 
 
 def _first_child(el: etree._Element | None) -> etree._Element | None:
@@ -306,23 +322,35 @@ def _first_child(el: etree._Element | None) -> etree._Element | None:
     return next(el.iterchildren(etree.Element), None)
 
 
+_HEADER, _METADATA, _ABOUT = f"{_O}header", f"{_O}metadata", f"{_O}about"
+_PROVENANCE, _ORIGIN = f"{{{PROV_NS}}}provenance", f"{{{PROV_NS}}}originDescription"
+
+
 def _record(el: etree._Element, notes: tuple[str, ...]) -> UpstreamRecord:
-    """A record element as an UpstreamRecord; raises ValueError for one we cannot use."""
-    header_el = el.find(f"{_O}header")
+    """A record element as an UpstreamRecord; raises ValueError for one we cannot use. The first header and
+    metadata count, and the upstream provenance of the first about that holds one (one pass)."""
+    header_el = metadata_el = provenance = None
+    for child in el:
+        tag = child.tag
+        if tag == _HEADER:
+            if header_el is None:
+                header_el = child
+        elif tag == _METADATA:
+            if metadata_el is None:
+                metadata_el = child
+        elif tag == _ABOUT and provenance is None:
+            first = _first_child(child)
+            if first is not None and first.tag == _PROVENANCE:
+                provenance = first
     if header_el is None:
         raise ValueError("the record has no header")
     header = _header(header_el)
-    metadata = _first_child(el.find(f"{_O}metadata"))
+    metadata = _first_child(metadata_el)
     if metadata is None and not header.deleted:
         raise ValueError("the record has no metadata and is not marked deleted")
     if any(True for _ in el.iter(etree.Entity)):
         raise ValueError("the record contains an undefined entity reference")
-    origin = None
-    for about in el.findall(f"{_O}about"):
-        child = _first_child(about)
-        if child is not None and child.tag == f"{{{PROV_NS}}}provenance":
-            origin = child.find(f"{{{PROV_NS}}}originDescription")
-            break
+    origin = provenance.find(_ORIGIN) if provenance is not None else None
     return UpstreamRecord(header, None if header.deleted else metadata, origin, notes, el)
 
 

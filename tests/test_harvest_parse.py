@@ -154,3 +154,73 @@ def test_sickle_recover_mode_loses_markup_characters_which_is_why_we_parse_ourse
     if theirs[2] == expected_title(3):
         pytest.skip("this libxml2 keeps the markup characters in recover mode")
     assert theirs[2] == "Record 3: fish  chips i3/i  2"  # the records after the bad one lose & < >
+
+
+def _listing(*records: str) -> bytes:
+    return ('<?xml version="1.0" encoding="UTF-8"?><OAI-PMH xmlns="http://www.openarchives.org/OAI/2.0/">'
+            '<responseDate>2026-12-03T00:00:00Z</responseDate><request verb="ListRecords">http://u/oai</request>'
+            f'<ListRecords>{"".join(records)}</ListRecords></OAI-PMH>').encode()
+
+
+DC_META = (f'<metadata><oai_dc:dc xmlns:oai_dc="http://www.openarchives.org/OAI/2.0/oai_dc/" xmlns:dc="{DC}">'
+           '<dc:title>t</dc:title></oai_dc:dc></metadata>')
+PROV = ('<about><provenance xmlns="http://www.openarchives.org/OAI/2.0/provenance">'
+        '<originDescription harvestDate="2020-01-01" altered="false"><baseURL>http://{0}</baseURL>'
+        '<identifier>oai:{0}:1</identifier><datestamp>2020-01-01</datestamp>'
+        '<metadataNamespace>http://www.openarchives.org/OAI/2.0/oai_dc/</metadataNamespace>'
+        '</originDescription></provenance></about>')
+
+
+@pytest.mark.parametrize("datestamp, normal", [
+    ("2020-02-03T04:05:06Z", "2020-02-03T04:05:06Z"),
+    (" 2020-02-03T04:05:06Z\n", "2020-02-03T04:05:06Z"),
+    ("2020-02-03T04:05:06+01:00", "2020-02-03T03:05:06Z"),
+    ("2020-02-03 04:05:06.25Z", "2020-02-03T04:05:06Z"),
+    ("2020-02-03", "2020-02-03"),
+    ("\uff12\uff10\uff12\uff10-02-03T04:05:06Z", "2020-02-03T04:05:06Z"),  # fullwidth digits: ASCII stored
+    ("2020-02-30T04:05:06Z", None),
+    ("2020-02-03T04:05:60Z", None),
+    ("2020-02-03T24:00:00Z", None),
+])
+def test_header_datestamps_are_normalised_or_refused(datestamp: str, normal: str | None) -> None:
+    page = read_page(_listing(f"<record><header><identifier>oai:u:1</identifier><datestamp>{datestamp}"
+                              f"</datestamp></header>{DC_META}</record>"), "ListRecords")
+    if normal is None:
+        assert not page.records and "is not a date" in page.broken[0].reason
+    else:
+        assert page.records[0].header.datestamp == normal
+
+
+def test_record_parts_the_first_of_each_counts_and_every_set_spec_in_order() -> None:
+    record = ("<record><header><identifier> oai:u:1 </identifier><setSpec>b</setSpec><identifier>oai:u:2</identifier>"
+              "<datestamp>2020-01-01</datestamp><setSpec></setSpec><datestamp>2021-01-01</datestamp>"
+              f"<setSpec>a</setSpec></header>{DC_META}<metadata><other/></metadata>"
+              f"<about><rights/></about><about><provenance xmlns='http://www.openarchives.org/OAI/2.0/provenance'/>"
+              f"</about>{PROV.format('second')}</record>")
+    rec = read_page(_listing(record), "ListRecords").records[0]
+    assert (rec.header.identifier, rec.header.datestamp, rec.header.set_specs) == ("oai:u:1", "2020-01-01", ("b", "a"))
+    assert rec.metadata.tag == "{http://www.openarchives.org/OAI/2.0/oai_dc/}dc"
+    assert rec.provenance is None  # the first about holding a provenance has no originDescription
+    with_origin = read_page(_listing(record.replace("<about><rights/></about><about><provenance xmlns="
+                                                    "'http://www.openarchives.org/OAI/2.0/provenance'/></about>",
+                                                    "<about><rights/></about>")), "ListRecords").records[0]
+    assert with_origin.provenance.find("{http://www.openarchives.org/OAI/2.0/provenance}baseURL").text == "http://second"
+
+
+@pytest.mark.parametrize("record, reason", [
+    (f"<record>{DC_META}</record>", "the record has no header"),
+    (f"<record><header><datestamp>2020-01-01</datestamp></header>{DC_META}</record>", "its header has no identifier"),
+    ("<record><header><identifier>oai:u:1</identifier><datestamp>2020-01-01</datestamp></header></record>",
+     "no metadata and is not marked deleted"),
+    ("<record><header><identifier>oai:u:1</identifier><datestamp>2020-01-01</datestamp></header>"
+     "<metadata></metadata></record>", "no metadata and is not marked deleted"),
+])
+def test_records_missing_a_part_are_broken_with_the_reason(record: str, reason: str) -> None:
+    page = read_page(_listing(record), "ListRecords")
+    assert not page.records and reason in page.broken[0].reason
+
+
+def test_a_deleted_record_needs_no_metadata() -> None:
+    page = read_page(_listing('<record><header status="deleted"><identifier>oai:u:1</identifier>'
+                              "<datestamp>2020-01-01</datestamp></header></record>"), "ListRecords")
+    assert page.records[0].header.deleted and page.records[0].metadata is None
