@@ -62,8 +62,25 @@ def _workers_usage() -> list:
     return [sum(vm_hwm_kb(pid) for pid in pids), sum(cpu_seconds(pid) for pid in pids)]
 
 
+def _import(mode: str) -> None:
+    """Import the client's modules before the clock starts: records/s and CPU are the harvest's, not the
+    interpreter's start-up (importing our harvester takes about 0.3 s, sickle 0.07 s; at 20,000 records that
+    was 5% of our run)."""
+    import importlib
+
+    names = ["sickle"] if mode == "sickle" else ["harvester.runs", "harvester.sources", "harvester.client",
+                                                 "oai.store.engine"]
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass  # reported by the run itself
+
+
 def main(argv: list[str]) -> None:
     mode, url, prefix = argv[:3]
+    _import(mode)
+    cpu = time.process_time()
     t = time.perf_counter()
     try:
         if mode == "sickle":
@@ -74,7 +91,7 @@ def main(argv: list[str]) -> None:
     except NotImplementedError as exc:
         records, note, ok = 0, str(exc), False
     seconds = time.perf_counter() - t
-    print(json.dumps({"records": records, "seconds": seconds, "client_cpu_s": time.process_time(),
+    print(json.dumps({"records": records, "seconds": seconds, "client_cpu_s": time.process_time() - cpu,
                       "peak_rss_mb": vm_hwm_kb(os.getpid()) / 1024,
                       "workers_rss_mb": _WORKERS[0] / 1024, "workers_cpu_s": _WORKERS[1],
                       "ok": ok, "note": note}))
