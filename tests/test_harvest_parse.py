@@ -212,8 +212,8 @@ def test_record_parts_the_first_of_each_counts_and_every_set_spec_in_order() -> 
     (f"<record><header><datestamp>2020-01-01</datestamp></header>{DC_META}</record>", "its header has no identifier"),
     ("<record><header><identifier>oai:u:1</identifier><datestamp>2020-01-01</datestamp></header></record>",
      "no metadata and is not marked deleted"),
-    ("<record><header><identifier>oai:u:1</identifier><datestamp>2020-01-01</datestamp></header>"
-     "<metadata></metadata></record>", "no metadata and is not marked deleted"),
+    (("<record><header><identifier>oai:u:1</identifier><datestamp>2020-01-01</datestamp></header>"
+      "<metadata></metadata></record>"), "no metadata and is not marked deleted"),
 ])
 def test_records_missing_a_part_are_broken_with_the_reason(record: str, reason: str) -> None:
     page = read_page(_listing(record), "ListRecords")
