@@ -301,9 +301,8 @@ def _header(el: etree._Element) -> Header:
             spec = _text(child)
             if spec:
                 specs.append(spec)
-        elif tag == _IDENTIFIER:
-            if identifier_el is None:
-                identifier_el = child
+        elif tag == _IDENTIFIER and identifier_el is None:
+            identifier_el = child
         elif tag == _DATESTAMP and date_el is None:
             date_el = child
     identifier = _text(identifier_el)
@@ -332,12 +331,10 @@ def _record(el: etree._Element, notes: tuple[str, ...]) -> UpstreamRecord:
     header_el = metadata_el = provenance = None
     for child in el:
         tag = child.tag
-        if tag == _HEADER:
-            if header_el is None:
-                header_el = child
-        elif tag == _METADATA:
-            if metadata_el is None:
-                metadata_el = child
+        if tag == _HEADER and header_el is None:
+            header_el = child
+        elif tag == _METADATA and metadata_el is None:
+            metadata_el = child
         elif tag == _ABOUT and provenance is None:
             first = _first_child(child)
             if first is not None and first.tag == _PROVENANCE:

@@ -314,9 +314,11 @@ class _Run:
             if final:
                 self._complete(s, s.get(HarvestRun, self.run_id), now)
             else:
-                conn.execute(update(_CHECKPOINT).where(_CHECKPOINT.c.source_id == self.source.id).values(
+                moved = conn.execute(update(_CHECKPOINT).where(_CHECKPOINT.c.source_id == self.source.id).values(
                     resumption_token=next_token, cursor=cursor, from_date=self.from_date,
                     last_upstream_datestamp=last if ordered else None, updated=now))
+                if moved.rowcount != 1:  # the page is not written without the point to resume from
+                    raise HarvestError("the checkpoint of this run is gone (the source was removed?); stopped")
             summary = (pages, counts["seen"], size, counts["new"], counts["updated"], counts["deleted"],
                        counts["quarantined"])
         # committed: only now does our in-memory state move on

@@ -7,15 +7,13 @@ import signal
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from harvest_fixtures import add, detach_logs, options, stored
+from harvest_fixtures import add, detach_logs, options, running, stored, until
 from harvester.runs import harvest_source
 from oai.cli import main
 from oai.store.engine import transaction
@@ -72,22 +70,6 @@ class Proc:
             self.popen.kill()
         if not self.popen.stderr.closed:
             self.finish()
-
-
-def running(pid: int) -> bool:
-    """True while `pid` exists and is not a zombie."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
-
-
-def until(condition: Callable[[], bool], timeout: float, step: float = 0.05) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting")
-        time.sleep(step)
 
 
 def pages_committed(engine) -> int:  # noqa: ANN001

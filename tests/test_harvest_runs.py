@@ -139,6 +139,20 @@ def test_a_stopped_run_resumes_from_its_checkpoint(engine, up) -> None:  # noqa:
     assert len(stored(engine, "up")) == 25
 
 
+def test_a_run_whose_checkpoint_disappears_stops_without_writing_the_page(engine, up) -> None:  # noqa: ANN001
+    """No page is committed without the point to resume from."""
+    add(engine, "up", up.base_url)
+
+    def remove_checkpoint(p) -> None:  # noqa: ANN001
+        if p.pages == 1:
+            with transaction(engine) as s:
+                s.execute(HarvestCheckpoint.__table__.delete())
+
+    summary = harvest_source(engine, "up", options(), on_progress=remove_checkpoint)
+    assert summary.status == "failed" and "checkpoint of this run is gone" in summary.error
+    assert (summary.pages, summary.seen) == (1, 10) and len(stored(engine, "up")) == 10
+
+
 def test_expired_token_on_resume_relists_from_the_last_datestamp(engine, up) -> None:  # noqa: ANN001
     add(engine, "up", up.base_url)
     stop, progress = stop_after(2)

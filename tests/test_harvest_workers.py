@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from conftest import DATA, LiveServer
-from harvest_fixtures import add, options, stored
+from harvest_fixtures import add, options, running, stored, until
 from harvester import workers
 from harvester.runs import harvest_source
 from harvester.history import list_quarantine
@@ -145,10 +145,7 @@ def test_a_pool_broken_between_runs_is_replaced_when_the_next_run_starts(monkeyp
     pool = workers._shared_pool(2)  # noqa: SLF001 - the running pool, to kill one of its workers
     victim = next(iter(pool._processes))  # noqa: SLF001
     os.kill(victim, signal.SIGKILL)
-    deadline = time.monotonic() + 30
-    while not pool._broken and time.monotonic() < deadline:  # noqa: SLF001 - noticed by its own thread
-        time.sleep(0.05)
-    assert pool._broken  # noqa: SLF001
+    until(lambda: pool._broken, 30)  # noqa: SLF001 - noticed by its own thread
     try:
         workers.warm()
         assert workers._shared_pool(2) is not pool  # noqa: SLF001
@@ -259,14 +256,6 @@ def test_pages_in_flight_from_two_threads_survive_a_killed_worker(monkeypatch) -
     assert not errors and len(outcomes) == 80 and all(outcomes)
 
 
-def _gone(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] == "Z"  # exited, not yet reaped
-    except FileNotFoundError:
-        return True
-
-
 def test_shutdown_does_not_wait_forever_for_a_worker_that_does_not_stop(monkeypatch) -> None:
     """A worker that never takes its stop signal (in CPython 3.11: one left waiting on the task queue's lock
     by a worker killed while holding it) is killed after the grace period, so that a harvest always exits."""
@@ -275,10 +264,7 @@ def test_shutdown_does_not_wait_forever_for_a_worker_that_does_not_stop(monkeypa
     workers.shutdown()
     pool = workers._shared_pool(2)  # noqa: SLF001 - the running pool, to give one worker a task without end
     stuck = pool.submit(time.sleep, 300)
-    deadline = time.monotonic() + 30
-    while not stuck.running() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert stuck.running()
+    until(stuck.running, 30)
     pids = list(pool._processes)  # noqa: SLF001
     finished = threading.Event()
     started = time.monotonic()
@@ -286,10 +272,7 @@ def test_shutdown_does_not_wait_forever_for_a_worker_that_does_not_stop(monkeypa
     try:
         assert finished.wait(60), "shutdown() is still waiting for the worker"
         assert time.monotonic() - started < 30
-        deadline = time.monotonic() + 10
-        while not all(_gone(pid) for pid in pids) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert all(_gone(pid) for pid in pids)
+        until(lambda: not any(running(pid) for pid in pids), 10)
     finally:
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
