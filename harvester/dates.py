@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 DAY = "YYYY-MM-DD"
 SECONDS = "YYYY-MM-DDThh:mm:ssZ"
@@ -32,10 +32,9 @@ def normalise(value: str) -> str | None:
         return value
     if m := _DAY.fullmatch(value):
         try:
-            datetime(int(m[1]), int(m[2]), int(m[3]))
+            return date(int(m[1]), int(m[2]), int(m[3])).isoformat()  # in ASCII digits, whatever was written
         except ValueError:
             return None
-        return value
     m = _MOMENT.fullmatch(value)
     if not m:
         return None
