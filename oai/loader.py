@@ -22,13 +22,16 @@ from oai.formats.base import FormatError, Ingested
 from oai.store.engine import transaction
 from oai.store.records import Change, RecordIn, ensure_sets, upsert_records
 from oai.store.statistics import GrowthAnalyzer, analyze
+from oai.store.validation import check_identifier
 
 DEFAULT_TEMPLATE = "oai:{repository_identifier}:{doi_or_stem}"
 BATCH = 500
 CHUNK = 64  # inputs per task sent to a worker process
 SUFFIXES = (".xml", ".jats", ".nxml")
 # Characters the OAI identifier guidelines allow in the local part; others are %-encoded.
-_UNSAFE = re.compile(r"[^a-zA-Z0-9\-_.!~*'();/?:@&=+$,%]")
+# Kept as they are: the characters a URI path may hold, and '%' where it already starts an escape
+# (so identifiers made before stay the same); a lone '%' is encoded, as anyURI requires.
+_UNSAFE = re.compile(r"[^a-zA-Z0-9\-_.!~*'();/?:@&=+$,%]|%(?![0-9A-Fa-f]{2})")
 
 
 class LoadError(ValueError):
@@ -89,9 +92,13 @@ def make_identifier(template: str, *, repository_identifier: str, name: str, doi
     if "{doi}" in template and not doi:
         raise LoadError("the identifier template needs a DOI and the document has none")
     try:
-        return template.format(**values)
+        identifier = template.format(**values)
     except (KeyError, IndexError, ValueError) as exc:
         raise LoadError(f"bad identifier template {template!r}: {exc}") from None
+    try:
+        return check_identifier(identifier)
+    except ValueError as exc:
+        raise LoadError(f"cannot serve it: {exc}") from None
 
 
 def _ingest_one(job: tuple[str, bytes | None, bool]) -> tuple[str, Ingested | None, str | None]:

@@ -63,3 +63,33 @@ def test_directories_are_listed_in_path_order(tmp_path) -> None:  # noqa: ANN001
         (tmp_path / rel).write_bytes(b"<x/>")
     expected = [str(p) for p in sorted(Path(tmp_path).rglob("*")) if p.is_file() and p.suffix.lower() in SUFFIXES]
     assert list(discover([str(tmp_path)])) == expected and len(expected) == 7
+
+
+def test_identifiers_made_from_odd_dois_are_served_and_fetchable(engine, live_server, tmp_path) -> None:  # noqa: ANN001
+    """A DOI may hold '%', '[' or '#' as they are; our identifiers must still be URIs (OAI-PMH 2.4, and
+    OAI-PMH.xsd's anyURI rejects a lone '%'), or every page listing the item fails validation and
+    GetRecord cannot ask for it. A '%' that already starts an escape is kept: identifiers made before stay."""
+    from endpoint_helpers import errors, get, headers
+
+    dois = {"10.5555/50%off": "oai:example.org:10.5555/50%25off",
+            "10.5555/a%2Fb": "oai:example.org:10.5555/a%2fb",
+            "10.5555/x[1]#y#z": "oai:example.org:10.5555/x%5B1%5D%23y%23z"}
+    for i, doi in enumerate(dois):
+        fields = [("title", f"Odd DOI {i}", "en"), ("identifier", f"https://doi.org/{doi}", None)]
+        (tmp_path / f"odd{i}.xml").write_bytes(canonical_bytes(build_dc(fields)))
+    summary = load(engine, [str(tmp_path)], repository_identifier="example.org", workers=1)
+    assert summary.failed == [] and summary.new == 3
+    server = live_server()
+    _, root = get(server, verb="ListIdentifiers", metadataPrefix="oai_dc")  # validated against OAI-PMH.xsd
+    assert sorted(h.identifier for h in headers(root)) == sorted(dois.values())
+    for identifier in dois.values():
+        _, root = get(server, verb="GetRecord", metadataPrefix="oai_dc", identifier=identifier)
+        assert errors(root) == [] and [h.identifier for h in headers(root)] == [identifier]
+
+
+def test_a_template_that_makes_no_uri_fails_that_input(engine, tmp_path) -> None:  # noqa: ANN001
+    (tmp_path / "a.xml").write_bytes(canonical_bytes(build_dc([("title", "A", "en")])))
+    summary = load(engine, [str(tmp_path)], repository_identifier="example.org", identifier_template="my {stem}",
+                   workers=1)
+    assert summary.new == 0 and len(summary.failed) == 1
+    assert "cannot serve it" in summary.failed[0][1] and "'my a'" in summary.failed[0][1]

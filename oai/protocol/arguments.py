@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from oai.protocol import dates
 from oai.protocol.errors import BadArgument, BadVerb
+from oai.store.validation import URI
 
 
 @dataclass(frozen=True)
@@ -29,19 +30,6 @@ SPECS: dict[str, Spec] = {
 }
 
 
-# RFC 3986 URI-reference, with RFC 3987's non-ASCII characters (OAI-PMH 2.4: identifiers are URIs).
-_U = r"A-Za-z0-9\-._~\u00a0-\ud7ff\uf900-\ufdcf\ufdf0-\uffef\U00010000-\U0010fffd"
-_SUB = r"!$&'()*+,;="
-_PCT = r"%[0-9A-Fa-f]{2}"
-_PCHAR = rf"(?:[{_U}{_SUB}:@]|{_PCT})"
-_SEGMENTS = rf"(?:/{_PCHAR}*)*"
-_HOST = rf"(?:\[(?:[0-9A-Fa-f:.]+|v[0-9A-Fa-f]+\.[A-Za-z0-9\-._~{_SUB}:]+)\]|(?:[{_U}{_SUB}]|{_PCT})*)"
-_AUTHORITY = rf"(?:(?:[{_U}{_SUB}:]|{_PCT})*@)?{_HOST}(?::[0-9]+)?"
-_TAIL = rf"(?:\?(?:{_PCHAR}|[/?\ue000-\uf8ff])*)?(?:#(?:{_PCHAR}|[/?])*)?"
-_URI = re.compile(
-    rf"(?:[A-Za-z][A-Za-z0-9+\-.]*:(?://{_AUTHORITY}{_SEGMENTS}|/(?:{_PCHAR}+{_SEGMENTS})?|{_PCHAR}+{_SEGMENTS}|)"
-    rf"|(?://{_AUTHORITY}{_SEGMENTS}|/(?:{_PCHAR}+{_SEGMENTS})?|(?:[{_U}{_SUB}@]|{_PCT})+{_SEGMENTS}|)){_TAIL}"
-)
 # OAI-PMH 3.4 (metadataPrefix) and 2.6 (setSpec): unreserved characters, setSpecs colon-separated.
 _PREFIX = re.compile(r"[A-Za-z0-9\-_.!~*'()]+")
 _SET_SPEC = re.compile(r"[A-Za-z0-9\-_.!~*'()]+(?::[A-Za-z0-9\-_.!~*'()]+)*")
@@ -56,8 +44,10 @@ def _pattern(regex: re.Pattern[str], what: str) -> Callable[[str, str], object]:
 
 #: OAI-PMH 3.6: "values for arguments have an illegal syntax" is badArgument. Checked before
 #: anything else, which also keeps every argument echoed in <request> valid against OAI-PMH.xsd.
+#: An identifier that is not a URI is badArgument too, as the OAI's FAQ and Repository Explorer have it
+#: (`identifier=invalid"id`), though 3.6 says idDoesNotExist covers "unknown or illegal" ones.
 SYNTAX: dict[str, Callable[[str, str], object]] = {
-    "identifier": _pattern(_URI, "a URI"),
+    "identifier": _pattern(URI, "a URI"),
     "metadataPrefix": _pattern(_PREFIX, "made of letters, digits and - _ . ! ~ * ' ( )"),
     "set": _pattern(_SET_SPEC, "a setSpec: letters, digits and - _ . ! ~ * ' ( ), levels separated by ':'"),
     "from": dates.parse,

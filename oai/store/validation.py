@@ -6,8 +6,23 @@ import re
 
 # OAI-PMH.xsd setSpecType
 _SET_SPEC = re.compile(r"[A-Za-z0-9\-_.!~*'()]+(:[A-Za-z0-9\-_.!~*'()]+)*")
-# A URI with a scheme, no whitespace or control characters (identifierType is xsd:anyURI).
-_IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:[^\s\x00-\x1f\x7f]+")
+# RFC 3986 URI-reference, with RFC 3987's non-ASCII characters (OAI-PMH 2.4: identifiers are URIs;
+# identifierType is xsd:anyURI, and validators reject a '%' without two hex digits, '[' outside a host
+# and a second '#').
+_U = r"A-Za-z0-9\-._~\u00a0-\ud7ff\uf900-\ufdcf\ufdf0-\uffef\U00010000-\U0010fffd"
+_SUB = r"!$&'()*+,;="
+_PCT = r"%[0-9A-Fa-f]{2}"
+_PCHAR = rf"(?:[{_U}{_SUB}:@]|{_PCT})"
+_SEGMENTS = rf"(?:/{_PCHAR}*)*"
+_HOST = rf"(?:\[(?:[0-9A-Fa-f:.]+|v[0-9A-Fa-f]+\.[A-Za-z0-9\-._~{_SUB}:]+)\]|(?:[{_U}{_SUB}]|{_PCT})*)"
+_AUTHORITY = rf"(?:(?:[{_U}{_SUB}:]|{_PCT})*@)?{_HOST}(?::[0-9]+)?"
+_TAIL = rf"(?:\?(?:{_PCHAR}|[/?\ue000-\uf8ff])*)?(?:#(?:{_PCHAR}|[/?])*)?"
+URI = re.compile(
+    rf"(?:[A-Za-z][A-Za-z0-9+\-.]*:(?://{_AUTHORITY}{_SEGMENTS}|/(?:{_PCHAR}+{_SEGMENTS})?|{_PCHAR}+{_SEGMENTS}|)"
+    rf"|(?://{_AUTHORITY}{_SEGMENTS}|/(?:{_PCHAR}+{_SEGMENTS})?|(?:[{_U}{_SUB}@]|{_PCT})+{_SEGMENTS}|)){_TAIL}"
+)
+# What we store and serve as an item's identifier: a URI with a scheme (oai:example.org:123).
+_IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:.+", re.DOTALL)
 
 
 def check_set_spec(spec: str) -> str:
@@ -21,6 +36,6 @@ def check_set_spec(spec: str) -> str:
 
 def check_identifier(identifier: str) -> str:
     """Raises ValueError unless `identifier` is a URI we can serve (e.g. oai:example.org:123)."""
-    if len(identifier) > 512 or not _IDENTIFIER.fullmatch(identifier):
+    if len(identifier) > 512 or not _IDENTIFIER.fullmatch(identifier) or not URI.fullmatch(identifier):
         raise ValueError(f"{identifier!r} is not a valid OAI identifier (a URI such as oai:example.org:123)")
     return identifier
