@@ -63,3 +63,19 @@ def test_identify_takes_no_arguments(engine, live_server) -> None:
         _, root = get(server, verb="Identify", **extra)
         assert errors(root) == ["badArgument"]
         assert request_attrs(root) == {}
+
+
+def test_identify_names_each_friend_once(engine, live_server) -> None:
+    """Two sources of one repository (its oai_dc and its jats) are one friend (friends.xsd: repositories)."""
+    from harvester.client import FetchPolicy
+    from harvester.sources import add_source
+
+    write(engine, [dc_record("oai:example.org:1")], T0)
+    server = live_server()
+    policy = FetchPolicy(delay=0.0)
+    for name, prefix in (("us-dc", "oai_dc"), ("us-jats", "jats")):
+        add_source(engine, name, server.url, prefix=prefix, every_seconds=None, policy=policy)
+    _, root = get(server, verb="Identify")
+    friends = root.findall("oai:Identify/oai:description/fr:friends/fr:baseURL",
+                           {**X, "fr": "http://www.openarchives.org/OAI/2.0/friends/"})
+    assert [f.text for f in friends] == [server.url]

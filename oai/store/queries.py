@@ -246,7 +246,8 @@ def count_items(session: Session, query: ListQuery) -> int:
 
 def sources_for_friends(session: Session) -> list[str]:
     """Base URLs of the repositories we harvest, for Identify's `friends` description."""
-    return list(session.scalars(select(Source.base_url).where(Source.enabled.is_(True)).order_by(Source.name)))
+    urls = session.scalars(select(Source.base_url).where(Source.enabled.is_(True)).order_by(Source.name))
+    return list(dict.fromkeys(urls))  # several sources (formats, sets) of one repository: it is one friend
 
 
 def _item(row, with_metadata: bool) -> Item:  # noqa: ANN001
