@@ -255,6 +255,9 @@ def show_source(engine: Engine, name: str) -> SourceDetails:
         return SourceDetails(src, counts.get(False, 0), counts.get(True, 0), quarantined, checkpoint, last)
 
 
+REMOVE_BATCH = 500  # tombstones written per transaction when a source is removed with its records
+
+
 def remove_source(engine: Engine, name: str, records: str) -> int:
     """Forget a source; its records are kept or tombstoned (`records` keep|delete). Returns tombstones made."""
     if records not in ("keep", "delete"):
@@ -269,12 +272,15 @@ def remove_source(engine: Engine, name: str, records: str) -> int:
     if records == "delete":
         while True:
             with transaction(engine) as session:
+                # Each transaction its own moment: a tombstone dated before an earlier commit could fall
+                # behind a harvester's `from` (the responseDate it was given meanwhile) and never reach it.
+                stamp = dates.utcnow()
                 idents = list(session.scalars(select(Record.identifier).where(
-                    Record.source_id == src.id, Record.deleted.is_(False)).limit(500)))
+                    Record.source_id == src.id, Record.deleted.is_(False)).limit(REMOVE_BATCH)))
                 for ident in idents:
-                    delete_record(session, ident, now=now)
+                    delete_record(session, ident, now=stamp)
             made += len(idents)
-            if len(idents) < 500:
+            if len(idents) < REMOVE_BATCH:
                 break
     with transaction(engine) as session:
         row = session.get(Source, src.id)
