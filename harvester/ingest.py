@@ -81,7 +81,6 @@ class PageOutcome:
     deleted: int = 0
     quarantined: int = 0
     warnings: list[str] = field(default_factory=list)
-    datestamps: list[str] = field(default_factory=list)  # upstream datestamps, in page order
 
 
 class Ingestor:
@@ -173,7 +172,6 @@ class Ingestor:
         """Write one page: upserts, clashes and quarantine; the caller commits with the checkpoint."""
         out = PageOutcome()
         out.seen = len(ready) + len(broken)
-        out.datestamps = [p.upstream.header.datestamp for p in ready]
         existing = existing_records(session, [p.identifier for p in ready])
         items, clashes = [], []
         for prep in ready:

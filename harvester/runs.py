@@ -123,7 +123,8 @@ class _Run:
         self.client = HarvestClient(source.base_url, options.policy, stop=stop)
         self.started = time.monotonic()
         self.seen_tokens: set[str] = set()
-        self.relist_froms: list[str | None] = []
+        self.relists = 0
+        self.expired_at: int | None = None  # how far into the list the last expiry came
         self.granularity = source.granularity
         self.growth = GrowthAnalyzer(engine)  # a first harvest into PostgreSQL grows the store fast
 
@@ -186,9 +187,6 @@ class _Run:
                 self.resumed = False
             self.run_id, self.full, self.run_started = run.id, run.full, run.started
             self.token, self.cursor, self.from_date = cp.resumption_token, cp.cursor, cp.from_date
-            # the re-list point: the highest upstream datestamp held, while the list is in datestamp order
-            self.last_datestamp = cp.last_upstream_datestamp
-            self.ordered = cp.last_upstream_datestamp is not None or cp.cursor == 0
             self.complete_list_size, self.pages = run.complete_list_size, run.pages
         log.info("resume" if self.resumed else "start", extra={"fields": {
             "event": "resume" if self.resumed else "start", "source": src.name, "run": self.run_id,
@@ -220,6 +218,8 @@ class _Run:
     def _harvest_list(self) -> None:
         workers.warm()  # the workers start while the first page is on its way
         while True:
+            if self.token:  # resumed: the token we start from was asked with too (the prefetcher knows it)
+                self.seen_tokens.add(self.token)
             with Prefetcher(self._fetch, lambda fetched: _token_of(fetched[0]), self._params(),
                             name=f"prefetch-{self.source.name}") as ahead:
                 if self._pages(ahead):
@@ -274,15 +274,9 @@ class _Run:
         now = dates.utcnow()
         ready, rejected, notes = prepared
         broken = list(page.broken if page else ()) + rejected
-        ordered, last = self.ordered, self.last_datestamp
         with transaction(self.engine) as s:
             leases.renew_in(s, self.source.id, self.owner, self.options.lease_seconds, now)
             out = self.ingestor.write(s, ready, broken, self.run_id, now)
-            for stamp in out.datestamps:  # normalised datestamps compare as strings
-                if ordered and last is not None and stamp < last:
-                    ordered, last = False, None
-                elif ordered and (last is None or stamp > last):
-                    last = stamp
             cursor = self.cursor + out.seen
             # The run's row and the checkpoint through plain statements: the ORM's loads and flush of the
             # two objects cost as much of this thread's time as the page's records did.
@@ -316,14 +310,14 @@ class _Run:
             else:
                 moved = conn.execute(update(_CHECKPOINT).where(_CHECKPOINT.c.source_id == self.source.id).values(
                     resumption_token=next_token, cursor=cursor, from_date=self.from_date,
-                    last_upstream_datestamp=last if ordered else None, updated=now))
+                    updated=now))
                 if moved.rowcount != 1:  # the page is not written without the point to resume from
                     raise HarvestError("the checkpoint of this run is gone (the source was removed?); stopped")
             summary = (pages, counts["seen"], size, counts["new"], counts["updated"], counts["deleted"],
                        counts["quarantined"])
         # committed: only now does our in-memory state move on
         self.growth.wrote(out.new)
-        self.ordered, self.last_datestamp, self.cursor, self.token = ordered, last, cursor, next_token
+        self.cursor, self.token = cursor, next_token
         self.pages, seen, self.complete_list_size = summary[0], summary[1], summary[2]
         for w in warnings:
             log.warning(w, extra={"fields": {"event": "warning", "source": self.source.name, "run": self.run_id}})
@@ -347,22 +341,25 @@ class _Run:
         s.execute(delete(HarvestCheckpoint).where(HarvestCheckpoint.source_id == self.source.id))
 
     def _relist(self, exc: UpstreamOAIError) -> None:
-        """The token expired: list again from the last upstream datestamp we hold everything up to."""
-        point = self.last_datestamp if self.ordered and self.last_datestamp else self.from_date
-        new_from = dates.as_argument(point, self.granularity) if point else None
-        if new_from in self.relist_froms or len(self.relist_froms) >= self.options.max_relists:
-            raise HarvestError(f"the source's resumptionTokens keep expiring before the list advances "
-                               f"({exc.message or exc.code}); stopped after {len(self.relist_froms)} re-lists")
-        self.relist_froms.append(new_from)
-        why = "" if self.ordered else " (its list is not in datestamp order, so from the list's start)"
+        """The token expired: list again from the list's start (this run's `from`).
+
+        Not from the last datestamp held: OAI-PMH promises no order, and a list that looked sorted so far
+        may still hold older records further on; they would be skipped and the run called complete. The
+        records already held come again unchanged, which costs fetching, not writing."""
+        new_from = self.from_date
+        stalled = self.expired_at is not None and self.cursor <= self.expired_at  # got no further than last time
+        if stalled or self.relists >= self.options.max_relists:
+            raise HarvestError(f"the source's resumptionTokens keep expiring before the list ends "
+                               f"({exc.message or exc.code}); stopped after {self.relists} re-list(s), "
+                               f"{self.cursor} records into the list")
+        self.relists, self.expired_at = self.relists + 1, self.cursor
         note = (f"resumptionToken refused ({exc.message or exc.code}) after {self.cursor} records; "
-                f"listing again from {new_from or 'the beginning'}{why}")
+                f"listing again from {new_from or 'the beginning'} (the list's start)")
         now = dates.utcnow()
         with transaction(self.engine) as s:
             leases.renew_in(s, self.source.id, self.owner, self.options.lease_seconds, now)
             cp = s.get(HarvestCheckpoint, self.source.id)
             cp.resumption_token, cp.cursor, cp.from_date, cp.updated = None, 0, new_from, now
-            cp.last_upstream_datestamp = self.last_datestamp if self.ordered else None
             run = s.get(HarvestRun, self.run_id)
             run.complete_list_size = None
             run.warnings = self._merge_warnings(run.warnings, [note])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 
 import pytest
 import requests
@@ -16,7 +17,7 @@ from oai.store.engine import transaction
 from oai.store.models import HarvestCheckpoint, HarvestRun, OAISet, Source
 from oai.store.records import RecordIn, upsert_records
 from oaischema import NS, assert_oai
-from upstream import DAY, faults, sample_records
+from upstream import DAY, SyntheticRepository, faults, sample_records
 from upstream.fixtures import upstream, upstream_factory  # noqa: F401  (fixtures)
 
 FFFD = "\ufffd"
@@ -153,7 +154,7 @@ def test_a_run_whose_checkpoint_disappears_stops_without_writing_the_page(engine
     assert (summary.pages, summary.seen) == (1, 10) and len(stored(engine, "up")) == 10
 
 
-def test_expired_token_on_resume_relists_from_the_last_datestamp(engine, up) -> None:  # noqa: ANN001
+def test_expired_token_on_resume_relists_from_the_lists_start(engine, up) -> None:  # noqa: ANN001
     add(engine, "up", up.base_url)
     stop, progress = stop_after(2)
     harvest_source(engine, "up", options(), stop=stop, on_progress=progress)
@@ -162,9 +163,23 @@ def test_expired_token_on_resume_relists_from_the_last_datestamp(engine, up) -> 
     summary = harvest_source(engine, "up", options())
     assert summary.status == "complete"
     relist = listed(up)[1]
-    assert relist["from"] == "2024-01-11T08:00:00Z"  # record 20, the last one held
-    assert any("listing again from 2024-01-11T08:00:00Z" in w for w in summary.warnings)
+    assert "from" not in relist and "resumptionToken" not in relist  # the run's own list, from its start
+    assert any("listing again from the beginning (the list's start)" in w for w in summary.warnings)
     assert len(stored(engine, "up")) == 25 and summary.new == 25
+
+
+def test_an_expired_token_in_a_list_not_in_datestamp_order_loses_nothing(engine, upstream_factory) -> None:  # noqa: ANN001, F811
+    """OAI-PMH promises no order (DSpace lists by item id): a first page that happens to rise must not make
+    the re-list start after its last datestamp, or the older records further on are never fetched."""
+    records = sample_records(25)
+    for rec in records[10:]:  # pages 2 and 3 hold records older than anything on page 1
+        rec.datestamp -= timedelta(days=365)
+    up = upstream_factory(SyntheticRepository(records, order="added"))
+    add(engine, "up", up.base_url)
+    up.add_fault(faults.ExpiredTokens(), page=2)
+    summary = harvest_source(engine, "up", options())
+    assert (summary.status, summary.new) == ("complete", 25)
+    assert len(stored(engine, "up")) == 25
 
 
 @sqlite_only
@@ -240,6 +255,16 @@ def test_a_repeating_token_stops_the_run_and_keeps_what_came(engine, up) -> None
     summary = harvest_source(engine, "up", options())
     assert summary.status == "failed" and "resumptionToken" in summary.error
     assert len(stored(engine, "up")) == 20
+
+
+@sqlite_only
+def test_a_cycle_of_tokens_stops_a_resumed_run_as_cleanly_as_the_first(engine, up) -> None:  # noqa: ANN001
+    add(engine, "up", up.base_url)
+    up.add_fault(faults.CyclingToken(), verb="ListRecords", times=None)
+    for _ in range(2):  # the second run resumes from the checkpoint, inside the cycle
+        summary = harvest_source(engine, "up", options())
+        assert summary.status == "failed" and "handed back the resumptionToken" in summary.error, summary.error
+    assert len(stored(engine, "up")) == 25  # every page came (the last one handed back the first token)
 
 
 @sqlite_only

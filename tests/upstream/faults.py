@@ -295,6 +295,30 @@ class RepeatingToken(Fault):
         return True
 
 
+class CyclingToken(Fault):
+    """Tokens that come round again, A -> B -> A: every resumed request but the first is answered
+    with the first token the list handed out. A rerun resuming from B must stop as cleanly as the
+    first run did (found by an outside audit: the resumed run died on an internal error)."""
+
+    stage = "body"
+
+    def __init__(self):
+        self.first: str | None = None
+
+    def apply(self, reply, ctx):
+        token = ctx.arg("resumptionToken")
+        if token is None:
+            return False
+        if self.first is None:
+            self.first = token
+        match = _TOKEN.search(reply.body)
+        if token == self.first or not match:
+            return False
+        new = b"<resumptionToken%s>%s</resumptionToken>" % (match.group(1), escape(self.first).encode("utf-8"))
+        reply.body = reply.body[:match.start()] + new + reply.body[match.end():]
+        return True
+
+
 class HugePage(Fault):
     """Grow the first record of the page by `size` bytes (default 11 MiB) of dc:description
     text, so that the records after it sit beyond 10 MB.

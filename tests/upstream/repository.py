@@ -119,6 +119,8 @@ class SyntheticRepository:
     'transient' or 'persistent' (served with status="deleted"). paging: 'offset' (the token
     holds a position in the list, so records that move shift the pages, as in most
     servers) or 'keyset' (the token holds the last (datestamp, identifier) served).
+    order: 'datestamp' or 'added' (as the records were added: DSpace lists by item id,
+    and OAI-PMH promises no order; offset paging only).
     """
 
     def __init__(self, records=(), *, page_size: int = 10, granularity: str = SECONDS,
@@ -126,13 +128,16 @@ class SyntheticRepository:
                  sets: dict[str, str] | None = None, compression=(),
                  repository_name: str = "Synthetic Upstream",
                  admin_email: str = "upstream@example.org",
-                 earliest_datestamp: str | None = None):
+                 earliest_datestamp: str | None = None, order: str = "datestamp"):
         if granularity not in (DAY, SECONDS):
             raise ValueError(f"granularity must be {DAY!r} or {SECONDS!r}")
         if deleted_record not in ("no", "transient", "persistent"):
             raise ValueError("deleted_record must be no, transient or persistent")
         if paging not in ("offset", "keyset"):
             raise ValueError("paging must be offset or keyset")
+        if order not in ("datestamp", "added") or (order == "added" and paging != "offset"):
+            raise ValueError("order must be datestamp, or added with offset paging")
+        self.order = order
         self.page_size, self.granularity, self.paging = page_size, granularity, paging
         self.deleted_record, self.compression = deleted_record, tuple(compression)
         self.set_names = dict(sets or {})
@@ -237,7 +242,7 @@ class SyntheticRepository:
             if set_spec and not any(s == set_spec or s.startswith(set_spec + ":") for s in rec.sets):
                 continue
             out.append(rec)
-        return sorted(out, key=lambda r: r.key)
+        return out if self.order == "added" else sorted(out, key=lambda r: r.key)
 
     def _cursor(self, matches, position) -> int:
         if self.paging == "offset":
