@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 import requests
 import sickle
+import urllib3
 from sickle import Sickle
 from sickle.response import OAIResponse
 
@@ -44,7 +45,9 @@ class FetchPolicy:
     """How patient and how polite the client is; every wait is bounded."""
 
     connect_timeout: float = 10.0
-    read_timeout: float = 60.0
+    read_timeout: float = 60.0  # the longest silence within a response
+    response_timeout: float = 600.0  # the longest a whole response may take (a server may drip bytes)
+    max_response_mb: float = 100.0  # the largest response taken, decompressed (a gzip bomb is small)
     attempts: int = 6  # tries per request, the first one included
     backoff: float = 2.0  # wait before the first retry, doubled for each further one (with jitter)
     backoff_max: float = 120.0
@@ -111,6 +114,10 @@ class _Retry(Exception):
         self.reason, self.wait = reason, wait
 
 
+class _TooLarge(Exception):
+    """A response past the size limit: not asked again."""
+
+
 class HarvestClient(Sickle):
     """Sickle with a requests.Session, timeouts, a User-Agent, retries and strict parsing."""
 
@@ -134,8 +141,33 @@ class HarvestClient(Sickle):
         timeout = (self.policy.connect_timeout, self.policy.read_timeout)
         self.requests_sent += 1
         if self.http_method == "GET":
-            return self.session.get(self.endpoint, params=kwargs, timeout=timeout)
-        return self.session.post(self.endpoint, data=kwargs, timeout=timeout)
+            response = self.session.get(self.endpoint, params=kwargs, timeout=timeout, stream=True)
+        else:
+            response = self.session.post(self.endpoint, data=kwargs, timeout=timeout, stream=True)
+        with response:  # on an error mid-body the connection is closed, not reused
+            # requests keeps a body it has read in _content; .content then returns it, and a consumed
+            # response gives its connection back to the pool for the next page (keep-alive)
+            response._content = self._bounded_body(response)  # noqa: SLF001
+            response._content_consumed = True  # noqa: SLF001
+        return response
+
+    def _bounded_body(self, response: requests.Response) -> bytes:
+        """The decompressed body, read as it arrives: refused past max_response_mb, abandoned (retried) past
+        response_timeout. requests alone bounds neither: its read timeout is per read, and it inflates
+        gzip to whatever size it unpacks to."""
+        limit = int(self.policy.max_response_mb * 1024 * 1024)
+        deadline = time.monotonic() + self.policy.response_timeout
+        chunks, size = [], 0
+        while chunk := _read1(response.raw):
+            size += len(chunk)
+            if size > limit:
+                raise _TooLarge(f"the response is larger than {self.policy.max_response_mb:g} MB "
+                                "(OAI_HARVEST_MAX_RESPONSE_MB); refused")
+            chunks.append(chunk)
+            if time.monotonic() > deadline:
+                raise _Retry(f"the response took longer than {self.policy.response_timeout:g} s "
+                             "(OAI_HARVEST_RESPONSE_TIMEOUT)")
+        return b"".join(chunks)
 
     def harvest(self, **kwargs: str) -> OAIResponse:
         """One paced request through sickle's hook: no retries, and error statuses are not raised."""
@@ -157,6 +189,11 @@ class HarvestClient(Sickle):
                 last = f"the connection failed ({type(exc).__name__}: {_short(exc)})"
             except _Retry as exc:
                 last, wait = exc.reason, exc.wait
+            except _TooLarge as exc:
+                raise FetchError(f"{self.endpoint} answered {verb}: {exc}") from None
+            except requests.RequestException as exc:  # redirect loops, a redirect to file://, a bad URL
+                raise FetchError(f"{self.endpoint} cannot be asked {verb}: {_short(exc)} "
+                                 f"({type(exc).__name__})") from None
             except PageError as exc:
                 if not exc.retry:
                     raise FetchError(f"{self.endpoint} answered {verb} unusably: {exc}") from None
@@ -229,6 +266,18 @@ class HarvestClient(Sickle):
                 return
             page = self.fetch(verb, resumptionToken=token.value)
             count += 1
+
+
+def _read1(raw: urllib3.response.HTTPResponse) -> bytes:
+    """What has arrived of the body, decoded, with urllib3's errors told as requests tells them."""
+    try:
+        return raw.read1(1 << 16, decode_content=True)
+    except urllib3.exceptions.ReadTimeoutError as exc:
+        raise requests.exceptions.ReadTimeout(exc) from None
+    except urllib3.exceptions.DecodeError as exc:
+        raise requests.exceptions.ContentDecodingError(exc) from None
+    except (urllib3.exceptions.ProtocolError, urllib3.exceptions.SSLError) as exc:
+        raise requests.exceptions.ChunkedEncodingError(exc) from None
 
 
 def _short(exc: BaseException) -> str:

@@ -151,3 +151,36 @@ def test_policy_from_environment() -> None:
     assert (p.delay, p.attempts, p.read_timeout) == (0.5, 3, 7)
     with pytest.raises(ValueError, match="OAI_HARVEST_DELAY"):
         FetchPolicy.from_environ({"OAI_HARVEST_DELAY": "soon"})
+
+
+def test_a_response_past_the_size_limit_is_refused_once_even_gzipped(up) -> None:  # noqa: ANN001
+    """A gzip bomb is small on the wire: the limit counts the bytes it unpacks to, as they come."""
+    up.add_fault(faults.HugePage(3 * 1024 * 1024), verb="ListRecords", times=None)
+    up.add_fault(faults.Gzip(force=True), times=None)
+    c = client(up, max_response_mb=1)
+    with pytest.raises(FetchError, match=r"larger than 1 MB \(OAI_HARVEST_MAX_RESPONSE_MB\); refused"):
+        c.fetch("ListRecords", **LIST)
+    assert c.requests_sent == 1  # not asked again
+    assert len(client(up, max_response_mb=4).fetch("ListRecords", **LIST).records) == 5  # within the limit
+
+
+def test_a_dripping_answer_is_abandoned_at_the_response_timeout(up) -> None:  # noqa: ANN001
+    up.add_fault(faults.Drip(0.05), verb="ListRecords", times=None)
+    started = time.monotonic()
+    with pytest.raises(FetchError, match=r"took longer than 0.5 s \(OAI_HARVEST_RESPONSE_TIMEOUT\)"):
+        client(up, read_timeout=3, response_timeout=0.5, attempts=2).fetch("ListRecords", **LIST)
+    # each read got data within the read timeout; without the deadline a page would take seconds
+    assert time.monotonic() - started < 4 and len(up.log) == 2
+
+
+@pytest.mark.parametrize("location", [None, "file:///etc/passwd"])
+def test_a_redirect_loop_or_to_a_file_is_a_clear_error(up, location) -> None:  # noqa: ANN001
+    up.add_fault(faults.Redirect(location), times=None)
+    with pytest.raises(FetchError, match="cannot be asked Identify: .*(TooManyRedirects|InvalidSchema)"):
+        client(up).fetch("Identify")
+
+
+def test_a_url_no_request_can_be_made_to_is_a_clear_error() -> None:
+    c = HarvestClient("http://127.0.0.1:99999/oai", policy(), pacer=HostPacer())
+    with pytest.raises(FetchError, match="cannot be asked Identify: .*InvalidURL"):
+        c.fetch("Identify")

@@ -409,6 +409,36 @@ class Slow(Fault):
         return True
 
 
+class Drip(Fault):
+    """Send the body 256 bytes at a time, `interval` seconds apart: every read gets data well within
+    any read timeout, yet the whole answer takes as long as the server likes (found by an outside
+    audit: a page at 8 bytes a second held the harvester for minutes)."""
+
+    stage = "transport"
+
+    def __init__(self, interval: float = 0.05):
+        if not 0 < interval <= 1:
+            raise ValueError("interval must be within 0..1 s")
+        self.interval = interval
+
+    def apply(self, reply, ctx):
+        reply.drip = self.interval
+        return True
+
+
+class Redirect(Fault):
+    """HTTP 302 to `location` (None: back to the very URL asked, a redirect loop)."""
+
+    def __init__(self, location: str | None = None):
+        self.location = location
+
+    def apply(self, reply, ctx):
+        here = ctx.base_url + "?" + "&".join(f"{k}={v}" for k, vs in ctx.query.items() for v in vs)
+        reply.status, reply.body, reply.error_codes = 302, b"", ()
+        reply.headers = {"Location": self.location or here, "Content-Type": "text/plain"}
+        return True
+
+
 class Truncated(Fault):
     """Send only the first part of the body (`at`: a fraction < 1 or a byte count), then close.
 

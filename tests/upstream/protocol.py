@@ -39,6 +39,7 @@ class Reply:
     reset: bool = False                   # close the socket with RST, send nothing
     delay: float = 0.0                    # seconds to wait before the status line
     stall: float = 0.0                    # seconds to wait after half of the body
+    drip: float = 0.0                     # seconds to wait between pieces of 256 body bytes
     truncate_at: int | None = None        # send only this many body bytes
     content_length: str | None = "sent"   # "sent", "full" (length before truncation) or None
 

@@ -283,4 +283,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
             upstream._wait(reply.stall)
             sent = sent[half:]
+        if reply.drip:
+            for i in range(0, len(sent), 256):
+                self.wfile.write(sent[i:i + 256])
+                self.wfile.flush()
+                upstream._wait(reply.drip)
+            return
         self.wfile.write(sent)
