@@ -63,7 +63,10 @@ class Canonical:
 
 def canonicalise(job: Job) -> Canonical:
     """The canonical metadata of one record (runs in a worker, or inline)."""
-    element = etree.fromstring(job.data, strict_parser())  # its own document: only the namespaces it uses
+    try:  # its own document: only the namespaces it uses
+        element = etree.fromstring(job.data, strict_parser())
+    except etree.XMLSyntaxError as exc:  # refused with the reason: lxml's error (its log) does not pickle
+        return _refused(f"the metadata does not parse on its own: {exc}")
     etree.cleanup_namespaces(element)
     repaired = bool(job.repairs)
     if job.format_prefix is None:  # a foreign format: stored canonical, served as harvested

@@ -226,3 +226,27 @@ def test_a_deleted_record_needs_no_metadata() -> None:
     page = read_page(_listing('<record><header status="deleted"><identifier>oai:u:1</identifier>'
                               "<datestamp>2020-01-01</datestamp></header></record>"), "ListRecords")
     assert page.records[0].header.deleted and page.records[0].metadata is None
+
+
+@pytest.mark.parametrize("doctype", [
+    b'<!DOCTYPE OAI-PMH SYSTEM "a>b" [<!ENTITY del "deleted">]>',  # a '>' inside the system literal
+    b'<!-- <OAI-PMH --><!DOCTYPE OAI-PMH [<!ENTITY del "deleted">]>',  # a comment that looks like the root
+])
+def test_declarations_are_refused_however_the_doctype_is_disguised(doctype: bytes) -> None:
+    """Found by an outside audit: libxml2 replaces entities a subset declares in attribute values even
+    when entities are not resolved, so status="&del;" made a tombstone of a live record."""
+    body = (b'<?xml version="1.0"?>' + doctype + b'<OAI-PMH xmlns="http://www.openarchives.org/OAI/2.0/">'
+            b"<responseDate>2020-01-01T00:00:00Z</responseDate><request>http://127.0.0.1/oai</request>"
+            b'<ListRecords><record><header status="&del;"><identifier>oai:x:1</identifier>'
+            b"<datestamp>2020-01-01</datestamp></header></record></ListRecords></OAI-PMH>")
+    with pytest.raises(PageError, match="DTD with declarations"):
+        read_page(body, "ListRecords")
+
+
+def test_metadata_that_does_not_parse_on_its_own_is_refused_not_raised() -> None:
+    """A worker's error must come back as a reason: lxml's XMLSyntaxError does not pickle, and raised in a
+    worker process it failed the whole run instead of quarantining one record."""
+    from harvester.workers import Job, canonicalise
+
+    done = canonicalise(Job("oai_dc", "oai_dc", b'<oai_dc:dc xmlns:oai_dc="x" xml:lang="&e;"/>'))
+    assert done.refused and "does not parse on its own" in done.refused
