@@ -41,6 +41,9 @@ def _token_of(page: Page) -> str | None:
     return page.token.value if page.token is not None else None
 
 
+CLOCK_AHEAD = timedelta(hours=1)  # a responseDate further ahead of our clock than this is warned about
+
+
 @dataclass(frozen=True)
 class RunOptions:
     full: bool = False
@@ -332,9 +335,18 @@ class _Run:
     def _complete(self, s, run: HarvestRun, now: datetime) -> None:  # noqa: ANN001
         run.status, run.ended = "complete", now
         src = s.get(Source, self.source.id)
-        # The next incremental window starts at the upstream's clock; lacking it, keep the old start.
-        src.last_complete_response_date = (run.response_date or src.last_complete_response_date
-                                           or dates.format_moment(self.run_started))
+        # The next incremental window starts at the upstream's clock (lacking it, the old start), but never
+        # after this run began by ours: a responseDate in the future (a wrong clock, a hostile source) would
+        # skip every change until then. A clock merely ahead of ours costs an overlap, not a loss.
+        started = dates.format_moment(self.run_started)
+        listed = run.response_date or src.last_complete_response_date
+        if listed is None or listed > started:
+            if listed is not None and listed > dates.format_moment(self.run_started + CLOCK_AHEAD):
+                run.warnings = self._merge_warnings(run.warnings, [
+                    f"the source's responseDate {listed} is ahead of our clock ({started}); the next "
+                    "incremental run asks from our clock instead"])
+            listed = started
+        src.last_complete_response_date = listed
         if self.granularity != src.granularity:
             src.granularity = self.granularity
         src.next_due = now + timedelta(seconds=src.every_seconds) if src.every_seconds else None

@@ -98,7 +98,8 @@ def test_incremental_run_picks_up_updates_additions_and_deletions(engine, up, li
     summary = harvest_source(engine, "up", options())
     with transaction(engine) as s:
         last = s.scalar(select(HarvestRun).where(HarvestRun.id == summary.run_id - 1))
-    assert listed(up)[0]["from"] == last.response_date  # from = responseDate of the last complete run
+    # from = the last complete run's responseDate, or when that run began by our clock if that is earlier
+    assert listed(up)[0]["from"] == min(last.response_date, last.started.strftime("%Y-%m-%dT%H:%M:%SZ"))
     assert (summary.new, summary.updated, summary.deleted) == (1, 1, 1)
     after = stored(engine, "up")
     assert dc_values(after["oai:upstream.test:3"].metadata["oai_dc"]) == ["Changed & <new>"]
@@ -110,6 +111,19 @@ def test_incremental_run_picks_up_updates_additions_and_deletions(engine, up, li
                                             "identifier": after["oai:upstream.test:4"].identifier}, timeout=10).content
     header = assert_oai(body).find(".//oai:header", NS)
     assert header.get("status") == "deleted"
+
+
+def test_a_responsedate_in_the_future_does_not_become_the_next_from(engine, up) -> None:  # noqa: ANN001
+    """Found by an outside audit: responseDate 2099 made the next run ask from=2099 and call 'nothing new'
+    complete, for good. The next window never starts after the run began by our clock."""
+    add(engine, "up", up.base_url)
+    up.add_fault(faults.ResponseDate("2099-12-31T23:59:59Z"), verb="ListRecords", times=None)
+    first = harvest_source(engine, "up", options())
+    assert any("ahead of our clock" in w for w in first.warnings)
+    up.repo.update("oai:upstream.test:3", title="Changed later")
+    up.reset_log()
+    second = harvest_source(engine, "up", options())
+    assert listed(up)[0]["from"] < "2099" and second.updated == 1
 
 
 @sqlite_only

@@ -319,6 +319,21 @@ class CyclingToken(Fault):
         return True
 
 
+class ResponseDate(Fault):
+    """Claim `moment` as the responseDate (a server whose clock is wrong, or one that lies)."""
+
+    stage = "body"
+
+    def __init__(self, moment: str):
+        self.moment = moment.encode("ascii")
+
+    def apply(self, reply, ctx):
+        body, n = re.subn(rb"<responseDate>[^<]*</responseDate>", b"<responseDate>" + self.moment
+                          + b"</responseDate>", reply.body, count=1)
+        reply.body = body
+        return n == 1
+
+
 class HugePage(Fault):
     """Grow the first record of the page by `size` bytes (default 11 MiB) of dc:description
     text, so that the records after it sit beyond 10 MB.
