@@ -42,6 +42,10 @@ class RepeatedToken(HarvestError):
     """The upstream handed back a resumptionToken it had already given: following it would loop."""
 
 
+class EndlessListError(HarvestError):
+    """The upstream's list goes on with fresh tokens but no end (the same pages again, empty pages)."""
+
+
 class LeaseTaken(HarvestError):
     """Another harvest holds the source's lease."""
 

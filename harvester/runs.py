@@ -18,7 +18,7 @@ from sqlalchemy import Engine, bindparam, delete, select, update
 
 from harvester import dates, leases, workers
 from harvester.client import FetchPolicy, HarvestClient
-from harvester.errors import HarvestError, LeaseLost, RepeatedToken, Stopped, UpstreamOAIError
+from harvester.errors import EndlessListError, HarvestError, LeaseLost, RepeatedToken, Stopped, UpstreamOAIError
 from harvester.ingest import Ingestor
 from harvester.parse import Page, set_entries
 from harvester.prefetch import Prefetcher
@@ -39,6 +39,45 @@ _RUN_STATE = select(_RUN.c.pages, _RUN.c.response_date, _RUN.c.complete_list_siz
 
 def _token_of(page: Page) -> str | None:
     return page.token.value if page.token is not None else None
+
+
+class EndlessList:
+    """Notices a list that goes on with fresh tokens but no end: the same pages again, page after page
+    with nothing on it, or far more records than it announced (an outside audit met all three; each
+    ran until killed). Memory: one number a page."""
+
+    REPEATS = 3  # pages that are exact repeats of earlier pages of this list
+    EMPTY = 100  # empty pages in a row
+    OVERRUN = 2  # records past this multiple of completeListSize (plus a page or so of slack)
+
+    def __init__(self) -> None:
+        self.pages: set[int] = set()
+        self.repeats = self.empty = 0
+        self.announced: int | None = None
+
+    def check(self, page: Page, cursor: int) -> None:
+        """Raises EndlessListError once the list is past reason; `cursor`: records so far in this list."""
+        if page.size == 0:
+            self.empty += 1
+            if self.empty >= self.EMPTY:
+                raise EndlessListError(f"the source sent {self.empty} empty pages in a row, each with a new "
+                                       "resumptionToken; stopped (the records so far are kept)")
+            return
+        self.empty = 0
+        items = page.records or page.headers
+        key = hash((tuple(i.header.identifier if hasattr(i, "header") else i.identifier for i in items),
+                    len(page.broken)))
+        if key in self.pages:
+            self.repeats += 1
+            if self.repeats >= self.REPEATS:
+                raise EndlessListError(f"the source sent the same pages again {self.repeats} times under new "
+                                       "resumptionTokens; stopped (the records so far are kept)")
+        self.pages.add(key)
+        if page.token is not None and page.token.complete_list_size is not None:
+            self.announced = page.token.complete_list_size
+        if self.announced is not None and cursor > self.OVERRUN * self.announced + 1000:
+            raise EndlessListError(f"the source sent {cursor} records in a list it announced as "
+                                   f"{self.announced}; stopped (the records so far are kept)")
 
 
 CLOCK_AHEAD = timedelta(hours=1)  # a responseDate further ahead of our clock than this is warned about
@@ -127,6 +166,7 @@ class _Run:
         self.started = time.monotonic()
         self.seen_tokens: set[str] = set()
         self.relists = 0
+        self.endless = EndlessList()
         self.expired_at: int | None = None  # how far into the list the last expiry came
         self.granularity = source.granularity
         self.growth = GrowthAnalyzer(engine)  # a first harvest into PostgreSQL grows the store fast
@@ -263,6 +303,7 @@ class _Run:
             if final:
                 return True
             self.seen_tokens.add(token)
+            self.endless.check(page, self.cursor)
 
     def _fetch(self, params: dict[str, str]) -> tuple[Page, Callable[[], tuple]]:
         """One page, fetched and given to the workers to turn into store records (in the prefetch thread,
@@ -377,6 +418,7 @@ class _Run:
             run.warnings = self._merge_warnings(run.warnings, [note])
         self.token, self.cursor, self.from_date, self.complete_list_size = None, 0, new_from, None
         self.seen_tokens.clear()  # a new list: offset-style tokens may well come back the same
+        self.endless = EndlessList()
         log.warning(note, extra={"fields": {"event": "relist", "source": self.source.name, "run": self.run_id,
                                             "from": new_from}})
 

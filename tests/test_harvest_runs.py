@@ -12,7 +12,7 @@ from sqlalchemy import select
 from harvest_fixtures import REPO_ID, add, dc_values, options, policy, sqlite_only, stored
 from harvester.history import list_quarantine, list_runs
 from harvester.ingest import local_identifier
-from harvester.runs import harvest_source
+from harvester.runs import EndlessList, harvest_source
 from oai.store.engine import transaction
 from oai.store.models import HarvestCheckpoint, HarvestRun, OAISet, Source
 from oai.store.records import RecordIn, upsert_records
@@ -279,6 +279,32 @@ def test_a_cycle_of_tokens_stops_a_resumed_run_as_cleanly_as_the_first(engine, u
         summary = harvest_source(engine, "up", options())
         assert summary.status == "failed" and "handed back the resumptionToken" in summary.error, summary.error
     assert len(stored(engine, "up")) == 25  # every page came (the last one handed back the first token)
+
+
+@sqlite_only
+@pytest.mark.parametrize("empty", [False, True])
+def test_a_list_without_end_is_stopped(engine, up, empty) -> None:  # noqa: ANN001
+    """Fresh tokens that never repeat, over the same page again or over empty pages: stopped, not followed
+    until someone kills the harvester; what came is kept."""
+    add(engine, "up", up.base_url)
+    fault = faults.EndlessList(empty=empty)
+    up.add_fault(fault, times=None)
+    summary = harvest_source(engine, "up", options())
+    assert summary.status == "failed", summary
+    assert ("empty pages in a row" if empty else "the same pages again") in summary.error
+    assert len(stored(engine, "up")) == 10  # the first page
+    limit = EndlessList.EMPTY if empty else EndlessList.REPEATS
+    assert limit <= fault.sent <= limit + 2  # the prefetcher may have asked for a page or two more
+
+
+@sqlite_only
+def test_a_list_far_longer_than_announced_is_stopped(engine, upstream_factory) -> None:  # noqa: ANN001, F811
+    up = upstream_factory(SyntheticRepository(sample_records(1300), page_size=100))
+    add(engine, "up", up.base_url)
+    up.add_fault(faults.CompleteListSize(50), times=None)
+    summary = harvest_source(engine, "up", options())
+    assert summary.status == "failed" and "in a list it announced as 50" in summary.error
+    assert len(stored(engine, "up")) == 1200  # stopped after the page that went past 2 x 50 + 1000
 
 
 @sqlite_only

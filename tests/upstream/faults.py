@@ -334,6 +334,43 @@ class ResponseDate(Fault):
         return n == 1
 
 
+class EndlessList(Fault):
+    """Every resumed ListRecords request is answered with the list's first page again (empty=True: with
+    no records), under a fresh token each time, so no token ever repeats and the list never ends (found by
+    an outside audit: such a list ran until the harvester was killed)."""
+
+    def __init__(self, empty: bool = False):
+        self.empty, self.first, self.sent = empty, None, 0
+
+    def apply(self, reply, ctx):
+        if ctx.arg("verb") != "ListRecords":
+            return False
+        if ctx.arg("resumptionToken") is None:
+            self.first = reply.body  # page 1 as the content made it; left as it is
+            return False
+        self.sent += 1
+        body = re.sub(rb"<record>.*</record>", b"", self.first, flags=re.S) if self.empty else self.first
+        match = _TOKEN.search(body)
+        reply.status, reply.error_codes = 200, ()
+        reply.body = (body[:match.start()] + b"<resumptionToken>endless-%d</resumptionToken>" % self.sent
+                      + body[match.end():])
+        return True
+
+
+class CompleteListSize(Fault):
+    """Announce `size` as every token's completeListSize, whatever the list holds."""
+
+    stage = "body"
+
+    def __init__(self, size: int):
+        self.size = size
+
+    def apply(self, reply, ctx):
+        body, n = re.subn(rb'completeListSize="\d+"', b'completeListSize="%d"' % self.size, reply.body)
+        reply.body = body
+        return n > 0
+
+
 class HugePage(Fault):
     """Grow the first record of the page by `size` bytes (default 11 MiB) of dc:description
     text, so that the records after it sit beyond 10 MB.
