@@ -19,7 +19,8 @@ import click
 from harvester import logs, workers
 from harvester.client import FetchPolicy
 from harvester.errors import HarvestError
-from harvester.history import list_quarantine, list_runs, quarantined_bytes
+from harvester.dates import utcnow
+from harvester.history import list_quarantine, list_runs, quarantined_bytes, run_status
 from harvester.leases import single_worker
 from harvester.progress import Board, BoardHandler
 from harvester.runs import RunOptions, RunSummary, harvest_source
@@ -109,6 +110,7 @@ def source_show(ctx: click.Context, name: str) -> None:
     except HarvestError as exc:
         raise _fail(exc) from None
     s = d.source
+    now = utcnow()
     fields = [
         ("name", s.name), ("base URL", s.base_url), ("repository", s.repository_name),
         ("prefix", s.prefix), ("namespace", s.metadata_namespace), ("schema", s.metadata_schema),
@@ -117,14 +119,16 @@ def source_show(ctx: click.Context, name: str) -> None:
         ("detect deletions", "yes" if s.detect_deletions else "no"), ("every", format_interval(s.every_seconds)),
         ("last complete", s.last_complete_response_date or "never"),
         ("next due", f"{s.next_due:%Y-%m-%d %H:%M:%S} UTC" if s.next_due else "-"),
-        ("lease", f"{s.lease_owner} until {s.lease_expires:%H:%M:%S}" if s.lease_owner else "free"),
+        ("lease", "free" if not s.lease_owner else f"{s.lease_owner} until {s.lease_expires:%H:%M:%S}"
+         + (" (lapsed: that harvest stopped without letting go)" if s.lease_expires < now else "")),
         ("records", f"{d.records} (+ {d.deleted} deleted)"), ("quarantined", d.quarantined),
     ]
     if d.checkpoint is not None:
         fields.append(("unfinished run", f"#{d.checkpoint.run_id}, {d.checkpoint.cursor} records into its list"))
     if d.last_run is not None:
         r = d.last_run
-        fields.append(("last run", f"#{r.id} {r.status}, {r.pages} pages, {r.seen} records"
+        fields.append(("last run", f"#{r.id} {run_status(r.status, s.lease_expires, now)}, {r.pages} pages, "
+                                   f"{r.seen} records"
                                    + (f": {r.error}" if r.error else "")))
     for label, value in fields:
         click.echo(f"{label + ':':18}{value}")

@@ -252,7 +252,7 @@ def _salvage(data: bytes, verb: str, first_error: str) -> tuple[etree._Element, 
         root = _parse(skeleton)
     except etree.XMLSyntaxError as exc:
         raise PageError(f"the response is not well-formed XML outside its records, so it was cut short "
-                        f"or is broken ({exc}); it will be fetched again") from None
+                        f"or is broken ({exc})") from None
     container = root.find(f"{_O}{verb}")
     if container is None:
         if spans:
@@ -316,7 +316,9 @@ def _header(el: etree._Element) -> Header:
     if not identifier:
         raise ValueError("its header has no identifier")
     raw_date = _text(date_el)
-    datestamp = dates.normalise(raw_date or "")
+    if raw_date is None:
+        raise ValueError("its header has no datestamp")
+    datestamp = dates.normalise(raw_date)
     if datestamp is None:
         raise ValueError(f"its datestamp {raw_date!r} is not a date")
     return Header(identifier, datestamp, el.get("status") == "deleted", tuple(specs))

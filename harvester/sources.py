@@ -163,6 +163,9 @@ def add_source(engine: Engine, name: str, base_url: str, *, prefix: str = "oai_d
     parts = urlsplit(base_url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise SourceError(f"{base_url!r} is not an http(s) URL")
+    if "verb=" in parts.query:
+        raise SourceError(f"{base_url!r} carries an OAI-PMH request; the base URL is the part before '?' "
+                          f"({parts.scheme}://{parts.netloc}{parts.path})")
     if set_spec is not None:
         try:
             check_set_spec(set_spec)

@@ -168,3 +168,9 @@ def test_removing_a_source_dates_each_batch_of_tombstones_when_it_is_written(oai
         stamps = list(conn.scalars(select(Record.datestamp).where(Record.deleted.is_(True)).order_by(Record.id)))
     # three transactions of 5, 5 and 2, each dated by its own moment
     assert sorted(Counter(stamps).values()) == [2, 5, 5]
+
+
+def test_a_base_url_with_a_request_in_it_gets_a_hint(oai, up) -> None:  # noqa: ANN001
+    result = oai("source", "add", "up", up.base_url + "?verb=Identify")
+    assert result.exit_code == 1 and "the base URL is the part before '?'" in result.output
+    assert up.base_url in result.output and not up.log  # nothing was asked

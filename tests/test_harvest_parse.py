@@ -250,3 +250,9 @@ def test_metadata_that_does_not_parse_on_its_own_is_refused_not_raised() -> None
 
     done = canonicalise(Job("oai_dc", "oai_dc", b'<oai_dc:dc xmlns:oai_dc="x" xml:lang="&e;"/>'))
     assert done.refused and "does not parse on its own" in done.refused
+
+
+def test_a_header_without_datestamp_says_so() -> None:
+    page = read_page(_listing(f"<record><header><identifier>oai:u:1</identifier></header>{DC_META}</record>"),
+                     "ListRecords")
+    assert not page.records and page.broken[0].reason.endswith("its header has no datestamp")

@@ -7,11 +7,12 @@ import signal
 import subprocess
 import sys
 import threading
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from harvest_fixtures import add, detach_logs, options, running, stored, until
 from harvester.runs import harvest_source
@@ -97,6 +98,14 @@ def test_a_harvest_killed_with_sigkill_resumes_and_ends_with_every_record_once(
         assert run.status == "running" and cp.resumption_token and cp.run_id == run.id
     held = len(stored(engine, "up"))
     assert held == run.pages * 4 == cp.cursor and held < 40
+    from harvester.history import list_runs
+
+    assert [r.status for r in list_runs(engine)] == ["running"]  # its lease has not run out yet
+    with transaction(engine) as s:  # as when the lease has run out: the history says the run is cut off
+        s.execute(update(Source).values(lease_expires=datetime(2000, 1, 1)))
+    assert [r.status for r in list_runs(engine)] == ["stalled"]
+    shown = CliRunner().invoke(main, ["--database", database_url, "source", "show", "up"]).output
+    assert "(lapsed: that harvest stopped without letting go)" in shown and f"#{run.id} stalled" in shown
     upstream.clear_faults()
     upstream.reset_log()
     assert harvest_source(engine, "up", options()).status == "complete"  # the rerun (in this process)
