@@ -23,7 +23,7 @@ from harvester.sources import SourceView
 from oai.formats import registry
 from oai.formats.base import MetadataFormat
 from oai.store.models import Quarantine, Source
-from oai.store.records import Change, RecordIn, ensure_sets, existing_records, upsert_records
+from oai.store.records import Change, Existing, RecordIn, ensure_sets, existing_records, upsert_records
 from oai.store.validation import check_identifier, check_set_spec
 
 DC_PREFIX = "oai_dc"
@@ -87,8 +87,9 @@ class Ingestor:
     """Turns a source's pages into store writes; one per run (it caches set names and formats)."""
 
     def __init__(self, source: SourceView, repository_identifier: str,
-                 set_names: Mapping[str, str | None] | None = None) -> None:
+                 set_names: Mapping[str, str | None] | None = None, *, since: datetime | None = None) -> None:
         self.source = source
+        self.since = since  # when the run began: a record written since came earlier in this run
         self.repository_identifier = repository_identifier
         self.format = registry_format(source.prefix, source.metadata_namespace)
         self.set_names = dict(set_names or {})
@@ -172,10 +173,17 @@ class Ingestor:
         """Write one page: upserts, clashes and quarantine; the caller commits with the checkpoint."""
         out = PageOutcome()
         out.seen = len(ready) + len(broken)
+        ready = self._one_copy_each(ready, out.warnings)
         existing = existing_records(session, [p.identifier for p in ready])
         items, clashes = [], []
         for prep in ready:
             row = existing.get(prep.identifier)
+            if self._older_than_earlier_copy(prep, row):
+                out.warnings.append(f"{prep.upstream.header.identifier} came again in this list with an older "
+                                    f"datestamp ({prep.upstream.header.datestamp}, before {row.upstream_datestamp}); "
+                                    "the newer copy is kept")
+                out.unchanged += 1
+                continue
             adopt = (row is not None and row.source_id is None and not self.source.keep_identifiers
                      and row.upstream_identifier == prep.upstream.header.identifier)  # its source was removed
             if row is not None and row.source_id != self.source.id and not adopt:
@@ -196,7 +204,7 @@ class Ingestor:
         set_ids = ensure_sets(session, names)
         counts = Counter(upsert_records(session, items, now=now, existing=existing, set_ids=set_ids))
         out.new, out.updated = counts[Change.NEW], counts[Change.UPDATED]
-        out.deleted, out.unchanged = counts[Change.DELETED], counts[Change.UNCHANGED]
+        out.deleted, out.unchanged = counts[Change.DELETED], out.unchanged + counts[Change.UNCHANGED]
         resolved = [i.upstream_identifier for i in items if i.upstream_identifier]
         if resolved and self._may_hold_quarantine(session):
             session.execute(delete(Quarantine).where(Quarantine.source_id == self.source.id,
@@ -204,6 +212,29 @@ class Ingestor:
         self.quarantine(session, broken + clashes, run_id, now)
         out.quarantined = len(broken) + len(clashes)
         return out
+
+    @staticmethod
+    def _one_copy_each(ready: list[_Prepared], warnings: list[str]) -> list[_Prepared]:
+        """A page that holds an identifier twice: the copy with the newest datestamp (the later one on a tie)
+        is written, once, so that it is counted once."""
+        kept: dict[str, _Prepared] = {}
+        for prep in ready:
+            first = kept.get(prep.identifier)
+            if first is not None:
+                warnings.append(f"the page holds {prep.upstream.header.identifier} more than once; the copy "
+                                "with the newest datestamp is kept")
+                if prep.upstream.header.datestamp < first.upstream.header.datestamp:
+                    continue
+            kept[prep.identifier] = prep
+        return list(kept.values()) if len(kept) < len(ready) else ready
+
+    def _older_than_earlier_copy(self, prep: _Prepared, row: Existing | None) -> bool:
+        """Whether this run already wrote the record from a copy with a newer datestamp (a list that holds
+        it twice: what came first must not be overwritten by an older copy)."""
+        return (row is not None and self.since is not None and row.source_id == self.source.id
+                and row.harvested_at is not None and row.harvested_at >= self.since
+                and row.upstream_datestamp is not None
+                and prep.upstream.header.datestamp < row.upstream_datestamp)
 
     def _may_hold_quarantine(self, session: Session) -> bool:
         """False while the source has nothing in quarantine: asked once a run, since only its runs,

@@ -234,7 +234,8 @@ class _Run:
         log.info("resume" if self.resumed else "start", extra={"fields": {
             "event": "resume" if self.resumed else "start", "source": src.name, "run": self.run_id,
             "full": self.full, "from": self.from_date, "token": self.token, "cursor": self.cursor}})
-        self.ingestor = Ingestor(src, self.options.repository_identifier or "", self._set_names())
+        self.ingestor = Ingestor(src, self.options.repository_identifier or "", self._set_names(),
+                                 since=self.run_started)
 
     def _set_names(self) -> dict[str, str | None]:
         """Upstream set names, read (boundedly) on full runs only: "when cheap"."""

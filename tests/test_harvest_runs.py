@@ -308,6 +308,31 @@ def test_a_list_far_longer_than_announced_is_stopped(engine, upstream_factory) -
 
 
 @sqlite_only
+def test_an_item_twice_on_a_page_is_written_once_from_its_newest_copy(engine, up) -> None:  # noqa: ANN001
+    add(engine, "up", up.base_url)
+    # record 3 (2024-01-02T20:00:00Z) again on its page: deleted and later; then record 5 again, older
+    up.add_fault(faults.DuplicateRecord("oai:upstream.test:3", "2024-06-01T00:00:00Z", deleted=True), page=1)
+    up.add_fault(faults.DuplicateRecord("oai:upstream.test:5", "2023-01-01T00:00:00Z"), page=1)
+    summary = harvest_source(engine, "up", options())
+    assert (summary.new, summary.deleted, summary.seen) == (24, 1, 27)  # 25 items, each counted once
+    got = stored(engine, "up")
+    assert got["oai:upstream.test:3"].deleted and not got["oai:upstream.test:5"].deleted
+    assert dc_values(got["oai:upstream.test:5"].metadata["oai_dc"])[0] == title(5)
+    assert sum("more than once" in w for w in summary.warnings) == 2
+
+
+@sqlite_only
+def test_an_older_copy_on_a_later_page_does_not_overwrite_the_newer_one(engine, up) -> None:  # noqa: ANN001
+    add(engine, "up", up.base_url)  # record 2 (2024-01-02T08:00:00Z) is on page 1; an older tombstone on page 2
+    up.add_fault(faults.DuplicateRecord("oai:upstream.test:2", "2020-01-01T00:00:00Z", deleted=True), page=2)
+    summary = harvest_source(engine, "up", options())
+    got = stored(engine, "up")["oai:upstream.test:2"]
+    assert not got.deleted and got.upstream_datestamp == "2024-01-02T08:00:00Z"
+    assert dc_values(got.metadata["oai_dc"])[0] == title(2)
+    assert (summary.new, summary.deleted) == (25, 0) and any("older datestamp" in w for w in summary.warnings)
+
+
+@sqlite_only
 def test_day_granularity_sources_get_day_dates(engine, upstream_factory) -> None:  # noqa: ANN001, F811
     from upstream import SyntheticRepository
 

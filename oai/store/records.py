@@ -247,10 +247,11 @@ class Existing(NamedTuple):
     source_id: int | None
     upstream_identifier: str | None
     harvested_at: datetime | None
+    upstream_datestamp: str | None
 
 
 _EXISTING = (select(Record.identifier, Record.id, Record.digest, Record.deleted, Record.source_id,
-                    Record.upstream_identifier, Record.harvested_at)
+                    Record.upstream_identifier, Record.harvested_at, Record.upstream_datestamp)
              .where(Record.identifier.in_(bindparam("identifiers", expanding=True))))
 
 

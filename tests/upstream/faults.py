@@ -371,6 +371,29 @@ class CompleteListSize(Fault):
         return n > 0
 
 
+class DuplicateRecord(Fault):
+    """Put another copy of record `identifier` into the page, dated `datestamp` (and deleted, if asked):
+    lists that hold an item twice, within a page or across pages (found by an outside audit: the later
+    copy won whatever its date, and both copies were counted)."""
+
+    stage = "body"
+
+    def __init__(self, identifier: str, datestamp: str, deleted: bool = False):
+        self.identifier, self.datestamp, self.deleted = identifier, datestamp, deleted
+
+    def apply(self, reply, ctx):
+        from lxml import etree
+
+        repo = ctx.content
+        copy = dataclasses.replace(repo._records[self.identifier], datestamp=self.datestamp, deleted=self.deleted)
+        at = reply.body.find(b"<resumptionToken")
+        at = at if at >= 0 else reply.body.find(b"</ListRecords>")
+        if at < 0:
+            return False
+        reply.body = reply.body[:at] + etree.tostring(repo._record(copy)) + reply.body[at:]
+        return True
+
+
 class HugePage(Fault):
     """Grow the first record of the page by `size` bytes (default 11 MiB) of dc:description
     text, so that the records after it sit beyond 10 MB.
