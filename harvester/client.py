@@ -6,8 +6,11 @@ its lenient XML tree is never used: every body is read strictly by harvester.par
 
 from __future__ import annotations
 
+import codecs
+import email.message
 import logging
 import os
+import re
 import random
 import threading
 import time
@@ -213,6 +216,7 @@ class HarvestClient(Sickle):
         status = http.status_code
         body = http.content
         page: Page | None = None
+        body = _in_http_charset(body, http.headers.get("Content-Type"))
         if 200 <= status < 300:
             page = read_page(body, verb)
         else:
@@ -266,6 +270,35 @@ class HarvestClient(Sickle):
                 return
             page = self.fetch(verb, resumptionToken=token.value)
             count += 1
+
+
+_DECLARED = re.compile(rb"\s*<\?xml[^>]*\bencoding\s*=")
+
+
+def _in_http_charset(body: bytes, content_type: str | None) -> bytes:
+    """A document with neither byte order mark nor encoding declaration is in the charset HTTP names (RFC 7303,
+    3.2); as UTF-8 otherwise. Applied only to bytes that are not UTF-8: servers often name a charset by
+    default that their documents do not use."""
+    if not content_type or "charset" not in content_type.lower():
+        return body
+    message = email.message.Message()
+    message["Content-Type"] = content_type
+    charset = (message.get_param("charset") or "").strip().lower()
+    if (not charset or charset in ("utf-8", "utf8", "us-ascii", "ascii") or body.startswith(_BOMS)
+            or _DECLARED.match(body)):
+        return body
+    try:
+        body.decode("utf-8")
+        return body
+    except UnicodeDecodeError:
+        pass
+    try:
+        return body.decode(charset).encode("utf-8")
+    except (LookupError, UnicodeDecodeError):
+        return body  # an unknown or wrong charset: read as UTF-8, repaired and reported as before
+
+
+_BOMS = (codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 
 
 def _read1(raw: urllib3.response.HTTPResponse) -> bytes:

@@ -184,3 +184,10 @@ def test_a_url_no_request_can_be_made_to_is_a_clear_error() -> None:
     c = HarvestClient("http://127.0.0.1:99999/oai", policy(), pacer=HostPacer())
     with pytest.raises(FetchError, match="cannot be asked Identify: .*InvalidURL"):
         c.fetch("Identify")
+
+
+def test_the_http_charset_decides_for_a_document_that_declares_none(up) -> None:  # noqa: ANN001
+    up.add_fault(faults.Latin1Undeclared(), verb="ListRecords")
+    page = client(up).fetch("ListRecords", **LIST)
+    creators = page.records[0].metadata.findall("{http://purl.org/dc/elements/1.1/}creator")
+    assert creators[0].text == "Müller, Zoë" and not page.records[0].repairs

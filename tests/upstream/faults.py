@@ -465,6 +465,19 @@ class Gzip(Fault):
         return True
 
 
+class Latin1Undeclared(Fault):
+    """The body in ISO-8859-1 without an XML declaration, the charset named only by HTTP's Content-Type
+    (RFC 7303 3.2 then makes it ISO-8859-1; found by an outside audit: read as UTF-8, 'Café' lost its é)."""
+
+    stage = "encode"
+
+    def apply(self, reply, ctx):
+        text = re.sub(r"^<\?xml[^>]*\?>\s*", "", reply.body.decode("utf-8"))
+        reply.body = text.encode("iso-8859-1", "xmlcharrefreplace")
+        reply.headers["Content-Type"] = "text/xml; charset=ISO-8859-1"
+        return True
+
+
 class Slow(Fault):
     """Wait `delay` seconds before the status line (in_body=True: after half of the body).
     Bounded by MAX_DELAY; the wait ends early when the server stops."""
