@@ -16,10 +16,11 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
 
 from oai.formats.base import FormatError, Ingested
 from oai.store.engine import transaction
+from oai.store.models import OAISet
 from oai.store.records import Change, RecordIn, ensure_sets, upsert_records
 from oai.store.statistics import GrowthAnalyzer, analyze
 from oai.store.validation import check_identifier
@@ -157,6 +158,9 @@ def load(
     if set_list:
         with transaction(engine) as session:
             ensure_sets(session, dict(set_list))
+            for spec, name in set_list:  # a name given now renames a set that exists (SPEC=NAME)
+                if name:
+                    session.execute(update(OAISet).where(OAISet.spec == spec).values(name=name))
     jobs = [(n, (stdin or sys.stdin.buffer.read)() if n == "-" else None, full_text) for n in names]
     summary = LoadSummary()
     batch: list[tuple[str, RecordIn]] = []

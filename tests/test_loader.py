@@ -11,7 +11,7 @@ from oai.formats.dc import build_dc
 from oai.formats.safexml import canonical_bytes
 from oai.loader import CHUNK, load
 from oai.store.engine import make_engine, transaction
-from oai.store.models import Record, RecordMetadata
+from oai.store.models import OAISet, Record, RecordMetadata
 
 N = 3 * CHUNK + 7  # several chunks in flight, the last one short
 
@@ -93,3 +93,14 @@ def test_a_template_that_makes_no_uri_fails_that_input(engine, tmp_path) -> None
                    workers=1)
     assert summary.new == 0 and len(summary.failed) == 1
     assert "cannot serve it" in summary.failed[0][1] and "'my a'" in summary.failed[0][1]
+
+
+def test_a_set_name_given_again_renames_the_set(engine, tmp_path) -> None:  # noqa: ANN001
+    """`--set A:B=Sub` made A too (named A); a later `--set A=Top` names it (an outside audit found it kept 'A')."""
+    (tmp_path / "a.xml").write_bytes(canonical_bytes(build_dc([("title", "A", "en")])))
+    load(engine, [str(tmp_path)], repository_identifier="example.org", sets=[("A:B", "Sub")], workers=1)
+    load(engine, [str(tmp_path)], repository_identifier="example.org", sets=[("A", "Top"), ("A:B", None)],
+         workers=1)
+    with engine.connect() as conn:
+        names = dict(conn.execute(select(OAISet.spec, OAISet.name)).all())
+    assert names == {"A": "Top", "A:B": "Sub"}
