@@ -316,10 +316,11 @@ class _Run:
 
     def _write(self, page: Page | None, prepared: tuple, *, final: bool, next_token: str | None = None,
                response_date: str | None = None) -> None:
-        now = dates.utcnow()
         ready, rejected, notes = prepared
         broken = list(page.broken if page else ()) + rejected
         with transaction(self.engine) as s:
+            s.connection()  # begun (on SQLite: the write lock is ours) before the page's datestamp is taken
+            now = dates.utcnow()
             leases.renew_in(s, self.source.id, self.owner, self.options.lease_seconds, now)
             out = self.ingestor.write(s, ready, broken, self.run_id, now)
             cursor = self.cursor + out.seen

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -160,3 +160,34 @@ def test_the_load_vacuum_sets_the_visibility_map_and_leaves_the_toast_table_to_a
         ).one()
     assert vacuums == 1 and pages > 0 and all_visible == pages
     assert toast_bytes > 0 and toast_vacuums == 0
+
+
+def test_a_batch_waiting_for_the_write_lock_is_stamped_when_it_has_it(tmp_path) -> None:  # noqa: ANN001
+    """A datestamp taken before the wait for SQLite's write lock would be older than the commit ahead of it:
+    a harvest listed in between gets a responseDate after that stamp, and its next `from` skips the record."""
+    import threading
+    import time
+
+    from oai.store.engine import make_engine, transaction, upgrade
+    from oai.store.records import RecordIn, upsert_records
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'lock.sqlite3'}")
+    upgrade(engine)
+    released: list[datetime] = []
+
+    def hold_the_lock() -> None:
+        with engine.begin() as conn:  # BEGIN IMMEDIATE: the write lock, until the block commits
+            conn.exec_driver_sql("SELECT 1")
+            time.sleep(1.5)
+            released.append(datetime.now(UTC).replace(tzinfo=None, microsecond=0))  # the lock goes right after
+
+    holder = threading.Thread(target=hold_the_lock)
+    holder.start()
+    time.sleep(0.1)  # the holder has the lock: this batch waits for it
+    with transaction(engine) as s:
+        upsert_records(s, [RecordIn(identifier="oai:example.org:late", metadata={"oai_dc": b""}, deleted=True)])
+    holder.join()
+    with engine.connect() as conn:
+        stamp = conn.exec_driver_sql("SELECT datestamp FROM record").scalar()
+    engine.dispose()
+    assert datetime.fromisoformat(str(stamp)) >= released[0]

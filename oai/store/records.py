@@ -112,7 +112,12 @@ def upsert_records(
     caller has already asked (the harvester does, to find identifier clashes); `set_ids`: what
     ensure_sets() gave for (at least) their sets, when the caller has made them (to name them).
     """
-    now = now or utcnow()
+    if now is None:
+        # Stamped once the transaction has begun (on SQLite, BEGIN IMMEDIATE: once the write lock is ours),
+        # not before a wait for it: a datestamp earlier than the commits ahead of it could fall behind a
+        # harvester's next `from` (the responseDate it was given meanwhile) and never reach it.
+        session.connection()
+        now = utcnow()
     latest: dict[str, RecordIn] = {}
     for item in items:  # within one batch the last version of an identifier wins
         latest[item.identifier] = item
