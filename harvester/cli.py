@@ -18,8 +18,8 @@ import click
 
 from harvester import logs, workers
 from harvester.client import FetchPolicy
-from harvester.errors import HarvestError
 from harvester.dates import utcnow
+from harvester.errors import HarvestError
 from harvester.history import list_quarantine, list_runs, quarantined_bytes, run_status
 from harvester.leases import single_worker
 from harvester.progress import Board, BoardHandler

@@ -11,7 +11,6 @@ from harvester.dates import utcnow
 from harvester.errors import SourceError
 from harvester.sources import get_source
 from oai.store.engine import transaction
-
 from oai.store.models import HarvestRun, Quarantine, Source
 
 

@@ -385,9 +385,9 @@ class _Run:
         listed = run.response_date or src.last_complete_response_date
         if listed is None or listed > started:
             if listed is not None and listed > dates.format_moment(self.run_started + CLOCK_AHEAD):
-                run.warnings = self._merge_warnings(run.warnings, [
-                    f"the source's responseDate {listed} is ahead of our clock ({started}); the next "
-                    "incremental run asks from our clock instead"])
+                ahead = (f"the source's responseDate {listed} is ahead of our clock ({started}); the next "
+                         "incremental run asks from our clock instead")
+                run.warnings = self._merge_warnings(run.warnings, [ahead])
             listed = started
         src.last_complete_response_date = listed
         if self.granularity != src.granularity:

@@ -349,7 +349,7 @@ class EndlessList(Fault):
             self.first = reply.body  # page 1 as the content made it; left as it is
             return False
         self.sent += 1
-        body = re.sub(rb"<record>.*</record>", b"", self.first, flags=re.S) if self.empty else self.first
+        body = re.sub(rb"<record>.*</record>", b"", self.first, flags=re.DOTALL) if self.empty else self.first
         match = _TOKEN.search(body)
         reply.status, reply.error_codes = 200, ()
         reply.body = (body[:match.start()] + b"<resumptionToken>endless-%d</resumptionToken>" % self.sent
