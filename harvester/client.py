@@ -136,6 +136,7 @@ class HarvestClient(Sickle):
         self.pacer = pacer
         self.host = urlsplit(base_url).netloc
         self.requests_sent = 0
+        self.moved = False  # a redirect to another host was seen (and logged)
 
     def close(self) -> None:
         self.session.close()
@@ -213,6 +214,10 @@ class HarvestClient(Sickle):
 
     def _read(self, oai: OAIResponse, verb: str, attempt: int) -> Page:
         http = oai.http_response
+        if http.history and not self.moved and urlsplit(http.url).netloc != self.host:
+            self.moved = True  # said once: every request goes the same way
+            log.warning("the source redirects to another host; update its base URL if it has moved",
+                        extra={"fields": {"event": "redirect", "url": self.endpoint, "to": http.url}})
         status = http.status_code
         body = http.content
         page: Page | None = None

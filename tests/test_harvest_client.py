@@ -12,7 +12,7 @@ from harvest_fixtures import policy
 from harvester.client import SICKLE_SUPPORTED, FetchPolicy, HarvestClient, HostPacer
 from harvester.errors import FetchError, Stopped, UpstreamOAIError
 from upstream import faults, sample_records
-from upstream.fixtures import upstream  # noqa: F401  (fixture)
+from upstream.fixtures import upstream, upstream_factory  # noqa: F401  (fixtures)
 
 LIST = {"metadataPrefix": "oai_dc"}
 
@@ -191,3 +191,15 @@ def test_the_http_charset_decides_for_a_document_that_declares_none(up) -> None:
     page = client(up).fetch("ListRecords", **LIST)
     creators = page.records[0].metadata.findall("{http://purl.org/dc/elements/1.1/}creator")
     assert creators[0].text == "Müller, Zoë" and not page.records[0].repairs
+
+
+def test_a_redirect_to_another_host_is_followed_and_said(up, upstream_factory, caplog) -> None:  # noqa: ANN001, F811
+    moved = upstream_factory()
+    moved.repo.add(*sample_records(3))
+    up.add_fault(faults.Redirect(to=moved.base_url.replace("127.0.0.1", "localhost")), times=None)
+    c = client(up)
+    with caplog.at_level("WARNING", logger="harvester"):
+        assert len(c.fetch("ListRecords", **LIST).records) == 3  # the moved repository's records
+        c.fetch("Identify")
+    said = [r for r in caplog.records if "redirects to another host" in r.getMessage()]
+    assert len(said) == 1 and said[0].fields["to"].startswith("http://localhost:")

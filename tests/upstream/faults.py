@@ -13,6 +13,7 @@ import gzip
 import re
 from collections.abc import Callable, Collection
 from typing import Any, ClassVar
+from urllib.parse import quote
 from xml.sax.saxutils import escape
 
 from .protocol import OAIError, Reply, error_reply
@@ -515,15 +516,17 @@ class Drip(Fault):
 
 
 class Redirect(Fault):
-    """HTTP 302 to `location` (None: back to the very URL asked, a redirect loop)."""
+    """HTTP 302 to `location`, or to the same request at the base URL `to` (a repository that moved);
+    neither: back to the very URL asked, a redirect loop."""
 
-    def __init__(self, location: str | None = None):
-        self.location = location
+    def __init__(self, location: str | None = None, to: str | None = None):
+        self.location, self.to = location, to
 
     def apply(self, reply, ctx):
-        here = ctx.base_url + "?" + "&".join(f"{k}={v}" for k, vs in ctx.query.items() for v in vs)
+        query = "&".join(f"{k}={quote(v)}" for k, vs in ctx.query.items() for v in vs)
         reply.status, reply.body, reply.error_codes = 302, b"", ()
-        reply.headers = {"Location": self.location or here, "Content-Type": "text/plain"}
+        reply.headers = {"Location": self.location or f"{self.to or ctx.base_url}?{query}",
+                         "Content-Type": "text/plain"}
         return True
 
 
