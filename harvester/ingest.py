@@ -184,10 +184,11 @@ class Ingestor:
                                     "the newer copy is kept")
                 out.unchanged += 1
                 continue
-            adopt = (row is not None and row.source_id is None and not self.source.keep_identifiers
-                     and row.upstream_identifier == prep.upstream.header.identifier)  # its source was removed
+            # its source was removed (a record loaded here has no upstream identifier): this source takes it
+            adopt = (row is not None and row.source_id is None
+                     and row.upstream_identifier == prep.upstream.header.identifier)
             if row is not None and row.source_id != self.source.id and not adopt:
-                owner = self._owner(session, row.source_id)
+                owner = self._owner(session, row)
                 clashes.append(Broken(prep.upstream.raw(),
                                       f"identifier clash: {prep.identifier} already belongs to {owner}; "
                                       "not overwritten", prep.upstream.header.identifier))
@@ -272,8 +273,11 @@ class Ingestor:
             upstream_identifier=header.identifier, upstream_datestamp=header.datestamp,
         )
 
-    def _owner(self, session: Session, source_id: int | None) -> str:
+    def _owner(self, session: Session, row: Existing) -> str:
+        source_id = row.source_id
         if source_id is None:
+            if row.upstream_identifier is not None:
+                return f"a record harvested as {row.upstream_identifier} by a source since removed"
             return "a record loaded locally"
         if source_id not in self._names:
             self._names[source_id] = session.scalar(select(Source.name).where(Source.id == source_id)) or "?"

@@ -174,3 +174,22 @@ def test_a_base_url_with_a_request_in_it_gets_a_hint(oai, up) -> None:  # noqa: 
     result = oai("source", "add", "up", up.base_url + "?verb=Identify")
     assert result.exit_code == 1 and "the base URL is the part before '?'" in result.output
     assert up.base_url in result.output and not up.log  # nothing was asked
+
+
+@sqlite_only
+@pytest.mark.parametrize("records", ["keep", "delete"])
+@pytest.mark.parametrize("keep_identifiers", [False, True])
+def test_a_source_removed_and_added_again_takes_its_records_back(oai, up, records, keep_identifiers) -> None:  # noqa: ANN001
+    """Removing and adding a source again is how its settings change (found by an outside audit: after `keep`
+    the records stayed nobody's, so a later `--records delete` deleted none; with --keep-identifiers every
+    record was quarantined as a clash with 'a record loaded locally')."""
+    flags = ["--keep-identifiers"] if keep_identifiers else []
+    assert oai("source", "add", "up", up.base_url, *flags).exit_code == 0
+    assert oai("harvest", "up").exit_code == 0
+    assert oai("source", "remove", "up", "--records", records).exit_code == 0
+    assert oai("source", "add", "up", up.base_url, *flags).exit_code == 0
+    run = oai("harvest", "up", "--full")
+    assert run.exit_code == 0 and "quarantined 0" in run.stderr, run.stderr
+    assert "records:          12 (+ 0 deleted)" in oai("source", "show", "up").output
+    removed = oai("source", "remove", "up", "--records", "delete")
+    assert "12 records deleted (tombstones)" in removed.output

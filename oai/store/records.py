@@ -127,7 +127,7 @@ def upsert_records(
         set_ids = ensure_sets(session, {s: None for it in latest.values() for s in it.sets})
 
     outcome: dict[str, Change] = {}
-    new_items, changed = [], []
+    new_items, changed, adopted = [], [], []
     for ident, item in latest.items():
         digest = item.digest()
         row = existing.get(ident)
@@ -136,9 +136,16 @@ def upsert_records(
             outcome[ident] = Change.DELETED if item.deleted else Change.NEW
         elif row.digest == digest:
             outcome[ident] = Change.UNCHANGED
+            if row.source_id != item.source_id:  # the same bytes, now a source's: taken back, datestamp kept
+                adopted.append({"rid": row.id, "sid": item.source_id})
         else:
             changed.append((row.id, item, digest))
             outcome[ident] = Change.DELETED if item.deleted and not row.deleted else Change.UPDATED
+
+    if adopted:
+        table = Record.__table__
+        session.connection().execute(
+            update(table).where(table.c.id == bindparam("rid")).values(source_id=bindparam("sid")), adopted)
 
     if new_items:
         rows, pairs = [], []
