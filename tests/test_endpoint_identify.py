@@ -79,3 +79,15 @@ def test_identify_names_each_friend_once(engine, live_server) -> None:
     friends = root.findall("oai:Identify/oai:description/fr:friends/fr:baseURL",
                            {**X, "fr": "http://www.openarchives.org/OAI/2.0/friends/"})
     assert [f.text for f in friends] == [server.url]
+
+
+def test_the_site_root_sends_a_request_on_to_the_endpoint_with_its_arguments(engine, live_server) -> None:
+    """A base URL given without /oai: the redirect must keep the verb (an outside audit found every request
+    sent to Identify, so a harvester's ListMetadataFormats came back as Identify: 'offers none')."""
+    from endpoint_helpers import fetch
+
+    server = live_server()
+    reply = fetch(server, "/?verb=ListMetadataFormats&identifier=oai%3Aexample.org%3A1")
+    assert reply.status == 302
+    assert reply.header("Location").endswith("/oai?verb=ListMetadataFormats&identifier=oai%3Aexample.org%3A1")
+    assert fetch(server, "/").header("Location").endswith("/oai?verb=Identify")

@@ -171,7 +171,9 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
     if path != "/":
         @app.get("/")
         def index() -> Response:
-            return Response(status=302, headers={"Location": f"{path}?verb=Identify"})
+            # a request sent to the site's root (a base URL given without the endpoint path) keeps its arguments
+            query = request.query_string.decode("latin-1") or "verb=Identify"
+            return Response(status=302, headers={"Location": f"{path}?{query}"})
 
     return app
 
