@@ -256,3 +256,15 @@ def test_a_header_without_datestamp_says_so() -> None:
     page = read_page(_listing(f"<record><header><identifier>oai:u:1</identifier></header>{DC_META}</record>"),
                      "ListRecords")
     assert not page.records and page.broken[0].reason.endswith("its header has no datestamp")
+
+
+def test_a_response_to_another_request_is_not_an_empty_answer() -> None:
+    """An Identify page read as ListMetadataFormats said 'offers none' (an outside audit: a redirect had
+    dropped the verb); a ListRecords page without ListRecords would have ended a run with nothing."""
+    identify = (b'<OAI-PMH xmlns="http://www.openarchives.org/OAI/2.0/"><responseDate>2020-01-01T00:00:00Z'
+                b'</responseDate><request verb="Identify">http://127.0.0.1/oai</request><Identify>'
+                b"<repositoryName>x</repositoryName></Identify></OAI-PMH>")
+    for verb in ("ListMetadataFormats", "ListRecords"):
+        with pytest.raises(PageError, match=f"holds neither {verb} nor an error \\(it holds Identify\\)") as info:
+            read_page(identify, verb)
+        assert not info.value.retry
