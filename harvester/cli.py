@@ -260,7 +260,7 @@ def harvest_run(ctx: click.Context, name: str | None, all_due: bool, full: bool,
                 no_progress: bool) -> None:
     """Harvest source NAME (incrementally unless --full), or every due source with --all."""
     if bool(name) == all_due:
-        raise click.UsageError("give a source NAME or --all")
+        raise click.UsageError("give a source NAME or --all, not both" if name else "give a source NAME or --all")
     engine = _engine(ctx)
     ctx.call_on_close(workers.shutdown)  # before the interpreter's exit, whose own shutdown has no bound
     options = _options(full, detect_deletions, delay, timeout, attempts)

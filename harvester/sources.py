@@ -269,8 +269,9 @@ def remove_source(engine: Engine, name: str, records: str) -> int:
     with transaction(engine) as session:
         src = get_source(session, name)
         if src.lease_owner and src.lease_expires and src.lease_expires > now:
-            raise SourceError(f"the source {name!r} is being harvested by {src.lease_owner}; "
-                              "stop that harvest first")
+            raise SourceError(f"the source {name!r} is being harvested by {src.lease_owner}; stop that harvest "
+                              f"first (if that process is gone, its lease lapses at "
+                              f"{src.lease_expires:%H:%M:%S} UTC)")
     made = 0
     if records == "delete":
         while True:

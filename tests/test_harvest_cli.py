@@ -142,6 +142,7 @@ def test_harvest_all_runs_every_due_source_at_once(oai, upstream_factory) -> Non
 @sqlite_only
 def test_harvest_needs_a_name_or_all(oai) -> None:  # noqa: ANN001
     assert "give a source NAME or --all" in oai("harvest", "run").output
+    assert "give a source NAME or --all, not both" in oai("harvest", "run", "up", "--all").output
     missing = oai("harvest", "nowhere")
     assert missing.exit_code == 1 and "there is no source 'nowhere'" in missing.output
 
@@ -193,3 +194,22 @@ def test_a_source_removed_and_added_again_takes_its_records_back(oai, up, record
     assert "records:          12 (+ 0 deleted)" in oai("source", "show", "up").output
     removed = oai("source", "remove", "up", "--records", "delete")
     assert "12 records deleted (tombstones)" in removed.output
+
+
+@sqlite_only
+def test_removing_a_source_another_harvest_holds_says_when_its_lease_lapses(oai, up, engine) -> None:  # noqa: ANN001
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from harvester.dates import utcnow
+    from oai.store.engine import transaction
+    from oai.store.models import Source
+
+    assert oai("source", "add", "up", up.base_url).exit_code == 0
+    until = utcnow() + timedelta(minutes=5)
+    with transaction(engine) as s:  # as a harvest on another machine holds it
+        s.execute(update(Source).values(lease_owner="elsewhere:1", lease_expires=until))
+    refused = oai("source", "remove", "up", "--records", "keep")
+    assert refused.exit_code == 1 and "being harvested by elsewhere:1" in refused.output
+    assert f"its lease lapses at {until:%H:%M:%S} UTC" in refused.output
