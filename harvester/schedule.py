@@ -26,6 +26,8 @@ NEVER = ("never", "manual", "off", "0")
 
 def parse_interval(text: str) -> int | None:
     """'1d', '12h', '1d12h', '90m' -> seconds; 'never'/'manual' -> None; raises ValueError."""
+    if re.search(r"\dM", text):  # a month? a minute? said rather than guessed
+        raise ValueError(f"{text.strip()!r}: write minutes as 'm' (30m); for a month, 4w or 30d")
     text = text.strip().lower()
     if text in NEVER:
         return None

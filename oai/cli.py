@@ -192,19 +192,26 @@ def records() -> None:
 
 
 @records.command("list")
-@click.option("--limit", type=click.IntRange(1), default=50)
+@click.option("--limit", type=click.IntRange(1), default=50, show_default=True, help="Newest records shown.")
 @click.pass_context
 def records_list(ctx: click.Context, limit: int) -> None:
+    """The newest records, by datestamp."""
+    from sqlalchemy import func
+
     from oai.store.models import Record
 
     with transaction(_engine(ctx)) as session:
         rows = session.execute(
             select(Record.identifier, Record.datestamp, Record.deleted, Record.set_specs)
             .order_by(Record.datestamp.desc(), Record.id.desc()).limit(limit)
-        )
+        ).all()
         for r in rows:
             flag = " (deleted)" if r.deleted else ""
             click.echo(f"{r.datestamp:%Y-%m-%dT%H:%M:%SZ}  {r.identifier}{flag}  {r.set_specs}")
+        if len(rows) == limit:
+            total = session.scalar(select(func.count()).select_from(Record))
+            if total > limit:
+                click.echo(f"(the newest {limit} of {total} records; --limit N shows more)")
 
 
 @records.command("show")

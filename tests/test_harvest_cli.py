@@ -98,6 +98,7 @@ def test_remove_in_a_script_must_say_what_to_do_with_the_records(oai, up) -> Non
     (("up", "{url}", "--set", "nope"), "has no set 'nope'; its sets include: journal, journal:a, journal:b"),
     (("up", "{root}/elsewhere"), "is not an OAI-PMH endpoint we can use: " ),
     (("up", "{url}", "--every", "soon"), "is not an interval"),
+    (("up", "{url}", "--every", "1M"), "write minutes as 'm' (30m); for a month, 4w or 30d"),
 ])
 def test_add_says_clearly_what_is_wrong(oai, up, args: tuple[str, ...], message: str) -> None:  # noqa: ANN001
     root = up.base_url.rsplit("/", 1)[0]
@@ -213,3 +214,11 @@ def test_removing_a_source_another_harvest_holds_says_when_its_lease_lapses(oai,
     refused = oai("source", "remove", "up", "--records", "keep")
     assert refused.exit_code == 1 and "being harvested by elsewhere:1" in refused.output
     assert f"its lease lapses at {until:%H:%M:%S} UTC" in refused.output
+
+
+@sqlite_only
+def test_records_list_says_when_it_shows_only_the_newest(oai, up) -> None:  # noqa: ANN001
+    assert oai("source", "add", "up", up.base_url).exit_code == 0 and oai("harvest", "up").exit_code == 0
+    shown = oai("records", "list", "--limit", "5").output
+    assert len(shown.splitlines()) == 6 and "(the newest 5 of 12 records; --limit N shows more)" in shown
+    assert "of 12 records" not in oai("records", "list").output  # all of them: nothing to say
