@@ -191,3 +191,16 @@ def test_a_batch_waiting_for_the_write_lock_is_stamped_when_it_has_it(tmp_path) 
         stamp = conn.exec_driver_sql("SELECT datestamp FROM record").scalar()
     engine.dispose()
     assert datetime.fromisoformat(str(stamp)) >= released[0]
+
+
+def test_a_command_on_a_missing_sqlite_file_says_so_and_creates_nothing(tmp_path) -> None:  # noqa: ANN001
+    from click.testing import CliRunner
+
+    from oai.cli import main
+
+    missing = tmp_path / "nowhere.sqlite3"
+    result = CliRunner().invoke(main, ["--database", f"sqlite:///{missing}", "records", "list"])
+    assert result.exit_code == 1 and f"there is no database at {missing}: `oai db upgrade` creates it" in result.output
+    assert not missing.exists()
+    assert CliRunner().invoke(main, ["--database", f"sqlite:///{missing}", "db", "upgrade"]).exit_code == 0
+    assert CliRunner().invoke(main, ["--database", f"sqlite:///{missing}", "records", "list"]).exit_code == 0

@@ -124,6 +124,10 @@ def head_revision() -> str | None:
 
 def check_schema(engine: Engine) -> None:
     """Refuse to run on a schema that is missing or behind; raises SchemaError."""
+    path = engine.url.database if is_sqlite(engine) else None
+    if path and path != ":memory:" and not path.startswith("file:") and not Path(path).exists():
+        # said before connecting, which would leave an empty file behind
+        raise SchemaError(f"there is no database at {path}: `oai db upgrade` creates it")
     current, head = current_revision(engine), head_revision()
     if current == head:
         return
