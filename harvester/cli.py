@@ -120,7 +120,8 @@ def source_show(ctx: click.Context, name: str) -> None:
         ("last complete", s.last_complete_response_date or "never"),
         ("next due", f"{s.next_due:%Y-%m-%d %H:%M:%S} UTC" if s.next_due else "-"),
         ("lease", "free" if not s.lease_owner else f"{s.lease_owner} until {s.lease_expires:%H:%M:%S}"
-         + (" (lapsed: that harvest stopped without letting go)" if s.lease_expires < now else "")),
+         + (" (lapsed: that harvest stopped without letting go)" if run_status("running", s.lease_expires, now)
+            == "stalled" else "")),
         ("records", f"{d.records} (+ {d.deleted} deleted)"), ("quarantined", d.quarantined),
     ]
     if d.checkpoint is not None:

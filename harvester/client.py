@@ -219,9 +219,8 @@ class HarvestClient(Sickle):
             log.warning("the source redirects to another host; update its base URL if it has moved",
                         extra={"fields": {"event": "redirect", "url": self.endpoint, "to": http.url}})
         status = http.status_code
-        body = http.content
+        body = _in_http_charset(http.content, http.headers.get("Content-Type"))
         page: Page | None = None
-        body = _in_http_charset(body, http.headers.get("Content-Type"))
         if 200 <= status < 300:
             page = read_page(body, verb)
         else:

@@ -276,13 +276,10 @@ def remove_source(engine: Engine, name: str, records: str) -> int:
     if records == "delete":
         while True:
             with transaction(engine) as session:
-                # Each transaction its own moment: a tombstone dated before an earlier commit could fall
-                # behind a harvester's `from` (the responseDate it was given meanwhile) and never reach it.
-                stamp = dates.utcnow()
                 idents = list(session.scalars(select(Record.identifier).where(
                     Record.source_id == src.id, Record.deleted.is_(False)).limit(REMOVE_BATCH)))
-                for ident in idents:
-                    delete_record(session, ident, now=stamp)
+                for ident in idents:  # dated as they are written (upsert_records: after the lock is ours)
+                    delete_record(session, ident)
             made += len(idents)
             if len(idents) < REMOVE_BATCH:
                 break
