@@ -64,9 +64,8 @@ class EndlessList:
                                        "resumptionToken; stopped (the records so far are kept)")
             return
         self.empty = 0
-        items = page.records or page.headers
-        key = hash((tuple(i.header.identifier if hasattr(i, "header") else i.identifier for i in items),
-                    len(page.broken)))
+        identifiers = [r.header.identifier for r in page.records] + [h.identifier for h in page.headers]
+        key = hash((tuple(identifiers), len(page.broken)))
         if key in self.pages:
             self.repeats += 1
             if self.repeats >= self.REPEATS:
@@ -225,7 +224,7 @@ class _Run:
                 s.add(run)
                 s.flush()
                 cp = HarvestCheckpoint(source_id=src.id, run_id=run.id, resumption_token=None, cursor=0,
-                                       from_date=from_date, last_upstream_datestamp=None, updated=now)
+                                       from_date=from_date, updated=now)
                 s.add(cp)
                 self.resumed = False
             self.run_id, self.full, self.run_started = run.id, run.full, run.started

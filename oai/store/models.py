@@ -159,7 +159,6 @@ class HarvestCheckpoint(Base):
     resumption_token: Mapped[str | None] = mapped_column(Text)
     cursor: Mapped[int] = mapped_column(Integer, default=0)
     from_date: Mapped[str | None] = mapped_column(String(32))
-    last_upstream_datestamp: Mapped[str | None] = mapped_column(String(32))
     updated: Mapped[datetime] = mapped_column(DateTime())
 
 
