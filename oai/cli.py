@@ -76,7 +76,7 @@ def db_upgrade(ctx: click.Context, revision: str) -> None:
                f"({engine.url.render_as_string(hide_password=True)})")
 
 
-@db.command("downgrade")
+@db.command("downgrade", context_settings={"ignore_unknown_options": True})  # so that `-1` is the revision
 @click.argument("revision")
 @click.pass_context
 def db_downgrade(ctx: click.Context, revision: str) -> None:

@@ -204,3 +204,17 @@ def test_a_command_on_a_missing_sqlite_file_says_so_and_creates_nothing(tmp_path
     assert not missing.exists()
     assert CliRunner().invoke(main, ["--database", f"sqlite:///{missing}", "db", "upgrade"]).exit_code == 0
     assert CliRunner().invoke(main, ["--database", f"sqlite:///{missing}", "records", "list"]).exit_code == 0
+
+
+def test_db_downgrade_takes_a_relative_revision_as_the_readme_says(tmp_path) -> None:  # noqa: ANN001
+    from click.testing import CliRunner
+
+    from oai.cli import main
+
+    url = f"sqlite:///{tmp_path / 'steps.sqlite3'}"
+    assert CliRunner().invoke(main, ["--database", url, "db", "upgrade"]).exit_code == 0
+    stepped = CliRunner().invoke(main, ["--database", url, "db", "downgrade", "-1"])  # click took -1 for an option
+    from alembic.script import ScriptDirectory
+
+    before_head = ScriptDirectory(str(store_engine.MIGRATIONS_DIR)).get_revision(store_engine.head_revision())
+    assert stepped.exit_code == 0 and f"schema at revision {before_head.down_revision}" in stepped.output, stepped.output
