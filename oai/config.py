@@ -38,6 +38,8 @@ class Config:
     stylesheet: bool = True
     max_request_bytes: int = 64 * 1024
     rate_limit_per_minute: int = 0  # 0 disables per-client flow control (503 Retry-After)
+    lookahead: bool = True  # render the next page of a list while the harvester reads this one
+    lookahead_dir: str | None = None  # None: a directory of this user in the system's temporary directory
     extra: Mapping[str, str] = field(default_factory=dict)
 
     def page_sizes(self) -> dict[str, int]:

@@ -28,6 +28,15 @@ def _postgres_admin_url() -> str | None:
     return store_engine.database_url(url)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _lookahead_directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Pages rendered ahead (oai/web/lookahead.py) go under the test run's own temporary directory, not
+    one directory per test database in the system's (servers started as subprocesses inherit it)."""
+    os.environ["OAI_LOOKAHEAD_DIR"] = str(tmp_path_factory.mktemp("lookahead"))
+    yield
+    os.environ.pop("OAI_LOOKAHEAD_DIR", None)
+
+
 @pytest.fixture(scope="session")
 def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("template") / "template.sqlite3"

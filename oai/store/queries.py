@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Row, and_, bindparam, case, func, or_, select, tuple_
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from oai.store.models import OAISet, Record, RecordMetadata, RecordSet, Source
@@ -44,6 +45,16 @@ def earliest_datestamp(session: Session) -> datetime | None:
 
 def latest_datestamp(session: Session) -> datetime | None:
     return session.scalar(select(func.max(Record.datestamp)))
+
+
+def written_since(engine: Engine, moment: datetime) -> bool:
+    """Whether any record was written at or after `moment` (a second): every write stamps its records.
+    Text SQL on a connection of its own: it is all a page rendered ahead reads (oai/web/lookahead.py)."""
+    with engine.connect() as conn:
+        latest = conn.exec_driver_sql("SELECT max(datestamp) FROM record").scalar()
+    if isinstance(latest, str):  # SQLite keeps datetimes as ISO text
+        latest = datetime.fromisoformat(latest)
+    return latest is not None and latest >= moment
 
 
 def set_id(session: Session, spec: str) -> int | None:

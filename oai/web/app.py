@@ -5,6 +5,7 @@ Thin: it turns HTTP into an argument mapping, calls the protocol layer, and stre
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import time
@@ -14,7 +15,16 @@ from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, abort, current_app, g, jsonify, request, send_from_directory
+from flask import (
+    Flask,
+    Response,
+    abort,
+    current_app,
+    g,
+    jsonify,
+    request,
+    send_from_directory,
+)
 from sqlalchemy import select, text
 
 from oai.config import Config, load_config
@@ -24,11 +34,25 @@ from oai.protocol.arguments import parse_request
 from oai.protocol.dates import format_datestamp
 from oai.protocol.errors import BadArgument, OAIError
 from oai.protocol.tokens import TokenCodec
-from oai.protocol.verbs import VERBS, Context, FormatInfo, ListResult, RecordResult, Repository
-from oai.store.engine import check_schema, make_engine, session_factory, single_statement_reader
+from oai.protocol.verbs import (
+    VERBS,
+    Context,
+    FormatInfo,
+    ListResult,
+    RecordResult,
+    Repository,
+)
+from oai.store import queries
+from oai.store.engine import (
+    check_schema,
+    make_engine,
+    session_factory,
+    single_statement_reader,
+)
 from oai.store.models import ForeignFormat
 from oai.store.settings import shared_secret
 from oai.web.flow import FlowControl
+from oai.web.lookahead import LookAhead, Rendered, default_directory
 from oai.web.pages import pages
 
 log = logging.getLogger("oai.web")
@@ -48,7 +72,8 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
     # one snapshot. (The rare resumed page whose window must be extended counts what is left and
     # lists it in two statements; a write between them can only make completeListSize stale by
     # what changed meanwhile, as it may be for any later page.)
-    resumed_sessions = session_factory(single_statement_reader(engine))
+    reader = single_statement_reader(engine)
+    resumed_sessions = session_factory(reader)
     flow = FlowControl(cfg.rate_limit_per_minute)
 
     app = Flask(__name__, static_folder=None)
@@ -121,11 +146,56 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
             known_formats[key] = found
         return found
 
+    lookahead = None
+    if cfg.lookahead:
+        directory = Path(cfg.lookahead_dir) if cfg.lookahead_dir else default_directory(str(engine.url), path)
+        lookahead = LookAhead(directory)
+    app.extensions["oai_lookahead"] = lookahead
+
+    def render_ahead(verb: str, token: str, repo: Repository, fmts: dict[str, FormatInfo],
+                     stylesheet: str | None) -> Rendered | None:
+        """The page `token` asks for, as endpoint() would answer it now (None: an OAI-PMH error)."""
+        session = resumed_sessions()
+        try:
+            ctx = Context(session, repo, fmts, codec)
+            req = parse_request({"verb": [verb], "resumptionToken": [token]})
+            result = VERBS[verb](req, ctx)
+        except OAIError:
+            return None
+        finally:
+            session.close()
+        out = render.render(ctx, verb, dict(req.args), result, stylesheet)
+        return Rendered(out.body, _etag(verb, dict(req.args), result, out.headers), _cacheable(req.args, ctx),
+                        _next_token(result), ctx.now)
+
+    def read_ahead(response: Response, verb: str, token: str | None, ctx: Context, stylesheet: str | None) -> Response:
+        """`response`, once sent, starts rendering the page `token` asks for (if this process is idle)."""
+        if lookahead is not None and token and verb in _READ_AHEAD:
+            start = lookahead.schedule((verb, token, ctx.repository.base_url, site_root(), str(engine.url)),
+                                       functools.partial(render_ahead, verb, token, ctx.repository,
+                                                         dict(ctx.formats), stylesheet))
+            if start is not None:
+                response.call_on_close(start)
+        return response
+
+    def rendered_ahead(verb: str, token: str, ctx: Context) -> Rendered | None:
+        """The page read ahead for this request, if any and still what it would get now."""
+        if lookahead is None or verb not in _READ_AHEAD:
+            return None
+        return lookahead.take((verb, token, ctx.repository.base_url, site_root(), str(engine.url)),
+                              lambda page: not queries.written_since(reader, page.began))
+
     @app.route(path, methods=["GET", "POST"])
     def endpoint() -> Response:
         if not flow.allow(request.remote_addr or "-"):
             return Response("Too many requests; retry later.\n", status=503,
                             headers={"Retry-After": str(flow.retry_after)}, mimetype="text/plain")
+        if lookahead is None:
+            return answer()
+        with lookahead.serving():
+            return answer()
+
+    def answer() -> Response:
         params, problem = _arguments()
         resumed = not problem and params.get("verb") in _PAGED and "resumptionToken" in params
         session = g.oai_session = (resumed_sessions if resumed else sessions)()
@@ -135,6 +205,13 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
             if problem:
                 raise BadArgument(problem)
             req = parse_request(params)
+            if resumed:
+                token = req.args["resumptionToken"]
+                page = rendered_ahead(req.verb, token, ctx)
+                if page is not None:
+                    codec.decode(token, verb=req.verb, now=ctx.now)  # it may have expired since
+                    return read_ahead(_xml_response(page.body, etag=page.etag, cache=page.cacheable),
+                                      req.verb, page.next_token, ctx, stylesheet)
             result = VERBS[req.verb](req, ctx)
         except OAIError as err:
             flat = {k: v[0] for k, v in params.items() if k != "verb" and len(v) == 1}
@@ -145,8 +222,9 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
         finally:
             session.close()
         out = render.render(ctx, req.verb, dict(req.args), result, stylesheet)
-        return _xml_response(out.body, etag=_etag(req.verb, dict(req.args), result, out.headers),
-                             cache=_cacheable(req.args, ctx))
+        response = _xml_response(out.body, etag=_etag(req.verb, dict(req.args), result, out.headers),
+                                 cache=_cacheable(req.args, ctx))
+        return read_ahead(response, req.verb, _next_token(result), ctx, stylesheet)
 
     @app.get(f"{path.rstrip('/')}/static/<path:name>")
     def static_file(name: str) -> Response:
@@ -179,6 +257,13 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
 
 
 _PAGED = (["ListRecords"], ["ListIdentifiers"], ["ListSets"])
+_READ_AHEAD = ("ListRecords", "ListIdentifiers")  # the lists harvesters walk (sets are few)
+
+
+def _next_token(result: object) -> str | None:
+    """The resumptionToken a list page hands out, if the list goes on."""
+    token = result.token if isinstance(result, ListResult) else None
+    return token.value if token is not None and token.value else None
 
 
 def _arguments() -> tuple[dict[str, list[str]], str | None]:

@@ -1,0 +1,255 @@
+"""Read-ahead for harvesters walking a list: the page a token asks for, rendered before it is asked.
+
+A harvester asks for page N+1 as soon as it has read page N, and waits for it. While it reads page
+N, the server is idle: it renders page N+1 then, in a thread of its own, and keeps the bytes until
+the request comes, so the harvester's wait shrinks to sending bytes. Sequential harvests were bound
+by the per-page cost of the database read and the rendering (bench/run.py static).
+
+What is served is exactly the response a request at the moment of rendering would have got, as an
+HTTP cache may serve it (resumed pages are `Cache-Control: public, max-age=300`). It is served only
+if nothing in the store changed since (the caller's `fresh`), within MAX_AGE seconds, once, and the
+endpoint checks that the token is still valid.
+
+Pages are kept in files in a directory of this node, so that whichever worker process the next
+request reaches (a harvester that opens a connection per request, a proxy in front) finds the page.
+The process that renders a page holds an exclusive lock on its file until it is written; a request
+that arrives meanwhile waits for it rather than rendering it twice. A page is claimed by renaming its
+file, so that it is served once. A page is rendered ahead only while its process serves no other
+request (a busy server has no idle time to use), one at a time, and at most MAX_FILES are kept.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import stat
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Hashable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import BinaryIO
+
+log = logging.getLogger("oai.web")
+
+MAX_AGE = 60.0  # seconds a page rendered ahead waits for its request
+MAX_FILES = 64  # pages kept ahead on this node, at most
+_SWEEP_EVERY = 10.0  # seconds between looks for pages nobody asked for
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A page as the endpoint sends it, and when its rendering began (the store's clock, to the second)."""
+
+    body: bytes
+    etag: str
+    cacheable: bool
+    next_token: str | None
+    began: datetime
+
+
+def default_directory(*parts: str) -> Path:
+    """A directory of this node and user for one repository (the parts say which: database, endpoint)."""
+    digest = hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"oai-lookahead-{os.getuid()}-{digest}"
+
+
+class LookAhead:
+    """Pages rendered ahead by key (verb, token and what else shapes the page), each served once."""
+
+    def __init__(self, directory: Path, *, max_age: float = MAX_AGE, max_files: int = MAX_FILES) -> None:
+        self.directory, self.max_age, self.max_files = directory, max_age, max_files
+        self._lock = threading.Lock()
+        self._rendering = False
+        self._active = 0  # requests this process is serving
+        self._arrivals = 0  # requests this process has begun serving
+        self._local = threading.local()  # (alone when it began, _arrivals then) of the request in this thread
+        self._swept = 0.0
+        self.hits = self.misses = self.stale = 0
+        self.usable = _private_directory(directory)
+
+    # -- the endpoint's side --
+
+    @contextmanager
+    def serving(self) -> Iterator[None]:
+        """Around each request: a page is rendered ahead only for a request that this process served
+        alone from start to end (under concurrent requests there is no idle time to use)."""
+        with self._lock:
+            self._active += 1
+            self._arrivals += 1
+            self._local.alone = (self._active == 1, self._arrivals)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._active -= 1
+
+    def schedule(self, key: Hashable, render: Callable[[], Rendered | None]) -> Callable[[], None] | None:
+        """Render the page for `key` in the background, unless this process is busy or the page is
+        already there (or being rendered). Returns what starts the rendering (None: not scheduled).
+
+        The caller starts it once its own response is sent: a thread rendering meanwhile would hold
+        the interpreter lock that sending needs (the harvester would wait longer, not shorter); one
+        dropped unstarted leaves a miss. The page's file is created, locked, before this returns: a
+        request that comes before the page is written finds it and waits, rather than rendering it too."""
+        if not self.usable:
+            return None
+        path = self._path(key)
+        alone, arrivals = getattr(self._local, "alone", (True, None))
+        with self._lock:
+            if not alone or self._active > 1 or arrivals not in (None, self._arrivals) or self._rendering:
+                return None
+            try:
+                if path.exists() or self._full():
+                    return None
+            except OSError as exc:  # the directory removed (a cleaner of /tmp): made again next time
+                log.warning("read-ahead: %s", exc)
+                self.usable = _private_directory(self.directory)
+                return None
+            self._rendering = True
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            file = open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb")  # noqa: SIM115
+            fcntl.flock(file, fcntl.LOCK_EX)
+            os.rename(tmp, path)  # visible now, and locked until written
+        except OSError as exc:  # a full disk, a directory removed: nothing is kept, nothing is lost
+            log.warning("could not keep a page rendered ahead: %s", exc)
+            _unlink(tmp)
+            self._done()
+            return None
+        return _Pending(self, file, path, render)
+
+    def take(self, key: Hashable, fresh: Callable[[Rendered], bool]) -> Rendered | None:
+        """The page rendered ahead for `key` (waiting while it is still being rendered), if it is still
+        what a request would get now (`fresh`); None otherwise. A page is taken once."""
+        if not self.usable:
+            return None
+        path = self._path(key)
+        claimed = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.taken")
+        try:
+            os.rename(path, claimed)
+        except FileNotFoundError:
+            self.misses += 1
+            return None
+        try:
+            with open(claimed, "rb") as f:
+                fcntl.flock(f, fcntl.LOCK_SH)  # until its renderer has written it
+                page, made = _read(f)
+        finally:
+            _unlink(claimed)
+        if page is None or time.time() - made > self.max_age or not fresh(page):
+            self.stale += 1
+            return None
+        self.hits += 1
+        return page
+
+    # -- inside --
+
+    def _path(self, key: Hashable) -> Path:
+        return self.directory / hashlib.sha256(repr(key).encode()).hexdigest()[:40]
+
+    def _render_into(self, file: BinaryIO, path: Path, render: Callable[[], Rendered | None]) -> None:
+        """Render into the page's file, which schedule() created locked; unlocked once written."""
+        with file:
+            try:
+                page = render()
+            except Exception:
+                log.exception("rendering a page ahead failed; it is rendered when asked")
+                page = None
+            try:
+                if page is None:  # an OAI-PMH error, answered when asked
+                    _unlink(path)
+                else:
+                    _write(file, page)
+            except OSError as exc:  # a full disk: the request finds the page cut short, and renders it
+                log.warning("could not keep a page rendered ahead: %s", exc)
+            self._done()  # before the lock goes with the file: the request it lets in may schedule the next
+
+    def _done(self) -> None:
+        with self._lock:
+            self._rendering = False
+
+    def _full(self) -> bool:
+        """Whether MAX_FILES pages wait already; first removes, every _SWEEP_EVERY seconds, the pages nobody
+        asked for within MAX_AGE (and what killed processes left)."""
+        now = time.time()
+        if now - self._swept >= _SWEEP_EVERY:
+            self._swept = now
+            self._sweep(now)
+        return len(os.listdir(self.directory)) >= self.max_files
+
+    def _sweep(self, now: float) -> None:
+        for entry in os.scandir(self.directory):
+            try:
+                if now - entry.stat(follow_symlinks=False).st_mtime > self.max_age:
+                    _unlink(Path(entry.path))
+            except OSError:
+                continue
+
+
+class _Pending:
+    """A page scheduled, not yet started: calling it starts the rendering; dropped unstarted, its file
+    is closed (so unlocked, and empty: a miss) and its process may schedule again."""
+
+    def __init__(self, owner: LookAhead, file: BinaryIO, path: Path, render: Callable[[], Rendered | None]) -> None:
+        self._owner, self._job = owner, (file, path, render)
+
+    def __call__(self) -> None:
+        job, self._job = self._job, None
+        if job is not None:  # a thread per page: it starts after a response, and none is left idle
+            threading.Thread(target=self._owner._render_into, args=job, name="lookahead", daemon=True).start()
+
+    def __del__(self) -> None:
+        if self._job is not None:
+            self._job[0].close()
+            self._owner._done()
+
+
+def _private_directory(directory: Path) -> bool:
+    """Create `directory` for this user only; False (read-ahead off) if it is not ours alone: pages
+    found there are served as they are."""
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        info = os.lstat(directory)
+    except OSError as exc:
+        log.warning("read-ahead is off: cannot use %s: %s", directory, exc)
+        return False
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+        log.warning("read-ahead is off: %s is not a directory of this user alone", directory)
+        return False
+    return True
+
+
+def _write(file: BinaryIO, page: Rendered) -> None:
+    """A line of JSON about the page, then its body."""
+    head = {"etag": page.etag, "cacheable": page.cacheable, "next": page.next_token,
+            "began": page.began.isoformat(), "made": time.time(), "length": len(page.body)}
+    file.write(json.dumps(head).encode() + b"\n")
+    file.write(page.body)
+    file.flush()
+
+
+def _read(file: BinaryIO) -> tuple[Rendered | None, float]:
+    """The page in a file and when it was made; None for a file its renderer did not finish."""
+    try:
+        meta = json.loads(file.readline())
+    except ValueError:
+        meta = None
+    body = file.read()
+    if not isinstance(meta, dict) or meta.get("length") != len(body):
+        return None, 0.0
+    page = Rendered(body, meta["etag"], meta["cacheable"], meta["next"], datetime.fromisoformat(meta["began"]))
+    return page, meta["made"]
+
+
+def _unlink(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass

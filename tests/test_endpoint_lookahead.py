@@ -1,0 +1,228 @@
+"""Read-ahead (oai/web/lookahead.py): the next page of a list is rendered while the harvester reads this
+one, served once, only as long as nothing changed, and found by whichever process the request reaches.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+
+from endpoint_helpers import (
+    T0,
+    X,
+    dc_record,
+    get,
+    headers,
+    ident,
+    identifiers,
+    populate,
+    token,
+    write,
+)
+from lxml import etree
+from sickle import Sickle
+
+from oai.store.engine import transaction
+from oai.store.records import delete_record
+from oai.web.lookahead import LookAhead, Rendered, _write, default_directory
+
+BASE = "http://oai.example.org/oai"  # as behind a proxy: every process answers for the same address
+
+
+def _records(root: etree._Element) -> list[bytes]:
+    """A page's records, byte for byte (the page's responseDate and token differ from request to request)."""
+    return [etree.tostring(r) for r in root.iterfind(".//oai:record", X)]
+
+
+def walk(server, **args: str) -> list[etree._Element]:
+    """Every page of ListRecords, each request on a new connection (every response schema-checked)."""
+    _, root = get(server, verb="ListRecords", **args)
+    pages = [root]
+    while (tok := token(root)) is not None and tok.text:
+        _, root = get(server, verb="ListRecords", resumptionToken=tok.text)
+        pages.append(root)
+    return pages
+
+
+def test_a_walk_gets_the_same_records_from_pages_rendered_ahead(engine, live_server, tmp_path: Path) -> None:
+    populate(engine, 60)
+    ahead = live_server(page_size=7, lookahead_dir=str(tmp_path / "ahead"))
+    live = live_server(page_size=7, lookahead=False)
+    with_ahead, without = walk(ahead, metadataPrefix="oai_dc"), walk(live, metadataPrefix="oai_dc")
+    assert len(with_ahead) == len(without) == 9
+    assert [_records(p) for p in with_ahead] == [_records(p) for p in without]
+    counts = ahead.app.extensions["oai_lookahead"]
+    assert counts.hits == 8 and counts.stale == 0  # every resumed page had been rendered ahead
+    assert live.app.extensions["oai_lookahead"] is None
+    assert os.listdir(tmp_path / "ahead") == []  # nothing is left after the last page
+
+
+def test_another_process_serves_the_page_one_rendered(engine, live_server, tmp_path: Path) -> None:
+    """Two servers (as two gunicorn workers: each its own LookAhead) on one directory; sickle opens a
+    connection per request, so requests alternate between them here."""
+    populate(engine, 50)
+    shared = str(tmp_path / "ahead")
+    a = live_server(page_size=10, base_url=BASE, lookahead_dir=shared)
+    b = live_server(page_size=10, base_url=BASE, lookahead_dir=shared)
+    _, root = get(a, verb="ListRecords", metadataPrefix="oai_dc")
+    served = [identifiers(root)]
+    while (tok := token(root)) is not None and tok.text:  # pages 2 and 4 from b, 3 and 5 from a
+        _, root = get(b if len(served) % 2 else a, verb="ListRecords", resumptionToken=tok.text)
+        served.append(identifiers(root))
+    assert [i for page in served for i in page] == [ident(i) for i in range(50)]
+    ca, cb = a.app.extensions["oai_lookahead"], b.app.extensions["oai_lookahead"]
+    assert (ca.hits, cb.hits) == (2, 2)  # pages 2-5, each rendered by the other server
+
+
+def test_a_change_after_rendering_is_seen(engine, live_server, tmp_path: Path) -> None:
+    """A record deleted after its page was rendered ahead: the request gets the page as it is now."""
+    populate(engine, 20)
+    server = live_server(page_size=5, lookahead_dir=str(tmp_path / "ahead"))
+    _, first = get(server, verb="ListRecords", metadataPrefix="oai_dc")
+    _wait_rendered(tmp_path / "ahead")
+    with transaction(engine) as s:  # dated now: after the page ahead began rendering, in any second
+        delete_record(s, ident(6))
+    _, second = get(server, verb="ListRecords", resumptionToken=token(first).text)
+    assert identifiers(second) == [ident(i) for i in (5, 7, 8, 9, 10)]  # 6 moved past the list's `until`
+    counts = server.app.extensions["oai_lookahead"]
+    assert (counts.hits, counts.stale) == (0, 1)
+
+
+def test_sickle_harvests_through_read_ahead(engine, live_server, tmp_path: Path) -> None:
+    populate(engine, 45)
+    write(engine, [dc_record("oai:example.org:late", title="Лето")], T0)
+    server = live_server(page_size=4, lookahead_dir=str(tmp_path / "ahead"))
+    got = [r.header.identifier for r in Sickle(server.url, timeout=30).ListRecords(metadataPrefix="oai_dc")]
+    assert sorted(got) == sorted([ident(i) for i in range(45)] + ["oai:example.org:late"])
+    assert server.app.extensions["oai_lookahead"].hits == 11
+
+
+# -- the store of pages itself -----------------------------------------------------------------
+
+def _page(body: bytes = b"<page/>") -> Rendered:
+    return Rendered(body, 'W/"x"', True, "next", datetime(2024, 1, 1))
+
+
+def _start(start) -> bool:
+    """Start what schedule() gave, as the endpoint does once its response is sent."""
+    if start is None:
+        return False
+    start()
+    return True
+
+
+def _wait_rendered(directory: Path) -> None:
+    deadline = time.monotonic() + 10
+    while not [n for n in os.listdir(directory) if not n.startswith(".")]:
+        assert time.monotonic() < deadline, "nothing was rendered ahead"
+        time.sleep(0.01)
+
+
+def test_a_page_is_served_once_and_only_while_young(tmp_path: Path) -> None:
+    ahead = LookAhead(tmp_path / "a", max_age=0.3)
+    assert _start(ahead.schedule("k", _page))
+    assert ahead.take("k", lambda page: True) == _page()
+    assert ahead.take("k", lambda page: True) is None  # taken once
+    assert _start(ahead.schedule("k", _page))
+    time.sleep(0.5)
+    assert ahead.take("k", lambda page: True) is None  # too old
+    assert _start(ahead.schedule("k", _page))
+    assert ahead.take("k", lambda page: False) is None  # not fresh
+    assert (ahead.hits, ahead.stale, ahead.misses) == (1, 2, 1)
+
+
+def test_a_request_waits_for_the_page_being_rendered(tmp_path: Path) -> None:
+    ahead = LookAhead(tmp_path / "a")
+    started = threading.Event()
+
+    def slow() -> Rendered:
+        started.set()
+        time.sleep(0.4)
+        return _page(b"<slow/>")
+
+    assert _start(ahead.schedule("k", slow))
+    started.wait(5)
+    t = time.monotonic()
+    assert ahead.take("k", lambda page: True).body == b"<slow/>"
+    assert time.monotonic() - t > 0.2
+
+
+def test_a_page_never_started_is_a_miss(tmp_path: Path) -> None:
+    """Its response dropped without being closed: no request waits on its file, and the process
+    renders ahead again."""
+    ahead = LookAhead(tmp_path / "a")
+    assert ahead.schedule("k", _page) is not None  # dropped at once, never started
+    assert ahead.take("k", lambda page: True) is None and ahead.stale == 1
+    assert _start(ahead.schedule("k", _page))
+    assert ahead.take("k", lambda page: True) == _page()
+
+
+def test_nothing_is_rendered_ahead_while_busy(tmp_path: Path) -> None:
+    ahead = LookAhead(tmp_path / "a")
+    with ahead.serving():
+        arrived, done = threading.Event(), threading.Event()
+
+        def another() -> None:  # a request served meanwhile, in a thread of its own
+            with ahead.serving():
+                arrived.set()
+                done.wait(5)
+
+        other = threading.Thread(target=another)
+        other.start()
+        arrived.wait(5)
+        assert ahead.schedule("k", _page) is None  # busy now
+        done.set()
+        other.join()
+        assert ahead.schedule("k", _page) is None  # alone again, but this request was not served alone
+    with ahead.serving():
+        assert _start(ahead.schedule("k", _page))
+
+
+def test_failures_are_misses(tmp_path: Path) -> None:
+    ahead = LookAhead(tmp_path / "error")
+    assert _start(ahead.schedule("k", lambda: None))  # an OAI-PMH error: answered when asked
+    assert ahead.take("k", lambda page: True) is None
+
+    def broken() -> Rendered:
+        raise RuntimeError("boom")
+
+    ahead = LookAhead(tmp_path / "broken")
+    assert _start(ahead.schedule("k", broken))
+    assert ahead.take("k", lambda page: True) is None
+    # a renderer killed half-way leaves its file cut short
+    ahead = LookAhead(tmp_path / "cut")
+    with open(ahead._path("k"), "wb") as f:
+        _write(f, _page(b"<p>" + b"x" * 1000 + b"</p>"))
+        f.truncate(f.tell() - 10)
+    assert ahead.take("k", lambda page: True) is None and ahead.stale == 1
+
+
+def test_a_directory_not_ours_alone_turns_read_ahead_off(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o777)
+    os.chmod(shared, 0o777)
+    ahead = LookAhead(shared)
+    assert not ahead.usable and not ahead.schedule("k", _page) and ahead.take("k", lambda p: True) is None
+    assert LookAhead(tmp_path / "private").usable
+    # removed while in use (a cleaner of the temporary directory): no page ahead, no error, then again
+    ahead = LookAhead(tmp_path / "removed")
+    (tmp_path / "removed").rmdir()
+    assert ahead.schedule("k", _page) is None and ahead.take("k", lambda p: True) is None
+    assert _start(ahead.schedule("k", _page)) and ahead.take("k", lambda p: True) == _page()
+    assert default_directory("db", "/oai") != default_directory("db", "/other")
+
+
+def test_list_identifiers_reads_ahead_too(engine, live_server, tmp_path: Path) -> None:
+    kind = "ListIdentifiers"
+    populate(engine, 12)
+    server = live_server(page_size=5, lookahead_dir=str(tmp_path / "ahead"))
+    _, root = get(server, verb=kind, metadataPrefix="oai_dc")
+    got = [h.identifier for h in headers(root)]
+    while (tok := token(root)) is not None and tok.text:
+        _, root = get(server, verb=kind, resumptionToken=tok.text)
+        got += [h.identifier for h in headers(root)]
+    assert got == [ident(i) for i in range(12)]
+    assert server.app.extensions["oai_lookahead"].hits == 2
