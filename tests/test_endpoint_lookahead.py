@@ -27,7 +27,14 @@ from sickle import Sickle
 
 from oai.store.engine import transaction
 from oai.store.records import delete_record
-from oai.web.lookahead import LookAhead, Rendered, _write, default_directory
+from oai.web.lookahead import (
+    FRESHNESS,
+    LatestWrite,
+    LookAhead,
+    Rendered,
+    _write,
+    default_directory,
+)
 
 BASE = "http://oai.example.org/oai"  # as behind a proxy: every process answers for the same address
 
@@ -85,6 +92,7 @@ def test_a_change_after_rendering_is_seen(engine, live_server, tmp_path: Path) -
     _wait_rendered(tmp_path / "ahead")
     with transaction(engine) as s:  # dated now: after the page ahead began rendering, in any second
         delete_record(s, ident(6))
+    time.sleep(FRESHNESS + 0.1)  # a write is known within FRESHNESS seconds
     _, second = get(server, verb="ListRecords", resumptionToken=token(first).text)
     assert identifiers(second) == [ident(i) for i in (5, 7, 8, 9, 10)]  # 6 moved past the list's `until`
     counts = server.app.extensions["oai_lookahead"]
@@ -119,6 +127,23 @@ def _wait_rendered(directory: Path) -> None:
     while not [n for n in os.listdir(directory) if not n.startswith(".")]:
         assert time.monotonic() < deadline, "nothing was rendered ahead"
         time.sleep(0.01)
+
+
+def test_the_latest_write_is_asked_at_most_once_a_second() -> None:
+    asked: list[float] = []
+    latest = [datetime(2024, 1, 1)]
+
+    def ask() -> datetime:
+        asked.append(time.monotonic())
+        return latest[0]
+
+    known = LatestWrite(ask, interval=0.3)
+    assert known.before(datetime(2024, 1, 2)) and len(asked) == 1
+    latest[0] = datetime(2024, 1, 3)  # written now
+    assert known.before(datetime(2024, 1, 2)) and len(asked) == 1  # not known yet
+    time.sleep(0.35)
+    assert not known.before(datetime(2024, 1, 2)) and len(asked) == 2
+    assert not known.before(datetime(2024, 1, 3))  # written in the second the rendering began: stale
 
 
 def test_a_page_is_served_once_and_only_while_young(tmp_path: Path) -> None:

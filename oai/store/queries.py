@@ -47,14 +47,12 @@ def latest_datestamp(session: Session) -> datetime | None:
     return session.scalar(select(func.max(Record.datestamp)))
 
 
-def written_since(engine: Engine, moment: datetime) -> bool:
-    """Whether any record was written at or after `moment` (a second): every write stamps its records.
+def latest_write(engine: Engine) -> datetime | None:
+    """The datestamp of the store's latest write (every write stamps its records with its time).
     Text SQL on a connection of its own: it is all a page rendered ahead reads (oai/web/lookahead.py)."""
     with engine.connect() as conn:
         latest = conn.exec_driver_sql("SELECT max(datestamp) FROM record").scalar()
-    if isinstance(latest, str):  # SQLite keeps datetimes as ISO text
-        latest = datetime.fromisoformat(latest)
-    return latest is not None and latest >= moment
+    return datetime.fromisoformat(latest) if isinstance(latest, str) else latest  # SQLite: ISO text
 
 
 def set_id(session: Session, spec: str) -> int | None:

@@ -52,7 +52,7 @@ from oai.store.engine import (
 from oai.store.models import ForeignFormat
 from oai.store.settings import shared_secret
 from oai.web.flow import FlowControl
-from oai.web.lookahead import LookAhead, Rendered, default_directory
+from oai.web.lookahead import LatestWrite, LookAhead, Rendered, default_directory
 from oai.web.pages import pages
 
 log = logging.getLogger("oai.web")
@@ -150,6 +150,7 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
     if cfg.lookahead:
         directory = Path(cfg.lookahead_dir) if cfg.lookahead_dir else default_directory(str(engine.url), path)
         lookahead = LookAhead(directory)
+    latest_write = LatestWrite(functools.partial(queries.latest_write, reader))
     app.extensions["oai_lookahead"] = lookahead
 
     def render_ahead(verb: str, token: str, repo: Repository, fmts: dict[str, FormatInfo],
@@ -183,7 +184,7 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
         if lookahead is None or verb not in _READ_AHEAD:
             return None
         return lookahead.take((verb, token, ctx.repository.base_url, site_root(), str(engine.url)),
-                              lambda page: not queries.written_since(reader, page.began))
+                              lambda page: latest_write.before(page.began))
 
     @app.route(path, methods=["GET", "POST"])
     def endpoint() -> Response:

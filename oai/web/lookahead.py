@@ -39,6 +39,7 @@ from typing import BinaryIO
 log = logging.getLogger("oai.web")
 
 MAX_AGE = 60.0  # seconds a page rendered ahead waits for its request
+FRESHNESS = 1.0  # seconds within which a write is known here (the latest write is asked at most this often)
 MAX_FILES = 64  # pages kept ahead on this node, at most
 _SWEEP_EVERY = 10.0  # seconds between looks for pages nobody asked for
 
@@ -52,6 +53,29 @@ class Rendered:
     cacheable: bool
     next_token: str | None
     began: datetime
+
+
+class LatestWrite:
+    """When the store was last written (a record's datestamp), asked of the database at most every
+    FRESHNESS seconds: a page rendered ahead is served only if nothing was written since its rendering
+    began, as known then. Asking on every request cost a hit most of its time on PostgreSQL (a
+    connection's ping and a query: 1.5 ms of 3 on this machine)."""
+
+    def __init__(self, ask: Callable[[], datetime | None], interval: float = FRESHNESS) -> None:
+        self._ask, self.interval = ask, interval
+        self._lock = threading.Lock()
+        self._known: tuple[float, datetime | None] = (-interval - 1.0, None)  # (asked at, latest)
+
+    def before(self, moment: datetime) -> bool:
+        """Whether the latest write known is before `moment` (or there is none)."""
+        asked, latest = self._known
+        if time.monotonic() - asked >= self.interval:
+            asked = time.monotonic()  # before asking: what is written while it asks is not known yet
+            latest = self._ask()
+            with self._lock:
+                if asked > self._known[0]:
+                    self._known = (asked, latest)
+        return latest is None or latest < moment
 
 
 def default_directory(*parts: str) -> Path:
