@@ -64,6 +64,9 @@ def test_a_walk_gets_the_same_records_from_pages_rendered_ahead(engine, live_ser
     counts = ahead.app.extensions["oai_lookahead"]
     assert counts.hits == 8 and counts.stale == 0  # every resumed page had been rendered ahead
     assert live.app.extensions["oai_lookahead"] is None
+    deadline = time.monotonic() + 10  # each page's file goes once its response is sent
+    while os.listdir(tmp_path / "ahead") and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert os.listdir(tmp_path / "ahead") == []  # nothing is left after the last page
 
 

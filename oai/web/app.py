@@ -210,9 +210,14 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
                 token = req.args["resumptionToken"]
                 page = rendered_ahead(req.verb, token, ctx)
                 if page is not None:
-                    codec.decode(token, verb=req.verb, now=ctx.now)  # it may have expired since
-                    return read_ahead(_xml_response(page.body, etag=page.etag, cache=page.cacheable),
-                                      req.verb, page.next_token, ctx, stylesheet)
+                    try:
+                        codec.decode(token, verb=req.verb, now=ctx.now)  # it may have expired since
+                    except OAIError:
+                        lookahead.tidy()
+                        raise
+                    response = _xml_response(page.body, etag=page.etag, cache=page.cacheable)
+                    response.call_on_close(lookahead.tidy)  # the page's file, once it is sent
+                    return read_ahead(response, req.verb, page.next_token, ctx, stylesheet)
             result = VERBS[req.verb](req, ctx)
         except OAIError as err:
             flat = {k: v[0] for k, v in params.items() if k != "verb" and len(v) == 1}

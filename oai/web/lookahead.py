@@ -95,6 +95,7 @@ class LookAhead:
         self._arrivals = 0  # requests this process has begun serving
         self._local = threading.local()  # (alone when it began, _arrivals then) of the request in this thread
         self._swept = 0.0
+        self._taken: list[Path] = []  # files of pages taken, to remove
         self.hits = self.misses = self.stale = 0
         self.usable = _private_directory(directory)
 
@@ -165,13 +166,25 @@ class LookAhead:
             with open(claimed, "rb") as f:
                 fcntl.flock(f, fcntl.LOCK_SH)  # until its renderer has written it
                 page, made = _read(f)
-        finally:
+            usable = page is not None and time.time() - made <= self.max_age and fresh(page)
+        except BaseException:
             _unlink(claimed)
-        if page is None or time.time() - made > self.max_age or not fresh(page):
+            raise
+        if not usable:
+            _unlink(claimed)
             self.stale += 1
             return None
+        with self._lock:  # removed by tidy() once the response is sent: freeing a file's pages takes time
+            self._taken.append(claimed)
         self.hits += 1
         return page
+
+    def tidy(self) -> None:
+        """Remove the files of the pages taken (the endpoint calls it once a response is sent)."""
+        with self._lock:
+            taken, self._taken = self._taken, []
+        for path in taken:
+            _unlink(path)
 
     # -- inside --
 
@@ -226,8 +239,14 @@ class _Pending:
 
     def __call__(self) -> None:
         job, self._job = self._job, None
-        if job is not None:  # a thread per page: it starts after a response, and none is left idle
+        if job is None:
+            return
+        try:  # a thread per page: it starts after a response, and none is left idle
             threading.Thread(target=self._owner._render_into, args=job, name="lookahead", daemon=True).start()
+        except RuntimeError as exc:  # no thread to be had: the page stays a miss
+            log.warning("read-ahead: %s", exc)
+            job[0].close()
+            self._owner._done()
 
     def __del__(self) -> None:
         if self._job is not None:
