@@ -5,6 +5,7 @@ one, served once, only as long as nothing changed, and found by whichever proces
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 import time
 from datetime import datetime
@@ -235,11 +236,65 @@ def test_a_directory_not_ours_alone_turns_read_ahead_off(tmp_path: Path) -> None
     ahead = LookAhead(shared)
     assert not ahead.usable and not ahead.schedule("k", _page) and ahead.take("k", lambda p: True) is None
     assert LookAhead(tmp_path / "private").usable
-    # removed while in use (a cleaner of the temporary directory): no page ahead, no error, then again
+    # removed while in use (a cleaner of the temporary directory): made again
     ahead = LookAhead(tmp_path / "removed")
     (tmp_path / "removed").rmdir()
-    assert ahead.schedule("k", _page) is None and ahead.take("k", lambda p: True) is None
+    assert ahead.take("k", lambda p: True) is None
     assert _start(ahead.schedule("k", _page)) and ahead.take("k", lambda p: True) == _page()
+
+
+def test_a_directory_made_again_by_someone_else_is_not_used(tmp_path: Path) -> None:
+    """Removed, then made again open to others (another user taking the name): nothing is read from it
+    or written into it, though a page planted there looks fresh."""
+    directory = tmp_path / "ahead"
+    ahead = LookAhead(directory)
+    assert _start(ahead.schedule("k", _page)) and ahead.take("k", lambda p: True) == _page()
+    shutil.rmtree(directory)
+    directory.mkdir()
+    os.chmod(directory, 0o777)
+    _plant(ahead._path("k"))
+    assert ahead.take("k", lambda p: True) is None
+    assert ahead.schedule("other", _page) is None and not ahead.usable
+
+
+def _plant(path: Path, body: bytes = b"<planted/>", mode: int = 0o600) -> None:
+    """A page file as another writer could make it: valid, and fresh for ever."""
+    with open(os.open(path, os.O_WRONLY | os.O_CREAT, mode), "wb") as f:
+        _write(f, Rendered(body, 'W/"p"', True, None, datetime(2099, 1, 1)))
+    os.chmod(path, mode)
+
+
+def test_only_files_of_ours_are_read(tmp_path: Path) -> None:
+    ahead = LookAhead(tmp_path / "ahead")
+    _plant(ahead._path("readable"), mode=0o644)  # not as we write them (0600)
+    assert ahead.take("readable", lambda p: True) is None
+    os.mkfifo(ahead._path("fifo"), 0o600)  # would block a reader for ever
+    assert ahead.take("fifo", lambda p: True) is None
+    _plant(tmp_path / "elsewhere")
+    os.symlink(tmp_path / "elsewhere", ahead._path("link"))
+    assert ahead.take("link", lambda p: True) is None
+    if os.getuid() == 0:  # another user's file (as root, CI can make one)
+        _plant(ahead._path("theirs"))
+        os.chown(ahead._path("theirs"), 65534, 65534)
+        assert ahead.take("theirs", lambda p: True) is None
+    for head in (b"[1]\n", b'{"length": "12"}\n', b'{"length": 5}\nabc', b"\xff\n", b'{"length": 0, "etag": 1}\n'):
+        ahead._path("bad").write_bytes(head)
+        os.chmod(ahead._path("bad"), 0o600)
+        assert ahead.take("bad", lambda p: True) is None, head
+    assert ahead.hits == 0
+
+
+def test_the_sweep_removes_only_old_files_of_ours(tmp_path: Path) -> None:
+    directory = tmp_path / "ahead"
+    ahead = LookAhead(directory, max_age=30)
+    _plant(ahead._path("old"))
+    _plant(ahead._path("young"))
+    (directory / "notes.txt").write_text("not ours")
+    old = time.time() - 60
+    for name in (ahead._path("old").name, "notes.txt"):
+        os.utime(directory / name, (old, old))
+    ahead.sweep()
+    assert sorted(os.listdir(directory)) == sorted(["notes.txt", ahead._path("young").name])
     assert default_directory("db", "/oai") != default_directory("db", "/other")
 
 
@@ -254,3 +309,21 @@ def test_list_identifiers_reads_ahead_too(engine, live_server, tmp_path: Path) -
         got += [h.identifier for h in headers(root)]
     assert got == [ident(i) for i in range(12)]
     assert server.app.extensions["oai_lookahead"].hits == 2
+
+
+def test_pages_are_keyed_by_the_database_file_not_its_url(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    """`sqlite:///oai.sqlite3` names another file in each working directory (two servers started from two
+    directories must not serve each other's pages); one file is one store whatever the URL says."""
+    from sqlalchemy import create_engine
+
+    from oai.web.app import _store_identity
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    monkeypatch.chdir(tmp_path / "a")
+    in_a = _store_identity(create_engine("sqlite:///oai.sqlite3"))
+    monkeypatch.chdir(tmp_path / "b")
+    in_b = _store_identity(create_engine("sqlite:///oai.sqlite3"))
+    assert in_a != in_b
+    assert in_b == _store_identity(create_engine(f"sqlite:///{tmp_path / 'b' / 'oai.sqlite3'}"))
+    assert "secret" not in _store_identity(create_engine("postgresql+psycopg://u:secret@127.0.0.1/db"))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+import os
 import time
 import zlib
 from collections.abc import Mapping
@@ -26,6 +27,7 @@ from flask import (
     send_from_directory,
 )
 from sqlalchemy import select, text
+from sqlalchemy.engine import Engine
 
 from oai.config import Config, load_config
 from oai.formats.base import SCHEMAS_DIR
@@ -147,8 +149,9 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
         return found
 
     lookahead = None
+    store = _store_identity(engine)  # in the pages' keys: a token names no database
     if cfg.lookahead:
-        directory = Path(cfg.lookahead_dir) if cfg.lookahead_dir else default_directory(str(engine.url), path)
+        directory = Path(cfg.lookahead_dir) if cfg.lookahead_dir else default_directory(store, path)
         lookahead = LookAhead(directory)
     latest_write = LatestWrite(functools.partial(queries.latest_write, reader))
     app.extensions["oai_lookahead"] = lookahead
@@ -172,7 +175,7 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
     def read_ahead(response: Response, verb: str, token: str | None, ctx: Context, stylesheet: str | None) -> Response:
         """`response`, once sent, starts rendering the page `token` asks for (if this process is idle)."""
         if lookahead is not None and token and verb in _READ_AHEAD:
-            start = lookahead.schedule((verb, token, ctx.repository.base_url, site_root(), str(engine.url)),
+            start = lookahead.schedule((verb, token, ctx.repository.base_url, site_root(), store),
                                        functools.partial(render_ahead, verb, token, ctx.repository,
                                                          dict(ctx.formats), stylesheet))
             if start is not None:
@@ -183,7 +186,7 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
         """The page read ahead for this request, if any and still what it would get now."""
         if lookahead is None or verb not in _READ_AHEAD:
             return None
-        return lookahead.take((verb, token, ctx.repository.base_url, site_root(), str(engine.url)),
+        return lookahead.take((verb, token, ctx.repository.base_url, site_root(), store),
                               lambda page: latest_write.before(page.began))
 
     @app.route(path, methods=["GET", "POST"])
@@ -264,6 +267,15 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
 
 _PAGED = (["ListRecords"], ["ListIdentifiers"], ["ListSets"])
 _READ_AHEAD = ("ListRecords", "ListIdentifiers")  # the lists harvesters walk (sets are few)
+
+
+def _store_identity(engine: Engine) -> str:
+    """The database, named the same way by every process that uses it: a relative SQLite path names a
+    different file in each working directory."""
+    url = engine.url
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        return "sqlite:" + os.path.realpath(url.database)
+    return url.render_as_string(hide_password=True)
 
 
 def _next_token(result: object) -> str | None:

@@ -25,6 +25,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import stat
 import tempfile
 import threading
@@ -42,6 +43,8 @@ MAX_AGE = 60.0  # seconds a page rendered ahead waits for its request
 FRESHNESS = 1.0  # seconds within which a write is known here (the latest write is asked at most this often)
 MAX_FILES = 64  # pages kept ahead on this node, at most
 _SWEEP_EVERY = 10.0  # seconds between looks for pages nobody asked for
+# The names of our files: pages, pages being made, pages taken.
+_OURS = re.compile(r"[0-9a-f]{40}|\.[0-9a-f]{40}\.[0-9]+\.tmp|[0-9a-f]{40}\.[0-9]+\.[0-9]+\.taken")
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,8 @@ class LookAhead:
         self._taken: list[Path] = []  # files of pages taken, to remove
         self.hits = self.misses = self.stale = 0
         self.usable = _private_directory(directory)
+        if self.usable:
+            self.sweep()  # what a server stopped earlier left
 
     # -- the endpoint's side --
 
@@ -123,7 +128,7 @@ class LookAhead:
         the interpreter lock that sending needs (the harvester would wait longer, not shorter); one
         dropped unstarted leaves a miss. The page's file is created, locked, before this returns: a
         request that comes before the page is written finds it and waits, rather than rendering it too."""
-        if not self.usable:
+        if not self._ours():
             return None
         path = self._path(key)
         alone, arrivals = getattr(self._local, "alone", (True, None))
@@ -135,7 +140,7 @@ class LookAhead:
                     return None
             except OSError as exc:  # the directory removed (a cleaner of /tmp): made again next time
                 log.warning("read-ahead: %s", exc)
-                self.usable = _private_directory(self.directory)
+                self.usable = False
                 return None
             self._rendering = True
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -153,19 +158,17 @@ class LookAhead:
     def take(self, key: Hashable, fresh: Callable[[Rendered], bool]) -> Rendered | None:
         """The page rendered ahead for `key` (waiting while it is still being rendered), if it is still
         what a request would get now (`fresh`); None otherwise. A page is taken once."""
-        if not self.usable:
+        if not self._ours():
             return None
         path = self._path(key)
         claimed = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.taken")
         try:
             os.rename(path, claimed)
-        except FileNotFoundError:
+        except OSError:  # not there (or the directory gone): rendered as usual
             self.misses += 1
             return None
         try:
-            with open(claimed, "rb") as f:
-                fcntl.flock(f, fcntl.LOCK_SH)  # until its renderer has written it
-                page, made = _read(f)
+            page, made = _read_own(claimed)
             usable = page is not None and time.time() - made <= self.max_age and fresh(page)
         except BaseException:
             _unlink(claimed)
@@ -183,10 +186,28 @@ class LookAhead:
         """Remove the files of the pages taken (the endpoint calls it once a response is sent)."""
         with self._lock:
             taken, self._taken = self._taken, []
+            due = time.time() - self._swept >= _SWEEP_EVERY
+            if due:
+                self._swept = time.time()
         for path in taken:
             _unlink(path)
+        if due:
+            self.sweep()
 
     # -- inside --
+
+    def _ours(self) -> bool:
+        """Whether the directory is (still) this user's alone: checked on every use, since it may be
+        removed (a cleaner of /tmp) and made again by someone else; made again when gone."""
+        try:
+            info = os.lstat(self.directory)
+        except FileNotFoundError:
+            self.usable = _private_directory(self.directory)
+            return self.usable
+        except OSError:
+            return False
+        self.usable = _alone(info)
+        return self.usable
 
     def _path(self, key: Hashable) -> Path:
         return self.directory / hashlib.sha256(repr(key).encode()).hexdigest()[:40]
@@ -218,13 +239,20 @@ class LookAhead:
         now = time.time()
         if now - self._swept >= _SWEEP_EVERY:
             self._swept = now
-            self._sweep(now)
-        return len(os.listdir(self.directory)) >= self.max_files
+            self.sweep(now)
+        return sum(1 for name in os.listdir(self.directory) if _OURS.fullmatch(name)) >= self.max_files
 
-    def _sweep(self, now: float) -> None:
-        for entry in os.scandir(self.directory):
+    def sweep(self, now: float | None = None) -> None:
+        """Remove our files older than MAX_AGE (pages nobody asked for, what killed processes left);
+        nothing else in the directory is touched."""
+        now = time.time() if now is None else now
+        try:
+            entries = list(os.scandir(self.directory))
+        except OSError:
+            return
+        for entry in entries:
             try:
-                if now - entry.stat(follow_symlinks=False).st_mtime > self.max_age:
+                if _OURS.fullmatch(entry.name) and now - entry.stat(follow_symlinks=False).st_mtime > self.max_age:
                     _unlink(Path(entry.path))
             except OSError:
                 continue
@@ -263,10 +291,15 @@ def _private_directory(directory: Path) -> bool:
     except OSError as exc:
         log.warning("read-ahead is off: cannot use %s: %s", directory, exc)
         return False
-    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+    if not _alone(info):
         log.warning("read-ahead is off: %s is not a directory of this user alone", directory)
         return False
     return True
+
+
+def _alone(info: os.stat_result) -> bool:
+    """A directory (not a link) of this user, that no one else may write or read."""
+    return stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and not info.st_mode & 0o077
 
 
 def _write(file: BinaryIO, page: Rendered) -> None:
@@ -278,17 +311,32 @@ def _write(file: BinaryIO, page: Rendered) -> None:
     file.flush()
 
 
-def _read(file: BinaryIO) -> tuple[Rendered | None, float]:
-    """The page in a file and when it was made; None for a file its renderer did not finish."""
+def _read_own(path: Path) -> tuple[Rendered | None, float]:
+    """The page in a file we wrote and when it was made; None for anything else: a file its renderer did
+    not finish, a file not ours (or not a regular file: a FIFO would block, a device never end)."""
     try:
-        meta = json.loads(file.readline())
-    except ValueError:
-        meta = None
-    body = file.read()
-    if not isinstance(meta, dict) or meta.get("length") != len(body):
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
         return None, 0.0
-    page = Rendered(body, meta["etag"], meta["cacheable"], meta["next"], datetime.fromisoformat(meta["began"]))
-    return page, meta["made"]
+    with open(fd, "rb") as file:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+            log.warning("read-ahead: %s is not a file of ours; ignored", path)
+            return None, 0.0
+        fcntl.flock(file, fcntl.LOCK_SH)  # until its renderer has written it
+        size = os.fstat(fd).st_size
+        try:
+            meta = json.loads(file.readline(4096))
+            length = meta["length"]
+            body = file.read(length + 1) if isinstance(length, int) and 0 <= length <= size else b""
+            if len(body) != length:
+                return None, 0.0
+            page = Rendered(body, str(meta["etag"]), bool(meta["cacheable"]),
+                            None if meta["next"] is None else str(meta["next"]),
+                            datetime.fromisoformat(meta["began"]))
+            return page, float(meta["made"])
+        except (ValueError, TypeError, KeyError):
+            return None, 0.0
 
 
 def _unlink(path: Path) -> None:
