@@ -25,6 +25,7 @@ import hashlib
 import json
 import logging
 import os
+import queue
 import re
 import stat
 import tempfile
@@ -99,6 +100,8 @@ class LookAhead:
         self._local = threading.local()  # (alone when it began, _arrivals then) of the request in this thread
         self._swept = 0.0
         self._taken: list[Path] = []  # files of pages taken, to remove
+        self._jobs: queue.SimpleQueue | None = None  # pages to render, for the thread of process _pid
+        self._pid = 0
         self.hits = self.misses = self.stale = 0
         self.usable = _private_directory(directory)
         if self.usable:
@@ -229,6 +232,20 @@ class LookAhead:
                 log.warning("could not keep a page rendered ahead: %s", exc)
             self._done()  # before the lock goes with the file: the request it lets in may schedule the next
 
+    def _renderer(self) -> queue.SimpleQueue:
+        """The queue of this process's rendering thread, started when first needed (and again in a forked
+        child). One thread for the process's life: a thread per page cost about 1 ms of CPU a page more
+        (a fresh stack and allocator arena each time)."""
+        with self._lock:
+            if self._jobs is None or self._pid != os.getpid():
+                self._jobs, self._pid = queue.SimpleQueue(), os.getpid()
+                threading.Thread(target=self._render_loop, args=(self._jobs,), name="lookahead", daemon=True).start()
+            return self._jobs
+
+    def _render_loop(self, jobs: queue.SimpleQueue) -> None:
+        while True:
+            self._render_into(*jobs.get())
+
     def _done(self) -> None:
         with self._lock:
             self._rendering = False
@@ -269,8 +286,8 @@ class _Pending:
         job, self._job = self._job, None
         if job is None:
             return
-        try:  # a thread per page: it starts after a response, and none is left idle
-            threading.Thread(target=self._owner._render_into, args=job, name="lookahead", daemon=True).start()
+        try:
+            self._owner._renderer().put(job)
         except RuntimeError as exc:  # no thread to be had: the page stays a miss
             log.warning("read-ahead: %s", exc)
             job[0].close()
