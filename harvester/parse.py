@@ -402,8 +402,8 @@ def read_page(data: bytes, verb: str) -> Page:
             token = Token(_text(token_el), _int(token_el.get("cursor")),
                           _int(token_el.get("completeListSize")), token_el.get("expirationDate"))
     if container is None and not errors:
-        answered = [etree.QName(c).localname for c in root if etree.QName(c).localname not in ("responseDate",
-                                                                                                "request")]
+        names = (etree.QName(c).localname for c in root.iterchildren(etree.Element))  # no comments, PIs
+        answered = [name for name in names if name not in ("responseDate", "request")]
         raise PageError(f"the response holds neither {verb} nor an error (it holds {', '.join(answered) or 'nothing'}"
                         "): it answers another request (a redirect that dropped the arguments?)", retry=False)
     return Page(verb, response_date, errors, tuple(records), tuple(headers), tuple(broken), token,

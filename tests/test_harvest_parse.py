@@ -264,7 +264,8 @@ def test_a_response_to_another_request_is_not_an_empty_answer() -> None:
     identify = (b'<OAI-PMH xmlns="http://www.openarchives.org/OAI/2.0/"><responseDate>2020-01-01T00:00:00Z'
                 b'</responseDate><request verb="Identify">http://127.0.0.1/oai</request><Identify>'
                 b"<repositoryName>x</repositoryName></Identify></OAI-PMH>")
-    for verb in ("ListMetadataFormats", "ListRecords"):
+    commented = identify.replace(b"<Identify>", b"<!-- a comment in the envelope --><Identify>")  # was a ValueError
+    for verb, page in (("ListMetadataFormats", identify), ("ListRecords", identify), ("ListRecords", commented)):
         with pytest.raises(PageError, match=f"holds neither {verb} nor an error \\(it holds Identify\\)") as info:
-            read_page(identify, verb)
+            read_page(page, verb)
         assert not info.value.retry
