@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Row, and_, bindparam, case, func, or_, select, tuple_
-from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from oai.store.models import OAISet, Record, RecordMetadata, RecordSet, Source
@@ -45,14 +44,6 @@ def earliest_datestamp(session: Session) -> datetime | None:
 
 def latest_datestamp(session: Session) -> datetime | None:
     return session.scalar(select(func.max(Record.datestamp)))
-
-
-def latest_write(engine: Engine) -> datetime | None:
-    """The datestamp of the store's latest write (every write stamps its records with its time).
-    Text SQL on a connection of its own: it is all a page rendered ahead reads (oai/web/lookahead.py)."""
-    with engine.connect() as conn:
-        latest = conn.exec_driver_sql("SELECT max(datestamp) FROM record").scalar()
-    return datetime.fromisoformat(latest) if isinstance(latest, str) else latest  # SQLite: ISO text
 
 
 def set_id(session: Session, spec: str) -> int | None:

@@ -12,45 +12,24 @@ import os
 import time
 import zlib
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from flask import (
-    Flask,
-    Response,
-    abort,
-    current_app,
-    g,
-    jsonify,
-    request,
-    send_from_directory,
-)
+from flask import Flask, Response, abort, current_app, g, jsonify, request, send_from_directory
 from sqlalchemy import select, text
 from sqlalchemy.engine import Engine
 
 from oai.config import Config, load_config
 from oai.formats.base import SCHEMAS_DIR
 from oai.protocol import render
-from oai.protocol.arguments import parse_request
+from oai.protocol.arguments import OAIRequest, parse_request
 from oai.protocol.dates import format_datestamp
 from oai.protocol.errors import BadArgument, OAIError
 from oai.protocol.tokens import TokenCodec
-from oai.protocol.verbs import (
-    VERBS,
-    Context,
-    FormatInfo,
-    ListResult,
-    RecordResult,
-    Repository,
-)
+from oai.protocol.verbs import VERBS, Context, FormatInfo, ListResult, RecordResult, Repository
 from oai.store import queries
-from oai.store.engine import (
-    check_schema,
-    make_engine,
-    session_factory,
-    single_statement_reader,
-)
+from oai.store.engine import check_schema, make_engine, session_factory, single_statement_reader
 from oai.store.models import ForeignFormat
 from oai.store.settings import shared_secret
 from oai.web.flow import FlowControl
@@ -153,7 +132,12 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
     if cfg.lookahead:
         directory = Path(cfg.lookahead_dir) if cfg.lookahead_dir else default_directory(store, path)
         lookahead = LookAhead(directory)
-    latest_write = LatestWrite(functools.partial(queries.latest_write, reader))
+
+    def latest_datestamp() -> datetime | None:
+        with resumed_sessions() as session:
+            return queries.latest_datestamp(session)
+
+    latest_write = LatestWrite(latest_datestamp)
     app.extensions["oai_lookahead"] = lookahead
 
     def render_ahead(verb: str, token: str, repo: Repository, fmts: dict[str, FormatInfo],
@@ -168,12 +152,13 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
             return None
         finally:
             session.close()
-        out = render.render(ctx, verb, dict(req.args), result, stylesheet)
-        return Rendered(out.body, _etag(verb, dict(req.args), result, out.headers), _cacheable(req.args, ctx),
-                        _next_token(result), ctx.now)
+        return _rendered(ctx, req, result, stylesheet)
 
-    def read_ahead(response: Response, verb: str, token: str | None, ctx: Context, stylesheet: str | None) -> Response:
-        """`response`, once sent, starts rendering the page `token` asks for (if this process is idle)."""
+    def send(page: Rendered, verb: str, ctx: Context, stylesheet: str | None) -> Response:
+        """The page's response; once it is sent, the page its token asks for is rendered ahead (if this
+        process is idle)."""
+        response = _xml_response(page.body, etag=page.etag, cache=page.cacheable)
+        token = page.next_token
         if lookahead is not None and token and verb in _READ_AHEAD:
             start = lookahead.schedule((verb, token, ctx.repository.base_url, site_root(), store),
                                        functools.partial(render_ahead, verb, token, ctx.repository,
@@ -218,9 +203,9 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
                     except OAIError:
                         lookahead.tidy()
                         raise
-                    response = _xml_response(page.body, etag=page.etag, cache=page.cacheable)
+                    response = send(page, req.verb, ctx, stylesheet)
                     response.call_on_close(lookahead.tidy)  # the page's file, once it is sent
-                    return read_ahead(response, req.verb, page.next_token, ctx, stylesheet)
+                    return response
             result = VERBS[req.verb](req, ctx)
         except OAIError as err:
             flat = {k: v[0] for k, v in params.items() if k != "verb" and len(v) == 1}
@@ -230,10 +215,7 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
             return _xml_response(body, etag=None)
         finally:
             session.close()
-        out = render.render(ctx, req.verb, dict(req.args), result, stylesheet)
-        response = _xml_response(out.body, etag=_etag(req.verb, dict(req.args), result, out.headers),
-                                 cache=_cacheable(req.args, ctx))
-        return read_ahead(response, req.verb, _next_token(result), ctx, stylesheet)
+        return send(_rendered(ctx, req, result, stylesheet), req.verb, ctx, stylesheet)
 
     @app.get(f"{path.rstrip('/')}/static/<path:name>")
     def static_file(name: str) -> Response:
@@ -276,6 +258,13 @@ def _store_identity(engine: Engine) -> str:
     if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
         return "sqlite:" + os.path.realpath(url.database)
     return url.render_as_string(hide_password=True)
+
+
+def _rendered(ctx: Context, req: OAIRequest, result: object, stylesheet: str | None) -> Rendered:
+    """A verb's result as the bytes and headers the endpoint sends (now, or later if rendered ahead)."""
+    out = render.render(ctx, req.verb, dict(req.args), result, stylesheet)
+    return Rendered(out.body, _etag(req.verb, dict(req.args), result, out.headers), _cacheable(req.args, ctx),
+                    _next_token(result), ctx.now)
 
 
 def _next_token(result: object) -> str | None:

@@ -136,7 +136,7 @@ class LookAhead:
         path = self._path(key)
         alone, arrivals = getattr(self._local, "alone", (True, None))
         with self._lock:
-            if not alone or self._active > 1 or arrivals not in (None, self._arrivals) or self._rendering:
+            if not alone or arrivals not in (None, self._arrivals) or self._rendering:  # none came since
                 return None
             try:
                 if path.exists() or self._full():
