@@ -23,6 +23,7 @@ from harvester.ingest import Ingestor
 from harvester.parse import Page, set_entries
 from harvester.prefetch import Prefetcher
 from harvester.sources import LIST_SETS_PAGES, SourceView, get_source
+from oai.store import checkpoints
 from oai.store.engine import transaction
 from oai.store.models import HarvestCheckpoint, HarvestRun, Record, Source
 from oai.store.statistics import GrowthAnalyzer
@@ -361,6 +362,7 @@ class _Run:
             summary = (pages, counts["seen"], size, counts["new"], counts["updated"], counts["deleted"],
                        counts["quarantined"])
         # committed: only now does our in-memory state move on
+        checkpoints.after_commit(self.engine)
         self.growth.wrote(out.new)
         self.cursor, self.token = cursor, next_token
         self.pages, seen, self.complete_list_size = summary[0], summary[1], summary[2]

@@ -19,6 +19,7 @@ from pathlib import Path
 from sqlalchemy import Engine, update
 
 from oai.formats.base import FormatError, Ingested
+from oai.store import checkpoints
 from oai.store.engine import transaction
 from oai.store.models import OAISet
 from oai.store.records import Change, RecordIn, ensure_sets, upsert_records
@@ -172,6 +173,7 @@ def load(
             return
         with transaction(engine) as session:
             counts = Counter(upsert_records(session, [r for _, r in batch]))
+        checkpoints.after_commit(engine)
         growth.wrote(counts[Change.NEW])
         summary.new += counts[Change.NEW]
         summary.updated += counts[Change.UPDATED]

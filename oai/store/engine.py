@@ -11,6 +11,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from oai.store.checkpoints import AUTOCHECKPOINT_FRAMES
+
 DEFAULT_SQLITE_FILE = "oai.sqlite3"
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -34,7 +36,8 @@ def is_sqlite(engine: Engine) -> bool:
 
 
 def make_engine(url: str | None = None, *, writer: bool = True) -> Engine:
-    """An engine; on SQLite: WAL, a busy timeout, foreign keys, and `BEGIN IMMEDIATE` for writers."""
+    """An engine; on SQLite: WAL, a busy timeout, foreign keys, and for writers `BEGIN IMMEDIATE` and a longer
+    log before a commit checkpoints it (bulk writers have it checkpointed beside them: oai.store.checkpoints)."""
     url = database_url(url)
     if make_url(url).get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
@@ -49,6 +52,8 @@ def make_engine(url: str | None = None, *, writer: bool = True) -> Engine:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
+        if writer:
+            cursor.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_FRAMES}")
         cursor.close()
 
     @event.listens_for(engine, "begin")

@@ -1,0 +1,143 @@
+"""WAL checkpoints beside a bulk writer (oai.store.checkpoints), on a real SQLite file; nothing on PostgreSQL."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from oai.store import checkpoints
+from oai.store.engine import make_engine, transaction
+from oai.store.records import RecordIn, upsert_records
+
+DC = (b'<oai_dc:dc xmlns:oai_dc="http://www.openarchives.org/OAI/2.0/oai_dc/" '
+      b'xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:title>%d</dc:title></oai_dc:dc>')
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path, _sqlite_template: Path) -> Path:
+    path = tmp_path / "store.sqlite3"
+    shutil.copy(_sqlite_template, path)
+    return path
+
+
+def write_batch(engine, first: int, n: int = 200) -> None:  # noqa: ANN001
+    with transaction(engine) as s:
+        upsert_records(s, [RecordIn(f"oai:x:{i}", {"oai_dc": DC % i + b" " * 2000}, sets=("a:b",))
+                           for i in range(first, first + n)])
+
+
+def wait_for(condition, timeout: float = 10.0) -> bool:  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.01)
+    return condition()
+
+
+def worker_of(path: Path) -> checkpoints._Checkpointer | None:  # noqa: SLF001
+    return checkpoints._threads.get(str(path.resolve()))  # noqa: SLF001
+
+
+def test_writers_leave_the_log_to_the_checkpoint_thread_and_it_copies_it(sqlite_store: Path) -> None:
+    engine = make_engine(f"sqlite:///{sqlite_store}")
+    try:
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == checkpoints.AUTOCHECKPOINT_FRAMES
+        before = sqlite_store.stat().st_size
+        write_batch(engine, 0)  # about 600 KB: under the writer's own threshold, so it stays in the log
+        assert sqlite_store.stat().st_size == before
+        checkpoints.after_commit(engine)
+        worker = worker_of(sqlite_store)
+        assert worker is not None
+        assert wait_for(lambda: worker.done >= 1)
+        assert sqlite_store.stat().st_size > before  # only a checkpoint writes pages into the database file
+        with sqlite3.connect(sqlite_store) as plain:  # and what it copied is the records, readable by anyone
+            assert plain.execute("SELECT count(*) FROM record").fetchone() == (200,)
+    finally:
+        engine.dispose()
+
+
+def test_readers_keep_the_default_threshold(sqlite_store: Path) -> None:
+    engine = make_engine(f"sqlite:///{sqlite_store}", writer=False)
+    try:
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 1000
+    finally:
+        engine.dispose()
+
+
+def test_the_thread_ends_when_idle_and_is_started_again(sqlite_store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(checkpoints, "IDLE_SECONDS", 0.2)
+    engine = make_engine(f"sqlite:///{sqlite_store}")
+    try:
+        write_batch(engine, 0)
+        checkpoints.after_commit(engine)
+        first = worker_of(sqlite_store)
+        assert first is not None and wait_for(lambda: first.done == 1)
+        assert wait_for(lambda: not first._thread.is_alive())  # noqa: SLF001
+        assert worker_of(sqlite_store) is None
+        write_batch(engine, 200)
+        checkpoints.after_commit(engine)
+        second = worker_of(sqlite_store)
+        assert second is not None and second is not first
+        assert wait_for(lambda: second.done == 1)
+    finally:
+        engine.dispose()
+
+
+def test_many_commits_from_several_threads_share_one_thread_and_lose_nothing(sqlite_store: Path) -> None:
+    engine = make_engine(f"sqlite:///{sqlite_store}")
+    started = set()
+
+    def writer(k: int) -> None:
+        for j in range(5):
+            write_batch(engine, 10_000 * k + 200 * j)
+            checkpoints.after_commit(engine)
+            started.add(id(worker_of(sqlite_store)))
+
+    try:
+        threads = [threading.Thread(target=writer, args=(k,)) for k in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        worker = worker_of(sqlite_store)
+        assert worker is not None and len(started) == 1
+        assert wait_for(lambda: not worker.asked.is_set())
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT count(*) FROM record").scalar() == 3000
+    finally:
+        engine.dispose()
+
+
+def test_a_store_removed_meanwhile_is_not_made_again(sqlite_store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(checkpoints, "IDLE_SECONDS", 0.2)
+    engine = make_engine(f"sqlite:///{sqlite_store}")
+    write_batch(engine, 0)
+    engine.dispose()
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{sqlite_store}{suffix}").unlink(missing_ok=True)
+    checkpoints.after_commit(engine)
+    worker = worker_of(sqlite_store)
+    assert worker is not None
+    assert wait_for(lambda: not worker._thread.is_alive())  # noqa: SLF001 - it tried, and gave up
+    assert worker.done == 0
+    assert not sqlite_store.exists()
+
+
+def test_nothing_is_started_for_postgresql_or_memory(engine) -> None:  # noqa: ANN001
+    memory = make_engine("sqlite://")
+    try:
+        before = dict(checkpoints._threads)  # noqa: SLF001
+        checkpoints.after_commit(memory)
+        if engine.dialect.name == "postgresql":
+            checkpoints.after_commit(engine)
+        assert checkpoints._threads == before  # noqa: SLF001
+    finally:
+        memory.dispose()
