@@ -98,14 +98,32 @@ def serve(ctx: Ctx, stores: dict[str, S.Store]) -> list[dict]:
     return rows
 
 
-def _ratios(rows: list[dict], metric: str, a: str, b: str, *, label: str | None = None) -> list[dict]:
-    """a/b of `metric` per (db, prefix)."""
+def _ratios(rows: list[dict], metric: str, a: str, b: str, *, label: str | None = None,
+            paired: dict[tuple[str, str], float] | None = None) -> list[dict]:
+    """a/b of `metric` per (db, prefix): the ratio of the medians, and with `paired` (by (db, prefix)) also the
+    median of the ratios of the runs made one after the other (see _paired)."""
     by = {(r["db"], r["server"], r["prefix"]): r[metric] for r in rows}
     out = []
     for (db, server, prefix), value in by.items():
         if server == a and (db, b, prefix) in by:
-            out.append({"db": db, "prefix": prefix, "metric": label or f"{metric} {a}/{b}",
-                        "ratio": ratio(value, by[(db, b, prefix)])})
+            row = {"db": db, "prefix": prefix, "metric": label or f"{metric} {a}/{b}",
+                   "ratio": ratio(value, by[(db, b, prefix)])}
+            if paired is not None:
+                row["paired"] = paired.get((db, prefix), float("nan"))
+            out.append(row)
+    return out
+
+
+def _paired(kind: str, runs: dict[tuple[str, str], list[dict]], metric: str, a: str, b: str) -> dict:
+    """median over repetitions of a's run / b's run of the same repetition, by (kind, prefix).
+
+    The two runs of a repetition follow each other within seconds; the machine's speed drifts by a third over
+    minutes, which moves the medians of a and b apart when their fast runs fall in different repetitions.
+    """
+    out = {}
+    for (name, prefix), rs in runs.items():
+        if name == a and (b, prefix) in runs:
+            out[(kind, prefix)] = median(ratio(x[metric], y[metric]) for x, y in zip(rs, runs[(b, prefix)], strict=True))
     return out
 
 
@@ -191,6 +209,7 @@ def concurrent(ctx: Ctx, stores: dict[str, S.Store]) -> list[dict]:
 def static(ctx: Ctx, stores: dict[str, S.Store]) -> list[dict]:
     """Sickle against our server vs against the same pages as static files (target: ours >= 0.9x)."""
     rows: list[dict] = []
+    paired: dict[tuple[str, str], float] = {}
     for kind, st in stores.items():
         pages = ctx.work / f"static-{kind}-{ctx.count}"
         with servers.running(_start("ours", st, ctx)) as (ours,):
@@ -209,14 +228,16 @@ def static(ctx: Ctx, stores: dict[str, S.Store]) -> list[dict]:
                             runs[(name, prefix)].append({"records_s": h.rate, "page_ms_p50": 1000 * median(h.latencies),
                                                          "cpu_ms_page": 1000 * cpu / h.pages, "records": h.records})
                             print(f"  {kind} {name} {prefix} run {rep + 1}: {h.rate:.0f} records/s", flush=True)
+        paired |= _paired(kind, runs, "records_s", "ours", "static")
         for (name, prefix), rs in runs.items():
             rows.append({"db": kind, "server": name, "prefix": prefix, "records": rs[0]["records"],
                          **{k: median(r[k] for r in rs) for k in ("records_s", "page_ms_p50", "cpu_ms_page")}})
     tables = [table(f"static baseline (sickle, {ctx.count} records, median of {ctx.repeat})", rows,
                     ["db", "server", "prefix", "records", "records_s", "page_ms_p50", "cpu_ms_page"])]
-    ratios = (_ratios(rows, "records_s", "ours", "static", label="records_s ours/static (target >= 0.9)")
+    ratios = (_ratios(rows, "records_s", "ours", "static", label="records_s ours/static (target >= 0.9)", paired=paired)
               + _ratios(rows, "page_ms_p50", "static", "ours", label="page latency static/ours"))
-    tables.append(table("static baseline: ratios", ratios, ["db", "prefix", "metric", "ratio"]))
+    tables.append(table("static baseline: ratios (paired: the median of each repetition's own ratio)", ratios,
+                        ["db", "prefix", "metric", "ratio", "paired"]))
     write("static", ctx.params(), rows + ratios, tables)
     return rows
 
@@ -234,6 +255,7 @@ def _child(args: list[str], timeout: float) -> dict:
 def harvest(ctx: Ctx, stores: dict[str, S.Store]) -> list[dict]:
     """Our harvester into a second store vs a plain sickle loop over the same list; records/s and peak RSS."""
     rows: list[dict] = []
+    paired: dict[tuple[str, str], float] = {}
     timeout = max(600.0, ctx.count / 20)
     for kind, st in stores.items():
         runs: dict[tuple[str, str], list[dict]] = defaultdict(list)
@@ -255,6 +277,7 @@ def harvest(ctx: Ctx, stores: dict[str, S.Store]) -> list[dict]:
                         runs[(mode, prefix)].append(r)
                         print(f"  {kind} {mode} {prefix} run {rep + 1}: {r['records']} records, "
                               f"{r['records_s']:.0f}/s {r['note']}", flush=True)
+        paired |= _paired(kind, runs, "records_s", "harvester", "sickle")
         for (mode, prefix), rs in runs.items():
             rows.append({"db": kind, "server": mode, "prefix": prefix, "records": rs[0]["records"],
                          "records_s": median(r["records_s"] for r in rs),
@@ -269,7 +292,8 @@ def harvest(ctx: Ctx, stores: dict[str, S.Store]) -> list[dict]:
                     ["db", "server", "prefix", "records", "records_s", "client_ms_rec", "workers_ms_rec",
                      "server_ms_rec", "peak_rss_mb", "workers_rss_mb",
                      "total_rss_mb", "ok", "note"])]
-    ratios = _ratios(rows, "records_s", "harvester", "sickle", label="records_s harvester/sickle loop")
-    tables.append(table("harvest: ratios", ratios, ["db", "prefix", "metric", "ratio"]))
+    ratios = _ratios(rows, "records_s", "harvester", "sickle", label="records_s harvester/sickle loop", paired=paired)
+    tables.append(table("harvest: ratios (paired: the median of each repetition's own ratio)", ratios,
+                        ["db", "prefix", "metric", "ratio", "paired"]))
     write("harvest", ctx.params(), rows + ratios, tables)
     return rows
