@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 from pathlib import Path
@@ -93,13 +97,11 @@ def test_the_thread_ends_when_idle_and_is_started_again(sqlite_store: Path, monk
 
 def test_many_commits_from_several_threads_share_one_thread_and_lose_nothing(sqlite_store: Path) -> None:
     engine = make_engine(f"sqlite:///{sqlite_store}")
-    started = set()
 
     def writer(k: int) -> None:
         for j in range(5):
             write_batch(engine, 10_000 * k + 200 * j)
             checkpoints.after_commit(engine)
-            started.add(id(worker_of(sqlite_store)))
 
     try:
         threads = [threading.Thread(target=writer, args=(k,)) for k in range(3)]
@@ -108,8 +110,7 @@ def test_many_commits_from_several_threads_share_one_thread_and_lose_nothing(sql
         for t in threads:
             t.join()
         worker = worker_of(sqlite_store)
-        assert worker is not None and len(started) == 1
-        assert wait_for(lambda: not worker.asked.is_set())
+        assert worker is not None and wait_for(lambda: not worker.asked.is_set())
         with engine.connect() as conn:
             assert conn.exec_driver_sql("SELECT count(*) FROM record").scalar() == 3000
     finally:
@@ -141,3 +142,113 @@ def test_nothing_is_started_for_postgresql_or_memory(engine) -> None:  # noqa: A
         assert checkpoints._threads == before  # noqa: SLF001
     finally:
         memory.dispose()
+
+
+def test_at_exit_the_log_is_copied_in_and_removed(sqlite_store: Path, tmp_path: Path) -> None:
+    """A harvest disposes its engine and exits: the checkpoint thread's connection, the last one, is closed at
+    exit, so the database file alone holds every record and no log is left beside it (as before the thread)."""
+    script = textwrap.dedent(f"""
+        from oai.store import checkpoints
+        from oai.store.engine import make_engine, transaction
+        from oai.store.records import RecordIn, upsert_records
+        engine = make_engine({f"sqlite:///{sqlite_store}"!r})
+        for batch in range(5):
+            with transaction(engine) as s:
+                upsert_records(s, [RecordIn(f"oai:x:{{batch}}-{{i}}", {{"oai_dc": {DC!r} % i + b" " * 5000}})
+                                   for i in range(200)])
+            checkpoints.after_commit(engine)
+        engine.dispose()
+    """)
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=120)
+    assert not Path(f"{sqlite_store}-wal").exists()
+    alone = tmp_path / "alone.sqlite3"
+    shutil.copy(sqlite_store, alone)  # the main file without its log
+    with sqlite3.connect(alone) as plain:
+        assert plain.execute("SELECT count(*) FROM record").fetchone() == (1000,)
+
+
+def test_a_store_made_again_at_the_same_path_is_the_one_checkpointed(sqlite_store: Path, _sqlite_template: Path) -> None:
+    engine = make_engine(f"sqlite:///{sqlite_store}")
+    write_batch(engine, 0)
+    checkpoints.after_commit(engine)
+    worker = worker_of(sqlite_store)
+    assert worker is not None and wait_for(lambda: worker.done >= 1)
+    engine.dispose()
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{sqlite_store}{suffix}").unlink(missing_ok=True)
+    shutil.copy(_sqlite_template, sqlite_store)
+    again = make_engine(f"sqlite:///{sqlite_store}")
+    try:
+        before = sqlite_store.stat().st_size
+        write_batch(again, 0)
+        done = worker.done
+        checkpoints.after_commit(again)
+        assert worker_of(sqlite_store) is worker  # the same thread, asked within its idle time
+        assert wait_for(lambda: worker.done > done)
+        assert sqlite_store.stat().st_size > before  # it copied into the new file, not the deleted one
+        held = [os.readlink(f"/proc/self/fd/{fd}") for fd in os.listdir("/proc/self/fd")
+                if os.path.exists(f"/proc/self/fd/{fd}")] if Path("/proc/self/fd").is_dir() else []
+        assert not [name for name in held if name.startswith(str(sqlite_store)) and name.endswith("(deleted)")]
+    finally:
+        again.dispose()
+
+
+def test_a_relative_store_is_the_same_file_after_a_chdir(tmp_path: Path, _sqlite_template: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    shutil.copy(_sqlite_template, tmp_path / "a" / "store.sqlite3")
+    shutil.copy(_sqlite_template, tmp_path / "b" / "store.sqlite3")  # another store where the chdir leads
+    monkeypatch.chdir(tmp_path / "a")
+    engine = make_engine("sqlite:///store.sqlite3")
+    try:
+        monkeypatch.chdir(tmp_path / "b")
+        write_batch(engine, 0)
+        checkpoints.after_commit(engine)
+        assert worker_of(tmp_path / "b" / "store.sqlite3") is None
+        worker = worker_of(tmp_path / "a" / "store.sqlite3")
+        assert worker is not None and wait_for(lambda: worker.done >= 1)
+    finally:
+        engine.dispose()
+
+
+def test_no_thread_to_be_had_leaves_the_commit_alone(sqlite_store: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    """What a process at its thread limit gets from Thread.start (simulated: it cannot be reached safely here)."""
+    engine = make_engine(f"sqlite:///{sqlite_store}")
+
+    def no_thread(self: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    try:
+        write_batch(engine, 0)
+        monkeypatch.setattr(threading.Thread, "start", no_thread)
+        checkpoints.after_commit(engine)  # does not raise into the writer, whose page is committed
+        monkeypatch.undo()
+        assert worker_of(sqlite_store) is None
+        assert "no thread for WAL checkpoints" in caplog.text
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_starts_its_own_thread(sqlite_store: Path) -> None:
+    engine = make_engine(f"sqlite:///{sqlite_store}")
+    write_batch(engine, 0)
+    checkpoints.after_commit(engine)
+    parent = worker_of(sqlite_store)
+    assert parent is not None and wait_for(lambda: parent.done >= 1)
+    engine.dispose()
+    pid = os.fork()
+    if pid == 0:  # the child: its parent's thread is not here; a commit must get a thread of its own
+        ok = False
+        try:
+            child = make_engine(f"sqlite:///{sqlite_store}")
+            write_batch(child, 200)
+            checkpoints.after_commit(child)
+            worker = worker_of(sqlite_store)
+            ok = worker is not None and worker is not parent and wait_for(lambda: worker.done >= 1, 5)
+        finally:
+            os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

@@ -13,10 +13,12 @@ Nothing is needed on PostgreSQL.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import sqlite3
 import threading
+import time
 from urllib.parse import quote
 
 from sqlalchemy import Engine
@@ -25,42 +27,80 @@ log = logging.getLogger(__name__)
 
 AUTOCHECKPOINT_FRAMES = 4000  # pages of 4 KB: 16 MB of log before a writer checkpoints by itself
 IDLE_SECONDS = 5.0  # a checkpoint thread with nothing asked of it for this long ends (and closes its connection)
+EXIT_SECONDS = 5.0  # at exit, how long a checkpoint under way may take before the process goes without it
 
 _lock = threading.Lock()
 _threads: dict[str, _Checkpointer] = {}  # by database file
 
 
 def after_commit(engine: Engine) -> None:
-    """Ask for a checkpoint of `engine`'s log after a bulk commit; returns at once (nothing on PostgreSQL)."""
+    """Ask for a checkpoint of `engine`'s log after a bulk commit; returns at once (nothing on PostgreSQL).
+
+    Never raises: the commit is done, and a checkpoint not done here is done by the writer's own connection."""
     path = _file_of(engine)
     if path is None:
         return
     with _lock:
         worker = _threads.get(path)
-        if worker is None or not worker.ask():
-            worker = _threads[path] = _Checkpointer(path)
-            worker.ask()
+        if worker is not None and worker.ask():
+            return
+        try:
+            worker = _Checkpointer(path)
+        except RuntimeError as exc:  # no thread to be had (a process limit): the writer checkpoints by itself
+            log.warning("no thread for WAL checkpoints of %s (%s); the writer does them", path, exc)
+            return
+        _threads[path] = worker
+        worker.ask()
 
 
 def _file_of(engine: Engine) -> str | None:
-    """The real path of a SQLite engine's database file; None on PostgreSQL, in memory or for a URI."""
+    """The real path of a SQLite engine's database file; None on PostgreSQL, in memory or for a URI.
+    (make_engine names the file absolutely, so a later chdir does not change which file this is.)"""
     database = engine.url.database
     if engine.dialect.name != "sqlite" or not database or database == ":memory:" or database.startswith("file:"):
         return None
     return os.path.realpath(database)
 
 
+def _stop_all() -> None:
+    """At exit: each thread finishes what it was asked, closes its connection and ends.
+
+    Daemon threads are stopped without closing anything, and the log of a store whose last connection
+    is not closed stays beside it: the database file alone would miss the last commits. Closed, the last
+    connection copies the log in and removes it, as it did before these threads."""
+    with _lock:
+        workers = list(_threads.values())
+    for worker in workers:
+        worker.stop()
+    deadline = time.monotonic() + EXIT_SECONDS
+    for worker in workers:
+        worker.join(max(0.0, deadline - time.monotonic()))
+
+
+def _after_fork() -> None:
+    """In a forked child: the parent's threads are not there, and its lock may have been held at the fork."""
+    global _lock
+    _lock = threading.Lock()
+    _threads.clear()
+
+
+atexit.register(_stop_all)
+os.register_at_fork(after_in_child=_after_fork)
+
+
 class _Checkpointer:
     """One thread for one database file, started when first asked, ending after IDLE_SECONDS without work.
 
-    Its own connection opens the file read-write but never creates it: a test's store removed meanwhile
-    is not made again, empty."""
+    Its own connection opens the file read-write but never creates it (a test's store removed meanwhile
+    is not made again, empty), and is opened again when the file at that path is another one (removed
+    and made again, or replaced by a rename), so that the thread never keeps checkpointing a deleted file."""
 
     def __init__(self, path: str) -> None:
         self.path = path
         self.asked = threading.Event()
         self.done = 0  # checkpoints run (for tests)
         self._ended = False  # under _lock: set by the thread as it ends, so that ask() starts another
+        self._stopping = False
         self._thread = threading.Thread(target=self._run, name="wal-checkpoint", daemon=True)
         self._thread.start()
 
@@ -71,19 +111,36 @@ class _Checkpointer:
         self.asked.set()
         return True
 
+    def stop(self) -> None:
+        """End after the checkpoint asked for, if any."""
+        self._stopping = True
+        self.asked.set()
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
+
     def _run(self) -> None:
         connection: sqlite3.Connection | None = None
+        identity: tuple[int, int] | None = None
         try:
             while self.asked.wait(IDLE_SECONDS) or not self._end():
                 self.asked.clear()
                 try:
-                    if connection is None:
-                        connection = sqlite3.connect(f"file:{quote(self.path)}?mode=rw", uri=True, timeout=0,
-                                                     isolation_level=None, check_same_thread=False)
-                    connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                    self.done += 1
+                    current = _identity(self.path)
+                    if connection is not None and current != identity:
+                        connection.close()
+                        connection = None
+                    if current is not None:
+                        if connection is None:
+                            connection = sqlite3.connect(f"file:{quote(self.path)}?mode=rw", uri=True, timeout=0,
+                                                         isolation_level=None, check_same_thread=False)
+                            identity = _identity(self.path)
+                        connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                        self.done += 1
                 except sqlite3.Error as exc:  # not done now: done by a later one, or by the writer itself
                     log.debug("WAL checkpoint of %s failed: %s", self.path, exc)
+                if self._stopping:
+                    break
         finally:
             self._end(force=True)
             if connection is not None:
@@ -98,3 +155,12 @@ class _Checkpointer:
             if _threads.get(self.path) is self:
                 del _threads[self.path]
             return True
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    """Which file is at `path` now (device, inode), or None when there is none."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino

@@ -39,9 +39,14 @@ def make_engine(url: str | None = None, *, writer: bool = True) -> Engine:
     """An engine; on SQLite: WAL, a busy timeout, foreign keys, and for writers `BEGIN IMMEDIATE` and a longer
     log before a commit checkpoints it (bulk writers have it checkpointed beside them: oai.store.checkpoints)."""
     url = database_url(url)
-    if make_url(url).get_backend_name() != "sqlite":
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
-    engine = create_engine(url, connect_args={"timeout": 30})
+    if parsed.database and parsed.database != ":memory:" and not parsed.database.startswith("file:"):
+        # The file the engine opens, named absolutely (SQLAlchemy fixes it when the engine is made): whoever
+        # reads engine.url later (the checkpoint thread, read-ahead's keys) names the same file after a chdir.
+        parsed = parsed.set(database=os.path.abspath(parsed.database))
+    engine = create_engine(parsed, connect_args={"timeout": 30})
     begin = "BEGIN IMMEDIATE" if writer else "BEGIN"
 
     @event.listens_for(engine, "connect")
