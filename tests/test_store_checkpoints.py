@@ -10,12 +10,14 @@ import sys
 import textwrap
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine
 
 from oai.store import checkpoints
-from oai.store.engine import make_engine, transaction
+from oai.store.engine import AUTOCHECKPOINT_FRAMES, make_engine, transaction
 from oai.store.records import RecordIn, upsert_records
 
 DC = (b'<oai_dc:dc xmlns:oai_dc="http://www.openarchives.org/OAI/2.0/oai_dc/" '
@@ -27,6 +29,32 @@ def sqlite_store(tmp_path: Path, _sqlite_template: Path) -> Path:
     path = tmp_path / "store.sqlite3"
     shutil.copy(_sqlite_template, path)
     return path
+
+
+@pytest.fixture
+def writer(sqlite_store: Path) -> Iterator[Engine]:
+    """A writer's engine on `sqlite_store`, as a harvest or a load makes it."""
+    engine = make_engine(f"sqlite:///{sqlite_store}")
+    yield engine
+    engine.dispose()
+
+
+def checkpointed_once(path: Path) -> checkpoints._Checkpointer:  # noqa: SLF001
+    """A batch written to the store at `path` by an engine since disposed, and the thread that checkpointed it."""
+    engine = make_engine(f"sqlite:///{path}")
+    try:
+        write_batch(engine, 0)
+        checkpoints.after_commit(engine)
+        worker = worker_of(path)
+        assert worker is not None and wait_for(lambda: worker.done >= 1)
+        return worker
+    finally:
+        engine.dispose()
+
+
+def remove_store(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
 def write_batch(engine, first: int, n: int = 200) -> None:  # noqa: ANN001
@@ -48,23 +76,19 @@ def worker_of(path: Path) -> checkpoints._Checkpointer | None:  # noqa: SLF001
     return checkpoints._threads.get(str(path.resolve()))  # noqa: SLF001
 
 
-def test_writers_leave_the_log_to_the_checkpoint_thread_and_it_copies_it(sqlite_store: Path) -> None:
-    engine = make_engine(f"sqlite:///{sqlite_store}")
-    try:
-        with engine.connect() as conn:
-            assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == checkpoints.AUTOCHECKPOINT_FRAMES
-        before = sqlite_store.stat().st_size
-        write_batch(engine, 0)  # about 600 KB: under the writer's own threshold, so it stays in the log
-        assert sqlite_store.stat().st_size == before
-        checkpoints.after_commit(engine)
-        worker = worker_of(sqlite_store)
-        assert worker is not None
-        assert wait_for(lambda: worker.done >= 1)
-        assert sqlite_store.stat().st_size > before  # only a checkpoint writes pages into the database file
-        with sqlite3.connect(sqlite_store) as plain:  # and what it copied is the records, readable by anyone
-            assert plain.execute("SELECT count(*) FROM record").fetchone() == (200,)
-    finally:
-        engine.dispose()
+def test_writers_leave_the_log_to_the_checkpoint_thread_and_it_copies_it(sqlite_store: Path, writer: Engine) -> None:
+    with writer.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == AUTOCHECKPOINT_FRAMES
+    before = sqlite_store.stat().st_size
+    write_batch(writer, 0)  # about 600 KB: under the writer's own threshold, so it stays in the log
+    assert sqlite_store.stat().st_size == before
+    checkpoints.after_commit(writer)
+    worker = worker_of(sqlite_store)
+    assert worker is not None
+    assert wait_for(lambda: worker.done >= 1)
+    assert sqlite_store.stat().st_size > before  # only a checkpoint writes pages into the database file
+    with sqlite3.connect(sqlite_store) as plain:  # and what it copied is the records, readable by anyone
+        assert plain.execute("SELECT count(*) FROM record").fetchone() == (200,)
 
 
 def test_readers_keep_the_default_threshold(sqlite_store: Path) -> None:
@@ -76,45 +100,37 @@ def test_readers_keep_the_default_threshold(sqlite_store: Path) -> None:
         engine.dispose()
 
 
-def test_the_thread_ends_when_idle_and_is_started_again(sqlite_store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_thread_ends_when_idle_and_is_started_again(sqlite_store: Path, writer: Engine,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(checkpoints, "IDLE_SECONDS", 0.2)
-    engine = make_engine(f"sqlite:///{sqlite_store}")
-    try:
-        write_batch(engine, 0)
-        checkpoints.after_commit(engine)
-        first = worker_of(sqlite_store)
-        assert first is not None and wait_for(lambda: first.done == 1)
-        assert wait_for(lambda: not first._thread.is_alive())  # noqa: SLF001
-        assert worker_of(sqlite_store) is None
-        write_batch(engine, 200)
-        checkpoints.after_commit(engine)
-        second = worker_of(sqlite_store)
-        assert second is not None and second is not first
-        assert wait_for(lambda: second.done == 1)
-    finally:
-        engine.dispose()
+    write_batch(writer, 0)
+    checkpoints.after_commit(writer)
+    first = worker_of(sqlite_store)
+    assert first is not None and wait_for(lambda: first.done == 1)
+    assert wait_for(lambda: not first._thread.is_alive())  # noqa: SLF001
+    assert worker_of(sqlite_store) is None
+    write_batch(writer, 200)
+    checkpoints.after_commit(writer)
+    second = worker_of(sqlite_store)
+    assert second is not None and second is not first
+    assert wait_for(lambda: second.done == 1)
 
 
-def test_many_commits_from_several_threads_share_one_thread_and_lose_nothing(sqlite_store: Path) -> None:
-    engine = make_engine(f"sqlite:///{sqlite_store}")
-
-    def writer(k: int) -> None:
+def test_many_commits_from_several_threads_lose_nothing(sqlite_store: Path, writer: Engine) -> None:
+    def write(k: int) -> None:
         for j in range(5):
-            write_batch(engine, 10_000 * k + 200 * j)
-            checkpoints.after_commit(engine)
+            write_batch(writer, 10_000 * k + 200 * j)
+            checkpoints.after_commit(writer)
 
-    try:
-        threads = [threading.Thread(target=writer, args=(k,)) for k in range(3)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        worker = worker_of(sqlite_store)
-        assert worker is not None and wait_for(lambda: not worker.asked.is_set())
-        with engine.connect() as conn:
-            assert conn.exec_driver_sql("SELECT count(*) FROM record").scalar() == 3000
-    finally:
-        engine.dispose()
+    threads = [threading.Thread(target=write, args=(k,)) for k in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    worker = worker_of(sqlite_store)
+    assert worker is not None and wait_for(lambda: not worker.asked.is_set())
+    with writer.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM record").scalar() == 3000
 
 
 def test_a_store_removed_meanwhile_is_not_made_again(sqlite_store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -122,8 +138,7 @@ def test_a_store_removed_meanwhile_is_not_made_again(sqlite_store: Path, monkeyp
     engine = make_engine(f"sqlite:///{sqlite_store}")
     write_batch(engine, 0)
     engine.dispose()
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{sqlite_store}{suffix}").unlink(missing_ok=True)
+    remove_store(sqlite_store)
     checkpoints.after_commit(engine)
     worker = worker_of(sqlite_store)
     assert worker is not None
@@ -168,14 +183,8 @@ def test_at_exit_the_log_is_copied_in_and_removed(sqlite_store: Path, tmp_path: 
 
 
 def test_a_store_made_again_at_the_same_path_is_the_one_checkpointed(sqlite_store: Path, _sqlite_template: Path) -> None:
-    engine = make_engine(f"sqlite:///{sqlite_store}")
-    write_batch(engine, 0)
-    checkpoints.after_commit(engine)
-    worker = worker_of(sqlite_store)
-    assert worker is not None and wait_for(lambda: worker.done >= 1)
-    engine.dispose()
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{sqlite_store}{suffix}").unlink(missing_ok=True)
+    worker = checkpointed_once(sqlite_store)
+    remove_store(sqlite_store)
     shutil.copy(_sqlite_template, sqlite_store)
     again = make_engine(f"sqlite:///{sqlite_store}")
     try:
@@ -212,33 +221,24 @@ def test_a_relative_store_is_the_same_file_after_a_chdir(tmp_path: Path, _sqlite
         engine.dispose()
 
 
-def test_no_thread_to_be_had_leaves_the_commit_alone(sqlite_store: Path, monkeypatch: pytest.MonkeyPatch,
+def test_no_thread_to_be_had_leaves_the_commit_alone(sqlite_store: Path, writer: Engine, monkeypatch: pytest.MonkeyPatch,
                                                      caplog: pytest.LogCaptureFixture) -> None:
     """What a process at its thread limit gets from Thread.start (simulated: it cannot be reached safely here)."""
-    engine = make_engine(f"sqlite:///{sqlite_store}")
 
     def no_thread(self: threading.Thread) -> None:
         raise RuntimeError("can't start new thread")
 
-    try:
-        write_batch(engine, 0)
-        monkeypatch.setattr(threading.Thread, "start", no_thread)
-        checkpoints.after_commit(engine)  # does not raise into the writer, whose page is committed
-        monkeypatch.undo()
-        assert worker_of(sqlite_store) is None
-        assert "no thread for WAL checkpoints" in caplog.text
-    finally:
-        engine.dispose()
+    write_batch(writer, 0)
+    monkeypatch.setattr(threading.Thread, "start", no_thread)
+    checkpoints.after_commit(writer)  # does not raise into the writer, whose page is committed
+    monkeypatch.undo()
+    assert worker_of(sqlite_store) is None
+    assert "no thread for WAL checkpoints" in caplog.text
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_a_forked_child_starts_its_own_thread(sqlite_store: Path) -> None:
-    engine = make_engine(f"sqlite:///{sqlite_store}")
-    write_batch(engine, 0)
-    checkpoints.after_commit(engine)
-    parent = worker_of(sqlite_store)
-    assert parent is not None and wait_for(lambda: parent.done >= 1)
-    engine.dispose()
+    parent = checkpointed_once(sqlite_store)
     pid = os.fork()
     if pid == 0:  # the child: its parent's thread is not here; a commit must get a thread of its own
         ok = False

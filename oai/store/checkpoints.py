@@ -6,7 +6,7 @@ several hundred KB every few tens of milliseconds from one thread, the thread th
 either goes, and that thread spent 8% of its time copying (py-spy with native frames, a harvest of
 20,000 oai_dc records). Bulk writers call after_commit() instead: a thread of their process copies
 (a PASSIVE checkpoint, which waits for nobody and which nobody waits for) while the writer goes on
-with the next page. A writer's own automatic checkpoint starts only past AUTOCHECKPOINT_FRAMES
+with the next page. A writer's own automatic checkpoint starts only past engine.AUTOCHECKPOINT_FRAMES
 (make_engine sets it). The log still grows to that bound: it starts again from its beginning only
 when a copy has ended before the next page begins, which is seldom while pages follow each other;
 but by then the thread has copied nearly all of it, and the writer's checkpoint has little left to do.
@@ -25,9 +25,10 @@ from urllib.parse import quote
 
 from sqlalchemy import Engine
 
+from oai.store.engine import sqlite_file
+
 log = logging.getLogger(__name__)
 
-AUTOCHECKPOINT_FRAMES = 4000  # pages of 4 KB: 16 MB of log before a writer checkpoints by itself
 IDLE_SECONDS = 5.0  # a checkpoint thread with nothing asked of it for this long ends (and closes its connection)
 EXIT_SECONDS = 5.0  # at exit, how long a checkpoint under way may take before the process goes without it
 
@@ -39,7 +40,7 @@ def after_commit(engine: Engine) -> None:
     """Ask for a checkpoint of `engine`'s log after a bulk commit; returns at once (nothing on PostgreSQL).
 
     Never raises: the commit is done, and a checkpoint not done here is done by the writer's own connection."""
-    path = _file_of(engine)
+    path = sqlite_file(engine)  # absolute since make_engine: a later chdir does not change which file
     if path is None:
         return
     with _lock:
@@ -53,15 +54,6 @@ def after_commit(engine: Engine) -> None:
             return
         _threads[path] = worker
         worker.ask()
-
-
-def _file_of(engine: Engine) -> str | None:
-    """The real path of a SQLite engine's database file; None on PostgreSQL, in memory or for a URI.
-    (make_engine names the file absolutely, so a later chdir does not change which file this is.)"""
-    database = engine.url.database
-    if engine.dialect.name != "sqlite" or not database or database == ":memory:" or database.startswith("file:"):
-        return None
-    return os.path.realpath(database)
 
 
 def _stop_all() -> None:
@@ -103,6 +95,8 @@ class _Checkpointer:
         self.done = 0  # checkpoints run (for tests)
         self._ended = False  # under _lock: set by the thread as it ends, so that ask() starts another
         self._stopping = False
+        self._connection: sqlite3.Connection | None = None  # used by the thread only
+        self._opened: tuple[int, int] | None = None  # which file it opened: _identity() at the time
         self._thread = threading.Thread(target=self._run, name="wal-checkpoint", daemon=True)
         self._thread.start()
 
@@ -122,31 +116,37 @@ class _Checkpointer:
         self._thread.join(timeout)
 
     def _run(self) -> None:
-        connection: sqlite3.Connection | None = None
-        identity: tuple[int, int] | None = None
         try:
             while self.asked.wait(IDLE_SECONDS) or not self._end():
                 self.asked.clear()
-                try:
-                    current = _identity(self.path)
-                    if connection is not None and current != identity:
-                        connection.close()
-                        connection = None
-                    if current is not None:
-                        if connection is None:
-                            connection = sqlite3.connect(f"file:{quote(self.path)}?mode=rw", uri=True, timeout=0,
-                                                         isolation_level=None, check_same_thread=False)
-                            identity = _identity(self.path)
-                        connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                        self.done += 1
-                except sqlite3.Error as exc:  # not done now: done by a later one, or by the writer itself
-                    log.debug("WAL checkpoint of %s failed: %s", self.path, exc)
+                self._checkpoint()
                 if self._stopping:
                     break
         finally:
             self._end(force=True)
-            if connection is not None:
-                connection.close()
+            self._close()
+
+    def _checkpoint(self) -> None:
+        """One PASSIVE checkpoint, through a connection to the file at the path now (none if there is none)."""
+        here = _identity(self.path)
+        if here != self._opened:
+            self._close()
+        if here is None:
+            return
+        try:
+            if self._connection is None:
+                self._connection = sqlite3.connect(f"file:{quote(self.path)}?mode=rw", uri=True, timeout=0,
+                                                   isolation_level=None, check_same_thread=False)
+                self._opened = here
+            self._connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            self.done += 1
+        except sqlite3.Error as exc:  # not done now: done by a later one, or by the writer itself
+            log.debug("WAL checkpoint of %s failed: %s", self.path, exc)
+
+    def _close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+        self._connection, self._opened = None, None
 
     def _end(self, *, force: bool = False) -> bool:
         """Leave the registry unless asked meanwhile (or `force`); True when this thread is to end."""

@@ -11,9 +11,10 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from oai.store.checkpoints import AUTOCHECKPOINT_FRAMES
-
 DEFAULT_SQLITE_FILE = "oai.sqlite3"
+# Pages of 4 KB a writer's log may hold before its own commit copies it into the database file (SQLite's
+# default is 1,000): bulk writers have it copied beside them (oai.store.checkpoints), and this is the net.
+AUTOCHECKPOINT_FRAMES = 4000
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
@@ -35,6 +36,17 @@ def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
+def _names_a_file(database: str | None) -> bool:
+    """Whether a SQLite URL's database is a file path (not in memory, not a `file:` URI)."""
+    return bool(database) and database != ":memory:" and not database.startswith("file:")
+
+
+def sqlite_file(engine: Engine) -> str | None:
+    """The real path of a SQLite engine's database file; None on PostgreSQL, in memory or for a `file:` URI."""
+    database = engine.url.database
+    return os.path.realpath(database) if is_sqlite(engine) and _names_a_file(database) else None
+
+
 def make_engine(url: str | None = None, *, writer: bool = True) -> Engine:
     """An engine; on SQLite: WAL, a busy timeout, foreign keys, and for writers `BEGIN IMMEDIATE` and a longer
     log before a commit checkpoints it (bulk writers have it checkpointed beside them: oai.store.checkpoints)."""
@@ -42,7 +54,7 @@ def make_engine(url: str | None = None, *, writer: bool = True) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
-    if parsed.database and parsed.database != ":memory:" and not parsed.database.startswith("file:"):
+    if _names_a_file(parsed.database):
         # The file the engine opens, named absolutely (SQLAlchemy fixes it when the engine is made): whoever
         # reads engine.url later (the checkpoint thread, read-ahead's keys) names the same file after a chdir.
         parsed = parsed.set(database=os.path.abspath(parsed.database))

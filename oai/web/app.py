@@ -8,7 +8,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
-import os
 import time
 import zlib
 from collections.abc import Mapping
@@ -29,7 +28,7 @@ from oai.protocol.errors import BadArgument, OAIError
 from oai.protocol.tokens import TokenCodec
 from oai.protocol.verbs import VERBS, Context, FormatInfo, ListResult, RecordResult, Repository
 from oai.store import queries
-from oai.store.engine import check_schema, make_engine, session_factory, single_statement_reader
+from oai.store.engine import check_schema, make_engine, session_factory, single_statement_reader, sqlite_file
 from oai.store.models import ForeignFormat
 from oai.store.settings import shared_secret
 from oai.web.flow import FlowControl
@@ -254,10 +253,8 @@ _READ_AHEAD = ("ListRecords", "ListIdentifiers")  # the lists harvesters walk (s
 def _store_identity(engine: Engine) -> str:
     """The database, named the same way by every process that uses it: a relative SQLite path names a
     different file in each working directory."""
-    url = engine.url
-    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-        return "sqlite:" + os.path.realpath(url.database)
-    return url.render_as_string(hide_password=True)
+    path = sqlite_file(engine)
+    return "sqlite:" + path if path is not None else engine.url.render_as_string(hide_password=True)
 
 
 def _rendered(ctx: Context, req: OAIRequest, result: object, stylesheet: str | None) -> Rendered:
