@@ -189,9 +189,7 @@ class LookAhead:
         """Remove the files of the pages taken (the endpoint calls it once a response is sent)."""
         with self._lock:
             taken, self._taken = self._taken, []
-            due = time.time() - self._swept >= _SWEEP_EVERY
-            if due:
-                self._swept = time.time()
+            due = self._sweep_due(time.time())
         for path in taken:
             _unlink(path)
         if due:
@@ -254,10 +252,16 @@ class LookAhead:
         """Whether MAX_FILES pages wait already; first removes, every _SWEEP_EVERY seconds, the pages nobody
         asked for within MAX_AGE (and what killed processes left)."""
         now = time.time()
-        if now - self._swept >= _SWEEP_EVERY:
-            self._swept = now
+        if self._sweep_due(now):
             self.sweep(now)
         return sum(1 for name in os.listdir(self.directory) if _OURS.fullmatch(name)) >= self.max_files
+
+    def _sweep_due(self, now: float) -> bool:
+        """Under self._lock: whether _SWEEP_EVERY seconds have passed since the last sweep (then counted as done)."""
+        if now - self._swept < _SWEEP_EVERY:
+            return False
+        self._swept = now
+        return True
 
     def sweep(self, now: float | None = None) -> None:
         """Remove our files older than MAX_AGE (pages nobody asked for, what killed processes left);
