@@ -8,7 +8,7 @@ import os
 import shutil
 import threading
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from endpoint_helpers import (
@@ -20,6 +20,7 @@ from endpoint_helpers import (
     ident,
     identifiers,
     populate,
+    response_date,
     token,
     write,
 )
@@ -110,6 +111,20 @@ def test_sickle_harvests_through_read_ahead(engine, live_server, tmp_path: Path)
     got = [r.header.identifier for r in Sickle(server.url, timeout=30).ListRecords(metadataPrefix="oai_dc")]
     assert sorted(got) == sorted([ident(i) for i in range(45)] + ["oai:example.org:late"])
     assert server.app.extensions["oai_lookahead"].hits == 11
+
+
+def test_a_page_rendered_ahead_says_when_it_is_sent(engine, live_server, tmp_path: Path) -> None:
+    """3.2: responseDate is when the response was sent, not when a page read ahead was rendered."""
+    populate(engine, 20)
+    ahead = tmp_path / "ahead"
+    server = live_server(page_size=7, lookahead_dir=str(ahead))
+    _, first = get(server, verb="ListRecords", metadataPrefix="oai_dc")
+    _wait_rendered(ahead)
+    time.sleep(1.2)
+    asked = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+    _, second = get(server, verb="ListRecords", resumptionToken=token(first).text)
+    assert server.app.extensions["oai_lookahead"].hits == 1
+    assert response_date(second) >= asked > response_date(first)
 
 
 # -- the store of pages itself -----------------------------------------------------------------

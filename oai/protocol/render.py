@@ -42,9 +42,18 @@ def text(value: object) -> str:
     return _ESCAPE.sub(lambda m: _ESCAPES[m.group()], s)
 
 
+_ATTRIBUTE_WHITESPACE = re.compile("[\t\n\r]")
+
+
+def attribute(value: object) -> str:
+    """text(value) for an attribute: tabs and line breaks as character references, which a parser reads
+    back as they were (written as they are, it would read each as a space: XML 1.0, 3.3.3)."""
+    return _ATTRIBUTE_WHITESPACE.sub(lambda m: f"&#{ord(m.group())};", text(value))
+
+
 def _head(ctx: Context, request_attrs: Mapping[str, str], stylesheet: str | None) -> str:
     # 3.2: the attribute values must be the request's values; one XML cannot carry (a NUL, say) is left out.
-    attrs = "".join(f' {k}="{text(v)}"' for k, v in request_attrs.items() if _ILLEGAL.search(str(v)) is None)
+    attrs = "".join(f' {k}="{attribute(v)}"' for k, v in request_attrs.items() if _ILLEGAL.search(str(v)) is None)
     pi = f'<?xml-stylesheet type="text/xsl" href="{text(stylesheet)}"?>\n' if stylesheet else ""
     return (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
@@ -54,6 +63,17 @@ def _head(ctx: Context, request_attrs: Mapping[str, str], stylesheet: str | None
         f"<responseDate>{format_datestamp(ctx.now)}</responseDate>\n"
         f"<request{attrs}>{text(ctx.repository.base_url)}</request>\n"
     )
+
+
+_RESPONSE_DATE, _RESPONSE_DATE_END = b"<responseDate>", b"</responseDate>"
+
+
+def with_response_date(body: bytes, now: datetime) -> bytes:
+    """A response rendered earlier (read ahead), with `now` as its responseDate: 3.2 says it is the time
+    the response is sent."""
+    start = body.index(_RESPONSE_DATE, 0, 1024) + len(_RESPONSE_DATE)
+    end = body.index(_RESPONSE_DATE_END, start)
+    return body[:start] + format_datestamp(now).encode("ascii") + body[end:]
 
 
 def error_response(

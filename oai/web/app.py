@@ -11,13 +11,15 @@ import logging
 import time
 import zlib
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from flask import Flask, Response, abort, current_app, g, jsonify, request, send_from_directory
 from sqlalchemy import select, text
 from sqlalchemy.engine import Engine
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from oai.config import Config, load_config
 from oai.formats.base import SCHEMAS_DIR
@@ -202,6 +204,7 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
                     except OAIError:
                         lookahead.tidy()
                         raise
+                    page = replace(page, body=render.with_response_date(page.body, ctx.now))
                     response = send(page, req.verb, ctx, stylesheet)
                     response.call_on_close(lookahead.tidy)  # the page's file, once it is sent
                     return response
@@ -225,6 +228,16 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
         if not name.endswith(".xsd"):
             abort(404)
         return send_from_directory(SCHEMAS_DIR, name, max_age=86400, mimetype="application/xml")
+
+    @app.errorhandler(HTTPException)
+    def plain_http_error(exc: HTTPException) -> Response | HTTPException:
+        """HTTP errors outside OAI-PMH (an unknown path, PUT, a body too large) as one line of text, not
+        Werkzeug's HTML page; redirects pass."""
+        if exc.code is None or exc.code < 400:
+            return exc
+        headers = {k: v for k, v in exc.get_headers() if k.lower() in ("allow", "retry-after")}
+        return Response(f"{exc.code} {exc.name}: {exc.description}\n", status=exc.code, headers=headers,
+                        mimetype="text/plain")
 
     @app.get("/health")
     def health() -> Response:
@@ -271,17 +284,31 @@ def _next_token(result: object) -> str | None:
 
 
 def _arguments() -> tuple[dict[str, list[str]], str | None]:
-    """The request's arguments (query string for GET, form body for POST), or why they are unusable."""
+    """The request's arguments (query string for GET, form body for POST), or why they are unusable.
+
+    Read from the raw bytes, strictly: an argument that is not UTF-8 once percent-decoded (a raw byte
+    0xFF, or %FF) is badArgument, not a Latin-1 guess or the escape taken literally, for GET and POST alike.
+    """
     if request.method == "POST":
         ctype = (request.mimetype or "").lower()
         if ctype != "application/x-www-form-urlencoded":
             return {}, "POST requests must be application/x-www-form-urlencoded"
-        data = request.form
-        if request.args:
+        if request.query_string:
             return {}, "a POST request carries its arguments in the body, not the URL"
+        try:
+            raw = request.get_data(cache=False)
+        except RequestEntityTooLarge:
+            return {}, f"the request body is larger than {current_app.config['MAX_CONTENT_LENGTH']} bytes"
     else:
-        data = request.args
-    return {k: data.getlist(k) for k in data}, None
+        raw = request.query_string
+    try:
+        pairs = parse_qsl(raw.decode("utf-8"), keep_blank_values=True, encoding="utf-8", errors="strict")
+    except UnicodeDecodeError:
+        return {}, "the arguments are not UTF-8 (percent-encoded or not)"
+    args: dict[str, list[str]] = {}
+    for key, value in pairs:
+        args.setdefault(key, []).append(value)
+    return args, None
 
 
 def _etag(verb: str, args: dict[str, str], result: object, headers: bytes) -> str:
