@@ -89,6 +89,10 @@ def load_config(overrides: Mapping[str, object] | None = None, environ: Mapping[
     return validate(cfg)
 
 
+# OAI-PMH.xsd, emailType: Identify is invalid with an address it refuses (admin@localhost)
+_ADMIN_EMAIL = re.compile(r"\S+@(\S+\.)+\S+")
+
+
 def validate(cfg: Config) -> Config:
     for verb, size in cfg.page_sizes().items():
         if not 1 <= size <= 10_000:
@@ -100,8 +104,9 @@ def validate(cfg: Config) -> Config:
             "repository_identifier must be a domain name such as example.org "
             f"(OAI identifier guidelines), not {cfg.repository_identifier!r}"
         )
-    if not cfg.admin_email or any("@" not in e for e in cfg.admin_email):
-        raise ConfigError(f"admin_email must list one or more e-mail addresses, not {cfg.admin_email!r}")
+    if not cfg.admin_email or not all(_ADMIN_EMAIL.fullmatch(e) for e in cfg.admin_email):
+        raise ConfigError("admin_email must list one or more e-mail addresses with a dot in their domain "
+                          f"(OAI-PMH.xsd's emailType), not {cfg.admin_email!r}")
     unknown = set(cfg.compression) - {"gzip", "deflate"}
     if unknown:
         raise ConfigError(f"compression can only list gzip and deflate, not {sorted(unknown)}")

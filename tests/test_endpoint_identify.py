@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from endpoint_helpers import T0, X, dc_record, errors, get, request_attrs, stamp, write
 
+from oai.config import ConfigError
 from oai.store.engine import transaction
 from oai.store.records import delete_record
 
@@ -55,6 +57,16 @@ def test_identify_follows_configuration(engine, live_server) -> None:
     assert ident.find("oai:description", X) is None
     # an empty repository still gives a datestamp (no records yet: the earliest is 'now')
     assert ident.findtext("oai:earliestDatestamp", namespaces=X).endswith("Z")
+
+
+def test_only_admin_emails_identify_can_carry_are_accepted(engine, live_server) -> None:
+    """OAI-PMH.xsd's emailType (\\S+@(\\S+\\.)+\\S+): an address it refuses would make every Identify invalid."""
+    server = live_server(admin_email="a.b@example.org,x@mail.example.co.uk,o'brien+oai@uni.example")
+    _, root = get(server, verb="Identify")  # schema-checked
+    assert len(root.findall("oai:Identify/oai:adminEmail", X)) == 3
+    for refused in ("admin@localhost", "a@b", "nobody", "a@.", "a b@example.org"):
+        with pytest.raises(ConfigError, match="admin_email"):
+            live_server(admin_email=refused)
 
 
 def test_identify_takes_no_arguments(engine, live_server) -> None:
