@@ -43,6 +43,29 @@ class Cursor:
     issued: int = 0
 
 
+_MAX_EPOCH = 253402300799  # 9999-12-31T23:59:59Z
+_MAX_INTEGER = 2**63 - 1  # what a database integer holds
+_TIMES = ("from_", "until", "until_asked", "after_datestamp", "issued")
+_NUMBERS = ("after_id", "complete_list_size", "cursor")
+_TEXTS = ("verb", "prefix", "set_spec", "after_key")
+
+
+def _checked(cursor: Cursor) -> Cursor:
+    """`cursor` if every field has its type and range; raises ValueError. Only a holder of the secret can
+    sign a token, but a field out of range must still be badResumptionToken, not an overflow deep inside."""
+    for name in _TIMES + _NUMBERS:
+        value = getattr(cursor, name)
+        if value is None and name not in ("complete_list_size", "cursor", "issued"):
+            continue
+        if type(value) is not int or not 0 <= value <= (_MAX_EPOCH if name in _TIMES else _MAX_INTEGER):
+            raise ValueError(f"{name} out of range")
+    for name in _TEXTS:
+        value = getattr(cursor, name)
+        if value is not None and type(value) is not str or name == "verb" and value is None:
+            raise ValueError(f"{name} is not text")
+    return cursor
+
+
 def to_epoch(value: datetime) -> int:
     return int((value - _EPOCH).total_seconds())
 
@@ -92,7 +115,7 @@ class TokenCodec:
             version, fields = json.loads(body)
             if version != VERSION:
                 raise BadResumptionToken("the resumptionToken is from an older version of this repository")
-            cursor = Cursor(**fields)
+            cursor = _checked(Cursor(**fields))
         except (TypeError, ValueError):
             raise BadResumptionToken("the resumptionToken is malformed") from None
         if cursor.verb != verb:
