@@ -11,7 +11,7 @@ from oai.store import engine as store_engine
 from oai.store import queries
 from oai.store.engine import SchemaError, transaction
 from oai.store.models import OAISet, Record, RecordSet
-from oai.store.records import Change, RecordIn, delete_record, upsert_records
+from oai.store.records import Change, RecordIn, delete_record, header_specs, upsert_records
 from oai.store.statistics import GrowthAnalyzer, analyze
 
 DC = b'<oai_dc:dc xmlns:oai_dc="http://www.openarchives.org/OAI/2.0/oai_dc/" xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:title>T</dc:title></oai_dc:dc>'
@@ -92,6 +92,39 @@ def test_migrations_upgrade_empty_database_and_step_back(database_url: str) -> N
     assert store_engine.current_revision(engine) == head
     with transaction(engine) as s:
         assert s.scalar(select(func.count()).select_from(Record)) == 0
+    engine.dispose()
+
+
+def test_headers_list_only_the_sets_no_other_implies(engine) -> None:
+    """2.6: "only the minimum number of setSpec elements required"; a:b implies a. Memberships keep every
+    ancestor, so that selective harvesting of `a` still finds the record."""
+    assert header_specs(["a", "a:b", "c", "a:b", "a:b:c", "d:e"]) == "c a:b:c d:e"  # in the order given
+    assert header_specs(["a:b", "a"]) == "a:b"
+    assert header_specs(["ab", "a"]) == "ab a"  # a prefix of a name is not its parent
+    assert header_specs(["a"]) == "a" and header_specs([]) == ""
+    with transaction(engine) as s:
+        upsert_records(s, [rec("oai:x:1", sets=("j", "j:elife", "other"))], now=T0)
+    with transaction(engine) as s:
+        assert queries.get_item(s, "oai:x:1", "oai_dc").set_specs == ("j:elife", "other")
+        for spec in ("j", "j:elife", "other"):
+            set_id = s.scalar(select(OAISet.id).where(OAISet.spec == spec))
+            listed = queries.list_items(s, queries.ListQuery("oai_dc", set_id=set_id), after=None, limit=10, with_metadata=False)
+            assert [i.identifier for i in listed] == ["oai:x:1"], spec
+
+
+def test_the_migration_to_minimal_header_sets_rewrites_stored_records(database_url: str) -> None:
+    engine = store_engine.make_engine(database_url)
+    store_engine.downgrade(engine, "0004")
+    with engine.begin() as conn:  # as the code before 0005 stored them
+        conn.exec_driver_sql("INSERT INTO record (id, identifier, datestamp, deleted, set_specs, digest) VALUES "
+                             "(1, 'oai:x:1', '2024-01-01 00:00:00', false, 'src src:a src:a:b', 'd'), "
+                             "(2, 'oai:x:2', '2024-01-01 00:00:00', false, 'src', 'd'), "
+                             "(3, 'oai:x:3', '2024-01-01 00:00:00', false, 'x y:z', 'd')")
+    store_engine.upgrade(engine)
+    with engine.connect() as conn:
+        rows = conn.exec_driver_sql("SELECT identifier, set_specs, datestamp FROM record ORDER BY id").all()
+    assert [tuple(r[:2]) for r in rows] == [("oai:x:1", "src:a:b"), ("oai:x:2", "src"), ("oai:x:3", "x y:z")]
+    assert {str(r[2])[:19] for r in rows} == {"2024-01-01 00:00:00"}  # no datestamp moved
     engine.dispose()
 
 

@@ -69,6 +69,17 @@ def ancestors(spec: str) -> tuple[str, ...]:
     return tuple(":".join(parts[: i + 1]) for i in range(len(parts)))
 
 
+def header_specs(specs: Iterable[str]) -> str:
+    """The setSpecs a record's header lists, space-separated: each once, and none that another implies (2.6:
+    "only the minimum number of setSpec elements required"; a:b implies a). Its memberships (record_set) keep
+    every ancestor, which is what selective harvesting asks."""
+    unique = list(dict.fromkeys(specs))
+    if len(unique) < 2:
+        return " ".join(unique)
+    implied = {ancestor for spec in unique for ancestor in ancestors(spec)[:-1]}
+    return " ".join(spec for spec in unique if spec not in implied)
+
+
 _SET_IDS = select(OAISet.spec, OAISet.id).where(OAISet.spec.in_(bindparam("specs", expanding=True)))
 
 
@@ -280,7 +291,7 @@ def _record_values(item: RecordIn, digest: str, now: datetime) -> dict:
     return {
         "datestamp": now,
         "deleted": item.deleted,
-        "set_specs": " ".join(dict.fromkeys(item.sets)),
+        "set_specs": header_specs(item.sets),
         "digest": digest,
         "citation": None if item.deleted else item.citation,
         "source_id": item.source_id,
