@@ -122,8 +122,9 @@ class Ingestor:
             pending.append((len(slots), rec, ident, sets))
             slots.append(None)
         target = self.format.prefix if self.format is not None else None
-        jobs = [workers.Job(self.source.prefix, target, etree.tostring(rec.metadata, with_tail=False), rec.repairs)
-                for _, rec, _, _ in pending]
+        namespace = self.source.metadata_namespace if target is None else None
+        jobs = [workers.Job(self.source.prefix, target, etree.tostring(rec.metadata, with_tail=False), rec.repairs,
+                            namespace) for _, rec, _, _ in pending]
         results = workers.start(jobs)
 
         def finish() -> tuple[list[_Prepared], list[Broken], list[str]]:

@@ -144,21 +144,25 @@ def repair(data: bytes) -> tuple[bytes, tuple[str, ...]]:
 
 def _as_utf8(data: bytes) -> bytes:
     """The document re-encoded as UTF-8 (declaration rewritten), for byte-level salvage."""
+    recoded = False  # by its byte order mark: the declaration is then only rewritten, not decoded by again
     for bom, codec in ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16"),
                        (codecs.BOM_UTF16_BE, "utf-16")):
         if data.startswith(bom):
-            data = data[len(bom):] if codec == "utf-8" else data.decode(codec, "replace").encode("utf-8")
+            recoded = codec != "utf-8"
+            data = data.decode(codec, "replace").encode("utf-8") if recoded else data[len(bom):]
             break
     m = _DECL.match(data)
     if m and m.group(1).lower() not in (b"utf-8", b"utf8", b"us-ascii", b"ascii"):
-        try:
-            text = data.decode(m.group(1).decode("ascii"), "replace")
-        except LookupError:
-            raise PageError(f"the response declares an unknown encoding {m.group(1).decode()!r}",
-                            retry=False) from None
-        data = text.encode("utf-8")
-        m = _DECL.match(data)
-        data = data[:m.start(1)] + b"UTF-8" + data[m.end(1):]
+        if not recoded:
+            try:
+                text = data.decode(m.group(1).decode("ascii"), "replace")
+            except LookupError:
+                raise PageError(f"the response declares an unknown encoding {m.group(1).decode()!r}",
+                                retry=False) from None
+            data = text.encode("utf-8")
+            m = _DECL.match(data)
+        if m:  # (a declaration that does not survive its own encoding is left to the parser to refuse)
+            data = data[:m.start(1)] + b"UTF-8" + data[m.end(1):]
     return data
 
 
@@ -377,6 +381,8 @@ def read_page(data: bytes, verb: str) -> Page:
                             f"(it is {etree.QName(root).namespace or 'in no namespace'})", retry=False)
         raise PageError(f"the response is XML but not OAI-PMH: its root element is {root.tag}")
     response_date = _text(root.find(f"{_O}responseDate"))
+    if response_date is not None:  # in UTC: one with an offset compared as text with ours went wrong
+        response_date = dates.normalise(response_date)
     errors = tuple((e.get("code") or "unknown", (e.text or "").strip()) for e in root.findall(f"{_O}error"))
     container = root.find(f"{_O}{verb}")
     token = None

@@ -446,12 +446,16 @@ class _Run:
         if self.source.set_spec:
             params["set"] = self.source.set_spec
         listed: set[str] = set()
+        count, announced = 0, None
         try:
             for page in self.client.pages("ListIdentifiers", **params):
                 if page.broken:
                     self._note("deletion check skipped: the source's identifier list has unreadable entries")
                     return
                 listed.update(h.identifier for h in page.headers if not h.deleted)
+                count += len(page.headers)
+                if page.token is not None and page.token.complete_list_size is not None:
+                    announced = page.token.complete_list_size
                 if self.stop is not None and self.stop.is_set():
                     raise Stopped("asked to stop during the deletion check")
         except UpstreamOAIError as exc:
@@ -460,6 +464,10 @@ class _Run:
                 return
         except RepeatedToken as exc:
             self._note(f"deletion check skipped: {exc}")
+            return
+        if announced is not None and count < announced:  # a list cut short would tombstone what it left out
+            self._note(f"deletion check skipped: the source's identifier list ended after {count} of the "
+                       f"{announced} identifiers it announced (completeListSize)")
             return
         with transaction(self.engine) as s:
             held = s.execute(select(Record.identifier, Record.upstream_identifier).where(

@@ -29,7 +29,7 @@ from typing import TypeVar
 
 from lxml import etree
 
-from harvester.parse import strict_parser
+from harvester.parse import OAI_NS, strict_parser
 from oai.formats import registry
 from oai.formats.base import XSI_NS, FormatError
 from oai.formats.safexml import canonical_bytes
@@ -48,6 +48,7 @@ class Job:
     format_prefix: str | None
     data: bytes
     repairs: tuple[str, ...] = ()
+    namespace: str | None = None  # of a foreign format, as the source's ListMetadataFormats gives it
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,9 @@ def canonicalise(job: Job) -> Canonical:
     etree.cleanup_namespaces(element)
     repaired = bool(job.repairs)
     if job.format_prefix is None:  # a foreign format: stored canonical, served as harvested
+        refused = _foreign_namespace_problem(element, job)
+        if refused is not None:
+            return _refused(refused)
         return Canonical({job.source_prefix: canonical_bytes(element)}, {job.source_prefix: repaired}, None,
                          job.repairs)
     try:
@@ -94,6 +98,21 @@ def canonicalise(job: Job) -> Canonical:
     # vars(), not asdict(): asdict deep-copies every value, and Citation holds only str and tuples
     citation = json.dumps(vars(ingested.citation), ensure_ascii=False, sort_keys=True)
     return Canonical(dict(ingested.metadata), altered, citation, job.repairs + tuple(ingested.warnings))
+
+
+def _foreign_namespace_problem(element: etree._Element, job: Job) -> str | None:
+    """Why a foreign format's record cannot be served as `job.source_prefix`, or None. OAI-PMH.xsd holds
+    metadata as ##other: in a namespace, not OAI-PMH's (an element whose namespace declaration the source
+    forgot falls into OAI-PMH's, and every page serving it would be invalid); and it must be the namespace
+    the source gives for the prefix (an oai_dc record is not MODS)."""
+    namespace = etree.QName(element).namespace
+    if namespace is None or namespace == OAI_NS:
+        where = "no namespace" if namespace is None else "the OAI-PMH namespace (a namespace declaration missing?)"
+        return f"the metadata's root element <{etree.QName(element).localname}> is in {where}"
+    if job.namespace and namespace != job.namespace:
+        return (f"the metadata's root element {element.tag} is not in {job.namespace}, the namespace the source "
+                f"gives for {job.source_prefix}")
+    return None
 
 
 _HINTS = (f"{{{XSI_NS}}}schemaLocation", f"{{{XSI_NS}}}noNamespaceSchemaLocation")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import codecs
+
 import pytest
 from lxml import etree
 
@@ -127,6 +129,18 @@ def test_latin1_page_with_a_broken_record_is_salvaged_in_its_encoding() -> None:
     page = read_page(reply.body, "ListRecords")
     creators = [r.metadata.find(f"{{{DC}}}creator").text for r in page.records]
     assert creators == ["Mùller, Zoë"] * 4 and len(page.broken) == 1
+
+
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be"])
+def test_utf16_page_with_a_broken_record_is_salvaged(codec: str) -> None:
+    """Found by an outside audit: the byte order mark re-encoded the page, then its declaration had it
+    decoded as UTF-16 again, and the harvest died on an internal error with none of the page kept."""
+    reply = Reply(body=page_bytes().replace(b'encoding="UTF-8"', b'encoding="UTF-16"', 1))
+    faults.BrokenRecord(record=1, kind="stray-tag").apply(reply, None)
+    bom = codecs.BOM_UTF16_LE if codec.endswith("le") else codecs.BOM_UTF16_BE
+    page = read_page(bom + reply.body.decode("utf-8").encode(codec), "ListRecords")
+    assert titles(page) == [expected_title(i) for i in range(2, 6)] and len(page.broken) == 1
+    assert page.broken[0].identifier == "oai:upstream.test:1"
 
 
 def test_record_without_metadata_or_datestamp_is_broken_not_dropped() -> None:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import threading
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 import requests
+from lxml import etree
 from sqlalchemy import select
 
 from harvest_fixtures import REPO_ID, add, dc_values, options, policy, sqlite_only, stored
+from harvester import dates
 from harvester.history import list_quarantine, list_runs
 from harvester.ingest import local_identifier
 from harvester.runs import EndlessList, harvest_source
@@ -127,6 +129,24 @@ def test_a_responsedate_in_the_future_does_not_become_the_next_from(engine, up) 
 
 
 @sqlite_only
+def test_a_responsedate_ahead_written_with_an_offset_is_seen_as_ahead(engine, up) -> None:  # noqa: ANN001
+    """Found by an outside audit: a clock 5 hours fast, written as local time with -05:00, shows our own
+    wall-clock time; compared as text with ours it passed as not ahead, the next run asked from 5 hours on,
+    and the change made meanwhile was never harvested. The date is taken in UTC first."""
+    ahead = datetime.now(UTC) + timedelta(hours=5)
+    local = ahead.astimezone(timezone(timedelta(hours=-5))).strftime("%Y-%m-%dT%H:%M:%S-05:00")
+    add(engine, "up", up.base_url)
+    up.add_fault(faults.ResponseDate(local), verb="ListRecords", times=None)
+    first = harvest_source(engine, "up", options())
+    assert any("ahead of our clock" in w for w in first.warnings), first.warnings
+    with transaction(engine) as s:
+        assert s.scalar(select(Source.last_complete_response_date)).endswith("Z")
+    up.repo.update("oai:upstream.test:3", title="Changed later")
+    up.reset_log()
+    second = harvest_source(engine, "up", options())
+    assert listed(up)[0]["from"] <= dates.format_moment(dates.utcnow()) and second.updated == 1
+
+
 def test_no_records_match_on_an_incremental_run_is_success(engine, up) -> None:  # noqa: ANN001
     add(engine, "up", up.base_url)
     harvest_source(engine, "up", options())
@@ -385,6 +405,23 @@ def test_detect_deletions_for_a_source_that_keeps_none(engine, upstream_factory)
     assert got["oai:upstream.test:5"].deleted and sum(r.deleted for r in got.values()) == 1
 
 
+def test_a_deletion_check_on_a_list_cut_short_tombstones_nothing(engine, upstream_factory) -> None:  # noqa: ANN001, F811
+    """An identifier list that ends before the completeListSize it announced is not the source's whole
+    list: what it left out was not deleted (an outside audit lost 77 of 97 records this way)."""
+    from upstream import SyntheticRepository
+
+    up = upstream_factory(SyntheticRepository(sample_records(25), deleted_record="no"))
+    add(engine, "up", up.base_url, detect_deletions=True)
+    harvest_source(engine, "up", options())
+    up.add_fault(faults.CutShort(), page=1, verb="ListIdentifiers")
+    summary = harvest_source(engine, "up", options())
+    assert summary.status == "complete" and summary.deleted == 0
+    assert any("ended after 10 of the 25 identifiers it announced" in w for w in summary.warnings)
+    assert not any(r.deleted for r in stored(engine, "up").values())
+    up.repo.purge("oai:upstream.test:5")  # the next whole list is believed again
+    assert harvest_source(engine, "up", options()).deleted == 1
+
+
 def test_a_record_quarantined_and_read_again_good_in_the_same_run_leaves_the_quarantine(engine, upstream) -> None:  # noqa: ANN001, F811
     """A record changed while we harvest comes again at the end of a keyset-paged list: its good copy
     clears the entry its broken copy made earlier in the same run (the page writes skip that delete
@@ -431,3 +468,38 @@ def test_foreign_formats_are_stored_canonical_and_registered(engine, upstream_fa
     server = live_server()
     formats = requests.get(server.url, params={"verb": "ListMetadataFormats"}, timeout=10).content
     assert b"<metadataPrefix>marc21</metadataPrefix>" in formats
+
+
+def test_foreign_records_outside_the_formats_namespace_are_quarantined(engine, upstream_factory, live_server) -> None:  # noqa: ANN001, F811
+    """Found by an outside audit: a marc21 list holding an oai_dc record, or a record whose namespace
+    declaration was forgotten (so in OAI-PMH's own), was stored and served as marc21, and every page
+    serving the second was invalid OAI-PMH."""
+    from harvest_fixtures import MarcRepository
+    from upstream.protocol import oai
+
+    from oai.formats.dc import build_dc
+
+    class Careless(MarcRepository):
+        def _record(self, rec):  # noqa: ANN001, ANN202
+            el = super()._record(rec)
+            if getattr(self, "_prefix", "oai_dc") != "marc21" or rec.identifier[-2:] not in (":2", ":3"):
+                return el
+            metadata = el.find(oai("metadata"))
+            metadata.clear()
+            if rec.identifier.endswith(":2"):
+                metadata.append(build_dc([("title", "not MARC", None)]))
+            else:
+                etree.SubElement(etree.SubElement(metadata, oai("record")), oai("title")).text = "no namespace"
+            return el
+
+    up = upstream_factory(Careless(sample_records(6), page_size=4))
+    add(engine, "marc", up.base_url, prefix="marc21")
+    summary = harvest_source(engine, "marc", options())
+    assert (summary.new, summary.quarantined) == (4, 2)
+    reasons = {q.upstream_identifier: q.reason for q in list_quarantine(engine, "marc")}
+    assert "is not in http://www.loc.gov/MARC21/slim" in reasons["oai:upstream.test:2"]
+    assert "the OAI-PMH namespace" in reasons["oai:upstream.test:3"]
+    body = requests.get(live_server().url, params={"verb": "ListRecords", "metadataPrefix": "marc21"},
+                        timeout=10).content
+    root = etree.fromstring(body)  # (MARC has no schema here for assert_oai to check it with)
+    assert len(root.findall(".//oai:record", NS)) == 4 and not root.findall(".//oai:metadata/oai:*", NS)

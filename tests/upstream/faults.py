@@ -358,6 +358,21 @@ class EndlessList(Fault):
         return True
 
 
+class CutShort(Fault):
+    """End the list at this page: its resumptionToken is emptied, its completeListSize (the whole list's)
+    left as it was (found by an outside audit: a deletion check then tombstoned everything left out)."""
+
+    stage = "body"
+
+    def apply(self, reply, ctx):
+        match = _TOKEN.search(reply.body)
+        if not match:
+            return False
+        reply.body = reply.body[:match.start()] + b"<resumptionToken%s></resumptionToken>" % match.group(1) \
+            + reply.body[match.end():]
+        return True
+
+
 class CompleteListSize(Fault):
     """Announce `size` as every token's completeListSize, whatever the list holds."""
 
