@@ -21,7 +21,7 @@ from harvester.client import FetchPolicy
 from harvester.dates import utcnow
 from harvester.errors import HarvestError
 from harvester.history import list_quarantine, list_runs, quarantined_bytes, run_status
-from harvester.leases import single_worker
+from harvester.leases import MIN_LEASE_SECONDS, single_worker
 from harvester.progress import Board, BoardHandler
 from harvester.runs import RunOptions, RunSummary, harvest_source
 from harvester.schedule import SlotResult, format_interval, harvest_loop, parse_interval
@@ -120,15 +120,16 @@ def source_show(ctx: click.Context, name: str) -> None:
         ("last complete", s.last_complete_response_date or "never"),
         ("next due", f"{s.next_due:%Y-%m-%d %H:%M:%S} UTC" if s.next_due else "-"),
         ("lease", "free" if not s.lease_owner else f"{s.lease_owner} until {s.lease_expires:%H:%M:%S}"
-         + (" (lapsed: that harvest stopped without letting go)" if run_status("running", s.lease_expires, now)
-            == "stalled" else "")),
+         + (" (lapsed: that harvest stopped without letting go)"
+            if run_status("running", s.lease_expires, now, s.lease_owner) == "stalled" else "")),
         ("records", f"{d.records} (+ {d.deleted} deleted)"), ("quarantined", d.quarantined),
     ]
     if d.checkpoint is not None:
         fields.append(("unfinished run", f"#{d.checkpoint.run_id}, {d.checkpoint.cursor} records into its list"))
     if d.last_run is not None:
         r = d.last_run
-        fields.append(("last run", f"#{r.id} {run_status(r.status, s.lease_expires, now)}, {r.pages} pages, "
+        fields.append(("last run", f"#{r.id} {run_status(r.status, s.lease_expires, now, s.lease_owner)}, "
+                                   f"{r.pages} pages, "
                                    f"{r.seen} records"
                                    + (f": {r.error}" if r.error else "")))
     for label, value in fields:
@@ -212,6 +213,15 @@ def _options(full: bool, detect: bool | None, delay: float | None, timeout: floa
                                                ("retry_delay", "OAI_HARVEST_RETRY_DELAY")) if v in env}
     except ValueError as exc:
         raise click.ClickException(f"a harvest setting in the environment is not a number: {exc}") from None
+    if not extra.get("lease_seconds", MIN_LEASE_SECONDS) >= MIN_LEASE_SECONDS:
+        raise click.ClickException(f"OAI_HARVEST_LEASE_SECONDS must be at least {MIN_LEASE_SECONDS:g} (it is renewed "
+                                   f"every third of it), not {extra['lease_seconds']:g}")
+    if not extra.get("retry_delay", 0) >= 0:
+        raise click.ClickException(f"OAI_HARVEST_RETRY_DELAY cannot be negative, not {extra['retry_delay']:g}")
+    try:
+        workers.processes()
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
     return RunOptions(full=full, detect_deletions=detect, policy=policy, **extra)
 
 
@@ -228,7 +238,7 @@ def _summary_line(s: RunSummary) -> str:
 
 _fetch_options = [
     click.option("--delay", type=float, help="Seconds between two requests to one host (default 1)."),
-    click.option("--timeout", type=float, help="Seconds to wait for an answer (default 60)."),
+    click.option("--timeout", type=click.FloatRange(0, min_open=True), help="Seconds to wait for an answer (default 60)."),
     click.option("--attempts", type=click.IntRange(1, 50), help="Tries per request, retries included (default 6)."),
     click.option("--log-format", type=click.Choice(["logfmt", "json"]), default="logfmt", show_default=True),
     click.option("--no-progress", is_flag=True, help="No progress board, even on a terminal."),

@@ -75,6 +75,14 @@ class FetchPolicy:
         policy = replace(cls(), **values)
         if policy.attempts < 1:
             raise ValueError("the number of attempts must be at least 1")
+        for name in ("connect_timeout", "read_timeout", "response_timeout", "max_response_mb"):
+            if not getattr(policy, name) > 0:  # (NaN too)
+                raise ValueError(f"the {name.replace('_', ' ')} (OAI_HARVEST_{name.upper()}) must be more than 0, "
+                                 f"not {getattr(policy, name)}")
+        for name in ("backoff", "backoff_max", "retry_after_max", "delay"):
+            if not getattr(policy, name) >= 0:
+                raise ValueError(f"the {name.replace('_', ' ')} (OAI_HARVEST_{name.upper()}) cannot be negative, "
+                                 f"not {getattr(policy, name)}")
         return policy
 
     def backoff_for(self, attempt: int) -> float:

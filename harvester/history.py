@@ -9,6 +9,7 @@ from sqlalchemy import Engine, select
 
 from harvester.dates import utcnow
 from harvester.errors import SourceError
+from harvester.leases import holder_gone
 from harvester.sources import get_source
 from oai.store.engine import transaction
 from oai.store.models import HarvestRun, Quarantine, Source
@@ -49,20 +50,22 @@ class QuarantineRow:
 def list_runs(engine: Engine, name: str | None = None, limit: int = 20) -> list[RunRow]:
     """The latest runs, newest first (of one source, or of all)."""
     with transaction(engine) as s:
-        stmt = (select(HarvestRun, Source.name, Source.lease_expires).join(Source, Source.id == HarvestRun.source_id)
+        stmt = (select(HarvestRun, Source.name, Source.lease_expires, Source.lease_owner).join(Source, Source.id == HarvestRun.source_id)
                 .order_by(HarvestRun.id.desc()).limit(limit))
         if name is not None:
             stmt = stmt.where(HarvestRun.source_id == get_source(s, name).id)
         now = utcnow()
-        return [RunRow(r.id, n, r.started, r.ended, run_status(r.status, expires, now), r.full, r.from_date, r.pages,
+        return [RunRow(r.id, n, r.started, r.ended, run_status(r.status, expires, now, owner), r.full, r.from_date, r.pages,
                        r.seen, r.new, r.updated, r.deleted, r.quarantined, r.complete_list_size, r.error,
                        tuple((r.warnings or "").splitlines()), r.worker)
-                for r, n, expires in s.execute(stmt).all()]
+                for r, n, expires, owner in s.execute(stmt).all()]
 
 
-def run_status(status: str, lease_expires: datetime | None, now: datetime) -> str:
-    """A run still marked running whose lease has lapsed was cut off (killed, or its machine went down)."""
-    if status == "running" and (lease_expires is None or lease_expires < now):
+def run_status(status: str, lease_expires: datetime | None, now: datetime, lease_owner: str | None = None) -> str:
+    """A run still marked running whose lease has lapsed, or whose lease holder was a process of this machine
+    that is gone (killed), was cut off."""
+    if status == "running" and (lease_expires is None or lease_expires < now
+                                or (lease_owner is not None and holder_gone(lease_owner))):
         return "stalled"  # the next run of the source resumes it from its checkpoint
     return status
 

@@ -28,6 +28,7 @@ from oai.store.engine import is_sqlite, transaction
 from oai.store.models import Source
 
 LEASE_SECONDS = 300.0
+MIN_LEASE_SECONDS = 10.0  # renewed every third of it: shorter would spin, and lapse at the first slow write
 log = logging.getLogger("harvester.leases")
 
 
@@ -36,7 +37,7 @@ def owner_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
-def _dead(owner: str) -> bool:
+def holder_gone(owner: str) -> bool:
     """True when `owner` was a process on this host that no longer exists."""
     host, _, rest = owner.partition(":")
     pid_text = rest.partition(":")[0]
@@ -55,7 +56,7 @@ def _dead(owner: str) -> bool:
 
 
 def _free(owner: str | None, expires: datetime | None, now: datetime) -> bool:
-    return owner is None or expires is None or expires <= now or _dead(owner)
+    return owner is None or expires is None or expires <= now or holder_gone(owner)
 
 
 def take(engine: Engine, source_id: int, owner: str, seconds: float = LEASE_SECONDS) -> None:

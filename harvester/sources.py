@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from urllib.parse import urlsplit
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, or_, select
 from sqlalchemy.orm import Session
 
 from harvester import dates
@@ -17,7 +17,7 @@ from harvester.client import FetchPolicy, HarvestClient
 from harvester.errors import FetchError, HarvestError, PageError, RepeatedToken, SourceError, UpstreamOAIError
 from harvester.parse import FormatOffer, Identity, format_offers, identity, set_entries
 from oai.store.engine import transaction
-from oai.store.models import ForeignFormat, HarvestCheckpoint, HarvestRun, Quarantine, Record, Source
+from oai.store.models import ForeignFormat, HarvestCheckpoint, HarvestRun, OAISet, Quarantine, Record, RecordSet, Source
 from oai.store.records import delete_record, set_info
 from oai.store.validation import check_set_spec
 
@@ -160,7 +160,10 @@ def add_source(engine: Engine, name: str, base_url: str, *, prefix: str = "oai_d
                detect_deletions: bool = False, policy: FetchPolicy | None = None) -> tuple[SourceView, tuple[str, ...]]:
     """Check the endpoint and store the source; returns it and warnings; raises SourceError."""
     check_name(name)
-    parts = urlsplit(base_url)
+    try:
+        parts = urlsplit(base_url)
+    except ValueError as exc:  # an unclosed IPv6 bracket, say
+        raise SourceError(f"{base_url!r} is not a URL: {exc}") from None
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise SourceError(f"{base_url!r} is not an http(s) URL")
     if "verb=" in parts.query:
@@ -174,6 +177,8 @@ def add_source(engine: Engine, name: str, base_url: str, *, prefix: str = "oai_d
     with transaction(engine) as session:
         if session.scalar(select(Source.id).where(Source.name == name)) is not None:
             raise SourceError(f"there is already a source named {name!r}")
+    with transaction(engine) as session:
+        _check_set_is_free(session, name)
     policy = policy or FetchPolicy.from_environ()
     client = HarvestClient(base_url, replace(policy, attempts=min(policy.attempts, 2)))
     try:
@@ -206,6 +211,21 @@ def add_source(engine: Engine, name: str, base_url: str, *, prefix: str = "oai_d
             set_info(session, f"{name}:{set_spec}", facts.set_name or set_spec)
         view = SourceView.of(row)
     return view, tuple(warnings)
+
+
+def _check_set_is_free(session: Session, name: str) -> None:
+    """A source serves its records in the set `name` and the sets below it; one that holds records loaded
+    here is this repository's own, not a source's to join (and rename). Records a removed source of that
+    name left behind are taken back instead (see harvester/ingest.py)."""
+    local = session.scalar(
+        select(RecordSet.record_id).join(Record, Record.id == RecordSet.record_id)
+        .join(OAISet, OAISet.id == RecordSet.set_id)
+        .where(or_(OAISet.spec == name, OAISet.spec.startswith(f"{name}:", autoescape=True)),
+               Record.upstream_identifier.is_(None))
+        .limit(1))
+    if local is not None:
+        raise SourceError(f"the set {name!r} holds records loaded into this repository; a source named {name!r} "
+                          "would serve its records in it too: choose another name")
 
 
 def _register_foreign(session: Session, offer: FormatOffer) -> None:

@@ -99,11 +99,46 @@ def test_remove_in_a_script_must_say_what_to_do_with_the_records(oai, up) -> Non
     (("up", "{root}/elsewhere"), "is not an OAI-PMH endpoint we can use: " ),
     (("up", "{url}", "--every", "soon"), "is not an interval"),
     (("up", "{url}", "--every", "1M"), "write minutes as 'm' (30m); for a month, 4w or 30d"),
+    (("up", "http://[::1"), "is not a URL"),  # an outside audit met a traceback here
 ])
 def test_add_says_clearly_what_is_wrong(oai, up, args: tuple[str, ...], message: str) -> None:  # noqa: ANN001
     root = up.base_url.rsplit("/", 1)[0]
     result = oai("source", "add", *(a.format(url=up.base_url, root=root) for a in args))
     assert result.exit_code != 0 and message in result.output, result.output
+
+
+@sqlite_only
+@pytest.mark.parametrize("args, env, message", [
+    (("--timeout", "0"), {}, "Invalid value for '--timeout'"),
+    (("--delay", "-1"), {}, "the delay (OAI_HARVEST_DELAY) cannot be negative"),
+    ((), {"OAI_HARVEST_CONNECT_TIMEOUT": "0"}, "the connect timeout (OAI_HARVEST_CONNECT_TIMEOUT) must be more than 0"),
+    ((), {"OAI_HARVEST_PROCESSES": "x"}, "OAI_HARVEST_PROCESSES must be a whole number"),
+    ((), {"OAI_HARVEST_LEASE_SECONDS": "0"}, "OAI_HARVEST_LEASE_SECONDS must be at least 10"),
+])
+def test_bad_harvest_settings_are_one_line_errors_before_any_run(oai, up, monkeypatch, args, env, message) -> None:  # noqa: ANN001
+    """Found by an outside audit: each of these was a traceback, some with a run left behind as running or
+    failed on an internal error; a lease of 0 s was renewed in a busy loop."""
+    assert oai("source", "add", "up", up.base_url, "--every", "never").exit_code == 0
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    result = oai("harvest", "up", *args)
+    assert result.exit_code == 2 if args[:1] == ("--timeout",) else result.exit_code == 1
+    assert message in result.output and "Traceback" not in result.output, result.output
+    assert "run #" not in oai("harvest", "runs", "up").output  # nothing was started
+
+
+def test_a_source_cannot_take_a_set_of_records_loaded_here(oai, up, engine) -> None:  # noqa: ANN001
+    """Found by an outside audit: a source named like a local set served its records in that set and
+    renamed it. Records a removed source left behind are still taken back (another test)."""
+    from oai.store.engine import transaction
+    from oai.store.records import RecordIn, upsert_records
+
+    with transaction(engine) as s:
+        upsert_records(s, [RecordIn("oai:example.org:local", {"oai_dc": b"<x/>"}, sets=("journals:ours",))])
+    for name in ("journals", "journal_"):  # "_" is no wildcard in the look
+        result = oai("source", "add", name, up.base_url)
+        assert (result.exit_code == 1) == (name == "journals"), result.output
+    assert "holds records loaded into this repository" in oai("source", "add", "journals", up.base_url).output
 
 
 @sqlite_only

@@ -100,12 +100,20 @@ def test_a_harvest_killed_with_sigkill_resumes_and_ends_with_every_record_once(
     assert held == run.pages * 4 == cp.cursor and held < 40
     from harvester.history import list_runs
 
-    assert [r.status for r in list_runs(engine)] == ["running"]  # its lease has not run out yet
-    with transaction(engine) as s:  # as when the lease has run out: the history says the run is cut off
-        s.execute(update(Source).values(lease_expires=datetime(2000, 1, 1)))
+    # its lease has not run out yet, but its holder was a process of this machine, and it is gone (an outside
+    # audit found it shown as running for the 5 minutes of the lease)
     assert [r.status for r in list_runs(engine)] == ["stalled"]
     shown = CliRunner().invoke(main, ["--database", database_url, "source", "show", "up"]).output
     assert "(lapsed: that harvest stopped without letting go)" in shown and f"#{run.id} stalled" in shown
+    with transaction(engine) as s:  # a holder on another machine is believed until its lease runs out
+        owner, expires = s.execute(select(Source.lease_owner, Source.lease_expires)).one()
+        s.execute(update(Source).values(lease_owner="elsewhere.example:1:abcdef"))
+    assert [r.status for r in list_runs(engine)] == ["running"]
+    with transaction(engine) as s:
+        s.execute(update(Source).values(lease_expires=datetime(2000, 1, 1)))
+    assert [r.status for r in list_runs(engine)] == ["stalled"]
+    with transaction(engine) as s:
+        s.execute(update(Source).values(lease_owner=owner, lease_expires=expires))
     upstream.clear_faults()
     upstream.reset_log()
     assert harvest_source(engine, "up", options()).status == "complete"  # the rerun (in this process)
