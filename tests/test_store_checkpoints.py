@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import Engine
 
 from oai.store import checkpoints
-from oai.store.engine import AUTOCHECKPOINT_FRAMES, make_engine, transaction
+from oai.store.engine import PAGE_SIZE, WAL_BOUND_BYTES, make_engine, transaction
 from oai.store.records import RecordIn, upsert_records
 
 DC = (b'<oai_dc:dc xmlns:oai_dc="http://www.openarchives.org/OAI/2.0/oai_dc/" '
@@ -78,7 +78,8 @@ def worker_of(path: Path) -> checkpoints._Checkpointer | None:  # noqa: SLF001
 
 def test_writers_leave_the_log_to_the_checkpoint_thread_and_it_copies_it(sqlite_store: Path, writer: Engine) -> None:
     with writer.connect() as conn:
-        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == AUTOCHECKPOINT_FRAMES
+        assert conn.exec_driver_sql("PRAGMA page_size").scalar() == PAGE_SIZE
+        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() * PAGE_SIZE == WAL_BOUND_BYTES
     before = sqlite_store.stat().st_size
     write_batch(writer, 0)  # about 600 KB: under the writer's own threshold, so it stays in the log
     assert sqlite_store.stat().st_size == before
@@ -89,6 +90,20 @@ def test_writers_leave_the_log_to_the_checkpoint_thread_and_it_copies_it(sqlite_
     assert sqlite_store.stat().st_size > before  # only a checkpoint writes pages into the database file
     with sqlite3.connect(sqlite_store) as plain:  # and what it copied is the records, readable by anyone
         assert plain.execute("SELECT count(*) FROM record").fetchone() == (200,)
+
+
+def test_a_store_made_with_smaller_pages_keeps_them_and_the_same_bound_of_log(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as plain:  # as SQLite's default made our stores before
+        plain.execute("PRAGMA page_size=4096")
+        plain.execute("CREATE TABLE t (x)")
+    engine = make_engine(f"sqlite:///{path}")
+    try:
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA page_size").scalar() == 4096
+            assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == WAL_BOUND_BYTES // 4096
+    finally:
+        engine.dispose()
 
 
 def test_readers_keep_the_default_threshold(sqlite_store: Path) -> None:

@@ -6,7 +6,7 @@ several hundred KB every few tens of milliseconds from one thread, the thread th
 either goes, and that thread spent 8% of its time copying (py-spy with native frames, a harvest of
 20,000 oai_dc records). Bulk writers call after_commit() instead: a thread of their process copies
 (a PASSIVE checkpoint, which waits for nobody and which nobody waits for) while the writer goes on
-with the next page. A writer's own automatic checkpoint starts only past engine.AUTOCHECKPOINT_FRAMES
+with the next page. A writer's own automatic checkpoint starts only past engine.WAL_BOUND_BYTES of log
 (make_engine sets it). The log still grows to that bound: it starts again from its beginning only
 when a copy has ended before the next page begins, which is seldom while pages follow each other;
 but by then the thread has copied nearly all of it, and the writer's checkpoint has little left to do.

@@ -12,9 +12,14 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 DEFAULT_SQLITE_FILE = "oai.sqlite3"
-# Pages of 4 KB a writer's log may hold before its own commit copies it into the database file (SQLite's
-# default is 1,000): bulk writers have it copied beside them (oai.store.checkpoints), and this is the net.
-AUTOCHECKPOINT_FRAMES = 4000
+# The page size of a new SQLite store (SQLite's default is 4 KB). A stored record (its metadata, about and
+# citation) is 4-10 KB: with 4 KB pages nearly every row spills into overflow pages, and a harvest's writes
+# cost a sixth more (bench: inserting 20,000 harvested oai_dc records page by page, 0.11 vs 0.094 ms a record).
+# A store made before keeps its page size: SQLite fixes it when the first table is created.
+PAGE_SIZE = 16384
+# How long a writer's log may grow before its own commit copies it into the database file (SQLite's
+# default is 1,000 pages): bulk writers have it copied beside them (oai.store.checkpoints), and this is the net.
+WAL_BOUND_BYTES = 16 * 1024 * 1024
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
@@ -47,6 +52,11 @@ def sqlite_file(engine: Engine) -> str | None:
     return os.path.realpath(database) if is_sqlite(engine) and _names_a_file(database) else None
 
 
+def autocheckpoint_frames(page_size: int) -> int:
+    """A writer's wal_autocheckpoint for a store of `page_size`: WAL_BOUND_BYTES of log."""
+    return max(1, WAL_BOUND_BYTES // page_size)
+
+
 def make_engine(url: str | None = None, *, writer: bool = True) -> Engine:
     """An engine; on SQLite: WAL, a busy timeout, foreign keys, and for writers `BEGIN IMMEDIATE` and a longer
     log before a commit checkpoints it (bulk writers have it checkpointed beside them: oai.store.checkpoints)."""
@@ -65,12 +75,14 @@ def make_engine(url: str | None = None, *, writer: bool = True) -> Engine:
     def _on_connect(dbapi_connection, _record):  # noqa: ANN001
         dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
         cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA page_size={PAGE_SIZE}")  # before anything creates the file's first page
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
         if writer:
-            cursor.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_FRAMES}")
+            page_size = cursor.execute("PRAGMA page_size").fetchone()[0]
+            cursor.execute(f"PRAGMA wal_autocheckpoint={autocheckpoint_frames(page_size)}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
