@@ -25,7 +25,7 @@ from harvester.leases import MIN_LEASE_SECONDS, single_worker
 from harvester.progress import Board, BoardHandler
 from harvester.runs import RunOptions, RunSummary, harvest_source
 from harvester.schedule import SlotResult, format_interval, harvest_loop, parse_interval
-from harvester.sources import add_source, list_sources, remove_source, show_source
+from harvester.sources import add_source, change_source, list_sources, remove_source, show_source
 
 
 def _engine(ctx: click.Context):  # noqa: ANN202
@@ -86,6 +86,31 @@ def source_add(ctx: click.Context, name: str, base_url: str, prefix: str, set_sp
                f"deletedRecord {view.deleted_record}; every {format_interval(view.every_seconds)})")
 
 
+@source.command("edit")
+@click.argument("name")
+@click.option("--every", type=_Interval(), help="How often the worker harvests it (1d, 12h, 30m, 1w, or never).")
+@click.option("--pause/--resume", "paused", default=None,
+              help="Pause: the worker leaves it alone (`oai harvest NAME` still runs it). Resume: harvested again.")
+@click.option("--detect-deletions/--no-detect-deletions", "detect", default=None,
+              help="Compare ListIdentifiers with the store after each run, or stop doing so.")
+@click.pass_context
+def source_edit(ctx: click.Context, name: str, every: int | None, paused: bool | None, detect: bool | None) -> None:
+    """Change how source NAME is harvested; its records, history and checkpoint stay."""
+    every_given = ctx.get_parameter_source("every") == click.core.ParameterSource.COMMANDLINE
+    if not every_given and paused is None and detect is None:
+        raise click.UsageError("say what to change: --every, --pause/--resume, --detect-deletions/--no-detect-deletions")
+    changes: dict = {"enabled": None if paused is None else not paused, "detect_deletions": detect}
+    if every_given:
+        changes["every_seconds"] = every
+    try:
+        view = change_source(_engine(ctx), name, **changes)
+    except HarvestError as exc:
+        raise _fail(exc) from None
+    due = f"{view.next_due:%Y-%m-%d %H:%M} UTC" if view.next_due else "-"
+    click.echo(f"{view.name}: every {format_interval(view.every_seconds)}{'' if view.enabled else ' (paused)'}, "
+               f"next {due}; detect deletions {'yes' if view.detect_deletions else 'no'}")
+
+
 @source.command("list")
 @click.pass_context
 def source_list(ctx: click.Context) -> None:
@@ -97,7 +122,8 @@ def source_list(ctx: click.Context) -> None:
         last = s.last_complete_response_date or "never"
         due = f"{s.next_due:%Y-%m-%d %H:%M}" if s.next_due else "-"
         click.echo(f"{s.name}\t{s.base_url}\t{s.prefix}{'/' + s.set_spec if s.set_spec else ''}\t"
-                   f"every {format_interval(s.every_seconds)}\tlast complete {last}\tnext {due}")
+                   f"every {format_interval(s.every_seconds)}{'' if s.enabled else ' (paused)'}\t"
+                   f"last complete {last}\tnext {due}")
 
 
 @source.command("show")
@@ -116,7 +142,8 @@ def source_show(ctx: click.Context, name: str) -> None:
         ("prefix", s.prefix), ("namespace", s.metadata_namespace), ("schema", s.metadata_schema),
         ("set", s.set_spec or "(all)"), ("granularity", s.granularity), ("deletedRecord", s.deleted_record),
         ("identifiers", "upstream (kept)" if s.keep_identifiers else "ours (oai:<repository>:<source>:...)"),
-        ("detect deletions", "yes" if s.detect_deletions else "no"), ("every", format_interval(s.every_seconds)),
+        ("detect deletions", "yes" if s.detect_deletions else "no"),
+        ("every", format_interval(s.every_seconds) + ("" if s.enabled else " (paused: `oai source edit --resume`)")),
         ("last complete", s.last_complete_response_date or "never"),
         ("next due", f"{s.next_due:%Y-%m-%d %H:%M:%S} UTC" if s.next_due else "-"),
         ("lease", "free" if not s.lease_owner else f"{s.lease_owner} until {s.lease_expires:%H:%M:%S}"
@@ -333,8 +360,9 @@ def harvest_worker(ctx: click.Context, jobs: int, poll: float, delay: float | No
 @harvest.command("runs")
 @click.argument("name", required=False)
 @click.option("--limit", type=click.IntRange(1), default=20, show_default=True)
+@click.option("--warnings", "every_warning", is_flag=True, help="Every warning of each run, not only the first.")
 @click.pass_context
-def harvest_runs(ctx: click.Context, name: str | None, limit: int) -> None:
+def harvest_runs(ctx: click.Context, name: str | None, limit: int, every_warning: bool) -> None:
     """The run history: started, ended, status, pages, new, updated, deleted, quarantined, error."""
     try:
         rows = list_runs(_engine(ctx), name, limit)
@@ -351,8 +379,13 @@ def harvest_runs(ctx: click.Context, name: str | None, limit: int) -> None:
         click.echo(f"{r.id:>5} {r.source[:16]:16} {r.started:%Y-%m-%d %H:%M:%S} {ended:19} {r.status:11} "
                    f"{r.pages:>5} {r.seen:>7} {r.new:>6} {r.updated:>6} {r.deleted:>6} {r.quarantined:>5}  "
                    f"{r.error or ''}")
+        if every_warning:
+            click.echo(f"      ({kind}{f', {len(r.warnings)} warning(s):' if r.warnings else ''})")
+            for w in r.warnings:
+                click.echo(f"        {w}")
+            continue
         warned = f", {len(r.warnings)} warning(s), first: {r.warnings[0]}" if r.warnings else ""
-        click.echo(f"      ({kind}{warned})")
+        click.echo(f"      ({kind}{warned}{'; all: --warnings' if len(r.warnings) > 1 else ''})")
 
 
 @harvest.command("quarantine")

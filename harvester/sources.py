@@ -6,7 +6,7 @@ Owns the source's facts read from Identify/ListMetadataFormats/ListSets; harvest
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 from sqlalchemy import Engine, func, or_, select
@@ -276,6 +276,31 @@ def show_source(engine: Engine, name: str) -> SourceDetails:
         last = session.scalar(select(HarvestRun).where(HarvestRun.source_id == src.id)
                               .order_by(HarvestRun.id.desc()).limit(1))
         return SourceDetails(src, counts.get(False, 0), counts.get(True, 0), quarantined, checkpoint, last)
+
+
+_UNCHANGED = object()
+
+
+def change_source(engine: Engine, name: str, *, every_seconds: int | None | object = _UNCHANGED,
+                  enabled: bool | None = None, detect_deletions: bool | None = None) -> SourceView:
+    """Change how a source is harvested: how often, paused or not (the worker skips a paused source; `oai harvest
+    NAME` still runs it), and the deletion check. Its records, runs and checkpoint stay as they are."""
+    with transaction(engine) as session:
+        row = session.get(Source, get_source(session, name).id)
+        if every_seconds is not _UNCHANGED:
+            row.every_seconds = every_seconds
+            if every_seconds is None:
+                row.next_due = None
+            else:  # due that long after its last complete run (now, if that was longer ago or never)
+                last = session.scalar(select(func.max(HarvestRun.ended)).where(
+                    HarvestRun.source_id == row.id, HarvestRun.status == "complete"))
+                row.next_due = last + timedelta(seconds=every_seconds) if last is not None else dates.utcnow()
+        if enabled is not None:
+            row.enabled = enabled
+        if detect_deletions is not None:
+            row.detect_deletions = detect_deletions
+        session.flush()
+        return SourceView.of(row)
 
 
 REMOVE_BATCH = 500  # tombstones written per transaction when a source is removed with its records

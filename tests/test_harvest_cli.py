@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
 import pytest
 from click.testing import CliRunner
+from sqlalchemy import update
 
 from harvest_fixtures import MarcRepository, detach_logs, sqlite_only
 from oai.cli import main
+from oai.store.engine import transaction
+from oai.store.models import Source
 from upstream import faults, sample_records
 from upstream.fixtures import upstream, upstream_factory  # noqa: F401  (fixtures)
 
@@ -65,6 +69,45 @@ def test_source_lifecycle_and_harvest_commands(oai, up) -> None:  # noqa: ANN001
     removed = oai("source", "remove", "up", "--records", "delete")
     assert removed.exit_code == 0 and "11 records deleted (tombstones)" in removed.output
     assert "no sources yet" in oai("source", "list").output
+
+
+def test_a_source_is_edited_in_place_keeping_its_records_and_history(oai, up, engine) -> None:  # noqa: ANN001
+    """An outside audit found no way to change a source's schedule or to pause it but removing and adding it
+    again, which lost its run history."""
+    from harvester.leases import claim_due
+
+    assert oai("source", "add", "up", up.base_url, "--every", "1w").exit_code == 0
+    assert oai("harvest", "up").exit_code == 0
+    assert "say what to change" in oai("source", "edit", "up").output
+    assert "there is no source 'nope'" in oai("source", "edit", "nope", "--pause").output
+    edited = oai("source", "edit", "up", "--every", "1d", "--detect-deletions")
+    assert edited.exit_code == 0 and "up: every 1d, next " in edited.output and "detect deletions yes" in edited.output
+    shown = oai("source", "show", "up").output
+    assert "every:            1d" in shown and "detect deletions: yes" in shown
+    assert "#1 complete" in shown  # its history stayed
+    paused = oai("source", "edit", "up", "--pause", "--every", "1m")
+    assert "(paused)" in paused.output and "(paused)" in oai("source", "list").output
+    with transaction(engine) as s:  # due a minute after its last run: as if that minute had passed
+        s.execute(update(Source).values(next_due=datetime(2000, 1, 1)))
+    assert claim_due(engine, "test:", 5) == []  # the worker leaves a paused source alone
+    assert oai("harvest", "up").exit_code == 0  # by hand it still runs
+    assert oai("source", "edit", "up", "--resume").exit_code == 0
+    with transaction(engine) as s:
+        s.execute(update(Source).values(next_due=datetime(2000, 1, 1)))
+    assert [c[1] for c in claim_due(engine, "test:", 5)] == ["up"]
+    never = oai("source", "edit", "up", "--every", "never")
+    assert "every never" in never.output and "next -" in never.output
+
+
+@sqlite_only
+def test_runs_show_every_warning_when_asked(oai, up) -> None:  # noqa: ANN001
+    assert oai("source", "add", "up", up.base_url, "--every", "never").exit_code == 0
+    up.add_fault(faults.CompleteListSize(99), verb="ListRecords", times=None)
+    up.add_fault(faults.ResponseDate("2099-12-31T23:59:59Z"), verb="ListRecords", times=None)
+    oai("harvest", "up")
+    brief, full = oai("harvest", "runs", "up").output, oai("harvest", "runs", "up", "--warnings").output
+    assert "warning(s), first:" in brief and "all: --warnings" in brief
+    assert "completeListSize=99 but sent 12" in full and "ahead of our clock" in full
 
 
 @sqlite_only
