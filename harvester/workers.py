@@ -17,6 +17,7 @@ import atexit
 import json
 import multiprocessing
 import os
+import re
 import select
 import threading
 import time
@@ -69,7 +70,10 @@ def canonicalise(job: Job) -> Canonical:
     except etree.XMLSyntaxError as exc:  # refused with the reason: lxml's error (its log) does not pickle
         return _refused(f"the metadata does not parse on its own: {exc}")
     etree.cleanup_namespaces(element)
-    repaired = bool(job.repairs)
+    notes = job.repairs
+    if job.format_prefix is not None and _UNDERSCORED_LANGUAGE.search(job.data):
+        notes += _repair_languages(element)
+    repaired = bool(notes)
     if job.format_prefix is None:  # a foreign format: stored canonical, served as harvested
         refused = _foreign_namespace_problem(element, job)
         if refused is not None:
@@ -97,7 +101,24 @@ def canonicalise(job: Job) -> Canonical:
         altered[fmt.prefix] = repaired or not (unhinted == ours or _equivalent(original, ours))
     # vars(), not asdict(): asdict deep-copies every value, and Citation holds only str and tuples
     citation = json.dumps(vars(ingested.citation), ensure_ascii=False, sort_keys=True)
-    return Canonical(dict(ingested.metadata), altered, citation, job.repairs + tuple(ingested.warnings))
+    return Canonical(dict(ingested.metadata), altered, citation, notes + tuple(ingested.warnings))
+
+
+XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
+_UNDERSCORED_LANGUAGE = re.compile(rb"""xml:lang\s*=\s*["'][^"'_]*_""")  # the cheap look, on the bytes
+_LANGUAGE_TAG = re.compile(r"[a-zA-Z]{1,8}(?:-[a-zA-Z0-9]{1,8})*")  # xs:language
+
+
+def _repair_languages(element: etree._Element) -> tuple[str, ...]:
+    """DSpace writes a field's language as a Java locale, xml:lang="en_US", which xs:language refuses (so the
+    whole record would be refused); written "en-US" it is the BCP 47 tag it means. Returns the note, if any."""
+    fixed = False
+    for node in element.iter(etree.Element):
+        value = node.get(XML_LANG)
+        if value and "_" in value and _LANGUAGE_TAG.fullmatch(tag := value.strip().replace("_", "-")):
+            node.set(XML_LANG, tag)
+            fixed = True
+    return ("xml:lang written with '_' (a Java locale, en_US) taken as the BCP 47 tag it means (en-US)",) if fixed else ()
 
 
 def _foreign_namespace_problem(element: etree._Element, job: Job) -> str | None:

@@ -87,6 +87,23 @@ def test_dspace_harvest_makes_tombstones_although_identify_says_no(engine) -> No
     assert len(tombstones) == 2 and all(len(set(r.sets)) == len(r.sets) for r in tombstones)
 
 
+@sqlite_only
+def test_dspace_languages_written_as_java_locales_are_taken_as_bcp47(engine, upstream) -> None:  # noqa: ANN001, F811
+    """An outside audit saw every record of a DSpace harvest with xml:lang="en_US" quarantined."""
+    upstream.add_fault(Canned(quirk("dspace_xml-lang-underscore.xml"), 200), verb="ListRecords", times=None)
+    add(engine, "dspace", upstream.base_url)
+    summary = harvest_source(engine, "dspace", options())
+    assert (summary.status, summary.new, summary.quarantined) == ("complete", 2, 1)
+    [warning] = [w for w in summary.warnings if "xml:lang" in w]
+    assert "in 2 records of the page" in warning
+    got = stored(engine, "dspace")
+    first = got["oai:repository.example.edu:123456789/101"]
+    assert b'<dc:title xml:lang="en-US">Sediment' in first.metadata["oai_dc"]
+    assert b'<dc:description xml:lang="pt-BR">' in first.metadata["oai_dc"]
+    assert b'altered="true"' in first.about["oai_dc"]
+    assert "oai:repository.example.edu:123456789/103" not in got  # "en_US (old)" is no tag either way
+
+
 def test_gallica_day_datestamps_without_declaration() -> None:
     page = read_page(quirk("bnf-gallica_day-granularity_no-declaration.xml"), "ListRecords")
     assert page.records and all(len(r.header.datestamp) == 10 for r in page.records)
