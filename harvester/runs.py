@@ -186,6 +186,10 @@ class _Run:
             status, error = "complete", None
         except (Stopped, LeaseLost) as exc:
             status, error = "interrupted", str(exc)
+        except (RepeatedToken, EndlessListError) as exc:  # resumed from its checkpoint, the list would loop again
+            self._forget_checkpoint()
+            status, error = "failed", (f"{exc}; the source's paging is broken (tell its maintainers): the next run "
+                                       "lists again from the start instead of resuming")
         except HarvestError as exc:
             status, error = "failed", str(exc)
         except Exception as exc:
@@ -515,6 +519,11 @@ class _Run:
         if extra:
             lines.append(f"... and {extra} more warnings")
         return "\n".join(lines) or None
+
+    def _forget_checkpoint(self) -> None:
+        with transaction(self.engine) as s:
+            s.execute(delete(HarvestCheckpoint).where(HarvestCheckpoint.source_id == self.source.id,
+                                                      HarvestCheckpoint.run_id == self.run_id))
 
     def _finish(self, status: str, error: str | None) -> RunSummary:
         now = dates.utcnow()

@@ -289,13 +289,18 @@ def test_a_repeating_token_stops_the_run_and_keeps_what_came(engine, up) -> None
     summary = harvest_source(engine, "up", options())
     assert summary.status == "failed" and "resumptionToken" in summary.error
     assert len(stored(engine, "up")) == 20
+    # Found by an outside audit: each rerun resumed inside the loop and added the same page to the same run's
+    # counts (120 of 100 records). The next run starts the list again, as a run of its own.
+    again = harvest_source(engine, "up", options())
+    assert again.status == "failed" and again.run_id != summary.run_id and again.seen == summary.seen == 20
+    assert "lists again from the start" in again.error
 
 
 @sqlite_only
 def test_a_cycle_of_tokens_stops_a_resumed_run_as_cleanly_as_the_first(engine, up) -> None:  # noqa: ANN001
     add(engine, "up", up.base_url)
     up.add_fault(faults.CyclingToken(), verb="ListRecords", times=None)
-    for _ in range(2):  # the second run resumes from the checkpoint, inside the cycle
+    for _ in range(2):  # the second run lists again from the start, into the same cycle
         summary = harvest_source(engine, "up", options())
         assert summary.status == "failed" and "handed back the resumptionToken" in summary.error, summary.error
     assert len(stored(engine, "up")) == 25  # every page came (the last one handed back the first token)
