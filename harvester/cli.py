@@ -52,6 +52,10 @@ class _Interval(click.ParamType):
             self.fail(str(exc), param, ctx)
 
 
+def _schedule(every_seconds: int | None) -> str:
+    return f"every {format_interval(every_seconds)}" if every_seconds else "harvested by hand only"
+
+
 # -- oai source -------------------------------------------------------------------------------
 
 @click.group()
@@ -83,7 +87,7 @@ def source_add(ctx: click.Context, name: str, base_url: str, prefix: str, set_sp
         click.echo(f"warning: {w}", err=True)
     click.echo(f"added {view.name}: {view.repository_name or view.base_url} ({view.prefix}"
                f"{', set ' + view.set_spec if view.set_spec else ''}; granularity {view.granularity}; "
-               f"deletedRecord {view.deleted_record}; every {format_interval(view.every_seconds)})")
+               f"deletedRecord {view.deleted_record}; {_schedule(view.every_seconds)})")
 
 
 @source.command("edit")
@@ -107,7 +111,7 @@ def source_edit(ctx: click.Context, name: str, every: int | None, paused: bool |
     except HarvestError as exc:
         raise _fail(exc) from None
     due = f"{view.next_due:%Y-%m-%d %H:%M} UTC" if view.next_due else "-"
-    click.echo(f"{view.name}: every {format_interval(view.every_seconds)}{'' if view.enabled else ' (paused)'}, "
+    click.echo(f"{view.name}: {_schedule(view.every_seconds)}{'' if view.enabled else ' (paused)'}, "
                f"next {due}; detect deletions {'yes' if view.detect_deletions else 'no'}")
 
 
@@ -122,7 +126,7 @@ def source_list(ctx: click.Context) -> None:
         last = s.last_complete_response_date or "never"
         due = f"{s.next_due:%Y-%m-%d %H:%M}" if s.next_due else "-"
         click.echo(f"{s.name}\t{s.base_url}\t{s.prefix}{'/' + s.set_spec if s.set_spec else ''}\t"
-                   f"every {format_interval(s.every_seconds)}{'' if s.enabled else ' (paused)'}\t"
+                   f"{_schedule(s.every_seconds)}{'' if s.enabled else ' (paused)'}\t"
                    f"last complete {last}\tnext {due}")
 
 
@@ -312,7 +316,7 @@ def harvest_run(ctx: click.Context, name: str | None, all_due: bool, full: bool,
                 raise _fail(exc) from None
             _report(board, summary.source, _summary_line(summary))
             if summary.status != "complete":
-                raise click.ClickException(f"the harvest of {name} is {summary.status}"
+                raise click.ClickException(f"the harvest of {name} did not complete ({summary.status})"
                                            + ("; run it again to resume" if summary.status == "interrupted" else ""))
             return
         results = harvest_loop(engine, jobs=jobs, options=options, stop=stop, once=True, on_progress=progress,

@@ -42,7 +42,7 @@ def parse_interval(text: str) -> int | None:
 
 def format_interval(seconds: int | None) -> str:
     if not seconds:
-        return "never (manual)"
+        return "never (by hand only)"  # (as `--every never` sets it)
     out = []
     for unit, size in _UNITS.items():
         if seconds >= size:
