@@ -182,6 +182,17 @@ def _resign(codec: TokenCodec, version: int, fields: dict) -> str:
     return f"{_b64(body)}.{_b64(codec._sign(body))}"
 
 
+def test_a_list_from_before_1970_goes_on_past_its_first_page(engine, live_server) -> None:
+    """A token's times are seconds since 1970, negative before it: `from` may be any day from the year 1
+    (a review found the range check of signed tokens refusing them)."""
+    populate(engine, 20)
+    server = live_server(page_size=7)
+    for start in ("1969-12-31", "0001-01-01", "1900-01-01T00:00:00Z"):
+        _, first = get(server, verb="ListRecords", metadataPrefix="oai_dc", **{"from": start})
+        _, second = get(server, verb="ListRecords", resumptionToken=token(first).text)
+        assert errors(second) == [] and len(identifiers(second)) == 7, start
+
+
 def test_bad_tokens(engine, live_server) -> None:
     populate(engine, 30, per_stamp=5)
     with transaction(engine) as s:

@@ -43,7 +43,7 @@ class Cursor:
     issued: int = 0
 
 
-_MAX_EPOCH = 253402300799  # 9999-12-31T23:59:59Z
+_MIN_EPOCH, _MAX_EPOCH = -62135596800, 253402300799  # 0001-01-01T00:00:00Z, 9999-12-31T23:59:59Z
 _MAX_INTEGER = 2**63 - 1  # what a database integer holds
 _TIMES = ("from_", "until", "until_asked", "after_datestamp", "issued")
 _NUMBERS = ("after_id", "complete_list_size", "cursor")
@@ -51,13 +51,15 @@ _TEXTS = ("verb", "prefix", "set_spec", "after_key")
 
 
 def _checked(cursor: Cursor) -> Cursor:
-    """`cursor` if every field has its type and range; raises ValueError. Only a holder of the secret can
+    """`cursor` if every field has its type and range (times within the years 1-9999, as `from` may be); raises
+    ValueError. Only a holder of the secret can
     sign a token, but a field out of range must still be badResumptionToken, not an overflow deep inside."""
     for name in _TIMES + _NUMBERS:
         value = getattr(cursor, name)
         if value is None and name not in ("complete_list_size", "cursor", "issued"):
             continue
-        if type(value) is not int or not 0 <= value <= (_MAX_EPOCH if name in _TIMES else _MAX_INTEGER):
+        low, high = (_MIN_EPOCH, _MAX_EPOCH) if name in _TIMES else (0, _MAX_INTEGER)
+        if type(value) is not int or not low <= value <= high:
             raise ValueError(f"{name} out of range")
     for name in _TEXTS:
         value = getattr(cursor, name)
