@@ -326,6 +326,8 @@ def test_http_errors_outside_oai_pmh_are_plain_text(server) -> None:  # noqa: AN
         assert reply.header("Content-Type").startswith("text/plain"), (method, target)
         assert b"<" not in reply.body, reply.body
     assert "GET" in fetch(server, path, method="PUT").header("Allow")
+    beyond = fetch(server, "/schemas/oai/OAI-PMH.xsd", headers={"Range": "bytes=99999999-"})
+    assert beyond.status == 416 and beyond.header("Content-Range").startswith("bytes */")  # its headers kept
 
 
 def test_a_post_body_too_large_is_a_bad_argument(server) -> None:  # noqa: ANN001

@@ -235,7 +235,7 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
         Werkzeug's HTML page; redirects pass."""
         if exc.code is None or exc.code < 400:
             return exc
-        headers = {k: v for k, v in exc.get_headers() if k.lower() in ("allow", "retry-after")}
+        headers = [(k, v) for k, v in exc.get_headers() if k.lower() not in ("content-type", "content-length")]
         return Response(f"{exc.code} {exc.name}: {exc.description}\n", status=exc.code, headers=headers,
                         mimetype="text/plain")
 
