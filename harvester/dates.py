@@ -46,7 +46,10 @@ def normalise(value: str) -> str | None:
     if zone and zone != "Z":
         sign = 1 if zone[0] == "+" else -1
         digits = zone[1:].replace(":", "")
-        moment -= sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
+        try:
+            moment -= sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
+        except OverflowError:  # 9999-12-31T23:00:00-02:00 is past the year 9999 in UTC
+            return None
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 

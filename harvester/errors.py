@@ -46,6 +46,11 @@ class EndlessListError(HarvestError):
     """The upstream's list goes on with fresh tokens but no end (the same pages again, empty pages)."""
 
 
+class OverrunListError(EndlessListError):
+    """The upstream's list goes on far past the completeListSize it announced: a wrong count, perhaps, not a
+    loop (a later run resumes it, where the loops start again from the list's start)."""
+
+
 class LeaseTaken(HarvestError):
     """Another harvest holds the source's lease."""
 

@@ -18,7 +18,8 @@ from sqlalchemy import Engine, bindparam, delete, select, update
 
 from harvester import dates, leases, workers
 from harvester.client import FetchPolicy, HarvestClient
-from harvester.errors import EndlessListError, HarvestError, LeaseLost, RepeatedToken, Stopped, UpstreamOAIError
+from harvester.errors import (EndlessListError, HarvestError, LeaseLost, OverrunListError, RepeatedToken, Stopped,
+                              UpstreamOAIError)
 from harvester.ingest import Ingestor
 from harvester.parse import Page, set_entries
 from harvester.prefetch import Prefetcher
@@ -76,7 +77,7 @@ class EndlessList:
         if page.token is not None and page.token.complete_list_size is not None:
             self.announced = page.token.complete_list_size
         if self.announced is not None and cursor > self.OVERRUN * self.announced + 1000:
-            raise EndlessListError(f"the source sent {cursor} records in a list it announced as "
+            raise OverrunListError(f"the source sent {cursor} records in a list it announced as "
                                    f"{self.announced}; stopped (the records so far are kept)")
 
 
@@ -186,6 +187,8 @@ class _Run:
             status, error = "complete", None
         except (Stopped, LeaseLost) as exc:
             status, error = "interrupted", str(exc)
+        except OverrunListError as exc:  # a count that was wrong: the next run resumes, and may well finish
+            status, error = "failed", str(exc)
         except (RepeatedToken, EndlessListError) as exc:  # resumed from its checkpoint, the list would loop again
             self._forget_checkpoint()
             status, error = "failed", (f"{exc}; the source's paging is broken (tell its maintainers): the next run "

@@ -75,11 +75,11 @@ def canonicalise(job: Job) -> Canonical:
         notes += _repair_languages(element)
     repaired = bool(notes)
     if job.format_prefix is None:  # a foreign format: stored canonical, served as harvested
-        refused = _foreign_namespace_problem(element, job)
+        refused, warned = _foreign_namespace_problem(element, job)
         if refused is not None:
             return _refused(refused)
         return Canonical({job.source_prefix: canonical_bytes(element)}, {job.source_prefix: repaired}, None,
-                         job.repairs)
+                         notes + warned)
     try:
         fmt = registry.detect(element)
     except FormatError as exc:
@@ -121,19 +121,20 @@ def _repair_languages(element: etree._Element) -> tuple[str, ...]:
     return ("xml:lang written with '_' (a Java locale, en_US) taken as the BCP 47 tag it means (en-US)",) if fixed else ()
 
 
-def _foreign_namespace_problem(element: etree._Element, job: Job) -> str | None:
-    """Why a foreign format's record cannot be served as `job.source_prefix`, or None. OAI-PMH.xsd holds
-    metadata as ##other: in a namespace, not OAI-PMH's (an element whose namespace declaration the source
-    forgot falls into OAI-PMH's, and every page serving it would be invalid); and it must be the namespace
-    the source gives for the prefix (an oai_dc record is not MODS)."""
+def _foreign_namespace_problem(element: etree._Element, job: Job) -> tuple[str | None, tuple[str, ...]]:
+    """(why a foreign format's record cannot be served as `job.source_prefix`, or None; notes). OAI-PMH.xsd holds
+    metadata as ##other: in a namespace, and not OAI-PMH's (an element whose namespace declaration the source
+    forgot falls into OAI-PMH's, and every page serving it would be invalid). A root in another namespace than
+    the one the source gives for the prefix is kept, with a note: sources do declare one namespace and write
+    another (DSpace's qdc, declared http://purl.org/dc/terms/, rooted in http://dspace.org/qualifieddc/)."""
     namespace = etree.QName(element).namespace
     if namespace is None or namespace == OAI_NS:
         where = "no namespace" if namespace is None else "the OAI-PMH namespace (a namespace declaration missing?)"
-        return f"the metadata's root element <{etree.QName(element).localname}> is in {where}"
+        return f"the metadata's root element <{etree.QName(element).localname}> is in {where}", ()
     if job.namespace and namespace != job.namespace:
-        return (f"the metadata's root element {element.tag} is not in {job.namespace}, the namespace the source "
-                f"gives for {job.source_prefix}")
-    return None
+        return None, (f"the metadata's root element {element.tag} is not in {job.namespace}, the namespace the "
+                      f"source gives for {job.source_prefix}; kept as it came",)
+    return None, ()
 
 
 _HINTS = (f"{{{XSI_NS}}}schemaLocation", f"{{{XSI_NS}}}noNamespaceSchemaLocation")

@@ -143,6 +143,17 @@ def test_utf16_page_with_a_broken_record_is_salvaged(codec: str) -> None:
     assert page.broken[0].identifier == "oai:upstream.test:1"
 
 
+def test_dates_past_the_calendar_in_utc_are_no_dates_not_a_crash() -> None:
+    """9999-12-31T23:59:59-01:00 is in the year 10000 in UTC (a review met an OverflowError)."""
+    body = page_bytes().replace(b"<datestamp>2024-01-01T20:00:00Z</datestamp>",
+                                b"<datestamp>9999-12-31T23:59:59-01:00</datestamp>", 1)
+    body = body.replace(b"<responseDate>", b"<responseDate>0001-01-01T00:00:00+01:00<!--", 1).replace(
+        b"</responseDate>", b"--></responseDate>", 1)
+    page = read_page(body, "ListRecords")
+    assert page.response_date is None
+    assert [b.identifier for b in page.broken] == ["oai:upstream.test:1"] and len(page.records) == 4
+
+
 def test_record_without_metadata_or_datestamp_is_broken_not_dropped() -> None:
     body = page_bytes().replace(b"<datestamp>2024-01-01T20:00:00Z</datestamp>", b"<datestamp>soon</datestamp>")
     page = read_page(body, "ListRecords")
