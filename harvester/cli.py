@@ -31,9 +31,7 @@ from harvester.sources import add_source, change_source, list_sources, remove_so
 def _engine(ctx: click.Context):  # noqa: ANN202
     from oai.cli import _engine as engine_of  # CLI glue: the database from `oai --database`
 
-    engine = engine_of(ctx)
-    ctx.call_on_close(engine.dispose)
-    return engine
+    return engine_of(ctx)  # (disposed when the command ends)
 
 
 def _fail(exc: Exception) -> click.ClickException:

@@ -7,6 +7,7 @@ never imports `harvester`.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -28,6 +29,7 @@ def _engine(ctx: click.Context, *, check: bool = True):  # noqa: ANN202
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     engine = make_engine(ctx.obj.get("database") or cfg.database_url)
+    ctx.call_on_close(engine.dispose)  # its connections closed when the command ends (a PostgreSQL one too)
     if check:
         try:
             store_engine.check_schema(engine)
@@ -105,6 +107,16 @@ def _set_option(value: str) -> tuple[str, str | None]:
     return spec, name or None
 
 
+def _refuse_sources_sets(engine, specs: list[str]) -> None:  # noqa: ANN001
+    from oai.store.records import source_of_set
+
+    with transaction(engine) as session:
+        for spec in specs:
+            if (source := source_of_set(session, spec)) is not None:
+                raise click.ClickException(f"the set {spec!r} is where the harvest source {source!r} serves its "
+                                           "records; local records and sets go elsewhere")
+
+
 @main.command("load")
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--set", "set_values", multiple=True, metavar="SPEC[=NAME]",
@@ -123,9 +135,11 @@ def load_cmd(ctx: click.Context, paths: tuple[str, ...], set_values: tuple[str, 
     cfg = load_config()
     engine = _engine(ctx)
     sets = [_set_option(v) for v in set_values]
+    _refuse_sources_sets(engine, [spec for spec, _ in sets])
     names = list(discover(paths))
     show = sys.stderr.isatty()
-    with click.progressbar(length=len(names), label="loading", file=sys.stderr if show else open("/dev/null", "w")) as bar:
+    with open(os.devnull, "w") as devnull, click.progressbar(length=len(names), label="loading",
+                                                            file=sys.stderr if show else devnull) as bar:
         summary = load(engine, paths, repository_identifier=cfg.repository_identifier, sets=sets,
                        identifier_template=identifier_template or DEFAULT_TEMPLATE,
                        full_text=not withhold_full_text, workers=jobs, on_progress=bar.update)
@@ -180,8 +194,10 @@ def sets_add(ctx: click.Context, spec: str, name: str | None, description: str |
     from oai.store.records import set_info
 
     spec, _ = _set_option(spec)
+    engine = _engine(ctx)
+    _refuse_sources_sets(engine, [spec])
     desc = canonical_bytes(build_dc([("description", description, None)])).decode() if description else None
-    with transaction(_engine(ctx)) as session:
+    with transaction(engine) as session:
         set_info(session, spec, name or spec, desc)
     click.echo(f"set {spec}: {name or spec}")
 

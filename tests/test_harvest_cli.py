@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from datetime import datetime
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from harvest_fixtures import MarcRepository, detach_logs, sqlite_only
 from oai.cli import main
 from oai.store.engine import transaction
-from oai.store.models import Source
+from oai.store.models import OAISet, Source
 from upstream import faults, sample_records
 from upstream.fixtures import upstream, upstream_factory  # noqa: F401  (fixtures)
 
@@ -182,6 +183,15 @@ def test_a_source_cannot_take_a_set_of_records_loaded_here(oai, up, engine) -> N
         result = oai("source", "add", name, up.base_url)
         assert (result.exit_code == 1) == (name == "journals"), result.output
     assert "holds records loaded into this repository" in oai("source", "add", "journals", up.base_url).output
+    # ...nor, the other way round, local records or sets into a source's set (found by a review)
+    demo = str(Path(__file__).resolve().parents[1] / "oai" / "demo")
+    for args in (("load", "--set", "journal_", demo), ("load", "--set", "journal_:ours=Ours", demo),
+                 ("sets", "add", "journal_:x", "X")):
+        refused = oai(*args)
+        assert refused.exit_code == 1 and "is where the harvest source 'journal_' serves its records" in refused.output
+    with transaction(engine) as s:
+        assert s.scalar(select(OAISet.name).where(OAISet.spec == "journal_")) == "Synthetic Upstream"
+    assert oai("load", "--set", "journal", demo).exit_code == 0  # a name that only begins like it is another set
 
 
 @sqlite_only

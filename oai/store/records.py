@@ -17,7 +17,7 @@ from sqlalchemy import DateTime, Table, bindparam, delete, insert, select, updat
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
-from oai.store.models import OAISet, Record, RecordMetadata, RecordSet
+from oai.store.models import OAISet, Record, RecordMetadata, RecordSet, Source
 
 CHUNK = 500  # bound on IN (...) lists and multi-row inserts
 
@@ -104,6 +104,12 @@ def ensure_sets(session: Session, names: Mapping[str, str | None]) -> dict[str, 
         for row in rows:
             ids[row.spec] = row.id
     return ids
+
+
+def source_of_set(session: Session, spec: str) -> str | None:
+    """The harvest source whose records are served in set `spec` (its name, or a set below it), or None. Local
+    records do not go there: they would be mixed into the source's, and its set renamed."""
+    return session.scalar(select(Source.name).where(Source.name == spec.split(":", 1)[0]))
 
 
 def set_info(session: Session, spec: str, name: str, description: str | None = None) -> int:
