@@ -128,19 +128,19 @@ class Ingestor:
         results = workers.start(jobs)
 
         def finish() -> tuple[list[_Prepared], list[Broken], list[str]]:
-            repaired: dict[str, list[str]] = {}
+            noted: dict[str, list[str]] = {}  # a worker's note -> the records it was made for
             for (index, rec, ident, sets), done in zip(pending, results(), strict=True):
                 if done.refused is not None:
                     slots[index] = Broken(rec.raw(), done.refused, rec.header.identifier)
                     continue
                 for note in done.notes:
-                    repaired.setdefault(note, []).append(rec.header.identifier)
+                    noted.setdefault(note, []).append(rec.header.identifier)
                 slots[index] = _Prepared(rec, ident, sets, done.metadata, done.altered, done.citation)
             ready = [slot for slot in slots if isinstance(slot, _Prepared)]
             rejected = [slot for slot in slots if isinstance(slot, Broken)]
             # a repair that most records of a source need (DSpace's xml:lang) is one warning a page, not one each
             said = [f"{who[0]}: {note}" if len(who) == 1 else f"{note}, in {len(who)} records of the page "
-                    f"({who[0]}, ...)" for note, who in repaired.items()]
+                    f"({who[0]}, ...)" for note, who in noted.items()]
             return ready, rejected, [note for slot_notes in notes for note in slot_notes] + said
 
         return finish

@@ -144,7 +144,7 @@ def repair(data: bytes) -> tuple[bytes, tuple[str, ...]]:
 
 def _as_utf8(data: bytes) -> bytes:
     """The document re-encoded as UTF-8 (declaration rewritten), for byte-level salvage."""
-    recoded = False  # by its byte order mark: the declaration is then only rewritten, not decoded by again
+    recoded = False  # by its byte order mark: the declaration is then only rewritten, not decoded again
     for bom, codec in ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16"),
                        (codecs.BOM_UTF16_BE, "utf-16")):
         if data.startswith(bom):

@@ -177,7 +177,6 @@ def add_source(engine: Engine, name: str, base_url: str, *, prefix: str = "oai_d
     with transaction(engine) as session:
         if session.scalar(select(Source.id).where(Source.name == name)) is not None:
             raise SourceError(f"there is already a source named {name!r}")
-    with transaction(engine) as session:
         _check_set_is_free(session, name)
     policy = policy or FetchPolicy.from_environ()
     client = HarvestClient(base_url, replace(policy, attempts=min(policy.attempts, 2)))

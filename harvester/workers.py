@@ -31,7 +31,7 @@ from typing import TypeVar
 from lxml import etree
 
 from harvester.parse import OAI_NS, strict_parser
-from oai.formats import registry
+from oai.formats import dc, registry
 from oai.formats.base import XSI_NS, FormatError
 from oai.formats.safexml import canonical_bytes
 
@@ -104,9 +104,7 @@ def canonicalise(job: Job) -> Canonical:
     return Canonical(dict(ingested.metadata), altered, citation, notes + tuple(ingested.warnings))
 
 
-XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 _UNDERSCORED_LANGUAGE = re.compile(rb"""xml:lang\s*=\s*["'][^"'_]*_""")  # the cheap look, on the bytes
-_LANGUAGE_TAG = re.compile(r"[a-zA-Z]{1,8}(?:-[a-zA-Z0-9]{1,8})*")  # xs:language
 
 
 def _repair_languages(element: etree._Element) -> tuple[str, ...]:
@@ -114,9 +112,9 @@ def _repair_languages(element: etree._Element) -> tuple[str, ...]:
     whole record would be refused); written "en-US" it is the BCP 47 tag it means. Returns the note, if any."""
     fixed = False
     for node in element.iter(etree.Element):
-        value = node.get(XML_LANG)
-        if value and "_" in value and _LANGUAGE_TAG.fullmatch(tag := value.strip().replace("_", "-")):
-            node.set(XML_LANG, tag)
+        value = node.get(dc.XML_LANG)
+        if value and "_" in value and dc.LANGUAGE_TAG.fullmatch(tag := value.strip().replace("_", "-")):
+            node.set(dc.XML_LANG, tag)
             fixed = True
     return ("xml:lang written with '_' (a Java locale, en_US) taken as the BCP 47 tag it means (en-US)",) if fixed else ()
 

@@ -74,7 +74,7 @@ def build_dc(fields: Iterable[Field], *, normalised: bool = False) -> etree._Ele
 _HEAD = (f'<oai_dc:dc xmlns:oai_dc="{OAI_DC_NS}" xmlns:dc="{DC_NS}" xmlns:xsi="{XSI_NS}" '
          f'xsi:schemaLocation="{_SCHEMA_LOCATION_VALUE}"')
 # xml:lang is xs:language (or empty) in xml.xsd; characters lxml would refuse in a text node.
-_LANGUAGE = re.compile(r"[a-zA-Z]{1,8}(?:-[a-zA-Z0-9]{1,8})*")
+LANGUAGE_TAG = re.compile(r"[a-zA-Z]{1,8}(?:-[a-zA-Z0-9]{1,8})*")
 _NOT_XML_CHAR = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
@@ -90,7 +90,7 @@ def serialise(fields: Iterable[Field], *, normalised: bool = False) -> bytes:
     for name, text, lang in fields:
         # A printable text has none of those characters (they are all Cc, Cs or Cn), and isprintable() is
         # cheaper than the scan; texts with line breaks take the scan.
-        if (lang is not None and not _LANGUAGE.fullmatch(lang)) or (
+        if (lang is not None and not LANGUAGE_TAG.fullmatch(lang)) or (
                 not text.isprintable() and _NOT_XML_CHAR.search(text)):
             return _checked_bytes(fields)
         attribute = f' xml:lang="{lang}"' if lang is not None else ""

@@ -13,7 +13,7 @@ import hashlib
 import hmac
 import json
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timedelta
 
 from oai.protocol.errors import BadResumptionToken
@@ -45,26 +45,25 @@ class Cursor:
 
 _MIN_EPOCH, _MAX_EPOCH = -62135596800, 253402300799  # 0001-01-01T00:00:00Z, 9999-12-31T23:59:59Z
 _MAX_INTEGER = 2**63 - 1  # what a database integer holds
-_TIMES = ("from_", "until", "until_asked", "after_datestamp", "issued")
-_NUMBERS = ("after_id", "complete_list_size", "cursor")
-_TEXTS = ("verb", "prefix", "set_spec", "after_key")
+_TIMES = frozenset(("from_", "until", "until_asked", "after_datestamp", "issued"))
+_TEXTS = frozenset(("verb", "prefix", "set_spec", "after_key"))
 
 
 def _checked(cursor: Cursor) -> Cursor:
     """`cursor` if every field has its type and range (times within the years 1-9999, as `from` may be); raises
-    ValueError. Only a holder of the secret can
-    sign a token, but a field out of range must still be badResumptionToken, not an overflow deep inside."""
-    for name in _TIMES + _NUMBERS:
-        value = getattr(cursor, name)
-        if value is None and name not in ("complete_list_size", "cursor", "issued"):
+    ValueError. Only a holder of the secret can sign a token, but a field out of range must still be
+    badResumptionToken, not an overflow deep inside. A field whose default is None may be None."""
+    for f in fields(Cursor):
+        value = getattr(cursor, f.name)
+        if value is None and f.default is None:
             continue
-        low, high = (_MIN_EPOCH, _MAX_EPOCH) if name in _TIMES else (0, _MAX_INTEGER)
-        if type(value) is not int or not low <= value <= high:
-            raise ValueError(f"{name} out of range")
-    for name in _TEXTS:
-        value = getattr(cursor, name)
-        if value is not None and type(value) is not str or name == "verb" and value is None:
-            raise ValueError(f"{name} is not text")
+        if f.name in _TEXTS:
+            valid = type(value) is str
+        else:
+            low, high = (_MIN_EPOCH, _MAX_EPOCH) if f.name in _TIMES else (0, _MAX_INTEGER)
+            valid = type(value) is int and low <= value <= high
+        if not valid:
+            raise ValueError(f"{f.name} is out of range or of the wrong type")
     return cursor
 
 
