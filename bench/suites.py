@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 from collections import defaultdict
@@ -124,6 +125,32 @@ def _paired(kind: str, runs: dict[tuple[str, str], list[dict]], metric: str, a: 
     for (name, prefix), rs in runs.items():
         if name == a and (b, prefix) in runs:
             out[(kind, prefix)] = median(ratio(x[metric], y[metric]) for x, y in zip(rs, runs[(b, prefix)], strict=True))
+    return out
+
+
+_CORES = os.cpu_count() or 1
+
+
+def _cpu_bounds(rows: list[dict], ratios: list[dict]) -> list[dict]:
+    """How far the harvester/sickle ratio could go on this machine's cores with the CPU each record costs now.
+
+    The sickle loop takes `sickle_wall` ms a record; our harvester, its workers and the server together spend
+    `harvester_cpu` ms of CPU a record. Even with every core busy all the time, the harvester needs
+    harvester_cpu / cores ms a record, so its ratio cannot pass cores * sickle_wall / harvester_cpu (`ceiling`),
+    and matching the loop needs harvester_cpu <= cores * sickle_wall (`budget`). `of_ceiling` is how much of the
+    ceiling the run reached (what overlapping the stages won)."""
+    by = {(r["db"], r["server"], r["prefix"]): r for r in rows}
+    out = []
+    for q in ratios:
+        ours, loop = by.get((q["db"], "harvester", q["prefix"])), by.get((q["db"], "sickle", q["prefix"]))
+        if ours is None or loop is None:
+            continue
+        wall = ratio(1000.0, loop["records_s"])
+        cpu = ours["client_ms_rec"] + ours["workers_ms_rec"] + ours["server_ms_rec"]
+        ceiling = ratio(_CORES * wall, cpu)
+        out.append({"db": q["db"], "prefix": q["prefix"], "metric": "cpu bound", "sickle_wall_ms_rec": wall,
+                    "budget_ms_rec": _CORES * wall, "harvester_cpu_ms_rec": cpu, "ceiling": ceiling,
+                    "ratio": q["ratio"], "of_ceiling": ratio(q["ratio"], ceiling)})
     return out
 
 
@@ -295,5 +322,9 @@ def harvest(ctx: Ctx, stores: dict[str, S.Store]) -> list[dict]:
     ratios = _ratios(rows, "records_s", "harvester", "sickle", label="records_s harvester/sickle loop", paired=paired)
     tables.append(table("harvest: ratios (paired: the median of each repetition's own ratio)", ratios,
                         ["db", "prefix", "metric", "ratio", "paired"]))
-    write("harvest", ctx.params(), rows + ratios, tables)
+    bounds = _cpu_bounds(rows, ratios)
+    tables.append(table(f"harvest: the CPU bound on {_CORES} cores (ms of CPU a record, server included)", bounds,
+                        ["db", "prefix", "sickle_wall_ms_rec", "budget_ms_rec", "harvester_cpu_ms_rec", "ceiling",
+                         "ratio", "of_ceiling"]))
+    write("harvest", ctx.params(), rows + ratios + bounds, tables)
     return rows
