@@ -17,6 +17,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 from flask import Flask, Response, abort, current_app, g, jsonify, request, send_from_directory
+from sqlalchemy import exc as db_errors
 from sqlalchemy import select, text
 from sqlalchemy.engine import Engine
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
@@ -39,6 +40,7 @@ from oai.web.pages import pages
 
 log = logging.getLogger("oai.web")
 STATIC_DIR = Path(__file__).resolve().parent / "static"
+DATABASE_RETRY_AFTER = 30  # seconds: a database restart or failover, not a long outage
 
 
 def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
@@ -238,6 +240,16 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
         headers = [(k, v) for k, v in exc.get_headers() if k.lower() not in ("content-type", "content-length")]
         return Response(f"{exc.code} {exc.name}: {exc.description}\n", status=exc.code, headers=headers,
                         mimetype="text/plain")
+
+    @app.errorhandler(db_errors.OperationalError)
+    @app.errorhandler(db_errors.InterfaceError)
+    @app.errorhandler(db_errors.TimeoutError)
+    def database_unavailable(exc: Exception) -> Response:
+        """The database is unreachable, restarting or locked: 503 with Retry-After, the answer harvesters
+        treat as "come back later" (OAI-PMH 3.1.2.2 flow control), not a 500 they take for a broken server."""
+        log.warning("database unavailable, answered 503: %s", str(exc).strip().splitlines()[0] if str(exc).strip() else exc)
+        return Response("The repository's database is unavailable for a moment; retry later.\n", status=503,
+                        headers={"Retry-After": str(DATABASE_RETRY_AFTER)}, mimetype="text/plain")
 
     @app.get("/health")
     def health() -> Response:

@@ -1,0 +1,96 @@
+"""The database going away under a running server (a PostgreSQL restart or failover, a network cut): the
+endpoint answers 503 with Retry-After, which harvesters take as "come back later", not a 500 with a
+traceback; and it serves again once the database is back. A real TCP relay stands between the app and
+PostgreSQL, so that the test can cut it."""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+import pytest
+from endpoint_helpers import T0, dc_record, fetch, get, path_of, write
+from sqlalchemy.engine import make_url
+
+
+class Relay:
+    """Forwards connections from 127.0.0.1:<port> to `target`; cut() closes them all and refuses new ones."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.sockets: list[socket.socket] = []
+        self.lock = threading.Lock()
+        self.port = self.restore(0)
+
+    def restore(self, port: int) -> int:
+        """Listen (again) on `port` (0: any free one)."""
+        self.listener = socket.create_server(("127.0.0.1", port))
+        threading.Thread(target=self._accept, args=(self.listener,), daemon=True).start()
+        return self.listener.getsockname()[1]
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            with self.lock:
+                self.sockets += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        for s in (source, sink):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def cut(self) -> None:
+        try:
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() (close alone leaves it listening)
+        except OSError:
+            pass
+        self.listener.close()
+        with self.lock:
+            for s in self.sockets:
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                s.close()
+
+
+def test_an_unreachable_database_is_503_with_retry_after(database_url, engine, live_server) -> None:  # noqa: ANN001
+    if not database_url.startswith("postgresql"):
+        pytest.skip("a database server to cut off: PostgreSQL")
+    write(engine, [dc_record("oai:x.example:1")], T0)
+    url = make_url(database_url)
+    relay = Relay((url.host or "127.0.0.1", url.port or 5432))
+    server = live_server(database_url=url.set(host="127.0.0.1", port=relay.port).render_as_string(hide_password=False))
+    try:
+        reply, _ = get(server, verb="ListIdentifiers", metadataPrefix="oai_dc")
+        assert reply.status == 200
+        relay.cut()
+        # (Identify may still answer: what it says is kept in memory)
+        for target in ("verb=ListIdentifiers&metadataPrefix=oai_dc", "verb=ListSets",
+                       "verb=GetRecord&metadataPrefix=oai_dc&identifier=oai:x.example:1"):
+            reply = fetch(server, f"{path_of(server)}?{target}")
+            assert reply.status == 503, (target, reply.status, reply.body[:300])
+            assert (reply.header("Retry-After") or "").isdigit() and int(reply.header("Retry-After")) > 0
+            assert reply.header("Content-Type").startswith("text/plain")
+            assert b"Traceback" not in reply.body
+        reply = fetch(server, "/record/oai:x.example:1")  # the HTML pages too
+        assert reply.status == 503
+        relay.restore(relay.port)  # back: a connection the pool held may fail once more, then it serves
+        statuses = [fetch(server, f"{path_of(server)}?verb=ListSets").status for _ in range(3)]
+        assert statuses[-1] == 200 and set(statuses) <= {200, 503}, statuses
+    finally:
+        relay.cut()
