@@ -7,6 +7,7 @@ runs.py, schedule.py and history.py.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import signal
 import sys
@@ -242,11 +243,11 @@ def _options(full: bool, detect: bool | None, delay: float | None, timeout: floa
                                                ("retry_delay", "OAI_HARVEST_RETRY_DELAY")) if v in env}
     except ValueError as exc:
         raise click.ClickException(f"a harvest setting in the environment is not a number: {exc}") from None
-    if not extra.get("lease_seconds", MIN_LEASE_SECONDS) >= MIN_LEASE_SECONDS:
-        raise click.ClickException(f"OAI_HARVEST_LEASE_SECONDS must be at least {MIN_LEASE_SECONDS:g} (it is renewed "
+    if not MIN_LEASE_SECONDS <= extra.get("lease_seconds", MIN_LEASE_SECONDS) < math.inf:
+        raise click.ClickException(f"OAI_HARVEST_LEASE_SECONDS must be at least {MIN_LEASE_SECONDS:g} and finite (it is renewed "
                                    f"every third of it), not {extra['lease_seconds']:g}")
-    if not extra.get("retry_delay", 0) >= 0:
-        raise click.ClickException(f"OAI_HARVEST_RETRY_DELAY cannot be negative, not {extra['retry_delay']:g}")
+    if not 0 <= extra.get("retry_delay", 0) < math.inf:
+        raise click.ClickException(f"OAI_HARVEST_RETRY_DELAY must be a finite number of seconds, 0 or more, not {extra['retry_delay']:g}")
     try:
         workers.processes()
     except ValueError as exc:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import codecs
 import email.message
 import logging
+import math
 import os
 import re
 import random
@@ -76,12 +77,12 @@ class FetchPolicy:
         if policy.attempts < 1:
             raise ValueError("the number of attempts must be at least 1")
         for name in ("connect_timeout", "read_timeout", "response_timeout", "max_response_mb"):
-            if not getattr(policy, name) > 0:  # (NaN too)
-                raise ValueError(f"the {name.replace('_', ' ')} (OAI_HARVEST_{name.upper()}) must be more than 0, "
+            if not 0 < getattr(policy, name) < math.inf:  # (NaN too)
+                raise ValueError(f"the {name.replace('_', ' ')} (OAI_HARVEST_{name.upper()}) must be more than 0 and finite, "
                                  f"not {getattr(policy, name)}")
         for name in ("backoff", "backoff_max", "retry_after_max", "delay"):
-            if not getattr(policy, name) >= 0:
-                raise ValueError(f"the {name.replace('_', ' ')} (OAI_HARVEST_{name.upper()}) cannot be negative, "
+            if not 0 <= getattr(policy, name) < math.inf:
+                raise ValueError(f"the {name.replace('_', ' ')} (OAI_HARVEST_{name.upper()}) must be 0 or more and finite, "
                                  f"not {getattr(policy, name)}")
         return policy
 

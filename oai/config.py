@@ -11,6 +11,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 VERBS_WITH_PAGES = ("ListRecords", "ListIdentifiers", "ListSets")
 _REPO_ID = re.compile(r"[a-zA-Z][a-zA-Z0-9\-]*(\.[a-zA-Z][a-zA-Z0-9\-]*)+")
@@ -114,4 +115,11 @@ def validate(cfg: Config) -> Config:
         raise ConfigError("token_ttl_hours must be at least 24 (harvesters pause between pages)")
     if cfg.secret_key is not None and len(cfg.secret_key) < 16:
         raise ConfigError("secret_key must be at least 16 characters")
+    if cfg.rate_limit_per_minute < 0:
+        raise ConfigError(f"rate_limit_per_minute must be 0 (off) or more, not {cfg.rate_limit_per_minute}")
+    if cfg.base_url is not None:
+        parts = urlsplit(cfg.base_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+            raise ConfigError("base_url must be the endpoint's absolute http(s) URL without a query, such as "
+                              f"https://repository.example.org/oai, not {cfg.base_url!r}")
     return cfg

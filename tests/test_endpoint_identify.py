@@ -69,6 +69,20 @@ def test_only_admin_emails_identify_can_carry_are_accepted(engine, live_server) 
             live_server(admin_email=refused)
 
 
+def test_a_base_url_that_is_no_absolute_url_is_refused_at_start(engine, live_server) -> None:
+    """An outside audit of a deployment: OAI_BASE_URL=repository.example.org/oai (no scheme) was served as
+    the baseURL, which no harvester can follow; a negative rate limit was taken too."""
+    server = live_server(base_url="http://127.0.0.1:8080/oai")  # a port is fine
+    _, root = get(server, verb="Identify")
+    assert root.findtext("oai:Identify/oai:baseURL", namespaces=X) == "http://127.0.0.1:8080/oai"
+    for refused in ("repository.example.org/oai", "ftp://example.org/oai", "https:///oai",
+                    "https://example.org/oai?verb=Identify"):
+        with pytest.raises(ConfigError, match="base_url"):
+            live_server(base_url=refused)
+    with pytest.raises(ConfigError, match="rate_limit_per_minute"):
+        live_server(rate_limit_per_minute=-5)
+
+
 def test_identify_takes_no_arguments(engine, live_server) -> None:
     server = live_server()
     for extra in ({"metadataPrefix": "oai_dc"}, {"identifier": "oai:example.org:1"}, {"resumptionToken": "x"}):
