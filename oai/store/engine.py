@@ -130,17 +130,41 @@ def alembic_config(engine: Engine):  # noqa: ANN201
     return cfg
 
 
+# pg_advisory_lock key held while the schema changes ("oai-pmh migrations" as an int64): each web node's unit runs
+# `oai db upgrade` before it starts, so several may run at once against one database.
+_MIGRATION_LOCK = 0x6F61692D6D696772
+
+
+@contextmanager
+def _migrating_alone(engine: Engine) -> Iterator[None]:
+    """On PostgreSQL, one schema change at a time: the others wait, then find nothing left to do. Without it,
+    two nodes upgrading at once both created the schema, and the second failed with a traceback."""
+    if is_sqlite(engine):
+        yield
+        return
+    with engine.connect() as conn:
+        conn.exec_driver_sql(f"SELECT pg_advisory_lock({_MIGRATION_LOCK})")
+        conn.commit()
+        try:
+            yield
+        finally:
+            conn.exec_driver_sql(f"SELECT pg_advisory_unlock({_MIGRATION_LOCK})")
+            conn.commit()
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Create or upgrade the schema (what `oai db upgrade` runs)."""
     from alembic import command
 
-    command.upgrade(alembic_config(engine), revision)
+    with _migrating_alone(engine):
+        command.upgrade(alembic_config(engine), revision)
 
 
 def downgrade(engine: Engine, revision: str) -> None:
     from alembic import command
 
-    command.downgrade(alembic_config(engine), revision)
+    with _migrating_alone(engine):
+        command.downgrade(alembic_config(engine), revision)
 
 
 def current_revision(engine: Engine) -> str | None:
