@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import Engine, update
+from sqlalchemy.exc import IntegrityError
 
 from oai.formats.base import FormatError, Ingested
 from oai.store import checkpoints
@@ -28,6 +29,7 @@ from oai.store.validation import check_identifier
 
 DEFAULT_TEMPLATE = "oai:{repository_identifier}:{doi_or_stem}"
 BATCH = 500
+WRITE_ATTEMPTS = 3  # a batch that met a concurrent writer's new rows is written again
 CHUNK = 64  # inputs per task sent to a worker process
 SUFFIXES = (".xml", ".jats", ".nxml")
 # Characters the OAI identifier guidelines allow in the local part; others are %-encoded.
@@ -171,8 +173,16 @@ def load(
     def flush() -> None:
         if not batch:
             return
-        with transaction(engine) as session:
-            counts = Counter(upsert_records(session, [r for _, r in batch]))
+        for attempt in range(1, WRITE_ATTEMPTS + 1):
+            try:
+                with transaction(engine) as session:
+                    counts = Counter(upsert_records(session, [r for _, r in batch]))
+                break
+            except (IntegrityError, engine.dialect.dbapi.IntegrityError):  # (COPY raises the driver's own)
+                # Another writer (a load of the same files on another machine) inserted some of these records
+                # after this batch looked for them: looked for again, they are updated or unchanged instead.
+                if attempt == WRITE_ATTEMPTS:
+                    raise
         checkpoints.after_commit(engine)
         growth.wrote(counts[Change.NEW])
         summary.new += counts[Change.NEW]

@@ -104,3 +104,46 @@ def test_a_set_name_given_again_renames_the_set(engine, tmp_path) -> None:  # no
     with engine.connect() as conn:
         names = dict(conn.execute(select(OAISet.spec, OAISet.name)).all())
     assert names == {"A": "Top", "A:B": "Sub"}
+
+
+def test_loads_of_the_same_files_at_once_all_finish(database_url, engine, tmp_path) -> None:  # noqa: ANN001
+    """Two machines (or cron jobs) loading the same files into one database: an outside audit saw two of three
+    `oai load`s abort with a traceback (a unique violation: each had found the records missing, then both
+    inserted them). A batch that meets a concurrent writer's rows is written again, and finds them there.
+    The test holds back every load's first insert until all of them have looked (a table lock that lets
+    reads through), so that they always meet."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from sqlalchemy import text
+
+    if not database_url.startswith("postgresql"):
+        pytest.skip("concurrent writers: PostgreSQL (SQLite takes one writer at a time)")
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for i in range(300):
+        fields = [("title", f"Article {i}", "en"), ("identifier", f"https://doi.org/10.5555/race.{i}", None)]
+        (corpus / f"{i:04d}.xml").write_bytes(canonical_bytes(build_dc(fields)))
+    oai = os.path.join(os.path.dirname(sys.executable), "oai")
+    env = {**os.environ, "OAI_REPOSITORY_IDENTIFIER": "example.org"}
+    with engine.connect() as gate:
+        gate.execute(text("LOCK TABLE record IN EXCLUSIVE MODE"))  # reads pass, inserts wait
+        loads = [subprocess.Popen([oai, "--database", database_url, "load", str(corpus)], env=env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(3)]
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with engine.connect() as probe:
+                waiting = probe.scalar(text("SELECT count(*) FROM pg_locks WHERE NOT granted "
+                                            "AND relation = 'record'::regclass"))
+            if waiting == 3 or any(load.poll() is not None for load in loads):
+                break
+            time.sleep(0.1)
+        gate.rollback()
+    outputs = [(load.communicate(timeout=300)[0], load.returncode)[::-1] for load in loads]
+    assert waiting == 3, outputs
+    assert all(code == 0 for code, _ in outputs), outputs
+    assert not any("Traceback" in out for _, out in outputs), outputs
+    stored = _stored(engine)
+    assert len(stored) == 300 and len({ident for ident, _ in stored}) == 300
