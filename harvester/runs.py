@@ -221,6 +221,11 @@ class _Run:
             ).values(status="interrupted", ended=now,
                      error="the harvest process ended without finishing (killed?); resumed by a later run"))
             if run is not None:
+                if run.status != "running" or run.error:  # what stopped it stays in its history
+                    why = f": {run.error}" if run.error else ""
+                    at = f" at {dates.format_moment(run.ended)}" if run.ended else ""
+                    run.warnings = self._merge_warnings(run.warnings, [
+                        f"resumed from its checkpoint after it was {run.status}{at}{why}"])
                 run.status, run.worker, run.ended, run.error = "running", self.owner, None, None
                 self.resumed = True
             else:

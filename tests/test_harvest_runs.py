@@ -173,6 +173,10 @@ def test_a_stopped_run_resumes_from_its_checkpoint(engine, up) -> None:  # noqa:
     assert listed(up)[0] == {"verb": "ListRecords", "resumptionToken": token}
     assert (second.pages, second.seen, second.new) == (3, 25, 25)  # counted once over both sessions
     assert len(stored(engine, "up")) == 25
+    # the interruption stays in the run's history (an outside audit: it had become plain "complete")
+    with transaction(engine) as s:
+        warnings = s.get(HarvestRun, first.run_id).warnings or ""
+    assert "resumed from its checkpoint after it was interrupted" in warnings and "asked to stop" in warnings
 
 
 def test_a_run_whose_checkpoint_disappears_stops_without_writing_the_page(engine, up) -> None:  # noqa: ANN001
