@@ -14,3 +14,6 @@ max_requests = 10000  # recycle workers now and then
 max_requests_jitter = 1000
 accesslog = "-"
 errorlog = "-"
+# The units run under ProtectSystem=strict: nothing is writable but /srv/oai/data, a private /tmp and /dev/shm.
+worker_tmp_dir = "/dev/shm"  # the workers' heartbeat files (a tmpfs: no disk writes either)
+control_socket_disable = True  # newer gunicorn (27) opens a control socket in $HOME, read-only there

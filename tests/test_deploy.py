@@ -1,0 +1,51 @@
+"""deploy/: the web node as its systemd unit starts it (gunicorn with deploy/gunicorn.conf.py) boots, serves
+and stops cleanly. Its home directory is one nothing can be written to, as under the unit's
+ProtectSystem=strict: an outside audit found gunicorn's control socket failing there with an error."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from oaischema import assert_oai
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_the_web_node_as_deployed_boots_serves_and_stops(database_url: str, tmp_path: Path) -> None:
+    port = _free_port()
+    env = {**os.environ, "OAI_DATABASE_URL": database_url, "OAI_BIND": f"127.0.0.1:{port}", "OAI_WORKERS": "1",
+           "HOME": "/proc", "OAI_SECRET_KEY": "deploy-test-secret-0123456789"}
+    gunicorn = Path(sys.executable).parent / "gunicorn"
+    log = tmp_path / "gunicorn.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([str(gunicorn), "-c", str(REPO / "deploy/gunicorn.conf.py"), "oai:create_app()"],
+                                cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            body, deadline = None, time.monotonic() + 60
+            while body is None and time.monotonic() < deadline:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/oai?verb=Identify", timeout=5) as reply:
+                        body = reply.read()
+                except OSError:
+                    time.sleep(0.2)
+            assert body is not None, log.read_text()
+            assert_oai(body)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            code = proc.wait(timeout=60)
+    text = log.read_text()
+    assert code == 0, text
+    assert "[ERROR]" not in text and "Traceback" not in text, text
