@@ -64,6 +64,17 @@ def format_moment(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def earlier_by(value: str, delta: timedelta) -> str:
+    """A datestamp moved `delta` back (a day stays the day: it already reaches back to its midnight)."""
+    norm = normalise(value)
+    if norm is None or len(norm) == 10:
+        return norm or value
+    try:
+        return format_moment(to_datetime(norm) - delta)
+    except OverflowError:  # before the year 1
+        return norm
+
+
 def as_argument(value: str | None, granularity: str | None) -> str | None:
     """A from/until argument in the granularity the source accepts (OAI-PMH 3.3.2: never finer)."""
     if value is None:

@@ -82,6 +82,12 @@ class EndlessList:
 
 
 CLOCK_AHEAD = timedelta(hours=1)  # a responseDate further ahead of our clock than this is warned about
+# An incremental run asks `from` this long before the last complete list's responseDate. A record is often
+# committed a little after the datestamp it carries (the write began earlier, a search index lags, the writer's
+# clock is behind the server's): a list asked in between does not hold it, and a `from` of exactly that list's
+# responseDate would skip it for good. The overlap costs fetching the few records changed just before, which
+# come again unchanged and are not written.
+INCREMENTAL_OVERLAP = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -230,7 +236,8 @@ class _Run:
                 self.resumed = True
             else:
                 full = self.options.full or not src.last_complete_response_date
-                from_date = None if full else dates.as_argument(src.last_complete_response_date, src.granularity)
+                from_date = None if full else dates.as_argument(
+                    dates.earlier_by(src.last_complete_response_date, INCREMENTAL_OVERLAP), src.granularity)
                 run = HarvestRun(source_id=src.id, started=now, status="running", full=full, from_date=from_date,
                                  worker=self.owner, pages=0, seen=0, new=0, updated=0, unchanged=0, deleted=0,
                                  quarantined=0)

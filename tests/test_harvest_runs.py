@@ -14,7 +14,7 @@ from harvest_fixtures import REPO_ID, add, dc_values, options, policy, sqlite_on
 from harvester import dates
 from harvester.history import list_quarantine, list_runs
 from harvester.ingest import local_identifier
-from harvester.runs import EndlessList, harvest_source
+from harvester.runs import INCREMENTAL_OVERLAP, EndlessList, harvest_source
 from oai.store.engine import transaction
 from oai.store.models import HarvestCheckpoint, HarvestRun, OAISet, Source
 from oai.store.records import RecordIn, upsert_records
@@ -101,8 +101,10 @@ def test_incremental_run_picks_up_updates_additions_and_deletions(engine, up, li
     summary = harvest_source(engine, "up", options())
     with transaction(engine) as s:
         last = s.scalar(select(HarvestRun).where(HarvestRun.id == summary.run_id - 1))
-    # from = the last complete run's responseDate, or when that run began by our clock if that is earlier
-    assert listed(up)[0]["from"] == min(last.response_date, last.started.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    # from = the last complete run's responseDate, or when that run began by our clock if that is earlier,
+    # less the overlap
+    window = min(last.response_date, last.started.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    assert listed(up)[0]["from"] == dates.format_moment(dates.to_datetime(window) - INCREMENTAL_OVERLAP)
     assert (summary.new, summary.updated, summary.deleted) == (1, 1, 1)
     after = stored(engine, "up")
     assert dc_values(after["oai:upstream.test:3"].metadata["oai_dc"]) == ["Changed & <new>"]
@@ -114,6 +116,21 @@ def test_incremental_run_picks_up_updates_additions_and_deletions(engine, up, li
                                             "identifier": after["oai:upstream.test:4"].identifier}, timeout=10).content
     header = assert_oai(body).find(".//oai:header", NS)
     assert header.get("status") == "deleted"
+
+
+def test_a_record_committed_after_the_datestamp_it_carries_is_still_harvested(engine, up) -> None:  # noqa: ANN001
+    """An outside audit of a deployment: a record whose datestamp was taken before a list was served, but
+    committed after it (a write waiting on a lock, a writer's clock behind), was not in that list, and a next
+    `from` of exactly the list's responseDate skipped it for good. The next run asks from a little earlier."""
+    add(engine, "up", up.base_url)
+    first = harvest_source(engine, "up", options())
+    listed_at = run_row(engine, first.run_id).response_date
+    late = dates.format_moment(dates.to_datetime(listed_at) - timedelta(seconds=90))
+    up.repo.add(*sample_records(1, prefix="oai:upstream.test:late", start=late))  # committed now, stamped before
+    up.reset_log()
+    second = harvest_source(engine, "up", options())
+    assert listed(up)[0]["from"] <= late
+    assert second.new == 1 and any("late" in ident for ident in stored(engine, "up"))
 
 
 def test_a_responsedate_in_the_future_does_not_become_the_next_from(engine, up) -> None:  # noqa: ANN001
