@@ -68,9 +68,8 @@ class Relay:
                 s.close()
 
 
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # a database server to cut off
 def test_an_unreachable_database_is_503_with_retry_after(database_url, engine, live_server) -> None:  # noqa: ANN001
-    if not database_url.startswith("postgresql"):
-        pytest.skip("a database server to cut off: PostgreSQL")
     write(engine, [dc_record("oai:x.example:1")], T0)
     url = make_url(database_url)
     relay = Relay((url.host or "127.0.0.1", url.port or 5432))

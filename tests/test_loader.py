@@ -106,6 +106,7 @@ def test_a_set_name_given_again_renames_the_set(engine, tmp_path) -> None:  # no
     assert names == {"A": "Top", "A:B": "Sub"}
 
 
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # SQLite takes one writer at a time
 def test_loads_of_the_same_files_at_once_all_finish(database_url, engine, tmp_path) -> None:  # noqa: ANN001
     """Two machines (or cron jobs) loading the same files into one database: an outside audit saw two of three
     `oai load`s abort with a traceback (a unique violation: each had found the records missing, then both
@@ -119,8 +120,6 @@ def test_loads_of_the_same_files_at_once_all_finish(database_url, engine, tmp_pa
 
     from sqlalchemy import text
 
-    if not database_url.startswith("postgresql"):
-        pytest.skip("concurrent writers: PostgreSQL (SQLite takes one writer at a time)")
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     for i in range(300):
