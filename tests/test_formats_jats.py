@@ -653,3 +653,29 @@ def test_format_attributes() -> None:
     assert (fmt.namespace, fmt.root_tag) == (J, f"{{{J}}}article")
     assert fmt.schema_url is None and fmt.schema_relpath == "jats-oai/jats-publishing-1.4-oai.xsd"
     assert (SCHEMAS_DIR / fmt.schema_relpath).is_file()
+
+
+# --- audit of the crosswalk: nothing of the article lost ----------------------------------
+
+
+def inline(meta: str, lang: str = "en") -> Ingested:
+    """A small article: `meta` inside <article-meta>, after a title unless it has its own title-group."""
+    title = "" if "<title-group>" in meta else "<title-group><article-title>T</article-title></title-group>"
+    return registry.ingest_document(
+        f'<article xmlns:xlink="http://www.w3.org/1999/xlink" xmlns:mml="http://www.w3.org/1998/Math/MathML" '
+        f'xml:lang="{lang}"><front><journal-meta><journal-id>j</journal-id></journal-meta>'
+        f"<article-meta>{title}{meta}</article-meta></front></article>".encode()
+    )
+
+
+def author(name: str, inside: str = "") -> str:
+    return f'<contrib contrib-type="author">{name}{inside}</contrib>'
+
+
+def test_two_authors_with_the_same_name_are_two_creators() -> None:
+    wang = author("<name><surname>Wang</surname><given-names>Wei</given-names></name>", '<xref ref-type="aff" rid="a1"/>')
+    li = author("<name><surname>Li</surname><given-names>Na</given-names></name>", '<xref ref-type="aff" rid="a1"/>')
+    record = inline(f'<contrib-group>{wang}{li}{wang}<aff id="a1">Peking University</aff></contrib-group>')
+    assert texts(record, "creator") == ["Wang, Wei; Peking University", "Li, Na; Peking University",
+                                        "Wang, Wei; Peking University"]
+    assert record.citation.authors == ("Wang, Wei", "Li, Na", "Wang, Wei")

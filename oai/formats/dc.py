@@ -40,8 +40,13 @@ _TAGS = {name: f"{{{DC_NS}}}{name}" for name in ELEMENTS}
 _DC_BRACE = f"{{{DC_NS}}}"
 
 
+# Two people may share a name: a repeated creator or contributor is another person, not a duplicate.
+_REPEATABLE = frozenset(("creator", "contributor"))
+
+
 def normalise_fields(fields: Iterable[Field]) -> list[Field]:
-    """Trimmed, without empty texts or repeats, in the builder's element order (stable)."""
+    """Trimmed, without empty texts or repeats (creators and contributors may repeat), in the
+    builder's element order (stable)."""
     seen: set[Field] = set()
     clean: list[Field] = []
     for name, text, lang in fields:
@@ -49,7 +54,7 @@ def normalise_fields(fields: Iterable[Field]) -> list[Field]:
             raise ValueError(f"not a Dublin Core element: {name!r}")
         text = (text or "").strip()
         lang = (lang or "").strip() or None
-        if text and (name, text, lang) not in seen:
+        if text and (name in _REPEATABLE or (name, text, lang) not in seen):
             seen.add((name, text, lang))
             clean.append((name, text, lang))
     clean.sort(key=lambda field: _ORDER[field[0]])
@@ -194,7 +199,8 @@ class DublinCore:
         compile_schema(self.schema_path)
 
     def ingest(self, root: etree._Element, *, full_text: bool = True, consume: bool = False) -> Ingested:
-        """Validate, drop empty values and whitespace padding, keep xml:lang (full_text is moot)."""
+        """Validate, drop empty values, whitespace padding and repeats (not of creators or contributors),
+        keep xml:lang (full_text is moot)."""
         if not self.recognise(root):
             raise FormatError(f"not an oai_dc record: root element is {root.tag}")
         error = validate(root)
