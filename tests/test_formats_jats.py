@@ -679,3 +679,24 @@ def test_two_authors_with_the_same_name_are_two_creators() -> None:
     assert texts(record, "creator") == ["Wang, Wei; Peking University", "Li, Na; Peking University",
                                         "Wang, Wei; Peking University"]
     assert record.citation.authors == ("Wang, Wei", "Li, Na", "Wang, Wei")
+
+
+def test_aff_alternatives_give_each_of_their_affiliations() -> None:
+    alternatives = (
+        '<aff-alternatives id="aff1"><aff xml:lang="ru"><institution>Иркутский университет</institution>, '
+        '<city>Иркутск</city></aff><aff xml:lang="en"><institution>Irkutsk University</institution>, '
+        "<city>Irkutsk</city></aff><aff>Irkutsk University, Irkutsk</aff></aff-alternatives>"
+    )
+    pointed = author("<name><surname>Ivanov</surname></name>", '<xref ref-type="aff" rid="aff1"/>')
+    by_rid = '<contrib contrib-type="author" rid="aff1"><name><surname>Petrov</surname></name></contrib>'
+    assert texts(inline(f"<contrib-group>{pointed}{by_rid}{alternatives}</contrib-group>"), "creator") == [
+        "Ivanov; Иркутский университет, Иркутск; Irkutsk University, Irkutsk",
+        "Petrov; Иркутский университет, Иркутск; Irkutsk University, Irkutsk",
+    ]
+    # found by the fallbacks: inside the contrib, or in its group with nobody pointing to it
+    own = author("<name><surname>Sidorov</surname></name>", alternatives.replace(' id="aff1"', ""))
+    assert texts(inline(f"<contrib-group>{own}</contrib-group>"), "creator") == [
+        "Sidorov; Иркутский университет, Иркутск; Irkutsk University, Irkutsk"]
+    group = author("<name><surname>Sidorov</surname></name>") + alternatives.replace(' id="aff1"', "")
+    assert texts(inline(f"<contrib-group>{group}</contrib-group>"), "creator") == [
+        "Sidorov; Иркутский университет, Иркутск; Irkutsk University, Irkutsk"]

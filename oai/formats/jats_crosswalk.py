@@ -3,7 +3,7 @@
 Choices a harvester should know about (one dc element per line of the README table):
 * creator: one per byline author, "; "-separated parts in a fixed order:
   "Surname, Given names[, Suffix]" (or the collab/string name), then each of their
-  affiliations (the form OJS journals send), then each of their e-mail addresses, then each
+  affiliations (the form OJS journals send; each distinct <aff> of an <aff-alternatives>), then each of their e-mail addresses, then each
   ORCID iD as an https://orcid.org/ URL, e.g.
   "Oleynikov, Ilya Vasilyevich; Department of ..., Irkutsk State University, ...; oleynikov@isu.ru".
   Simple DC has nowhere else to put them (dc:identifier identifies the article, not a person),
@@ -216,13 +216,18 @@ def person_name(contrib: etree._Element) -> str:
 def affiliations(
     contrib: etree._Element, meta: etree._Element, index: _AffIndex | None = None, refs: list[str] | None = None
 ) -> list[str]:
-    """Affiliation texts of a contrib: its own <aff>, those it points to, or its group's."""
+    """Affiliation texts of a contrib: its own <aff>, those it points to, or its group's.
+
+    An <aff-alternatives> (the same affiliation in several languages or forms) gives each of its
+    <aff>s: which form a reader wants is not ours to choose.
+    """
     index = index or _AffIndex(meta)
-    texts = [_aff_text(aff) for aff in contrib.iterchildren("aff")]
-    texts += [index.text(ref) for ref in (_refs(contrib) if refs is None else refs) if ref in index.by_id]
+    texts = [text for aff in contrib.iterchildren("aff", "aff-alternatives") for text in _aff_texts(aff)]
+    texts += [text for ref in (_refs(contrib) if refs is None else refs) if ref in index.by_id
+              for text in index.texts(ref)]
     if not texts:
-        group = contrib.getparent().iterchildren("aff")
-        texts = [_aff_text(aff) for aff in group if aff.get("id") not in index.referenced]
+        group = contrib.getparent().iterchildren("aff", "aff-alternatives")
+        texts = [text for aff in group if aff.get("id") not in index.referenced for text in _aff_texts(aff)]
     return list(dict.fromkeys(text for text in texts if text))
 
 
@@ -231,9 +236,9 @@ class _AffIndex:
 
     def __init__(self, meta: etree._Element) -> None:
         self.meta = meta
-        self.by_id = {aff.get("id"): aff for aff in meta.iter("aff") if aff.get("id")}
+        self.by_id = {aff.get("id"): aff for aff in meta.iter("aff", "aff-alternatives") if aff.get("id")}
         self.referenced = {ref for x in meta.iter("xref", "contrib") for ref in (x.get("rid") or "").split()}
-        self._texts: dict[str, str] = {}
+        self._texts: dict[str, list[str]] = {}
         self._emails: dict[str, list[etree._Element]] | None = None
         self._users: dict[str, int] = {}
 
@@ -254,17 +259,22 @@ class _AffIndex:
                         self._users[ref] = self._users.get(ref, 0) + 1
         return self._emails, self._users
 
-    def text(self, ref: str) -> str:
-        text = self._texts.get(ref)
-        if text is None:
-            text = self._texts[ref] = _aff_text(self.by_id[ref])
-        return text
+    def texts(self, ref: str) -> list[str]:
+        texts = self._texts.get(ref)
+        if texts is None:
+            texts = self._texts[ref] = _aff_texts(self.by_id[ref])
+        return texts
+
+
+def _aff_texts(aff: etree._Element) -> list[str]:
+    """The texts of an <aff>, or of each <aff> of an <aff-alternatives>."""
+    if aff.tag == "aff-alternatives":
+        return [_aff_text(alternative) for alternative in aff.iterchildren("aff")]
+    return [_aff_text(aff)]
 
 
 def _aff_text(aff: etree._Element) -> str:
     """An affiliation as one line: SciELO's 'original' string, else the (joined) parts."""
-    if aff.tag == "aff-alternatives":
-        aff = aff.find("aff") if aff.find("aff") is not None else aff
     original = next((i for i in aff.iterchildren("institution") if i.get("content-type") == "original"), None)
     text = text_of(original) if original is not None else _joined(aff)
     return _SPACE_BEFORE_PUNCTUATION.sub(_first_group, text).strip(" .,;")
@@ -302,7 +312,7 @@ def emails(contrib: etree._Element, index: _AffIndex, refs: list[str] | None = N
         tag = child.tag
         if tag == "email":
             found.append(child)
-        elif tag == "address" or tag == "aff":
+        elif tag == "address" or tag == "aff" or tag == "aff-alternatives":
             found += child.iter("email")
     refs = _refs(contrib) if refs is None else refs
     if refs:
