@@ -700,3 +700,39 @@ def test_aff_alternatives_give_each_of_their_affiliations() -> None:
     group = author("<name><surname>Sidorov</surname></name>") + alternatives.replace(' id="aff1"', "")
     assert texts(inline(f"<contrib-group>{group}</contrib-group>"), "creator") == [
         "Sidorov; Иркутский университет, Иркутск; Irkutsk University, Irkutsk"]
+
+
+def test_name_alternatives_keep_every_form_the_first_alone_first() -> None:
+    alternatives = (
+        '<name-alternatives><name xml:lang="ru"><surname>Олейников</surname><given-names>Илья</given-names></name>'
+        '<name xml:lang="en"><surname>Oleynikov</surname><given-names>Ilya</given-names></name>'
+        "<string-name>Ilya Oleynikov</string-name>"
+        '<name xml:lang="en"><surname>Oleynikov</surname><given-names>Ilya</given-names></name></name-alternatives>'
+    )
+    editor = alternatives.replace("Олейников", "Якимова").replace("Oleynikov", "Yakimova")
+    record = inline(
+        f'<contrib-group>{author(alternatives, "<aff>Irkutsk State University</aff>")}'
+        f'<contrib contrib-type="editor">{editor}<aff>Irkutsk</aff></contrib></contrib-group>'
+    )
+    assert texts(record, "creator") == [
+        "Олейников, Илья; Oleynikov, Ilya; Ilya Oleynikov; Irkutsk State University"]
+    assert texts(record, "contributor") == ["Якимова, Илья; Yakimova, Ilya; Ilya Yakimova"]
+    assert record.citation.authors == ("Олейников, Илья",)
+    # a <name> comes first even after a <string-name>
+    reordered = "<name-alternatives><string-name>I. Oleynikov</string-name><name><surname>Oleynikov</surname></name>"
+    assert texts(inline(f"<contrib-group>{author(reordered + '</name-alternatives>')}</contrib-group>"),
+                 "creator") == ["Oleynikov; I. Oleynikov"]
+
+
+def test_an_author_with_given_names_only_is_named_by_them() -> None:
+    record = inline(
+        "<contrib-group>"
+        + author("<name><given-names>Sukarno</given-names></name>", '<xref ref-type="aff" rid="a1"/>')
+        + author("<string-name><given-names>Plato</given-names></string-name>")
+        + author("<name-alternatives><name><given-names>Сукарно</given-names></name>"
+                 "<name><given-names>Sukarno</given-names></name></name-alternatives>")
+        + author("<string-name><given-names>Jane</given-names> <surname>Roe</surname></string-name>")
+        + '<aff id="a1">Universitas Indonesia</aff></contrib-group>'
+    )
+    assert texts(record, "creator") == ["Sukarno; Universitas Indonesia", "Plato", "Сукарно; Sukarno", "Roe, Jane"]
+    assert record.citation.authors == ("Sukarno", "Plato", "Сукарно", "Roe, Jane")

@@ -1,20 +1,22 @@
 """Crosswalk from a normalised (no-namespace) JATS article to oai_dc fields and Citation facts.
 
 Choices a harvester should know about (one dc element per line of the README table):
-* creator: one per byline author, "; "-separated parts in a fixed order:
-  "Surname, Given names[, Suffix]" (or the collab/string name), then each of their
-  affiliations (the form OJS journals send; each distinct <aff> of an <aff-alternatives>), then each of their e-mail addresses, then each
-  ORCID iD as an https://orcid.org/ URL, e.g.
+* creator: one per byline author (two of the same name stay two), "; "-separated parts in a
+  fixed order: "Surname, Given names[, Suffix]" (or the collab/string name; a <name> without a
+  surname gives its given names), then each other distinct form of a <name-alternatives> (e.g.
+  the Latin form of a Cyrillic name), then each of their affiliations (the form OJS journals
+  send; each distinct <aff> of an <aff-alternatives>), then each of their e-mail addresses, then
+  each ORCID iD as an https://orcid.org/ URL, e.g.
   "Oleynikov, Ilya Vasilyevich; Department of ..., Irkutsk State University, ...; oleynikov@isu.ru".
   Simple DC has nowhere else to put them (dc:identifier identifies the article, not a person),
-  and oai_dc must carry every fact of the record; the name stays first, so whoever takes the
-  part before the first ";" still gets the name alone (as dc.citation_from_fields does). An
-  e-mail is an author's when it is in their <contrib> (also in its <address> or own <aff>), or
-  is the only <email> of an <aff>/<corresp>/<fn> that they alone point to (xref or @rid); an
-  address shared by several authors, or a note listing several addresses ("a@x (AB); c@y (CD)"),
-  is left to the `jats` format, which keeps every <email> and <contrib-id> as published.
-  Other contributors (editors, reviewers, non-byline group members) become dc:contributor,
-  name only.
+  and oai_dc must carry every fact of the record; the first name form stays first, so whoever
+  takes the part before the first ";" still gets the name alone (as dc.citation_from_fields
+  does). An e-mail is an author's when it is in their <contrib> (also in its <address> or own
+  <aff>), or is the only <email> of an <aff>/<corresp>/<fn> that they alone point to (xref or
+  @rid); an address shared by several authors, or a note listing several addresses
+  ("a@x (AB); c@y (CD)"), is left to the `jats` format, which keeps every <email> and
+  <contrib-id> as published. Other contributors (editors, reviewers, non-byline group members)
+  become dc:contributor, their name forms only.
 * type: "Text" (DCMI Type), "info:eu-repo/semantics/article" (DRIVER: "an article or an
   editorial published in an academic journal"; "review" for book/product reviews) and the JATS
   article-type itself (e.g. "correction"), which keeps what the eu-repo term flattens.
@@ -188,29 +190,48 @@ def _keywords(meta: etree._Element) -> Iterator[tuple[str, str]]:
                 yield text_of(kwd), lang_of(kwd)
 
 
-def person_name(contrib: etree._Element) -> str:
-    """'Surname, Given names[, Suffix]' (or the group or string name) of a <contrib>."""
+def person_names(contrib: etree._Element) -> list[str]:
+    """The distinct name forms of a <contrib>, 'Surname, Given names[, Suffix]' (or the group or
+    string name); [] for none.
+
+    Of a <name-alternatives>, the first <name> (else <string-name>) comes first, and alone is what
+    a citation takes; every other form follows (the Latin form of a Cyrillic name is how
+    most readers will search for the author).
+    """
     for child in contrib:
         tag = child.tag
         if tag == "name-alternatives":
-            found = child.find("name")
-            child = found if found is not None else child.find("string-name")
-            if child is None:
+            forms = [form for form in child if form.tag == "name" or form.tag == "string-name"]
+            first = next((form for form in forms if form.tag == "name"), forms[0] if forms else None)
+            if first is None:
                 continue
-            tag = child.tag
-        if tag == "name" or tag == "string-name":
-            parts = {"surname": None, "given-names": None, "suffix": None}
-            for part in child:  # the first of each, as find() would
-                if part.tag in parts and parts[part.tag] is None:
-                    parts[part.tag] = part
-            if parts["surname"] is not None:
-                names = (text_of(parts["surname"]), text_of(parts["given-names"]), text_of(parts["suffix"]))
-                return ", ".join(part for part in names if part)
-        if tag == "string-name" or tag == "collab":
-            return text_of(child)
-        if tag == "collab-alternatives" and len(child):
-            return text_of(child[0])
-    return ""
+            names = [_name_form(first)] + [_name_form(form) for form in forms if form is not first]
+            names = list(dict.fromkeys(name for name in names if name))
+            if names:
+                return names
+        elif tag == "name" or tag == "string-name" or tag == "collab":
+            if name := _name_form(child):
+                return [name]
+        elif tag == "collab-alternatives" and len(child):
+            return [text_of(child[0])]
+    return []
+
+
+def _name_form(name: etree._Element) -> str:
+    """One <name>, <string-name> or <collab> as text: 'Surname, Given names[, Suffix]' where there
+    is a surname; a <name> without one (a mononym tagged as given names) is its given names."""
+    if name.tag == "collab":
+        return text_of(name)
+    parts = {"surname": None, "given-names": None, "suffix": None}
+    for part in name:  # the first of each, as find() would
+        if part.tag in parts and parts[part.tag] is None:
+            parts[part.tag] = part
+    if parts["surname"] is not None:
+        names = (text_of(parts["surname"]), text_of(parts["given-names"]), text_of(parts["suffix"]))
+        return ", ".join(part for part in names if part)
+    if name.tag == "name":
+        return text_of(parts["given-names"])
+    return text_of(name)
 
 
 def affiliations(
@@ -336,26 +357,27 @@ def orcids(contrib: etree._Element) -> list[str]:
     return list(dict.fromkeys(found))
 
 
-Author = tuple[str, list[str], list[str], list[str]]  # name, affiliations, e-mails, ORCID URLs
+Author = tuple[list[str], list[str], list[str], list[str]]  # name forms, affiliations, e-mails, ORCID URLs
 
 
-def _contributors(meta: etree._Element) -> tuple[list[Author], list[str]]:
-    """(byline authors with affiliations, e-mails and ORCIDs, other contributors) from article-meta contrib-groups."""
+def _contributors(meta: etree._Element) -> tuple[list[Author], list[list[str]]]:
+    """(byline authors with affiliations, e-mails and ORCIDs, other contributors' name forms) from
+    article-meta contrib-groups."""
     authors, others = [], []
     index = _AffIndex(meta)
     for group in meta.findall("contrib-group"):
         for contrib in group.findall("contrib"):
-            name = person_name(contrib)
-            if not name:
+            names = person_names(contrib)
+            if not names:
                 continue
             kind = (contrib.get("contrib-type") or group.get("content-type") or "author").strip().lower()
             if kind in ("author", "authors"):
                 refs = _refs(contrib)
                 authors.append(
-                    (name, affiliations(contrib, meta, index, refs), emails(contrib, index, refs), orcids(contrib))
+                    (names, affiliations(contrib, meta, index, refs), emails(contrib, index, refs), orcids(contrib))
                 )
             else:
-                others.append(name)
+                others.append(names)
     return authors, others
 
 
@@ -511,11 +533,11 @@ def crosswalk(article: etree._Element) -> tuple[list[Field], Citation]:
     eu_repo = "review" if article_type in _REVIEW_TYPES else "article"
 
     fields: list[Field] = [("title", text, lang) for text, lang in titles]
-    fields += [("creator", "; ".join([name, *affs, *mails, *ids]), None) for name, affs, mails, ids in authors]
+    fields += [("creator", "; ".join([*names, *affs, *mails, *ids]), None) for names, affs, mails, ids in authors]
     fields += [("subject", text, lang) for text, lang in keywords]
     fields += [("description", text, lang) for text, lang in abstracts]
     fields += [("publisher", text_of(p), None) for p in journal.findall("publisher/publisher-name")]
-    fields += [("contributor", name, None) for name in others]
+    fields += [("contributor", "; ".join(names), None) for names in others]
     fields.append(("date", date or "", None))
     fields += [("type", "Text", None), ("type", f"info:eu-repo/semantics/{eu_repo}", None), ("type", article_type, None)]
     fields += [("identifier", f"https://doi.org/{doi}", None)] if doi else []
@@ -528,7 +550,7 @@ def crosswalk(article: etree._Element) -> tuple[list[Field], Citation]:
     main_abstracts = [text for text, _lang in main_abstracts if text]
     facts = Citation(
         title=titles[0][0] if titles else None,
-        authors=tuple(author[0] for author in authors),
+        authors=tuple(author[0][0] for author in authors),
         publication_date=date,
         journal_title=journal_title or None,
         issn=tuple(issns),
