@@ -736,3 +736,17 @@ def test_an_author_with_given_names_only_is_named_by_them() -> None:
     )
     assert texts(record, "creator") == ["Sukarno; Universitas Indonesia", "Plato", "Сукарно; Sukarno", "Roe, Jane"]
     assert record.citation.authors == ("Sukarno", "Plato", "Сукарно", "Roe, Jane")
+
+
+def test_tex_math_is_left_out_only_beside_another_form_of_the_formula() -> None:
+    mathml = '<mml:math><mml:msup><mml:mi>y</mml:mi><mml:mn>3</mml:mn></mml:msup></mml:math>'
+    title = (
+        r"<title-group><article-title>Bounds for <inline-formula><tex-math>\alpha > \beta_2</tex-math>"
+        r"</inline-formula> and <inline-formula><alternatives><tex-math>y^3</tex-math>"
+        f"{mathml}</alternatives></inline-formula></article-title></title-group>"
+        r"<abstract><p>Let <inline-formula><alternatives><tex-math>\pi</tex-math></alternatives></inline-formula>"
+        r" be.</p></abstract>"
+    )
+    record = inline(title)
+    assert texts(record, "title") == [r"Bounds for \alpha > \beta_2 and y3"]
+    assert texts(record, "description") == [r"Let \pi be."]  # alone in its <alternatives>: kept

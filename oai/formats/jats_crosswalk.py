@@ -22,6 +22,9 @@ Choices a harvester should know about (one dc element per line of the README tab
   article-type itself (e.g. "correction"), which keeps what the eu-repo term flattens.
 * description: each abstract except graphical/teaser/toc ones, and each trans-abstract, flattened
   to plain text, paragraphs (and section titles) separated by a blank line.
+* plain text (titles, descriptions, subjects): labels, footnotes and footnote/affiliation markers
+  left out; a formula gives its MathML's text, or its TeX where that is its only form (a
+  <tex-math> beside MathML or a graphic in <alternatives> is a duplicate and left out).
 * xml:lang: every title, description and subject carries the language in effect for it
   (its own xml:lang, its group's, its (sub-)article's, or "en", the JATS default).
 """
@@ -42,7 +45,7 @@ XLINK_HREF = "{http://www.w3.org/1999/xlink}href"
 ALI_LICENSE_REF = "{http://www.niso.org/schemas/ali/1.0/}license_ref"
 _MML_SKIP = {"{http://www.w3.org/1998/Math/MathML}annotation", "{http://www.w3.org/1998/Math/MathML}annotation-xml"}
 _MARKER_XREFS = {"fn", "aff", "author-notes", "corresp", "table-fn", "other"}
-_SKIP = frozenset({"label", "fn", "tex-math", "institution-id", "email", "contrib-group", "object-id"} | _MML_SKIP)
+_SKIP = frozenset({"label", "fn", "institution-id", "email", "contrib-group", "object-id"} | _MML_SKIP)
 _NO_SKIP: frozenset[str] = frozenset()
 _NOTES = frozenset({"aff", "corresp", "fn"})  # where an author's e-mail may be, pointed to by id
 _SKIP_ABSTRACTS = frozenset({"graphical", "teaser", "toc"})
@@ -70,7 +73,11 @@ def squash(text: str) -> str:
 
 
 def text_of(element: etree._Element | None, skip: frozenset[str] = _SKIP) -> str:
-    """Plain text of mixed content: markers, labels, footnotes and TeX duplicates left out."""
+    """Plain text of mixed content: markers, labels, footnotes and TeX duplicates left out.
+
+    A <tex-math> is a duplicate when it is one of several <alternatives> (MathML, a graphic):
+    the other form gives the text. Alone, its TeX is the only text of the formula, so it stays.
+    """
     if element is None:
         return ""
     if not len(element):  # the common case: text only
@@ -82,15 +89,21 @@ def text_of(element: etree._Element | None, skip: frozenset[str] = _SKIP) -> str
         if node.text:
             parts.append(node.text)
         for child in node:
-            if isinstance(child.tag, str) and child.tag not in skip and not (
-                child.tag == "xref" and child.get("ref-type") in _MARKER_XREFS
-            ):
+            tag = child.tag
+            if isinstance(tag, str) and tag not in skip and not (
+                tag == "xref" and child.get("ref-type") in _MARKER_XREFS
+            ) and not (tag == "tex-math" and node.tag == "alternatives" and _has_other_form(node)):
                 walk(child)
             if child.tail:
                 parts.append(child.tail)
 
     walk(element)
     return squash("".join(parts))
+
+
+def _has_other_form(alternatives: etree._Element) -> bool:
+    """True when an <alternatives> holds something besides <tex-math> (MathML, a graphic)."""
+    return any(isinstance(c.tag, str) and c.tag != "tex-math" for c in alternatives)
 
 
 def _paragraphs(abstract: etree._Element) -> str:
