@@ -750,3 +750,18 @@ def test_tex_math_is_left_out_only_beside_another_form_of_the_formula() -> None:
     record = inline(title)
     assert texts(record, "title") == [r"Bounds for \alpha > \beta_2 and y3"]
     assert texts(record, "description") == [r"Let \pi be."]  # alone in its <alternatives>: kept
+
+
+def test_inline_markup_keeps_word_breaks_and_scripts() -> None:
+    record = inline(
+        "<title-group><article-title>CO<sub>2</sub> at 10<sup>\u221215</sup>M, x<sup>2</sup>, "
+        "x<sup>a+1</sup>, y<sub>max</sub> and 10<sup>6</sup><break/>Second line</article-title></title-group>"
+        "<abstract><p>First para.<list><list-item><p>Item one</p></list-item><list-item><p>Item two</p>"
+        "</list-item></list>, then <disp-quote><p>a quote</p></disp-quote>.</p>"
+        "<p>Potency 10<sup>-15</sup>M; H<sub>2</sub>O<sub>(l)</sub>.</p></abstract>"
+        "<kwd-group><kwd>CO<sub>2</sub></kwd><kwd>x<sup>n</sup> <bold>bold</bold></kwd></kwd-group>"
+    )
+    assert texts(record, "title") == ["CO₂ at 10⁻¹⁵M, x², x^(a+1), ymax and 10⁶ Second line"]
+    assert texts(record, "description") == [
+        "First para. Item one Item two, then a quote.\n\nPotency 10⁻¹⁵M; H₂O(l)."]  # no subscript l: as is
+    assert texts(record, "subject") == ["CO₂", "xⁿ bold"]

@@ -24,7 +24,10 @@ Choices a harvester should know about (one dc element per line of the README tab
   to plain text, paragraphs (and section titles) separated by a blank line.
 * plain text (titles, descriptions, subjects): labels, footnotes and footnote/affiliation markers
   left out; a formula gives its MathML's text, or its TeX where that is its only form (a
-  <tex-math> beside MathML or a graphic in <alternatives> is a duplicate and left out).
+  <tex-math> beside MathML or a graphic in <alternatives> is a duplicate and left out); a line
+  break or a block (p, list, list-item, disp-quote, def-list, statement, boxed-text, table-wrap,
+  fig, disp-formula, ...) is a space; <sup>/<sub> in Unicode super-/subscripts where each
+  character has one ("10⁻¹⁵M", "CO₂"), else "^(text)" for a superscript, the text for a subscript.
 * xml:lang: every title, description and subject carries the language in effect for it
   (its own xml:lang, its group's, its (sub-)article's, or "en", the JATS default).
 """
@@ -47,6 +50,16 @@ _MML_SKIP = {"{http://www.w3.org/1998/Math/MathML}annotation", "{http://www.w3.o
 _MARKER_XREFS = {"fn", "aff", "author-notes", "corresp", "table-fn", "other"}
 _SKIP = frozenset({"label", "fn", "institution-id", "email", "contrib-group", "object-id"} | _MML_SKIP)
 _NO_SKIP: frozenset[str] = frozenset()
+# Markup that is more than its text: blocks and line breaks (a space around them), scripts, TeX.
+_BLOCKS = frozenset({"break", "p", "list", "list-item", "disp-quote", "def-list", "def-item", "term", "def",
+                     "statement", "boxed-text", "table-wrap", "fig", "disp-formula"})
+_SCRIPTS = {  # every character with a Unicode form, and the table to it
+    "sup": (frozenset("0123456789+\u2212-=()ni"), str.maketrans("0123456789+\u2212-=()ni", "⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻⁻⁼⁽⁾ⁿⁱ")),
+    "sub": (frozenset("0123456789+\u2212-=()"), str.maketrans("0123456789+\u2212-=()", "₀₁₂₃₄₅₆₇₈₉₊₋₋₌₍₎")),
+}
+_MARKUP = _BLOCKS | set(_SCRIPTS) | {"tex-math"}
+_SEPARATOR = "\x00"  # where a block starts or ends; never in XML text
+_SEPARATOR_BEFORE_PUNCTUATION = re.compile("[ \t\r\n\x00]*\x00[ \t\r\n\x00]*(?=[,;.:)])")
 _NOTES = frozenset({"aff", "corresp", "fn"})  # where an author's e-mail may be, pointed to by id
 _SKIP_ABSTRACTS = frozenset({"graphical", "teaser", "toc"})
 _REVIEW_TYPES = frozenset({"book-review", "product-review"})
@@ -77,6 +90,10 @@ def text_of(element: etree._Element | None, skip: frozenset[str] = _SKIP) -> str
 
     A <tex-math> is a duplicate when it is one of several <alternatives> (MathML, a graphic):
     the other form gives the text. Alone, its TeX is the only text of the formula, so it stays.
+    A line break or a block (paragraph, list item, ...) is a space, or words run together
+    ("First para.Item one"); none before the punctuation that follows it. Superscripts and
+    subscripts in Unicode where every character has a form there ("10⁻¹⁵", "CO₂"), else a
+    superscript as "^(...)", so that 10<sup>a</sup> does not read as "10a".
     """
     if element is None:
         return ""
@@ -84,21 +101,43 @@ def text_of(element: etree._Element | None, skip: frozenset[str] = _SKIP) -> str
         text = element.text
         return squash(text) if text else ""
     parts: list[str] = []
+    separated = False
 
     def walk(node: etree._Element) -> None:
+        nonlocal separated
         if node.text:
             parts.append(node.text)
         for child in node:
             tag = child.tag
             if isinstance(tag, str) and tag not in skip and not (
                 tag == "xref" and child.get("ref-type") in _MARKER_XREFS
-            ) and not (tag == "tex-math" and node.tag == "alternatives" and _has_other_form(node)):
-                walk(child)
+            ):
+                if tag not in _MARKUP:
+                    walk(child)
+                elif tag in _SCRIPTS:
+                    script = text_of(child, skip)
+                    if not script:
+                        pass
+                    elif set(script) <= _SCRIPTS[tag][0]:
+                        parts.append(script.translate(_SCRIPTS[tag][1]))
+                    else:
+                        parts.append(f"^({script})" if tag == "sup" else script)
+                elif tag == "tex-math":
+                    if not (node.tag == "alternatives" and _has_other_form(node)):
+                        walk(child)
+                else:  # a block or a line break
+                    separated = True
+                    parts.append(_SEPARATOR)
+                    walk(child)
+                    parts.append(_SEPARATOR)
             if child.tail:
                 parts.append(child.tail)
 
     walk(element)
-    return squash("".join(parts))
+    text = "".join(parts)
+    if separated:
+        text = _SEPARATOR_BEFORE_PUNCTUATION.sub("", text).replace(_SEPARATOR, " ")
+    return squash(text)
 
 
 def _has_other_form(alternatives: etree._Element) -> bool:
