@@ -765,3 +765,25 @@ def test_inline_markup_keeps_word_breaks_and_scripts() -> None:
     assert texts(record, "description") == [
         "First para. Item one Item two, then a quote.\n\nPotency 10⁻¹⁵M; H₂O(l)."]  # no subscript l: as is
     assert texts(record, "subject") == ["CO₂", "xⁿ bold"]
+
+
+def test_an_affiliation_of_the_article_meta_is_every_unaffiliated_authors() -> None:
+    record = inline(
+        "<contrib-group>"
+        + author("<name><surname>Roe</surname></name>")
+        + author("<name><surname>Doe</surname></name>", '<xref ref-type="aff" rid="a2"/>')
+        + author("<name><surname>Poe</surname></name>", "<aff>Own University</aff>")
+        + "</contrib-group><contrib-group>"
+        + '<contrib contrib-type="editor"><name><surname>Ed</surname></name></contrib>'
+        + "</contrib-group>"
+        '<aff><institution-wrap><institution-id institution-id-type="ror">https://ror.org/02mhbdp94</institution-id>'
+        "<institution>University of Somewhere</institution></institution-wrap>, <country>Germany</country></aff>"
+        '<aff-alternatives><aff xml:lang="de">Universität Irgendwo</aff><aff xml:lang="en">University of Somewhere, '
+        'Germany</aff></aff-alternatives><aff id="a2">Pointed-to Institute</aff>'
+    )
+    assert texts(record, "creator") == [
+        "Roe; University of Somewhere, Germany; Universität Irgendwo",
+        "Doe; Pointed-to Institute",
+        "Poe; Own University",
+    ]
+    assert texts(record, "contributor") == ["Ed"]

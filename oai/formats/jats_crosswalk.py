@@ -5,7 +5,8 @@ Choices a harvester should know about (one dc element per line of the README tab
   fixed order: "Surname, Given names[, Suffix]" (or the collab/string name; a <name> without a
   surname gives its given names), then each other distinct form of a <name-alternatives> (e.g.
   the Latin form of a Cyrillic name), then each of their affiliations (the form OJS journals
-  send; each distinct <aff> of an <aff-alternatives>), then each of their e-mail addresses, then
+  send; each distinct <aff> of an <aff-alternatives>; an author with none of their own, in their
+  <contrib-group> or pointed to, gets those of <article-meta> that nobody points to), then each of their e-mail addresses, then
   each ORCID iD as an https://orcid.org/ URL, e.g.
   "Oleynikov, Ilya Vasilyevich; Department of ..., Irkutsk State University, ...; oleynikov@isu.ru".
   Simple DC has nowhere else to put them (dc:identifier identifies the article, not a person),
@@ -289,7 +290,8 @@ def _name_form(name: etree._Element) -> str:
 def affiliations(
     contrib: etree._Element, meta: etree._Element, index: _AffIndex | None = None, refs: list[str] | None = None
 ) -> list[str]:
-    """Affiliation texts of a contrib: its own <aff>, those it points to, or its group's.
+    """Affiliation texts of a contrib: its own <aff>, those it points to, or its group's, or else
+    the article's (an <aff> in <article-meta> that nobody points to is everybody's).
 
     An <aff-alternatives> (the same affiliation in several languages or forms) gives each of its
     <aff>s: which form a reader wants is not ours to choose.
@@ -301,6 +303,8 @@ def affiliations(
     if not texts:
         group = contrib.getparent().iterchildren("aff", "aff-alternatives")
         texts = [text for aff in group if aff.get("id") not in index.referenced for text in _aff_texts(aff)]
+    if not texts:
+        texts = index.article_texts()
     return list(dict.fromkeys(text for text in texts if text))
 
 
@@ -314,6 +318,14 @@ class _AffIndex:
         self._texts: dict[str, list[str]] = {}
         self._emails: dict[str, list[etree._Element]] | None = None
         self._users: dict[str, int] = {}
+        self._article_texts: list[str] | None = None
+
+    def article_texts(self) -> list[str]:
+        """Texts of the <aff>s of <article-meta> itself that nothing points to; worked out when first asked."""
+        if self._article_texts is None:
+            self._article_texts = [text for aff in self.meta.iterchildren("aff", "aff-alternatives")
+                                   if aff.get("id") not in self.referenced for text in _aff_texts(aff)]
+        return self._article_texts
 
     def note_emails(self) -> tuple[dict[str, list[etree._Element]], dict[str, int]]:
         """(the <email>s in each aff/corresp/fn with an id, how many contribs point to each of those
