@@ -6,8 +6,8 @@ Choices a harvester should know about (one dc element per line of the README tab
   surname gives its given names), then each other distinct form of a <name-alternatives> (e.g.
   the Latin form of a Cyrillic name), then each of their affiliations (the form OJS journals
   send; each distinct <aff> of an <aff-alternatives>; an author with none of their own, in their
-  <contrib-group> or pointed to, gets those of <article-meta> that nobody points to), then each of their e-mail addresses, then
-  each ORCID iD as an https://orcid.org/ URL, e.g.
+  <contrib-group> or pointed to, gets those of <article-meta> that nobody points to), then each
+  of their e-mail addresses, then each ORCID iD as an https://orcid.org/ URL, e.g.
   "Oleynikov, Ilya Vasilyevich; Department of ..., Irkutsk State University, ...; oleynikov@isu.ru".
   Simple DC has nowhere else to put them (dc:identifier identifies the article, not a person),
   and oai_dc must carry every fact of the record; the first name form stays first, so whoever
