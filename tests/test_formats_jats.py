@@ -787,3 +787,27 @@ def test_an_affiliation_of_the_article_meta_is_every_unaffiliated_authors() -> N
         "Poe; Own University",
     ]
     assert texts(record, "contributor") == ["Ed"]
+
+
+def test_plos_info_doi_relations_and_a_licence_linked_only_from_its_prose() -> None:
+    record = inline(
+        '<permissions><license><license-p>Open access under the <ext-link ext-link-type="uri" '
+        'xlink:href="https://creativecommons.org/licenses/by/4.0/">CC BY licence</ext-link>.</license-p></license>'
+        "</permissions>"
+        '<related-article related-article-type="corrected-article" ext-link-type="uri" '
+        'xlink:href="info:doi/10.1371/journal.pone.0103411"/>'
+        '<related-article related-article-type="companion"><ext-link ext-link-type="uri" '
+        'xlink:href="INFO:DOI/10.1371/journal.pmed.0020312">the article</ext-link></related-article>'
+        '<related-article related-article-type="companion" xlink:href="https://doi.org/10.9999/other"/>'
+        '<related-article related-article-type="companion" xlink:href="info:pmid/12345"/>'
+    )
+    assert texts(record, "relation") == [
+        "https://doi.org/10.1371/journal.pone.0103411", "https://doi.org/10.1371/journal.pmed.0020312",
+        "https://doi.org/10.9999/other"]
+    assert dc_values(record, "rights") == [("Open access under the CC BY licence.", "en"),
+                                           ("https://creativecommons.org/licenses/by/4.0/", None)]
+    # a licence with its own URL gives that URL, not its prose or its links, as before
+    linked = inline('<permissions><license xlink:href="https://creativecommons.org/licenses/by/4.0/">'
+                    '<license-p>See <ext-link xlink:href="https://example.org/">here</ext-link>.</license-p>'
+                    "</license></permissions>")
+    assert texts(linked, "rights") == ["https://creativecommons.org/licenses/by/4.0/"]

@@ -29,6 +29,11 @@ Choices a harvester should know about (one dc element per line of the README tab
   break or a block (p, list, list-item, disp-quote, def-list, statement, boxed-text, table-wrap,
   fig, disp-formula, ...) is a space; <sup>/<sub> in Unicode super-/subscripts where each
   character has one ("10⁻¹⁵M", "CO₂"), else "^(text)" for a superscript, the text for a subscript.
+* relation: each related-article as https://doi.org/... for a DOI (ext-link-type "doi", a bare
+  DOI, or PLOS's info:doi/... URI), else its http(s) URL; an <ext-link> in it when it has no href.
+* rights: each copyright statement; each licence's URL (license/@xlink:href, ali:license_ref),
+  or where it has none its prose, plus the http(s) links of that prose (PLOS links the licence
+  only there).
 * xml:lang: every title, description and subject carries the language in effect for it
   (its own xml:lang, its group's, its (sub-)article's, or "en", the JATS default).
 """
@@ -564,16 +569,32 @@ def _rights(meta: etree._Element) -> Iterator[Field]:
             for url in urls:
                 yield "rights", url, None
             if not urls:
-                for paragraph in license_.findall("license-p"):
+                paragraphs = license_.findall("license-p")
+                for paragraph in paragraphs:
                     yield "rights", text_of(paragraph), lang_of(paragraph)
+                for paragraph in paragraphs:  # PLOS: the licence's URL only as a link in its prose
+                    for link in paragraph.iter("ext-link"):
+                        href = (link.get(XLINK_HREF) or "").strip()
+                        if _HTTP.match(href):
+                            yield "rights", href, None
         for ref in refs:
             yield "rights", text_of(ref), None
 
 
 def _relations(meta: etree._Element) -> Iterator[Field]:
+    """Related articles as https://doi.org/ URLs or their own http(s) URLs.
+
+    The address is the <related-article>'s xlink:href, else that of an <ext-link> in it; PLOS
+    writes DOIs as info:doi/10.... URIs (with ext-link-type "uri"), which are DOIs all the same.
+    """
     for related in meta.findall("related-article"):
         href = (related.get(XLINK_HREF) or "").strip()
-        if related.get("ext-link-type") == "doi" or (href and _DOI.fullmatch(href)):
+        if not href and (link := related.find("ext-link")) is not None:
+            href = (link.get(XLINK_HREF) or "").strip()
+        info_doi = href[:9].lower() == "info:doi/"
+        if info_doi:
+            href = href[9:]
+        if info_doi or related.get("ext-link-type") == "doi" or (href and _DOI.fullmatch(href)):
             if m := _DOI.search(href):
                 yield "relation", f"https://doi.org/{m.group(1)}", None
         elif _HTTP.match(href):
