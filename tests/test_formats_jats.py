@@ -811,3 +811,18 @@ def test_plos_info_doi_relations_and_a_licence_linked_only_from_its_prose() -> N
                     '<license-p>See <ext-link xlink:href="https://example.org/">here</ext-link>.</license-p>'
                     "</license></permissions>")
     assert texts(linked, "rights") == ["https://creativecommons.org/licenses/by/4.0/"]
+
+
+def test_a_translation_without_its_own_language_gets_none_not_the_articles() -> None:
+    record = inline(
+        "<title-group><article-title>Deutscher Titel</article-title>"
+        "<trans-title-group><trans-title>English title</trans-title><trans-subtitle>A study</trans-subtitle>"
+        '</trans-title-group><trans-title-group xml:lang="FR"><trans-title>Titre</trans-title></trans-title-group>'
+        '<trans-title-group><trans-title xml:lang="es">Título</trans-title></trans-title-group></title-group>'
+        '<abstract><p>Deutsch.</p></abstract><trans-abstract><p>English.</p></trans-abstract>'
+        '<trans-abstract xml:lang="fr"><p>Français.</p></trans-abstract>',
+        lang="de",
+    )
+    assert dc_values(record, "title") == [("Deutscher Titel", "de"), ("English title: A study", None),
+                                          ("Titre", "fr"), ("Título", "es")]
+    assert dc_values(record, "description") == [("Deutsch.", "de"), ("English.", None), ("Français.", "fr")]

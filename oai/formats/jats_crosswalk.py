@@ -35,7 +35,9 @@ Choices a harvester should know about (one dc element per line of the README tab
   or where it has none its prose, plus the http(s) links of that prose (PLOS links the licence
   only there).
 * xml:lang: every title, description and subject carries the language in effect for it
-  (its own xml:lang, its group's, its (sub-)article's, or "en", the JATS default).
+  (its own xml:lang, its group's, its (sub-)article's, or "en", the JATS default), except a
+  translation (trans-title, trans-subtitle, trans-abstract) with no xml:lang of its own or on
+  its trans-title-group: it has none, since it is by definition not in the article's language.
 """
 
 from __future__ import annotations
@@ -215,15 +217,23 @@ def _translations(article: etree._Element) -> Iterator[etree._Element]:
                     break
 
 
-def _titles(meta: etree._Element) -> Iterator[tuple[str, str]]:
+def _titles(meta: etree._Element) -> Iterator[tuple[str, str | None]]:
     for group in meta.findall("title-group"):
         title = group.find("article-title")
         if title is not None:
             yield _with_subtitle(text_of(title), group.find("subtitle")), lang_of(title)
         for trans in group.iter("trans-title"):
             container = trans.getparent()
-            subtitle = container.find("trans-subtitle") if container.tag == "trans-title-group" else None
-            yield _with_subtitle(text_of(trans), subtitle), lang_of(trans)
+            in_group = container.tag == "trans-title-group"
+            subtitle = container.find("trans-subtitle") if in_group else None
+            lang = trans.get(XML_LANG) or (container.get(XML_LANG) if in_group else None)
+            yield _with_subtitle(text_of(trans), subtitle), _translation_lang(lang)
+
+
+def _translation_lang(value: str | None) -> str | None:
+    """A translation's own language, or None: it is by definition not in the article's, which
+    is what lang_of would give it."""
+    return normal_lang(value) if value else None
 
 
 def _with_subtitle(title: str, subtitle: etree._Element | None) -> str:
@@ -233,10 +243,13 @@ def _with_subtitle(title: str, subtitle: etree._Element | None) -> str:
     return f"{title} {sub}" if title.endswith((":", "?", "!", ".")) or sub.startswith("(") else f"{title}: {sub}"
 
 
-def _abstracts(meta: etree._Element) -> Iterator[tuple[str, str]]:
+def _abstracts(meta: etree._Element) -> Iterator[tuple[str, str | None]]:
     for abstract in meta:
         if abstract.tag in ("abstract", "trans-abstract") and abstract.get("abstract-type") not in _SKIP_ABSTRACTS:
-            yield _paragraphs(abstract), lang_of(abstract)
+            if abstract.tag == "abstract":
+                yield _paragraphs(abstract), lang_of(abstract)
+            else:
+                yield _paragraphs(abstract), _translation_lang(abstract.get(XML_LANG))
 
 
 def _keywords(meta: etree._Element) -> Iterator[tuple[str, str]]:
