@@ -315,12 +315,17 @@ def affiliations(
     <aff>s: which form a reader wants is not ours to choose.
     """
     index = index or _AffIndex(meta)
-    texts = [text for aff in contrib.iterchildren("aff", "aff-alternatives") for text in _aff_texts(aff)]
-    texts += [text for ref in (_refs(contrib) if refs is None else refs) if ref in index.by_id
-              for text in index.texts(ref)]
+    tags = index.aff_tags
+    texts: list[str] = []
+    for aff in contrib.iterchildren(*tags):
+        texts += _aff_texts(aff)
+    for ref in _refs(contrib) if refs is None else refs:
+        if ref in index.by_id:
+            texts += index.texts(ref)
     if not texts:
-        group = contrib.getparent().iterchildren("aff", "aff-alternatives")
-        texts = [text for aff in group if aff.get("id") not in index.referenced for text in _aff_texts(aff)]
+        for aff in contrib.getparent().iterchildren(*tags):
+            if aff.get("id") not in index.referenced:
+                texts += _aff_texts(aff)
     if not texts:
         texts = index.article_texts()
     return list(dict.fromkeys(text for text in texts if text))
@@ -331,7 +336,10 @@ class _AffIndex:
 
     def __init__(self, meta: etree._Element) -> None:
         self.meta = meta
-        self.by_id = {aff.get("id"): aff for aff in meta.iter("aff", "aff-alternatives") if aff.get("id")}
+        affs = list(meta.iter("aff", "aff-alternatives"))
+        self.by_id = {aff.get("id"): aff for aff in affs if aff.get("id")}
+        # what to look for in a contrib or its group: one tag is quicker, and most articles have no alternatives
+        self.aff_tags = ("aff", "aff-alternatives") if any(aff.tag == "aff-alternatives" for aff in affs) else ("aff",)
         self.referenced = {ref for x in meta.iter("xref", "contrib") for ref in (x.get("rid") or "").split()}
         self._texts: dict[str, list[str]] = {}
         self._emails: dict[str, list[etree._Element]] | None = None
@@ -341,7 +349,7 @@ class _AffIndex:
     def article_texts(self) -> list[str]:
         """Texts of the <aff>s of <article-meta> itself that nothing points to; worked out when first asked."""
         if self._article_texts is None:
-            self._article_texts = [text for aff in self.meta.iterchildren("aff", "aff-alternatives")
+            self._article_texts = [text for aff in self.meta.iterchildren(*self.aff_tags)
                                    if aff.get("id") not in self.referenced for text in _aff_texts(aff)]
         return self._article_texts
 
