@@ -826,3 +826,16 @@ def test_a_translation_without_its_own_language_gets_none_not_the_articles() -> 
     assert dc_values(record, "title") == [("Deutscher Titel", "de"), ("English title: A study", None),
                                           ("Titre", "fr"), ("Título", "es")]
     assert dc_values(record, "description") == [("Deutsch.", "de"), ("English.", None), ("Français.", "fr")]
+
+
+def test_a_language_that_is_no_language_tag_loses_its_label_not_the_article() -> None:
+    """An outside audit: one trans-abstract with xml:lang="en US" refused the whole article ("crosswalk JATS
+    -> oai_dc produced invalid oai_dc"), though only the label is wrong. The text is kept without one; the
+    JATS itself is not valid (xs:language), so only oai_dc is served, with the reason."""
+    record = inline('<abstract><p>Русский.</p></abstract><trans-abstract xml:lang="en US"><p>English.</p>'
+                    '</trans-abstract><kwd-group xml:lang="r u"><kwd>слово</kwd></kwd-group>', lang="ru")
+    assert dc_values(record, "description") == [("Русский.", "ru"), ("English.", None)]
+    assert dc_values(record, "subject") == [("слово", None)]
+    assert "jats" not in record.metadata and any("not valid" in w for w in record.warnings)
+    broken = inline("<abstract><p>Text.</p></abstract>", lang="english please")  # the article's own language
+    assert dc_values(broken, "title") == [("T", None)] and dc_values(broken, "language") == []

@@ -50,6 +50,7 @@ from functools import lru_cache
 from lxml import etree
 
 from oai.formats.base import Citation
+from oai.formats.dc import LANGUAGE_TAG
 
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 XLINK_HREF = "{http://www.w3.org/1999/xlink}href"
@@ -174,23 +175,27 @@ def _paragraphs(abstract: etree._Element) -> str:
 
 @lru_cache(maxsize=256)
 def normal_lang(value: str | None) -> str | None:
-    """BCP 47 case conventions ("EN" -> "en", "en-us" -> "en-US"); None for empty."""
+    """BCP 47 case conventions ("EN" -> "en", "en-us" -> "en-US"); None for empty, and for what is no
+    language tag at all ("en US"): oai_dc's xml:lang (xs:language) would refuse the whole record for it, and
+    the text is worth more than its label."""
     if not value or not value.strip():
         return None
     parts = value.strip().replace("_", "-").split("-")
     out = [parts[0].lower()]
     for part in parts[1:]:
         out.append(part.upper() if len(part) == 2 else part.title() if len(part) == 4 else part.lower())
-    return "-".join(out)
+    tag = "-".join(out)
+    return tag if LANGUAGE_TAG.fullmatch(tag) else None
 
 
-def lang_of(element: etree._Element) -> str:
-    """The xml:lang in effect for `element` (JATS's default for <article> is "en")."""
+def lang_of(element: etree._Element) -> str | None:
+    """The xml:lang in effect for `element` (JATS's default for <article> is "en"); None where that is no
+    language tag."""
     node: etree._Element | None = element
     while node is not None:
         value = node.get(XML_LANG)
-        if value:
-            return normal_lang(value) or "en"
+        if value and value.strip():
+            return normal_lang(value)
         node = node.getparent()
     return "en"
 
