@@ -17,7 +17,6 @@ import atexit
 import json
 import multiprocessing
 import os
-import re
 import select
 import threading
 import time
@@ -71,8 +70,8 @@ def canonicalise(job: Job) -> Canonical:
         return _refused(f"the metadata does not parse on its own: {exc}")
     etree.cleanup_namespaces(element)
     notes = job.repairs
-    if job.format_prefix is not None and _UNDERSCORED_LANGUAGE.search(job.data):
-        notes += _repair_languages(element)
+    if job.format_prefix is not None and dc.may_hold_java_locales(job.data) and dc.repair_java_locales(element):
+        notes += (dc.JAVA_LOCALE_NOTE,)
     repaired = bool(notes)
     if job.format_prefix is None:  # a foreign format: stored canonical, served as harvested
         refused, warned = _foreign_namespace_problem(element, job)
@@ -104,19 +103,6 @@ def canonicalise(job: Job) -> Canonical:
     return Canonical(dict(ingested.metadata), altered, citation, notes + tuple(ingested.warnings))
 
 
-_UNDERSCORED_LANGUAGE = re.compile(rb"""xml:lang\s*=\s*["'][^"'_]*_""")  # the cheap look, on the bytes
-
-
-def _repair_languages(element: etree._Element) -> tuple[str, ...]:
-    """DSpace writes a field's language as a Java locale, xml:lang="en_US", which xs:language refuses (so the
-    whole record would be refused); written "en-US" it is the BCP 47 tag it means. Returns the note, if any."""
-    fixed = False
-    for node in element.iter(etree.Element):
-        value = node.get(dc.XML_LANG)
-        if value and "_" in value and dc.LANGUAGE_TAG.fullmatch(tag := value.strip().replace("_", "-")):
-            node.set(dc.XML_LANG, tag)
-            fixed = True
-    return ("xml:lang written with '_' (a Java locale, en_US) taken as the BCP 47 tag it means (en-US)",) if fixed else ()
 
 
 def _foreign_namespace_problem(element: etree._Element, job: Job) -> tuple[str | None, tuple[str, ...]]:

@@ -146,3 +146,19 @@ def test_loads_of_the_same_files_at_once_all_finish(database_url, engine, tmp_pa
     assert not any("Traceback" in out for _, out in outputs), outputs
     stored = _stored(engine)
     assert len(stored) == 300 and len({ident for ident, _ in stored}) == 300
+
+
+def test_a_java_locale_is_taken_as_its_language_tag_when_loading_too(engine, tmp_path) -> None:  # noqa: ANN001
+    """An outside audit: the harvester took DSpace's xml:lang="en_US" as en-US, but `oai load` of the same
+    record refused it (xs:language). Both now repair it the same way, and say so."""
+    record = tmp_path / "dspace.xml"
+    record.write_bytes(
+        b'<oai_dc:dc xmlns:oai_dc="http://www.openarchives.org/OAI/2.0/oai_dc/" '
+        b'xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:title xml:lang="en_US">A title</dc:title>'
+        b'<dc:identifier>https://doi.org/10.5555/locale.1</dc:identifier></oai_dc:dc>')
+    summary = load(engine, [str(record)], repository_identifier="example.org", workers=1)
+    assert (summary.new, summary.failed) == (1, [])
+    assert any("Java locale" in warning for _, warning in summary.warnings)
+    stored = _stored(engine)
+    (citation, xml), = stored.values()
+    assert b'xml:lang="en-US">A title<' in xml

@@ -80,6 +80,27 @@ _HEAD = (f'<oai_dc:dc xmlns:oai_dc="{OAI_DC_NS}" xmlns:dc="{DC_NS}" xmlns:xsi="{
          f'xsi:schemaLocation="{_SCHEMA_LOCATION_VALUE}"')
 # xml:lang is xs:language (or empty) in xml.xsd; characters lxml would refuse in a text node.
 LANGUAGE_TAG = re.compile(r"[a-zA-Z]{1,8}(?:-[a-zA-Z0-9]{1,8})*")
+
+# DSpace writes a field's language as a Java locale, xml:lang="en_US", which xs:language refuses (so the
+# whole record would be); written "en-US" it is the BCP 47 tag it means. Harvested and loaded records alike.
+JAVA_LOCALE_NOTE = "xml:lang written with '_' (a Java locale, en_US) taken as the BCP 47 tag it means (en-US)"
+_UNDERSCORED_LANGUAGE = re.compile(rb"""xml:lang\s*=\s*["'][^"'_]*_""")
+
+
+def may_hold_java_locales(data: bytes) -> bool:
+    """The cheap look, on the bytes, before walking the tree."""
+    return _UNDERSCORED_LANGUAGE.search(data) is not None
+
+
+def repair_java_locales(root: etree._Element) -> bool:
+    """Rewrite each xml:lang="ll_CC" under `root` as "ll-CC" (where that is a language tag); True if any."""
+    fixed = False
+    for node in root.iter(etree.Element):
+        value = node.get(XML_LANG)
+        if value and "_" in value and LANGUAGE_TAG.fullmatch(tag := value.strip().replace("_", "-")):
+            node.set(XML_LANG, tag)
+            fixed = True
+    return fixed
 _NOT_XML_CHAR = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 

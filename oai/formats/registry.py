@@ -5,6 +5,8 @@ Adding a format = a module with a FORMAT object, and one line in _ALL below.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from lxml import etree
 
 from oai.formats import dc, jats
@@ -45,10 +47,11 @@ def ingest_document(
 ) -> Ingested:
     """Parse untrusted bytes safely, recognise the format and ingest (oai_dc always included)."""
     root = parse_document(data, max_bytes=max_bytes, source=source)
+    repaired = dc.may_hold_java_locales(data) and dc.repair_java_locales(root)
     try:
         ingested = detect(root).ingest(root, full_text=full_text, consume=True)  # root is ours alone
     except FormatError as exc:
         raise FormatError(f"{source}: {exc}" if source else str(exc)) from None
     if dc.FORMAT.prefix not in ingested.metadata:  # every format must derive oai_dc
         raise FormatError(f"{source or 'document'}: no oai_dc could be derived")
-    return ingested
+    return replace(ingested, warnings=(dc.JAVA_LOCALE_NOTE, *ingested.warnings)) if repaired else ingested
