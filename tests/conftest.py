@@ -7,6 +7,7 @@ import shutil
 import threading
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -46,15 +47,15 @@ def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def _postgres_database() -> Iterator[str]:
-    """A database of our own on the PostgreSQL server, created for this session and dropped after."""
+@contextmanager
+def _new_postgres_database(prefix: str, *, migrate: bool) -> Iterator[str]:
+    """A database of our own on the PostgreSQL server (migrated or empty), dropped afterwards."""
     admin_url = _postgres_admin_url()
     if admin_url is None:
         if IN_CI:
             pytest.fail("CI=true but OAI_TEST_DATABASE_URL is not set: PostgreSQL tests must run in CI")
         pytest.skip("PostgreSQL not configured (set OAI_TEST_DATABASE_URL)")
-    name = f"oai_test_{uuid.uuid4().hex[:10]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
@@ -65,13 +66,30 @@ def _postgres_database() -> Iterator[str]:
             pytest.fail(f"cannot reach PostgreSQL at {admin_url}: {exc}")
         pytest.skip(f"PostgreSQL unreachable: {exc}")
     url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    engine = store_engine.make_engine(url)
-    store_engine.upgrade(engine)
-    engine.dispose()
-    yield url
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    try:
+        if migrate:
+            engine = store_engine.make_engine(url)
+            store_engine.upgrade(engine)
+            engine.dispose()
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def _postgres_database() -> Iterator[str]:
+    """A migrated database of our own on the PostgreSQL server, for this session."""
+    with _new_postgres_database("oai_test", migrate=True) as url:
+        yield url
+
+
+@pytest.fixture
+def empty_postgres_database() -> Iterator[str]:
+    """A database with no schema at all, for this test (what a new deployment starts from)."""
+    with _new_postgres_database("oai_test_empty", migrate=False) as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

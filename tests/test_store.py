@@ -253,45 +253,26 @@ def test_db_downgrade_takes_a_relative_revision_as_the_readme_says(tmp_path) -> 
     assert stepped.exit_code == 0 and f"schema at revision {before_head.down_revision}" in stepped.output, stepped.output
 
 
-def test_upgrades_run_at_once_from_several_nodes_all_succeed() -> None:
+def test_upgrades_run_at_once_from_several_nodes_all_succeed(empty_postgres_database: str) -> None:
     """Each web node's unit runs `oai db upgrade` before it starts (deploy/oai-web.service). An outside audit
     started three at once: on a fresh PostgreSQL database two failed with a traceback (duplicate type), and
     with one migration pending two failed in alembic. They now take turns; the later ones find nothing to do."""
     import os
     import subprocess
     import sys
-    import uuid
 
-    from conftest import IN_CI, _postgres_admin_url
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    admin_url = _postgres_admin_url()
-    if admin_url is None:
-        if IN_CI:
-            pytest.fail("CI=true but OAI_TEST_DATABASE_URL is not set")
-        pytest.skip("several nodes share a database server: PostgreSQL")
-    name = f"oai_test_upgrade_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    url = empty_postgres_database
     oai = os.path.join(os.path.dirname(sys.executable), "oai")
-    try:
-        for step in ("fresh", "one pending"):
-            if step == "one pending":
-                engine = store_engine.make_engine(url)
-                store_engine.downgrade(engine, "-1")
-                engine.dispose()
-            nodes = [subprocess.Popen([oai, "--database", url, "db", "upgrade"], stdout=subprocess.PIPE,
-                                      stderr=subprocess.STDOUT, text=True) for _ in range(4)]
-            outputs = [(node.communicate(timeout=120)[0], node.returncode)[::-1] for node in nodes]
-            assert all(code == 0 for code, _ in outputs), (step, outputs)
-            assert not any("Traceback" in out for _, out in outputs), (step, outputs)
+    for step in ("fresh", "one pending"):
+        if step == "one pending":
             engine = store_engine.make_engine(url)
-            assert store_engine.current_revision(engine) == store_engine.head_revision()
+            store_engine.downgrade(engine, "-1")
             engine.dispose()
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        nodes = [subprocess.Popen([oai, "--database", url, "db", "upgrade"], stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True) for _ in range(4)]
+        outputs = [(node.communicate(timeout=120)[0], node.returncode)[::-1] for node in nodes]
+        assert all(code == 0 for code, _ in outputs), (step, outputs)
+        assert not any("Traceback" in out for _, out in outputs), (step, outputs)
+        engine = store_engine.make_engine(url)
+        assert store_engine.current_revision(engine) == store_engine.head_revision()
+        engine.dispose()
