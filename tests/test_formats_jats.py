@@ -447,7 +447,7 @@ def test_scielo_translations_keep_every_language(ingested: dict[str, Ingested]) 
         "Universidade Federal de Minas Gerais. Belo Horizonte, MG, Brasil"
     )
     assert texts(record, "date") == ["2014-04"] and texts(record, "language") == ["en"]
-    assert texts(record, "rights") == ["http://creativecommons.org/licenses/by-nc/3.0/"]
+    assert texts(record, "rights") == ["http://creativecommons.org/licenses/by-nc/3.0/", OPEN]
 
 
 def test_scielo_translation_sub_article_gives_the_english_title(ingested: dict[str, Ingested]) -> None:
@@ -488,7 +488,7 @@ def test_elife_article_without_jats_still_has_full_dublin_core(ingested: dict[st
     assert texts(record, "date") == ["2016-04-25"]  # electronic publication, not the update or collection
     assert texts(record, "identifier") == ["https://doi.org/10.7554/eLife.00666"]
     assert texts(record, "source") == ["eLife; ISSN 2050-084X; Vol. 5; Article e00666"]
-    assert texts(record, "rights") == ["© 2016, Harrison et al", "http://creativecommons.org/licenses/by/4.0/"]
+    assert texts(record, "rights") == ["© 2016, Harrison et al", "http://creativecommons.org/licenses/by/4.0/", OPEN]
     assert texts(record, "language") == ["en"]  # JATS default, no xml:lang in the file
     assert record.citation.pdf_url is None  # self-uri "elife-00666.pdf" is relative
 
@@ -805,12 +805,12 @@ def test_plos_info_doi_relations_and_a_licence_linked_only_from_its_prose() -> N
         "https://doi.org/10.1371/journal.pone.0103411", "https://doi.org/10.1371/journal.pmed.0020312",
         "https://doi.org/10.9999/other"]
     assert dc_values(record, "rights") == [("Open access under the CC BY licence.", "en"),
-                                           ("https://creativecommons.org/licenses/by/4.0/", None)]
+                                           ("https://creativecommons.org/licenses/by/4.0/", None), (OPEN, None)]
     # a licence with its own URL gives that URL, not its prose or its links, as before
     linked = inline('<permissions><license xlink:href="https://creativecommons.org/licenses/by/4.0/">'
                     '<license-p>See <ext-link xlink:href="https://example.org/">here</ext-link>.</license-p>'
                     "</license></permissions>")
-    assert texts(linked, "rights") == ["https://creativecommons.org/licenses/by/4.0/"]
+    assert texts(linked, "rights") == ["https://creativecommons.org/licenses/by/4.0/", OPEN]
 
 
 def test_a_translation_without_its_own_language_gets_none_not_the_articles() -> None:
@@ -839,3 +839,27 @@ def test_a_language_that_is_no_language_tag_loses_its_label_not_the_article() ->
     assert "jats" not in record.metadata and any("not valid" in w for w in record.warnings)
     broken = inline("<abstract><p>Text.</p></abstract>", lang="english please")  # the article's own language
     assert dc_values(broken, "title") == [("T", None)] and dc_values(broken, "language") == []
+
+
+OPEN = "info:eu-repo/semantics/openAccess"
+
+
+def test_open_access_is_said_the_way_openaire_asks_where_the_article_says_it() -> None:
+    """OpenAIRE's guidelines for literature repositories make the access level mandatory (dc:rights
+    info:eu-repo/semantics/openAccess), and Zenodo's and other repositories' oai_dc carry it; an outside audit
+    found it never emitted. Said where the article says so, never guessed from silence."""
+    def rights(permissions: str) -> list[str]:
+        return texts(inline(f"<permissions>{permissions}</permissions>"), "rights")
+
+    assert rights('<license xlink:href="https://creativecommons.org/publicdomain/zero/1.0/"/>')[-1] == OPEN
+    assert rights('<license license-type="open-access"><license-p>Free.</license-p></license>')[-1] == OPEN
+    assert rights("<license><license-p>This is an open-access article distributed under the terms of the "
+                  "Creative Commons Attribution License.</license-p></license>")[-1] == OPEN  # older PLOS
+    assert rights('<ali:free_to_read xmlns:ali="http://www.niso.org/schemas/ali/1.0/"/>') == [OPEN]
+    embargoed = '<ali:free_to_read xmlns:ali="http://www.niso.org/schemas/ali/1.0/" start_date="2030-01-01" ' \
+                'end_date="2031-01-01"/>'
+    assert OPEN not in rights(embargoed)
+    assert OPEN not in rights('<ali:free_to_read xmlns:ali="http://www.niso.org/schemas/ali/1.0/" start_date="2030-01-01"/>')
+    assert OPEN not in rights("<copyright-statement>© 2020 The Publisher. All rights reserved.</copyright-statement>")
+    assert OPEN not in rights('<license xlink:href="https://publisher.example/terms"/>')
+    assert OPEN not in texts(inline(""), "rights")

@@ -33,7 +33,7 @@ Choices a harvester should know about (one dc element per line of the README tab
   DOI, or PLOS's info:doi/... URI), else its http(s) URL; an <ext-link> in it when it has no href.
 * rights: each copyright statement; each licence's URL (license/@xlink:href, ali:license_ref),
   or where it has none its prose, plus the http(s) links of that prose (PLOS links the licence
-  only there).
+  only there); then info:eu-repo/semantics/openAccess where the article says it is open (see _access).
 * xml:lang: every title, description and subject carries the language in effect for it
   (its own xml:lang, its group's, its (sub-)article's, or "en", the JATS default), except a
   translation (trans-title, trans-subtitle, trans-abstract) with no xml:lang of its own or on
@@ -607,6 +607,28 @@ def _rights(meta: etree._Element) -> Iterator[Field]:
             yield "rights", text_of(ref), None
 
 
+_OPEN_LICENCE = re.compile(r"https?://(?:www\.)?creativecommons\.org/(?:licenses|publicdomain)/", re.IGNORECASE)
+_OPEN_PROSE = re.compile(r"\bopen[- ]access\b|\bcreative commons\b", re.IGNORECASE)  # older PLOS: prose only
+_FREE_TO_READ = "{http://www.niso.org/schemas/ali/1.0/}free_to_read"
+OPEN_ACCESS = "info:eu-repo/semantics/openAccess"
+
+
+def _access(meta: etree._Element, rights: list[Field]) -> Iterator[Field]:
+    """info:eu-repo/semantics/openAccess where the article says it is open: a Creative Commons licence or public
+    domain mark, <license license-type="open-access">, a licence whose text says open access or Creative
+    Commons, or <ali:free_to_read> without dates (one with dates is a window: whether it is open now is
+    not a fact of the record). OpenAIRE's
+    guidelines make the access level mandatory; an article that says nothing gets none (closed or embargoed
+    access cannot be told from silence)."""
+    permissions = meta.findall("permissions")
+    licences = [licence for p in permissions for licence in p.iter("license")]
+    if any(_OPEN_LICENCE.match(text) for name, text, _ in rights if name == "rights") or any(
+        licence.get("license-type") == "open-access" or _OPEN_PROSE.search(text_of(licence)) for licence in licences
+    ) or any(free.get("start_date") is None and free.get("end_date") is None
+           for p in permissions for free in p.iter(_FREE_TO_READ)):
+        yield "rights", OPEN_ACCESS, None
+
+
 def _relations(meta: etree._Element) -> Iterator[Field]:
     """Related articles as https://doi.org/ URLs or their own http(s) URLs.
 
@@ -656,7 +678,8 @@ def crosswalk(article: etree._Element) -> tuple[list[Field], Citation]:
     fields.append(("source", _source(journal_title, issns, numbering, meta), None))
     fields.append(("language", language, None))
     fields += list(_relations(meta))
-    fields += list(_rights(meta))
+    rights = list(_rights(meta))
+    fields += rights + list(_access(meta, rights))
 
     main_abstracts = [text for text, _lang in main_abstracts if text]
     facts = Citation(
