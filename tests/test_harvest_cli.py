@@ -317,3 +317,20 @@ def test_records_list_says_when_it_shows_only_the_newest(oai, up) -> None:  # no
     shown = oai("records", "list", "--limit", "5").output
     assert len(shown.splitlines()) == 6 and "(the newest 5 of 12 records; --limit N shows more)" in shown
     assert "of 12 records" not in oai("records", "list").output  # all of them: nothing to say
+
+
+@pytest.mark.parametrize("command", [("harvest", "worker"), ("source", "list"), ("records", "list")])
+def test_an_unreachable_database_is_one_line_not_a_traceback(command: tuple[str, ...]) -> None:
+    """An outside audit of a deployment: `oai harvest worker` against a database it cannot reach printed the
+    driver's traceback. Every command now says which database and why, in one line (password hidden)."""
+    import socket
+
+    with socket.socket() as s:  # a port on loopback where nothing listens
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"postgresql://someone:s3cret@127.0.0.1:{port}/nowhere"
+    result = CliRunner().invoke(main, ["--database", url, *command], env=FAST, catch_exceptions=True)
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output and isinstance(result.exception, SystemExit), result.exception
+    assert f"Error: cannot reach the database postgresql+psycopg://someone:***@127.0.0.1:{port}/nowhere" \
+        in result.output and "s3cret" not in result.output, result.output

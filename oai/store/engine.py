@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -186,10 +186,15 @@ def check_schema(engine: Engine) -> None:
     if path and path != ":memory:" and not path.startswith("file:") and not Path(path).exists():
         # said before connecting, which would leave an empty file behind
         raise SchemaError(f"there is no database at {path}: `oai db upgrade` creates it")
-    current, head = current_revision(engine), head_revision()
+    where = engine.url.render_as_string(hide_password=True)
+    try:
+        current = current_revision(engine)
+    except (exc.OperationalError, exc.InterfaceError) as error:  # refused, unreachable, a wrong password
+        reason = str(getattr(error, "orig", None) or error).strip().splitlines() or [repr(error)]
+        raise SchemaError(f"cannot reach the database {where}: {reason[0]}") from None
+    head = head_revision()
     if current == head:
         return
-    where = engine.url.render_as_string(hide_password=True)
     if current is None:
         raise SchemaError(f"the database {where} has no schema yet: run `oai db upgrade`")
     raise SchemaError(
