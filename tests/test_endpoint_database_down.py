@@ -1,12 +1,16 @@
 """The database going away under a running server (a PostgreSQL restart or failover, a network cut): the
 endpoint answers 503 with Retry-After, which harvesters take as "come back later", not a 500 with a
 traceback; and it serves again once the database is back. A real TCP relay stands between the app and
-PostgreSQL, so that the test can cut it."""
+PostgreSQL, so that the test can cut it. A database error that is a bug (a schema behind the code) stays a 500:
+a 503 would tell every harvester to come back, forever."""
 
 from __future__ import annotations
 
 import socket
+import sqlite3
 import threading
+from contextlib import closing
+from pathlib import Path
 
 import pytest
 from endpoint_helpers import T0, dc_record, fetch, get, path_of, write
@@ -14,26 +18,27 @@ from sqlalchemy.engine import make_url
 
 
 class Relay:
-    """Forwards connections from 127.0.0.1:<port> to `target`; cut() closes them all and refuses new ones."""
+    """Forwards connections from 127.0.0.1:<port> to `target`. cut() closes every connection and closes each new
+    one at once (as a database server going down does); restore() forwards again. The port stays ours."""
 
     def __init__(self, target: tuple[str, int]) -> None:
         self.target = target
         self.sockets: list[socket.socket] = []
         self.lock = threading.Lock()
-        self.port = self.restore(0)
+        self.refusing = threading.Event()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
 
-    def restore(self, port: int) -> int:
-        """Listen (again) on `port` (0: any free one)."""
-        self.listener = socket.create_server(("127.0.0.1", port))
-        threading.Thread(target=self._accept, args=(self.listener,), daemon=True).start()
-        return self.listener.getsockname()[1]
-
-    def _accept(self, listener: socket.socket) -> None:
+    def _accept(self) -> None:
         while True:
             try:
-                client, _ = listener.accept()
+                client, _ = self.listener.accept()
             except OSError:
                 return
+            if self.refusing.is_set():
+                client.close()
+                continue
             upstream = socket.create_connection(self.target)
             with self.lock:
                 self.sockets += [client, upstream]
@@ -54,11 +59,7 @@ class Relay:
                 pass
 
     def cut(self) -> None:
-        try:
-            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() (close alone leaves it listening)
-        except OSError:
-            pass
-        self.listener.close()
+        self.refusing.set()
         with self.lock:
             for s in self.sockets:
                 try:
@@ -66,6 +67,18 @@ class Relay:
                 except OSError:
                     pass
                 s.close()
+            self.sockets.clear()
+
+    def restore(self) -> None:
+        self.refusing.clear()
+
+    def close(self) -> None:
+        self.cut()
+        try:
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() (close alone leaves it listening)
+        except OSError:
+            pass
+        self.listener.close()
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # a database server to cut off
@@ -88,8 +101,24 @@ def test_an_unreachable_database_is_503_with_retry_after(database_url, engine, l
             assert b"Traceback" not in reply.body
         reply = fetch(server, "/record/oai:x.example:1")  # the HTML pages too
         assert reply.status == 503
-        relay.restore(relay.port)  # back: a connection the pool held may fail once more, then it serves
+        relay.restore()  # back: a connection the pool held may fail once more, then it serves
         statuses = [fetch(server, f"{path_of(server)}?verb=ListSets").status for _ in range(3)]
         assert statuses[-1] == 200 and set(statuses) <= {200, 503}, statuses
     finally:
-        relay.cut()
+        relay.close()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_database_error_that_is_a_bug_stays_a_500(database_url, engine, live_server, tmp_path: Path) -> None:  # noqa: ANN001
+    """Found by a review: SQLite's "no such column" is an OperationalError too, and was answered 503 with
+    Retry-After, for good, while /health said ok."""
+    write(engine, [dc_record("oai:x.example:1")], T0)
+    broken = tmp_path / "behind.sqlite3"
+    with closing(sqlite3.connect(make_url(database_url).database)) as source, closing(sqlite3.connect(broken)) as copy:
+        source.backup(copy)  # (its write-ahead log too)
+        copy.execute("ALTER TABLE record DROP COLUMN set_specs")  # a schema behind the code
+        copy.commit()
+    server = live_server(database_url=f"sqlite:///{broken}")
+    reply = fetch(server, f"{path_of(server)}?verb=ListIdentifiers&metadataPrefix=oai_dc")
+    assert reply.status == 500 and reply.header("Retry-After") is None, (reply.status, reply.body[:300])
+    assert b"Traceback" not in reply.body and b"set_specs" not in reply.body

@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+import sys
 import time
 import zlib
 from collections.abc import Mapping
@@ -244,10 +245,15 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
     @app.errorhandler(db_errors.OperationalError)
     @app.errorhandler(db_errors.InterfaceError)
     @app.errorhandler(db_errors.TimeoutError)
-    def database_unavailable(exc: Exception) -> Response:
-        """The database is unreachable, restarting or locked: 503 with Retry-After, the answer harvesters
-        treat as "come back later" (OAI-PMH 3.1.2.2 flow control), not a 500 they take for a broken server."""
-        log.warning("database unavailable, answered 503: %s", str(exc).strip().splitlines()[0] if str(exc).strip() else exc)
+    def database_error(exc: Exception) -> Response:
+        """The database unreachable, restarting, overloaded or locked: 503 with Retry-After, the answer harvesters
+        treat as "come back later" (OAI-PMH 3.1.2.2 flow control), not a 500 they take for a broken server.
+        Any other database error (a schema behind the code, a statement cancelled) is a bug: a 500, logged
+        with its traceback."""
+        if not database_unavailable(exc):
+            current_app.log_exception(sys.exc_info())
+            return Response("500 Internal Server Error\n", status=500, mimetype="text/plain")
+        log.warning("database unavailable, answered 503: %s", (str(exc).strip().splitlines() or [repr(exc)])[0])
         return Response("The repository's database is unavailable for a moment; retry later.\n", status=503,
                         headers={"Retry-After": str(DATABASE_RETRY_AFTER)}, mimetype="text/plain")
 
@@ -273,6 +279,27 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
 
 _PAGED = (["ListRecords"], ["ListIdentifiers"], ["ListSets"])
 _READ_AHEAD = ("ListRecords", "ListIdentifiers")  # the lists harvesters walk (sets are few)
+
+
+# PostgreSQL SQLSTATEs of a server that cannot serve now: connection exceptions (class 08), too many connections
+# and other resource shortages (class 53), shutting down or starting up (57P01-57P03).
+_UNAVAILABLE_STATES = ("08", "53", "57P01", "57P02", "57P03")
+_UNAVAILABLE_SQLITE = ("database is locked", "unable to open database file", "disk i/o error")
+
+
+def database_unavailable(exc: Exception) -> bool:
+    """Whether a database error means "not now" rather than a bug."""
+    if isinstance(exc, (db_errors.TimeoutError, db_errors.InterfaceError)):
+        return True
+    if getattr(exc, "connection_invalidated", False):
+        return True
+    orig = getattr(exc, "orig", None)
+    state = getattr(orig, "sqlstate", None)
+    if state is not None:
+        return state.startswith(_UNAVAILABLE_STATES)
+    if type(orig).__module__.startswith("psycopg"):
+        return True  # no SQLSTATE: the connection itself failed (refused, reset, closed)
+    return str(orig or exc).lower().startswith(_UNAVAILABLE_SQLITE)
 
 
 def _store_identity(engine: Engine) -> str:
