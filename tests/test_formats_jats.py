@@ -714,9 +714,9 @@ def test_name_alternatives_keep_every_form_the_first_alone_first() -> None:
         f'<contrib-group>{author(alternatives, "<aff>Irkutsk State University</aff>")}'
         f'<contrib contrib-type="editor">{editor}<aff>Irkutsk</aff></contrib></contrib-group>'
     )
-    assert texts(record, "creator") == [
-        "Олейников, Илья; Oleynikov, Ilya; Ilya Oleynikov; Irkutsk State University"]
-    assert texts(record, "contributor") == ["Якимова, Илья; Yakimova, Ilya; Ilya Yakimova"]
+    # (review) a form with the same words as one before ("Ilya Oleynikov", OJS's display name) adds nothing
+    assert texts(record, "creator") == ["Олейников, Илья; Oleynikov, Ilya; Irkutsk State University"]
+    assert texts(record, "contributor") == ["Якимова, Илья; Yakimova, Ilya"]
     assert record.citation.authors == ("Олейников, Илья",)
     # a <name> comes first even after a <string-name>
     reordered = "<name-alternatives><string-name>I. Oleynikov</string-name><name><surname>Oleynikov</surname></name>"
@@ -750,6 +750,13 @@ def test_tex_math_is_left_out_only_beside_another_form_of_the_formula() -> None:
     record = inline(title)
     assert texts(record, "title") == [r"Bounds for \alpha > \beta_2 and y3"]
     assert texts(record, "description") == [r"Let \pi be."]  # alone in its <alternatives>: kept
+    # (review) beside a graphic the TeX is still the only text; a whole LaTeX file (PMC's form) gives its body
+    record = inline(
+        r"<abstract><p>Let <inline-formula><alternatives><tex-math>\pi</tex-math><inline-graphic "
+        r'xlink:href="pi.gif"/></alternatives></inline-formula> and <inline-formula><tex-math>'
+        r"\documentclass[12pt]{minimal}\usepackage{amsmath}\begin{document}$$\sigma^2$$\end{document}"
+        r"</tex-math></inline-formula> be.</p></abstract>")
+    assert texts(record, "description") == [r"Let \pi and \sigma^2 be."]
 
 
 def test_inline_markup_keeps_word_breaks_and_scripts() -> None:
@@ -759,12 +766,14 @@ def test_inline_markup_keeps_word_breaks_and_scripts() -> None:
         "<abstract><p>First para.<list><list-item><p>Item one</p></list-item><list-item><p>Item two</p>"
         "</list-item></list>, then <disp-quote><p>a quote</p></disp-quote>.</p>"
         "<p>Potency 10<sup>-15</sup>M; H<sub>2</sub>O<sub>(l)</sub>.</p></abstract>"
-        "<kwd-group><kwd>CO<sub>2</sub></kwd><kwd>x<sup>n</sup> <bold>bold</bold></kwd></kwd-group>"
+        "<kwd-group><kwd>CO<sub>2</sub></kwd><kwd>x<sup>n</sup> <bold>bold</bold></kwd><kwd>38<sup>o</sup>C"
+        "</kwd></kwd-group>"
     )
-    assert texts(record, "title") == ["CO₂ at 10⁻¹⁵M, x², x^(a+1), ymax and 10⁶ Second line"]
+    # (review) what has no Unicode form is written as it is: "x^(a+1)" and "38^(o)C" read worse than "xa+1", "38oC"
+    assert texts(record, "title") == ["CO₂ at 10⁻¹⁵M, x², xa+1, ymax and 10⁶ Second line"]
     assert texts(record, "description") == [
         "First para. Item one Item two, then a quote.\n\nPotency 10⁻¹⁵M; H₂O(l)."]  # no subscript l: as is
-    assert texts(record, "subject") == ["CO₂", "xⁿ bold"]
+    assert texts(record, "subject") == ["CO₂", "xⁿ bold", "38oC"]
 
 
 def test_an_affiliation_of_the_article_meta_is_every_unaffiliated_authors() -> None:
@@ -781,12 +790,19 @@ def test_an_affiliation_of_the_article_meta_is_every_unaffiliated_authors() -> N
         '<aff-alternatives><aff xml:lang="de">Universität Irgendwo</aff><aff xml:lang="en">University of Somewhere, '
         'Germany</aff></aff-alternatives><aff id="a2">Pointed-to Institute</aff>'
     )
-    assert texts(record, "creator") == [
-        "Roe; University of Somewhere, Germany; Universität Irgendwo",
-        "Doe; Pointed-to Institute",
-        "Poe; Own University",
-    ]
+    # (review) some authors point to their affiliation: one who points nowhere gets none, not a guess
+    assert texts(record, "creator") == ["Roe", "Doe; Pointed-to Institute", "Poe; Own University"]
     assert texts(record, "contributor") == ["Ed"]
+    nobody_points = inline(
+        "<contrib-group>" + author("<name><surname>Roe</surname></name>")
+        + author("<name><surname>Poe</surname></name>", "<aff>Own University</aff>") + "</contrib-group>"
+        '<aff><institution-wrap><institution-id institution-id-type="ror">https://ror.org/02mhbdp94</institution-id>'
+        "<institution>University of Somewhere</institution></institution-wrap>, <country>Germany</country></aff>"
+        '<aff-alternatives><aff xml:lang="de">Universität Irgendwo</aff><aff xml:lang="en">University of Somewhere, '
+        'Germany</aff></aff-alternatives>'
+    )
+    assert texts(nobody_points, "creator") == [
+        "Roe; University of Somewhere, Germany; Universität Irgendwo", "Poe; Own University"]
 
 
 def test_plos_info_doi_relations_and_a_licence_linked_only_from_its_prose() -> None:

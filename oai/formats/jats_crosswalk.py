@@ -3,10 +3,10 @@
 Choices a harvester should know about (one dc element per line of the README table):
 * creator: one per byline author (two of the same name stay two), "; "-separated parts in a
   fixed order: "Surname, Given names[, Suffix]" (or the collab/string name; a <name> without a
-  surname gives its given names), then each other distinct form of a <name-alternatives> (e.g.
-  the Latin form of a Cyrillic name), then each of their affiliations (the form OJS journals
-  send; each distinct <aff> of an <aff-alternatives>; an author with none of their own, in their
-  <contrib-group> or pointed to, gets those of <article-meta> that nobody points to), then each
+  surname gives its given names), then each other form of a <name-alternatives> with other words
+  (e.g. the Latin form of a Cyrillic name, not "Jane Doe" beside "Doe, Jane"), then each of their affiliations (the form OJS journals
+  send; each distinct <aff> of an <aff-alternatives>; an author with none of their own or in their
+  <contrib-group> gets those of <article-meta> when nobody points to any affiliation), then each
   of their e-mail addresses, then each ORCID iD as an https://orcid.org/ URL, e.g.
   "Oleynikov, Ilya Vasilyevich; Department of ..., Irkutsk State University, ...; oleynikov@isu.ru".
   Simple DC has nowhere else to put them (dc:identifier identifies the article, not a person),
@@ -24,11 +24,11 @@ Choices a harvester should know about (one dc element per line of the README tab
 * description: each abstract except graphical/teaser/toc ones, and each trans-abstract, flattened
   to plain text, paragraphs (and section titles) separated by a blank line.
 * plain text (titles, descriptions, subjects): labels, footnotes and footnote/affiliation markers
-  left out; a formula gives its MathML's text, or its TeX where that is its only form (a
-  <tex-math> beside MathML or a graphic in <alternatives> is a duplicate and left out); a line
+  left out; a formula gives its MathML's text, or else its TeX (the body of a LaTeX file, without
+  $ delimiters); a <tex-math> beside MathML in <alternatives> is a duplicate and left out; a line
   break or a block (p, list, list-item, disp-quote, def-list, statement, boxed-text, table-wrap,
   fig, disp-formula, ...) is a space; <sup>/<sub> in Unicode super-/subscripts where each
-  character has one ("10⁻¹⁵M", "CO₂"), else "^(text)" for a superscript, the text for a subscript.
+  character has one ("10⁻¹⁵M", "CO₂"), else as written.
 * relation: each related-article as https://doi.org/... for a DOI (ext-link-type "doi", a bare
   DOI, or PLOS's info:doi/... URI), else its http(s) URL; an <ext-link> in it when it has no href.
 * rights: each copyright statement; each licence's URL (license/@xlink:href, ali:license_ref),
@@ -79,6 +79,7 @@ _SPACE_BEFORE_PUNCTUATION = re.compile(r" +([,;.:)])")
 _first_group = operator.itemgetter(1)  # as a re.sub replacement: no template to expand per call
 _DOI = re.compile(r"(10\.\d{4,9}/\S+)")
 _YEAR = re.compile(r"\d{4}")
+_WORD = re.compile(r"\w+")
 _ISO_PREFIX = re.compile(r"(\d{4})(?:-(\d{1,2})(?:-(\d{1,2}))?)?")
 _HTTP = re.compile(r"https?://")
 _ORCID = re.compile(r"(?<![\dA-Za-z-])(\d{4}-\d{4}-\d{4}-\d{3}[\dXx])(?![\dA-Za-z-])")
@@ -97,12 +98,12 @@ def squash(text: str) -> str:
 def text_of(element: etree._Element | None, skip: frozenset[str] = _SKIP) -> str:
     """Plain text of mixed content: markers, labels, footnotes and TeX duplicates left out.
 
-    A <tex-math> is a duplicate when it is one of several <alternatives> (MathML, a graphic):
-    the other form gives the text. Alone, its TeX is the only text of the formula, so it stays.
+    A <tex-math> is a duplicate beside MathML in <alternatives>: the MathML gives the text. Otherwise its
+    TeX is the only text of the formula, so it stays (without a LaTeX file's preamble or $ delimiters).
     A line break or a block (paragraph, list item, ...) is a space, or words run together
     ("First para.Item one"); none before the punctuation that follows it. Superscripts and
-    subscripts in Unicode where every character has a form there ("10⁻¹⁵", "CO₂"), else a
-    superscript as "^(...)", so that 10<sup>a</sup> does not read as "10a".
+    subscripts in Unicode where every character has a form there ("10⁻¹⁵", "CO₂"), else as written
+    ("38oC", "21st").
     """
     if element is None:
         return ""
@@ -129,11 +130,11 @@ def text_of(element: etree._Element | None, skip: frozenset[str] = _SKIP) -> str
                         pass
                     elif set(script) <= _SCRIPTS[tag][0]:
                         parts.append(script.translate(_SCRIPTS[tag][1]))
-                    else:
-                        parts.append(f"^({script})" if tag == "sup" else script)
+                    else:  # "38<sup>o</sup>C", "21<sup>st</sup>": as written reads better than any mark
+                        parts.append(script)
                 elif tag == "tex-math":
-                    if not (node.tag == "alternatives" and _has_other_form(node)):
-                        walk(child)
+                    if not (node.tag == "alternatives" and _has_mathml(node)):
+                        parts.append(_tex(child))
                 else:  # a block or a line break
                     separated = True
                     parts.append(_SEPARATOR)
@@ -149,9 +150,25 @@ def text_of(element: etree._Element | None, skip: frozenset[str] = _SKIP) -> str
     return squash(text)
 
 
-def _has_other_form(alternatives: etree._Element) -> bool:
-    """True when an <alternatives> holds something besides <tex-math> (MathML, a graphic)."""
-    return any(isinstance(c.tag, str) and c.tag != "tex-math" for c in alternatives)
+_MML_MATH = "{http://www.w3.org/1998/Math/MathML}math"
+_TEX_DOCUMENT = re.compile(r"\\begin\{document\}(.*?)\\end\{document\}", re.DOTALL)
+_TEX_DELIMITERS = re.compile(r"^\s*(?:\$\$?|\\\[|\\\()(.*?)(?:\$\$?|\\\]|\\\))\s*$", re.DOTALL)
+
+
+def _has_mathml(alternatives: etree._Element) -> bool:
+    """True when an <alternatives> holds MathML, whose text stands for the formula (a graphic has none)."""
+    return any(child.tag == _MML_MATH for child in alternatives)
+
+
+def _tex(tex_math: etree._Element) -> str:
+    """A formula's TeX as text: the body of a whole \\documentclass ... \\begin{document} file (PMC writes
+    those), without its $ or \\[ \\] delimiters."""
+    text = "".join(tex_math.itertext())
+    if (document := _TEX_DOCUMENT.search(text)) is not None:
+        text = document.group(1)
+    if (delimited := _TEX_DELIMITERS.match(text)) is not None:
+        text = delimited.group(1)
+    return f" {text.strip()} "
 
 
 def _paragraphs(abstract: etree._Element) -> str:
@@ -281,10 +298,12 @@ def person_names(contrib: etree._Element) -> list[str]:
             first = next((form for form in forms if form.tag == "name"), forms[0] if forms else None)
             if first is None:
                 continue
-            names = [_name_form(first)] + [_name_form(form) for form in forms if form is not first]
-            names = list(dict.fromkeys(name for name in names if name))
+            names: dict[tuple[str, ...], str] = {}  # one per set of words: OJS adds "Jane Doe" to "Doe, Jane"
+            for form in [first] + [form for form in forms if form is not first]:
+                if name := _name_form(form):
+                    names.setdefault(tuple(sorted(_WORD.findall(name.casefold()))), name)
             if names:
-                return names
+                return list(names.values())
         elif tag == "name" or tag == "string-name" or tag == "collab":
             if name := _name_form(child):
                 return [name]
@@ -352,10 +371,13 @@ class _AffIndex:
         self._article_texts: list[str] | None = None
 
     def article_texts(self) -> list[str]:
-        """Texts of the <aff>s of <article-meta> itself that nothing points to; worked out when first asked."""
+        """Texts of the <aff>s of <article-meta> itself, when nobody points to any affiliation: then they are
+        everybody's. Where some authors point to theirs, an author who points nowhere has none (giving them the
+        others' would be a guess). Worked out when first asked."""
         if self._article_texts is None:
-            self._article_texts = [text for aff in self.meta.iterchildren(*self.aff_tags)
-                                   if aff.get("id") not in self.referenced for text in _aff_texts(aff)]
+            pointed = any(ref in self.by_id for ref in self.referenced)
+            self._article_texts = [] if pointed else [
+                text for aff in self.meta.iterchildren(*self.aff_tags) for text in _aff_texts(aff)]
         return self._article_texts
 
     def note_emails(self) -> tuple[dict[str, list[etree._Element]], dict[str, int]]:
