@@ -227,11 +227,15 @@ class _Run:
             ).values(status="interrupted", ended=now,
                      error="the harvest process ended without finishing (killed?); resumed by a later run"))
             if run is not None:
-                if run.status != "running" or run.error:  # what stopped it stays in its history
+                # what stopped it stays in its history; a run still marked running was left by a process that
+                # ended without saying so (killed, out of memory): we hold the source's lease now
+                if run.status == "running":
+                    stopped = f"the process running it ({run.worker or '?'}) ended without finishing (killed?)"
+                else:
                     why = f": {run.error}" if run.error else ""
                     at = f" at {dates.format_moment(run.ended)}" if run.ended else ""
-                    run.warnings = self._merge_warnings(run.warnings, [
-                        f"resumed from its checkpoint after it was {run.status}{at}{why}"])
+                    stopped = f"it was {run.status}{at}{why}"
+                run.warnings = self._merge_warnings(run.warnings, [f"resumed from its checkpoint after {stopped}"])
                 run.status, run.worker, run.ended, run.error = "running", self.owner, None, None
                 self.resumed = True
             else:

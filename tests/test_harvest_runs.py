@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 import requests
 from lxml import etree
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from harvest_fixtures import REPO_ID, add, dc_values, options, policy, sqlite_only, stored
 from harvester import dates
@@ -194,6 +194,23 @@ def test_a_stopped_run_resumes_from_its_checkpoint(engine, up) -> None:  # noqa:
     with transaction(engine) as s:
         warnings = s.get(HarvestRun, first.run_id).warnings or ""
     assert "resumed from its checkpoint after it was interrupted" in warnings and "asked to stop" in warnings
+
+
+def test_a_killed_run_resumed_says_so_in_its_history(engine, up) -> None:  # noqa: ANN001
+    """A review: a run whose process was killed (kill -9, out of memory) is still marked running with no error,
+    and resumed it read as plainly complete."""
+    add(engine, "up", up.base_url)
+    stop, progress = stop_after(1)
+    first = harvest_source(engine, "up", options(), stop=stop, on_progress=progress)
+    with transaction(engine) as s:  # what a killed process leaves: the run running, its lease lapsed
+        run = s.get(HarvestRun, first.run_id)
+        run.status, run.ended, run.error, run.worker = "running", None, None, "otherhost:4242:ab12cd"
+        s.execute(update(Source).values(lease_owner=None, lease_expires=None))
+    second = harvest_source(engine, "up", options())
+    assert second.run_id == first.run_id and second.status == "complete"
+    warnings = run_row(engine, first.run_id).warnings or ""
+    assert "resumed from its checkpoint after the process running it (otherhost:4242:ab12cd) ended without " \
+           "finishing" in warnings, warnings
 
 
 def test_a_run_whose_checkpoint_disappears_stops_without_writing_the_page(engine, up) -> None:  # noqa: ANN001
