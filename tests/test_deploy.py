@@ -5,8 +5,8 @@ ProtectSystem=strict: an outside audit found gunicorn's control socket failing t
 from __future__ import annotations
 
 import os
+import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,15 +18,8 @@ from oaischema import assert_oai
 REPO = Path(__file__).resolve().parent.parent
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_the_web_node_as_deployed_boots_serves_and_stops(database_url: str, tmp_path: Path) -> None:
-    port = _free_port()
-    env = {**os.environ, "OAI_DATABASE_URL": database_url, "OAI_BIND": f"127.0.0.1:{port}", "OAI_WORKERS": "1",
+    env = {**os.environ, "OAI_DATABASE_URL": database_url, "OAI_BIND": "127.0.0.1:0", "OAI_WORKERS": "1",
            "HOME": "/proc", "OAI_SECRET_KEY": "deploy-test-secret-0123456789"}
     gunicorn = Path(sys.executable).parent / "gunicorn"
     log = tmp_path / "gunicorn.log"
@@ -34,8 +27,13 @@ def test_the_web_node_as_deployed_boots_serves_and_stops(database_url: str, tmp_
         proc = subprocess.Popen([str(gunicorn), "-c", str(REPO / "deploy/gunicorn.conf.py"), "oai:create_app()"],
                                 cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT)
         try:
-            body, deadline = None, time.monotonic() + 60
+            body, port, deadline = None, None, time.monotonic() + 60
             while body is None and time.monotonic() < deadline:
+                if port is None:  # bound to a free port of its own choosing: read which from its log
+                    found = re.search(r"Listening at: http://127\.0\.0\.1:(\d+)", log.read_text())
+                    port = found and found.group(1)
+                    time.sleep(0.1)
+                    continue
                 try:
                     with urllib.request.urlopen(f"http://127.0.0.1:{port}/oai?verb=Identify", timeout=5) as reply:
                         body = reply.read()
