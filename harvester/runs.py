@@ -368,6 +368,9 @@ class _Run:
                     warnings.append(f"the source's completeListSize changed from {size} to "
                                     f"{announced} during the list (records changed while we harvested)")
             counts = {key: getattr(run, key) + getattr(out, key) for key in _COUNTS}
+            # how far into the list the run got: a list asked again (an expired token) brings the records
+            # already seen once more, which are not more records ("140 of 100" it said)
+            counts["seen"] = max(run.seen, cursor)
             if final and size is not None and size != cursor:
                 warnings.append(f"the source announced completeListSize={size} but sent {cursor} records "
                                 f"in this list ({'fewer' if cursor < size else 'more'})")

@@ -239,6 +239,8 @@ def test_expired_token_on_resume_relists_from_the_lists_start(engine, up) -> Non
     assert "from" not in relist and "resumptionToken" not in relist  # the run's own list, from its start
     assert any("listing again from the beginning (the list's start)" in w for w in summary.warnings)
     assert len(stored(engine, "up")) == 25 and summary.new == 25
+    # seen is how far into the list the run got: the 20 records listed again are not 20 more ("45 of 25")
+    assert summary.seen == 25 and summary.complete_list_size == 25
 
 
 def test_an_expired_token_in_a_list_not_in_datestamp_order_loses_nothing(engine, upstream_factory) -> None:  # noqa: ANN001, F811
