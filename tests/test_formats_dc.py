@@ -191,3 +191,12 @@ def test_serialise_writes_the_bytes_of_the_validated_tree(fields: list, oai_dc_x
     else:
         with pytest.raises(FormatError, match=r"^line \d+: "):
             dc.serialise(fields)
+
+
+def test_the_citation_keeps_the_language_of_the_title_and_abstract_it_takes() -> None:
+    from oai.formats.dc import citation_from_fields
+
+    c = citation_from_fields([("title", "Заголовок", "ru"), ("title", "A title", "en"), ("language", "ru", None),
+                              ("description", "An abstract.", "en"), ("description", "Аннотация.", "ru")])
+    assert (c.title, c.title_language, c.abstract, c.abstract_language) == ("Заголовок", "ru", "An abstract.", "en")
+    assert citation_from_fields([("title", "Untagged", None)]).title_language is None

@@ -40,6 +40,13 @@ def test_landing_page_has_citation_meta_tags(engine, live_server) -> None:
     assert meta["citation_firstpage"] == ["44"] and meta["citation_lastpage"] == ["51"]
     assert meta["citation_doi"] == ["10.26516/2073-3380.2020.32.44"]
     assert requests.get(f"{server.root}/record/oai:example.org:nope", timeout=10).status_code == 404
+    # a Russian article with an English title and abstract: the page is in Russian, those two say they are not
+    # (an outside audit: everything on the page was marked Russian)
+    page = etree.fromstring(r.content, etree.HTMLParser())
+    assert page.get("lang") == "ru"
+    assert page.find(".//head/title").get("lang") == "en" and page.find(".//h1").get("lang") == "en"
+    abstract = page.xpath("//h2[.='Abstract']/following-sibling::p[1]")[0]
+    assert abstract.get("lang") == "en" and abstract.text.startswith("The paper presents")
 
 
 def test_deleted_record_page_is_not_indexed(engine, live_server) -> None:

@@ -33,9 +33,11 @@ class Citation:
     lastpage: str | None = None
     doi: str | None = None
     pdf_url: str | None = None
-    language: str | None = None
+    language: str | None = None  # of the article
     keywords: tuple[str, ...] = ()
     abstract: str | None = None
+    title_language: str | None = None  # the title's and the abstract's own, where known (a Russian article's
+    abstract_language: str | None = None  # first title may be English): pages mark them for readers and crawlers
 
 
 @dataclass(frozen=True)

@@ -148,10 +148,12 @@ def fields_of(root: etree._Element) -> list[Field]:
 def citation_from_fields(fields: Iterable[Field]) -> Citation:
     """Citation facts a landing page needs, read back from Dublin Core values."""
     values: dict[str, list[str]] = {}
-    for name, text, _lang in fields:
+    languages: dict[str, str | None] = {}  # of the first value of each element
+    for name, text, lang in fields:
         text = text.strip()
         if text:
             values.setdefault(name, []).append(text)
+            languages.setdefault(name, lang)
 
     def first(name: str) -> str | None:
         return values.get(name, [None])[0]
@@ -170,6 +172,8 @@ def citation_from_fields(fields: Iterable[Field]) -> Citation:
         language=first("language"),
         keywords=tuple(values.get("subject", [])),
         abstract=first("description"),
+        title_language=languages.get("title"),
+        abstract_language=languages.get("description"),
         **source,
     )
 

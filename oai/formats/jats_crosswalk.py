@@ -703,7 +703,7 @@ def crosswalk(article: etree._Element) -> tuple[list[Field], Citation]:
     rights = list(_rights(meta))
     fields += rights + list(_access(meta, rights))
 
-    main_abstracts = [text for text, _lang in main_abstracts if text]
+    main_abstracts = [(text, lang) for text, lang in main_abstracts if text]
     facts = Citation(
         title=titles[0][0] if titles else None,
         authors=tuple(author[0][0] for author in authors),
@@ -718,6 +718,8 @@ def crosswalk(article: etree._Element) -> tuple[list[Field], Citation]:
         pdf_url=pdf,
         language=language,
         keywords=tuple(dict.fromkeys(text for text, _lang in keywords if text)),
-        abstract=main_abstracts[0] if main_abstracts else None,
+        abstract=main_abstracts[0][0] if main_abstracts else None,
+        title_language=titles[0][1] if titles else None,
+        abstract_language=main_abstracts[0][1] if main_abstracts else None,
     )
     return fields, facts
