@@ -879,3 +879,11 @@ def test_open_access_is_said_the_way_openaire_asks_where_the_article_says_it() -
     assert OPEN not in rights("<copyright-statement>© 2020 The Publisher. All rights reserved.</copyright-statement>")
     assert OPEN not in rights('<license xlink:href="https://publisher.example/terms"/>')
     assert OPEN not in texts(inline(""), "rights")
+
+
+def test_an_empty_xml_lang_is_an_unknown_language_not_english() -> None:
+    """XML 1.0 (2.12): xml:lang="" says the language is unknown; an outside audit saw such an article's Cyrillic
+    text tagged en, and dc:language "en". Only an article with no xml:lang at all is English (JATS's default)."""
+    record = inline("<abstract><p>Аннотация.</p></abstract>", lang="")
+    assert dc_values(record, "title") == [("T", None)] and dc_values(record, "description") == [("Аннотация.", None)]
+    assert dc_values(record, "language") == []

@@ -37,7 +37,8 @@ Choices a harvester should know about (one dc element per line of the README tab
 * xml:lang: every title, description and subject carries the language in effect for it
   (its own xml:lang, its group's, its (sub-)article's, or "en", the JATS default), except a
   translation (trans-title, trans-subtitle, trans-abstract) with no xml:lang of its own or on
-  its trans-title-group: it has none, since it is by definition not in the article's language.
+  its trans-title-group: it has none, since it is by definition not in the article's language;
+  and none where the value is no language tag or is empty (xml:lang="": unknown, XML 1.0 2.12).
 """
 
 from __future__ import annotations
@@ -207,11 +208,11 @@ def normal_lang(value: str | None) -> str | None:
 
 def lang_of(element: etree._Element) -> str | None:
     """The xml:lang in effect for `element` (JATS's default for <article> is "en"); None where that is no
-    language tag."""
+    language tag, or where xml:lang="" says the language is unknown (XML 1.0, 2.12)."""
     node: etree._Element | None = element
     while node is not None:
         value = node.get(XML_LANG)
-        if value and value.strip():
+        if value is not None:
             return normal_lang(value)
         node = node.getparent()
     return "en"
