@@ -887,3 +887,14 @@ def test_an_empty_xml_lang_is_an_unknown_language_not_english() -> None:
     record = inline("<abstract><p>Аннотация.</p></abstract>", lang="")
     assert dc_values(record, "title") == [("T", None)] and dc_values(record, "description") == [("Аннотация.", None)]
     assert dc_values(record, "language") == []
+
+
+def test_pubmed_and_arxiv_ids_are_openaire_alternative_identifiers() -> None:
+    """An outside audit: an article's PMID was in no oai_dc element. OpenAIRE's guidelines for literature
+    repositories give alternative identifiers as dc:relation info:eu-repo/semantics/altIdentifier/<scheme>/<id>."""
+    record = inline('<article-id pub-id-type="doi">10.5555/x.1</article-id><article-id pub-id-type="pmid">'
+                    '25187957</article-id><article-id pub-id-type="arxiv">2101.00001</article-id>'
+                    '<article-id pub-id-type="publisher-id">e12</article-id>')
+    assert texts(record, "relation") == ["info:eu-repo/semantics/altIdentifier/pmid/25187957",
+                                         "info:eu-repo/semantics/altIdentifier/arxiv/2101.00001"]
+    assert texts(record, "identifier") == ["https://doi.org/10.5555/x.1"]

@@ -545,6 +545,19 @@ def _doi(meta: etree._Element) -> str | None:
     return None
 
 
+_ALT_SCHEMES = {"pmid": "pmid", "arxiv": "arxiv", "isbn": "isbn"}  # JATS pub-id-type -> OpenAIRE's scheme
+
+
+def _alternative_ids(meta: etree._Element) -> Iterator[Field]:
+    """The article's PubMed, arXiv and ISBN ids as OpenAIRE's alternative identifiers (dc:relation
+    info:eu-repo/semantics/altIdentifier/<scheme>/<id>); the DOI is dc:identifier already."""
+    for article_id in meta.findall("article-id"):
+        scheme = _ALT_SCHEMES.get(article_id.get("pub-id-type") or "")
+        value = text_of(article_id)
+        if scheme and value and " " not in value:
+            yield "relation", f"info:eu-repo/semantics/altIdentifier/{scheme}/{value}", None
+
+
 def _self_uris(meta: etree._Element) -> tuple[list[str], str | None]:
     """(absolute article URLs, absolute PDF URL) from <self-uri>."""
     pages, pdf = [], None
@@ -700,7 +713,7 @@ def crosswalk(article: etree._Element) -> tuple[list[Field], Citation]:
     fields += [("identifier", url, None) for url in pages]
     fields.append(("source", _source(journal_title, issns, numbering, meta), None))
     fields.append(("language", language, None))
-    fields += list(_relations(meta))
+    fields += list(_relations(meta)) + list(_alternative_ids(meta))
     rights = list(_rights(meta))
     fields += rights + list(_access(meta, rights))
 
