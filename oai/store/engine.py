@@ -180,18 +180,24 @@ def head_revision() -> str | None:
     return ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
 
 
+def error_reason(error: Exception) -> str:
+    """The first line of what the driver said about a database error (SQLAlchemy's own text adds the statement
+    and a link): one line for a log or a message."""
+    lines = str(getattr(error, "orig", None) or error).strip().splitlines()
+    return lines[0] if lines else repr(error)
+
+
 def check_schema(engine: Engine) -> None:
     """Refuse to run on a schema that is missing or behind; raises SchemaError."""
-    path = engine.url.database if is_sqlite(engine) else None
-    if path and path != ":memory:" and not path.startswith("file:") and not Path(path).exists():
+    path = sqlite_file(engine)
+    if path and not Path(path).exists():
         # said before connecting, which would leave an empty file behind
         raise SchemaError(f"there is no database at {path}: `oai db upgrade` creates it")
     where = engine.url.render_as_string(hide_password=True)
     try:
         current = current_revision(engine)
     except (exc.OperationalError, exc.InterfaceError) as error:  # refused, unreachable, a wrong password
-        reason = str(getattr(error, "orig", None) or error).strip().splitlines() or [repr(error)]
-        raise SchemaError(f"cannot reach the database {where}: {reason[0]}") from None
+        raise SchemaError(f"cannot reach the database {where}: {error_reason(error)}") from None
     head = head_revision()
     if current == head:
         return

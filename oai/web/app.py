@@ -32,7 +32,8 @@ from oai.protocol.errors import BadArgument, OAIError
 from oai.protocol.tokens import TokenCodec
 from oai.protocol.verbs import VERBS, Context, FormatInfo, ListResult, RecordResult, Repository
 from oai.store import queries
-from oai.store.engine import check_schema, make_engine, session_factory, single_statement_reader, sqlite_file
+from oai.store.engine import (check_schema, error_reason, make_engine, session_factory, single_statement_reader,
+                              sqlite_file)
 from oai.store.models import ForeignFormat
 from oai.store.settings import shared_secret
 from oai.web.flow import FlowControl
@@ -253,7 +254,7 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
         if not database_unavailable(exc):
             current_app.log_exception(sys.exc_info())
             return Response("500 Internal Server Error\n", status=500, mimetype="text/plain")
-        log.warning("database unavailable, answered 503: %s", (str(exc).strip().splitlines() or [repr(exc)])[0])
+        log.warning("database unavailable, answered 503: %s", error_reason(exc))
         return Response("The repository's database is unavailable for a moment; retry later.\n", status=503,
                         headers={"Retry-After": str(DATABASE_RETRY_AFTER)}, mimetype="text/plain")
 
