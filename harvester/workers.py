@@ -70,7 +70,7 @@ def canonicalise(job: Job) -> Canonical:
         return _refused(f"the metadata does not parse on its own: {exc}")
     etree.cleanup_namespaces(element)
     notes = job.repairs
-    if job.format_prefix is not None and dc.may_hold_java_locales(job.data) and dc.repair_java_locales(element):
+    if job.format_prefix is not None and dc.repair_java_locales(element, job.data):
         notes += (dc.JAVA_LOCALE_NOTE,)
     repaired = bool(notes)
     if job.format_prefix is None:  # a foreign format: stored canonical, served as harvested

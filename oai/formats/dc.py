@@ -87,13 +87,11 @@ JAVA_LOCALE_NOTE = "xml:lang written with '_' (a Java locale, en_US) taken as th
 _UNDERSCORED_LANGUAGE = re.compile(rb"""xml:lang\s*=\s*["'][^"'_]*_""")
 
 
-def may_hold_java_locales(data: bytes) -> bool:
-    """The cheap look, on the bytes, before walking the tree."""
-    return _UNDERSCORED_LANGUAGE.search(data) is not None
-
-
-def repair_java_locales(root: etree._Element) -> bool:
-    """Rewrite each xml:lang="ll_CC" under `root` as "ll-CC" (where that is a language tag); True if any."""
+def repair_java_locales(root: etree._Element, data: bytes) -> bool:
+    """Rewrite each xml:lang="ll_CC" under `root` (parsed from `data`) as "ll-CC" where that is a language tag;
+    True if any. The tree is walked only when a cheap look at the bytes finds such a value."""
+    if _UNDERSCORED_LANGUAGE.search(data) is None:
+        return False
     fixed = False
     for node in root.iter(etree.Element):
         value = node.get(XML_LANG)

@@ -47,7 +47,7 @@ def ingest_document(
 ) -> Ingested:
     """Parse untrusted bytes safely, recognise the format and ingest (oai_dc always included)."""
     root = parse_document(data, max_bytes=max_bytes, source=source)
-    repaired = dc.may_hold_java_locales(data) and dc.repair_java_locales(root)
+    repaired = dc.repair_java_locales(root, data)
     try:
         ingested = detect(root).ingest(root, full_text=full_text, consume=True)  # root is ours alone
     except FormatError as exc:
