@@ -4,10 +4,10 @@ Choices a harvester should know about (one dc element per line of the README tab
 * creator: one per byline author (two of the same name stay two), "; "-separated parts in a
   fixed order: "Surname, Given names[, Suffix]" (or the collab/string name; a <name> without a
   surname gives its given names), then each other form of a <name-alternatives> with other words
-  (e.g. the Latin form of a Cyrillic name, not "Jane Doe" beside "Doe, Jane"), then each of their affiliations (the form OJS journals
-  send; each distinct <aff> of an <aff-alternatives>; an author with none of their own or in their
-  <contrib-group> gets those of <article-meta> when nobody points to any affiliation), then each
-  of their e-mail addresses, then each ORCID iD as an https://orcid.org/ URL, e.g.
+  (e.g. the Latin form of a Cyrillic name, not "Jane Doe" beside "Doe, Jane"), then each of their
+  affiliations (the form OJS journals send; each distinct <aff> of an <aff-alternatives>; an
+  author with none of their own or in their <contrib-group> gets those of <article-meta> when
+  nobody points to any affiliation), then each of their e-mail addresses, then each ORCID iD as an https://orcid.org/ URL, e.g.
   "Oleynikov, Ilya Vasilyevich; Department of ..., Irkutsk State University, ...; oleynikov@isu.ru".
   Simple DC has nowhere else to put them (dc:identifier identifies the article, not a person),
   and oai_dc must carry every fact of the record; the first name form stays first, so whoever
@@ -127,12 +127,9 @@ def text_of(element: etree._Element | None, skip: frozenset[str] = _SKIP) -> str
                     walk(child)
                 elif tag in _SCRIPTS:
                     script = text_of(child, skip)
-                    if not script:
-                        pass
-                    elif set(script) <= _SCRIPTS[tag][0]:
-                        parts.append(script.translate(_SCRIPTS[tag][1]))
-                    else:  # "38<sup>o</sup>C", "21<sup>st</sup>": as written reads better than any mark
-                        parts.append(script)
+                    forms, table = _SCRIPTS[tag]
+                    # "38<sup>o</sup>C", "21<sup>st</sup>": as written reads better than any mark
+                    parts.append(script.translate(table) if set(script) <= forms else script)
                 elif tag == "tex-math":
                     if not (node.tag == "alternatives" and _has_mathml(node)):
                         parts.append(_tex(child))
@@ -169,7 +166,7 @@ def _tex(tex_math: etree._Element) -> str:
         text = document.group(1)
     if (delimited := _TEX_DELIMITERS.match(text)) is not None:
         text = delimited.group(1)
-    return f" {text.strip()} "
+    return text.strip()
 
 
 def _paragraphs(abstract: etree._Element) -> str:
@@ -249,14 +246,9 @@ def _titles(meta: etree._Element) -> Iterator[tuple[str, str | None]]:
             container = trans.getparent()
             in_group = container.tag == "trans-title-group"
             subtitle = container.find("trans-subtitle") if in_group else None
+            # a translation's own language or its group's, never the article's (which it is not in)
             lang = trans.get(XML_LANG) or (container.get(XML_LANG) if in_group else None)
-            yield _with_subtitle(text_of(trans), subtitle), _translation_lang(lang)
-
-
-def _translation_lang(value: str | None) -> str | None:
-    """A translation's own language, or None: it is by definition not in the article's, which
-    is what lang_of would give it."""
-    return normal_lang(value) if value else None
+            yield _with_subtitle(text_of(trans), subtitle), normal_lang(lang)
 
 
 def _with_subtitle(title: str, subtitle: etree._Element | None) -> str:
@@ -269,10 +261,9 @@ def _with_subtitle(title: str, subtitle: etree._Element | None) -> str:
 def _abstracts(meta: etree._Element) -> Iterator[tuple[str, str | None]]:
     for abstract in meta:
         if abstract.tag in ("abstract", "trans-abstract") and abstract.get("abstract-type") not in _SKIP_ABSTRACTS:
-            if abstract.tag == "abstract":
-                yield _paragraphs(abstract), lang_of(abstract)
-            else:
-                yield _paragraphs(abstract), _translation_lang(abstract.get(XML_LANG))
+            # a trans-abstract: its own language or none, as a translated title
+            lang = lang_of(abstract) if abstract.tag == "abstract" else normal_lang(abstract.get(XML_LANG))
+            yield _paragraphs(abstract), lang
 
 
 def _keywords(meta: etree._Element) -> Iterator[tuple[str, str]]:
@@ -545,16 +536,15 @@ def _doi(meta: etree._Element) -> str | None:
     return None
 
 
-_ALT_SCHEMES = {"pmid": "pmid", "arxiv": "arxiv", "isbn": "isbn"}  # JATS pub-id-type -> OpenAIRE's scheme
+_ALT_SCHEMES = frozenset({"pmid", "arxiv", "isbn"})  # JATS pub-id-types that are OpenAIRE's scheme names too
 
 
 def _alternative_ids(meta: etree._Element) -> Iterator[Field]:
     """The article's PubMed, arXiv and ISBN ids as OpenAIRE's alternative identifiers (dc:relation
     info:eu-repo/semantics/altIdentifier/<scheme>/<id>); the DOI is dc:identifier already."""
     for article_id in meta.findall("article-id"):
-        scheme = _ALT_SCHEMES.get(article_id.get("pub-id-type") or "")
-        value = text_of(article_id)
-        if scheme and value and " " not in value:
+        scheme, value = article_id.get("pub-id-type"), text_of(article_id)
+        if scheme in _ALT_SCHEMES and value and " " not in value:
             yield "relation", f"info:eu-repo/semantics/altIdentifier/{scheme}/{value}", None
 
 
@@ -652,16 +642,16 @@ OPEN_ACCESS = "info:eu-repo/semantics/openAccess"
 def _access(meta: etree._Element, rights: list[Field]) -> Iterator[Field]:
     """info:eu-repo/semantics/openAccess where the article says it is open: a Creative Commons licence or public
     domain mark, <license license-type="open-access">, a licence whose text says open access or Creative
-    Commons, or <ali:free_to_read> without dates (one with dates is a window: whether it is open now is
-    not a fact of the record). OpenAIRE's
-    guidelines make the access level mandatory; an article that says nothing gets none (closed or embargoed
-    access cannot be told from silence)."""
+    Commons, or <ali:free_to_read> without dates (one with dates is a window: whether it is open now is not a
+    fact of the record). OpenAIRE's guidelines make the access level mandatory; an article that says nothing
+    gets none (closed or embargoed access cannot be told from silence)."""
     permissions = meta.findall("permissions")
-    licences = [licence for p in permissions for licence in p.iter("license")]
-    if any(_OPEN_LICENCE.match(text) for name, text, _ in rights if name == "rights") or any(
-        licence.get("license-type") == "open-access" or _OPEN_PROSE.search(text_of(licence)) for licence in licences
-    ) or any(free.get("start_date") is None and free.get("end_date") is None
-           for p in permissions for free in p.iter(_FREE_TO_READ)):
+    open_url = any(_OPEN_LICENCE.match(text) for name, text, _ in rights if name == "rights")
+    open_licence = any(licence.get("license-type") == "open-access" or _OPEN_PROSE.search(text_of(licence))
+                       for p in permissions for licence in p.iter("license"))
+    free_to_read = any(free.get("start_date") is None and free.get("end_date") is None
+                       for p in permissions for free in p.iter(_FREE_TO_READ))
+    if open_url or open_licence or free_to_read:
         yield "rights", OPEN_ACCESS, None
 
 
