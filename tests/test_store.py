@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from oai.store import engine as store_engine
 from oai.store import queries
@@ -125,6 +126,36 @@ def test_the_migration_to_minimal_header_sets_rewrites_stored_records(database_u
         rows = conn.exec_driver_sql("SELECT identifier, set_specs, datestamp FROM record ORDER BY id").all()
     assert [tuple(r[:2]) for r in rows] == [("oai:x:1", "src:a:b"), ("oai:x:2", "src"), ("oai:x:3", "x y:z")]
     assert {str(r[2])[:19] for r in rows} == {"2024-01-01 00:00:00"}  # no datestamp moved
+    engine.dispose()
+
+
+def test_the_migration_to_memberships_keyed_by_record_keeps_every_row(database_url: str) -> None:
+    """0006 rebuilds record_set's key (and, on SQLite, the table); up and down, no membership is lost or
+    moved, and the key still refuses a membership twice."""
+    engine = store_engine.make_engine(database_url)
+    store_engine.downgrade(engine, "0005")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("INSERT INTO oai_set (id, spec, name) VALUES (1, 'a', 'A'), (2, 'a:b', 'B')")
+        conn.exec_driver_sql("INSERT INTO record (id, identifier, datestamp, deleted, set_specs, digest) VALUES "
+                             "(1, 'oai:x:1', '2024-01-01 00:00:00', false, 'a:b', 'd'), "
+                             "(2, 'oai:x:2', '2024-01-02 00:00:00', false, 'a', 'd')")
+        conn.exec_driver_sql("INSERT INTO record_set (set_id, record_id, datestamp) VALUES "
+                             "(1, 1, '2024-01-01 00:00:00'), (2, 1, '2024-01-01 00:00:00'), "
+                             "(1, 2, '2024-01-02 00:00:00')")
+    query = "SELECT set_id, record_id, datestamp FROM record_set ORDER BY set_id, record_id"
+    with engine.connect() as conn:
+        before = conn.exec_driver_sql(query).all()
+    for step in (store_engine.upgrade, lambda e: store_engine.downgrade(e, "0005"), store_engine.upgrade):
+        step(engine)
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql(query).all() == before
+        with pytest.raises(IntegrityError), engine.begin() as conn:
+            conn.exec_driver_sql("INSERT INTO record_set (set_id, record_id, datestamp) "
+                                 "VALUES (2, 1, '2024-01-01 00:00:00')")
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as conn:
+            assert "WITHOUT ROWID" in conn.exec_driver_sql(
+                "SELECT sql FROM sqlite_master WHERE name = 'record_set'").scalar()
     engine.dispose()
 
 
