@@ -99,7 +99,7 @@ def canonicalise(job: Job) -> Canonical:
         ours = ingested.metadata[fmt.prefix]
         altered[fmt.prefix] = repaired or not (unhinted == ours or _equivalent(original, ours))
     # vars(), not asdict(): asdict deep-copies every value, and Citation holds only str and tuples
-    citation = json.dumps(vars(ingested.citation), ensure_ascii=False, sort_keys=True)
+    citation = json.dumps(vars(ingested.citation), ensure_ascii=False)
     return Canonical(dict(ingested.metadata), altered, citation, notes + tuple(ingested.warnings))
 
 

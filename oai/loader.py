@@ -210,7 +210,7 @@ def load(
         seen[ident] = name
         summary.warnings.extend((name, w) for w in result.warnings)
         # vars(), not asdict(): asdict deep-copies every value, and Citation holds only str and tuples
-        citation = json.dumps(vars(result.citation), ensure_ascii=False, sort_keys=True)
+        citation = json.dumps(vars(result.citation), ensure_ascii=False)
         batch.append((name, RecordIn(identifier=ident, metadata=result.metadata, sets=set_specs, citation=citation)))
         if len(batch) >= BATCH:
             flush()
