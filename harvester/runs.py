@@ -24,7 +24,7 @@ from harvester.ingest import Ingestor
 from harvester.parse import Page, set_entries
 from harvester.prefetch import Prefetcher
 from harvester.sources import LIST_SETS_PAGES, SourceView, get_source
-from oai.store import checkpoints
+from oai.store import checkpoints, fence
 from oai.store.engine import transaction
 from oai.store.models import HarvestCheckpoint, HarvestRun, Record, Source
 from oai.store.statistics import GrowthAnalyzer
@@ -342,8 +342,7 @@ class _Run:
         ready, rejected, notes = prepared
         broken = list(page.broken if page else ()) + rejected
         with transaction(self.engine) as s:
-            s.connection()  # begun (on SQLite: the write lock is ours) before the page's datestamp is taken
-            now = dates.utcnow()
+            now = fence.stamp(s)  # the page's datestamp, inside the write fence that readers wait for
             leases.renew_in(s, self.source.id, self.owner, self.options.lease_seconds, now)
             out = self.ingestor.write(s, ready, broken, self.run_id, now)
             cursor = self.cursor + out.seen
@@ -508,8 +507,8 @@ class _Run:
                        "NOT tombstoned (check the source, then harvest with --full)")
             return
         for i in range(0, len(gone), 200):
-            now = dates.utcnow()
             with transaction(self.engine) as s:
+                now = fence.stamp(s)
                 leases.renew_in(s, self.source.id, self.owner, self.options.lease_seconds, now)
                 made = sum(1 for ident in gone[i:i + 200] if delete_record(s, ident, now=now) is not None)
                 run = s.get(HarvestRun, self.run_id)

@@ -15,7 +15,8 @@ from oaischema import OAI, assert_oai
 from sickle import Sickle
 
 from oai.store.engine import transaction
-from oai.store.records import delete_record, upsert_records, utcnow
+from oai.store.fence import utcnow
+from oai.store.records import delete_record, upsert_records
 
 pytestmark = pytest.mark.slow
 

@@ -253,13 +253,13 @@ def test_removing_a_source_dates_each_tombstone_when_it_is_written(oai, up, engi
     from sqlalchemy import select
 
     from harvester import sources
-    from oai.store import records
+    from oai.store import fence
     from oai.store.models import Record
 
     assert oai("source", "add", "up", up.base_url).exit_code == 0
     assert oai("harvest", "up").exit_code == 0
     ticks = iter(range(1000))
-    monkeypatch.setattr(records, "utcnow", lambda: datetime(2031, 1, 1) + timedelta(seconds=next(ticks)))
+    monkeypatch.setattr(fence, "utcnow", lambda: datetime(2031, 1, 1) + timedelta(seconds=next(ticks)))
     monkeypatch.setattr(sources, "REMOVE_BATCH", 5)  # three transactions: 5, 5 and 2
     assert sources.remove_source(engine, "up", "delete") == 12
     with engine.connect() as conn:

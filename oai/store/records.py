@@ -9,7 +9,7 @@ import enum
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import lru_cache
 from typing import NamedTuple
 
@@ -17,6 +17,7 @@ from sqlalchemy import DateTime, Table, bindparam, delete, insert, select, updat
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
+from oai.store import fence
 from oai.store.models import OAISet, Record, RecordMetadata, RecordSet, Source
 
 CHUNK = 500  # bound on IN (...) lists and multi-row inserts
@@ -55,11 +56,6 @@ class RecordIn:
             h.update(b"\0s" + spec.encode())
         h.update(b"\0u" + (self.upstream_datestamp or "").encode())
         return h.hexdigest()
-
-
-def utcnow() -> datetime:
-    """Now, in UTC, naive, to the second: the datestamp precision we serve."""
-    return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
 
 
 @lru_cache(maxsize=4096)
@@ -130,11 +126,8 @@ def upsert_records(
     ensure_sets() gave for (at least) their sets, when the caller has made them (to name them).
     """
     if now is None:
-        # Stamped once the transaction has begun (on SQLite, BEGIN IMMEDIATE: once the write lock is ours),
-        # not before a wait for it: a datestamp earlier than the commits ahead of it could fall behind a
-        # harvester's next `from` (the responseDate it was given meanwhile) and never reach it.
-        session.connection()
-        now = utcnow()
+        # Inside the write fence, which readers wait for: see oai.store.fence.
+        now = fence.stamp(session)
     latest: dict[str, RecordIn] = {}
     for item in items:  # within one batch the last version of an identifier wins
         latest[item.identifier] = item

@@ -25,13 +25,13 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from oai.config import Config, load_config
 from oai.formats.base import SCHEMAS_DIR
-from oai.protocol import render
+from oai.protocol import dates, render
 from oai.protocol.arguments import OAIRequest, parse_request
 from oai.protocol.dates import format_datestamp
 from oai.protocol.errors import BadArgument, OAIError
 from oai.protocol.tokens import TokenCodec
 from oai.protocol.verbs import VERBS, Context, FormatInfo, ListResult, RecordResult, Repository
-from oai.store import queries
+from oai.store import fence, queries
 from oai.store.engine import (check_schema, error_reason, make_engine, session_factory, single_statement_reader,
                               sqlite_file)
 from oai.store.models import ForeignFormat
@@ -192,8 +192,11 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
     def answer() -> Response:
         params, problem = _arguments()
         resumed = not problem and params.get("verb") in _PAGED and "resumptionToken" in params
+        now = dates.now()  # the responseDate: taken before the fence is passed, and the store read
         session = g.oai_session = (resumed_sessions if resumed else sessions)()
-        ctx = Context(session, repository(), formats(session), codec)
+        if not problem and params.get("verb") in _DATED:
+            fence.wait(session)  # (the session is closed at teardown, should it fail)
+        ctx = Context(session, repository(), formats(session), codec, now)
         stylesheet = f"{path.rstrip('/')}/static/oai2.xsl" if cfg.stylesheet else None
         try:
             if problem:
@@ -279,6 +282,9 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
 
 
 _PAGED = (["ListRecords"], ["ListIdentifiers"], ["ListSets"])
+# Answers that hold datestamps or a list of records, whose responseDate a harvester may ask `from` next time: they
+# are read only once every write stamped before their responseDate has committed (oai.store.fence).
+_DATED = (["Identify"], ["GetRecord"], ["ListRecords"], ["ListIdentifiers"])
 _READ_AHEAD = ("ListRecords", "ListIdentifiers")  # the lists harvesters walk (sets are few)
 
 
