@@ -194,7 +194,7 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
         resumed = not problem and params.get("verb") in _PAGED and "resumptionToken" in params
         now = dates.now()  # the responseDate: taken before the fence is passed, and the store read
         session = g.oai_session = (resumed_sessions if resumed else sessions)()
-        if not problem and params.get("verb") in _DATED:
+        if not problem and not resumed and params.get("verb") in _DATED:
             fence.wait(session)  # (the session is closed at teardown, should it fail)
         ctx = Context(session, repository(), formats(session), codec, now)
         stylesheet = f"{path.rstrip('/')}/static/oai2.xsl" if cfg.stylesheet else None
@@ -282,8 +282,9 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
 
 
 _PAGED = (["ListRecords"], ["ListIdentifiers"], ["ListSets"])
-# Answers that hold datestamps or a list of records, whose responseDate a harvester may ask `from` next time: they
-# are read only once every write stamped before their responseDate has committed (oai.store.fence).
+# Answers that hold datestamps or begin a list, whose responseDate a harvester may ask `from` next time: they are
+# read only once every write stamped before their responseDate has committed (oai.store.fence). A resumed page
+# needs no wait: its list ends at the `until` its first page froze, and that page waited.
 _DATED = (["Identify"], ["GetRecord"], ["ListRecords"], ["ListIdentifiers"])
 _READ_AHEAD = ("ListRecords", "ListIdentifiers")  # the lists harvesters walk (sets are few)
 
