@@ -307,3 +307,15 @@ def test_upgrades_run_at_once_from_several_nodes_all_succeed(empty_postgres_data
         engine = store_engine.make_engine(url)
         assert store_engine.current_revision(engine) == store_engine.head_revision()
         engine.dispose()
+
+
+def test_record_digests_stay_what_stores_already_hold() -> None:
+    """Stored digests decide whether a datestamp moves: a change to how they are computed would make every
+    record of every store look changed at its next load or harvest. These are the digests stores hold."""
+    items = [RecordIn("oai:x:1", {"oai_dc": "<dc>Ж</dc>".encode(), "jats": b"<article/>" * 300},
+                      sets=("b", "a:c", "a:c"), about={"oai_dc": b"<provenance/>"}, upstream_datestamp="2020-01-01"),
+             RecordIn("oai:x:2", {"oai_dc": b"x"}, deleted=True)]
+    assert [item.digest() for item in items] == [
+        "0a1627742a3eaf5dec28666ad71df73e683831eebfc173d5de71a9c7b472e1ce",
+        "ab0ac028176fda79bb46cda91be997f989285eeea6f5b5adf2299d1cdf0f8c42",
+    ]
