@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, bindparam, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
@@ -99,11 +99,17 @@ def claim_due(engine: Engine, owner_prefix: str, limit: int, seconds: float = LE
     return claimed
 
 
+_SOURCE = Source.__table__
+# A plain statement, built once: the ORM's bulk-update path cost more than the page's own work, and building
+# the statement each page cost as much as running it.
+_RENEW = (update(_SOURCE).where(_SOURCE.c.id == bindparam("source_id"), _SOURCE.c.lease_owner == bindparam("owner"))
+          .values(lease_expires=bindparam("expires")))
+
+
 def renew_in(session: Session, source_id: int, owner: str, seconds: float, now: datetime) -> None:
     """Extend our lease inside the caller's transaction; raises LeaseLost if it is no longer ours."""
-    table = Source.__table__  # a plain statement: the ORM's bulk-update path cost more than the page's own work
-    result = session.connection().execute(update(table).where(table.c.id == source_id, table.c.lease_owner == owner)
-                                          .values(lease_expires=now + timedelta(seconds=seconds)))
+    result = session.connection().execute(_RENEW, {"source_id": source_id, "owner": owner,
+                                                   "expires": now + timedelta(seconds=seconds)})
     if result.rowcount != 1:
         raise LeaseLost("another harvest took over this source (our lease had expired); stopping")
 

@@ -37,6 +37,9 @@ _RUN, _CHECKPOINT = HarvestRun.__table__, HarvestCheckpoint.__table__
 _COUNTS = ("seen", "new", "updated", "unchanged", "deleted", "quarantined")
 _RUN_STATE = select(_RUN.c.pages, _RUN.c.response_date, _RUN.c.complete_list_size, _RUN.c.warnings,
                     *(_RUN.c[key] for key in _COUNTS)).where(_RUN.c.id == bindparam("run_id"))
+# Built once (building them each page cost as much as running them); the SET columns are the parameters given.
+_RUN_UPDATE = update(_RUN).where(_RUN.c.id == bindparam("run_id"))
+_CHECKPOINT_UPDATE = update(_CHECKPOINT).where(_CHECKPOINT.c.source_id == bindparam("of_source"))
 
 
 def _token_of(page: Page) -> str | None:
@@ -373,15 +376,14 @@ class _Run:
             if final and size is not None and size != cursor:
                 warnings.append(f"the source announced completeListSize={size} but sent {cursor} records "
                                 f"in this list ({'fewer' if cursor < size else 'more'})")
-            conn.execute(update(_RUN).where(_RUN.c.id == self.run_id).values(
-                pages=pages, response_date=listed_at, complete_list_size=size,
-                warnings=self._merge_warnings(run.warnings, warnings), **counts))
+            conn.execute(_RUN_UPDATE, {"run_id": self.run_id, "pages": pages, "response_date": listed_at,
+                                       "complete_list_size": size,
+                                       "warnings": self._merge_warnings(run.warnings, warnings), **counts})
             if final:
                 self._complete(s, s.get(HarvestRun, self.run_id), now)
             else:
-                moved = conn.execute(update(_CHECKPOINT).where(_CHECKPOINT.c.source_id == self.source.id).values(
-                    resumption_token=next_token, cursor=cursor, from_date=self.from_date,
-                    updated=now))
+                moved = conn.execute(_CHECKPOINT_UPDATE, {"of_source": self.source.id, "resumption_token": next_token,
+                                                          "cursor": cursor, "from_date": self.from_date, "updated": now})
                 if moved.rowcount != 1:  # the page is not written without the point to resume from
                     raise HarvestError("the checkpoint of this run is gone (the source was removed?); stopped")
             summary = (pages, counts["seen"], size, counts["new"], counts["updated"], counts["deleted"],

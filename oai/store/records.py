@@ -88,8 +88,9 @@ def ensure_sets(session: Session, names: Mapping[str, str | None]) -> dict[str, 
         wanted[spec] = name
     ids: dict[str, int] = {}
     specs = sorted(wanted)
+    conn = session.connection()  # Core, not the ORM's execute: this runs for every page a harvester writes
     for i in range(0, len(specs), CHUNK):
-        for spec, sid in session.execute(_SET_IDS, {"specs": specs[i : i + CHUNK]}):
+        for spec, sid in conn.execute(_SET_IDS, {"specs": specs[i : i + CHUNK]}):
             ids[spec] = sid
     missing = [s for s in specs if s not in ids]
     if missing:
