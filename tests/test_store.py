@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, inspect, select
 from sqlalchemy.exc import IntegrityError
 
 from oai.store import engine as store_engine
@@ -152,6 +152,9 @@ def test_the_migration_to_memberships_keyed_by_record_keeps_every_row(database_u
         with pytest.raises(IntegrityError), engine.begin() as conn:
             conn.exec_driver_sql("INSERT INTO record_set (set_id, record_id, datestamp) "
                                  "VALUES (2, 1, '2024-01-01 00:00:00')")
+    # a record's memberships are found by the key, which its id leads: no index of their own
+    assert inspect(engine).get_pk_constraint("record_set")["constrained_columns"] == ["record_id", "set_id"]
+    assert [ix["name"] for ix in inspect(engine).get_indexes("record_set")] == ["ix_record_set_set_datestamp"]
     if engine.dialect.name == "sqlite":
         with engine.connect() as conn:
             assert "WITHOUT ROWID" in conn.exec_driver_sql(
