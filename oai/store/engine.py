@@ -63,7 +63,9 @@ def make_engine(url: str | None = None, *, writer: bool = True) -> Engine:
     url = database_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+        # READ COMMITTED whatever the server's default: a reader's statements after the write fence (oai.store.fence)
+        # must see what committed while it waited, not a snapshot from before.
+        return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, isolation_level="READ COMMITTED")
     if _names_a_file(parsed.database):
         # The file the engine opens, named absolutely (SQLAlchemy fixes it when the engine is made): whoever
         # reads engine.url later (the checkpoint thread, read-ahead's keys) names the same file after a chdir.

@@ -8,27 +8,50 @@ harvests asking `from` the previous responseDate lost one). OAI-PMH 2.7.1: a lis
 hold every record changed since.
 
 So a writer holds the fence from before it takes its stamp until it commits, and a reader, once it has
-taken its responseDate, waits until the fence is free before it reads. Every write stamped before the
-responseDate is then committed and in the reads; every write that begins later is stamped later.
+taken its responseDate, waits until the writers that held the fence then have committed. Every write
+stamped before the responseDate is then committed and in the reads; every write that begins later is
+stamped later.
 
-SQLite: the fence is the database's write lock (writers begin with BEGIN IMMEDIATE; a reader takes the
-lock and gives it back). PostgreSQL: an advisory lock, shared by writers until they commit, taken and given
-back at once by a reader. Both assume the nodes' clocks agree (NTP), as any datestamp does.
+SQLite: the fence is the database's write lock (writers begin with BEGIN IMMEDIATE), and each writer counts
+its commit in the `setting` row WRITE_COUNT. A reader that finds the lock held waits for the count to move
+(the holder committed), not for the lock to be free: a loader writing batch after batch leaves it free for
+microseconds, which SQLite's busy handler, sleeping up to 100 ms between tries, misses for the whole load.
+(`PRAGMA data_version` would be free, but it also moves when a writer restarts the log before it commits.)
+PostgreSQL: an advisory lock, shared by writers until they commit, taken and given back at once by a
+reader, bounded by lock_timeout.
+A reader waits at most WAIT_LIMIT_SECONDS (then the database counts as busy: a 503 with Retry-After).
+Both assume the nodes' clocks agree (NTP), as any datestamp does: a node whose clock runs behind the
+others' could still stamp a write before a responseDate given after the reader passed.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import sqlite3
+import time
 from datetime import UTC, datetime
 
 from sqlalchemy import exc
 from sqlalchemy.orm import Session
 
-from oai.store.engine import is_sqlite
+from oai.store.engine import is_sqlite, sqlite_file
 
+log = logging.getLogger(__name__)
+
+WAIT_LIMIT_SECONDS = 30  # one load batch or harvested page takes well under a second
 _KEY = 0x6F61692D66656E63  # "oai-fenc" as an int64 (pg advisory lock keys are one namespace per database)
-# The subquery is not flattened (OFFSET 0), so the lock is taken before the unlock is evaluated.
-_PASS_POSTGRESQL = f"SELECT pg_advisory_unlock({_KEY}) FROM (SELECT pg_advisory_lock({_KEY}) OFFSET 0) AS fence"
+# One statement: lock_timeout bounds the wait, the lock is taken, then given back; each subquery is evaluated
+# before the select around it (OFFSET 0 keeps them from being flattened).
+_PASS_POSTGRESQL = (
+    "SELECT pg_advisory_unlock({key}) FROM (SELECT pg_advisory_lock({key}) FROM"
+    " (SELECT set_config('lock_timeout', '{limit_ms}', true) OFFSET 0) AS bound OFFSET 0) AS fence")
+WRITE_COUNT = "write_count"
+_COUNT_SQLITE = (f"INSERT INTO setting (key, value) VALUES ('{WRITE_COUNT}', '1') ON CONFLICT (key)"
+                 f" DO UPDATE SET value = CAST(setting.value AS INTEGER) + 1")
+_READ_COUNT_SQLITE = f"SELECT value FROM setting WHERE key = '{WRITE_COUNT}'"
+_POLL_SECONDS = 0.001
+_warned_read_only = False
 
 
 def stamp(session: Session) -> datetime:
@@ -37,29 +60,83 @@ def stamp(session: Session) -> datetime:
     conn = session.connection()
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock_shared({_KEY})")  # until the commit
+    else:
+        conn.exec_driver_sql(_COUNT_SQLITE)  # seen by readers when this transaction commits
     return utcnow()
 
 
 def wait(session: Session) -> None:
     """Return once every write that may have been stamped before now has committed. Call it after taking the
-    responseDate and before `session` reads anything (on SQLite its snapshot begins with its first read)."""
+    responseDate and before `session` reads anything. Raises OperationalError if that takes longer than
+    WAIT_LIMIT_SECONDS."""
     engine = session.get_bind()
-    if not is_sqlite(engine):
-        session.connection().exec_driver_sql(_PASS_POSTGRESQL)
+    if is_sqlite(engine):
+        _wait_sqlite(engine)
         return
-    # The driver's own connection: through SQLAlchemy the two statements cost 150 us instead of 20.
+    conn = session.connection()
+    try:
+        conn.exec_driver_sql(_PASS_POSTGRESQL.format(key=_KEY, limit_ms=int(WAIT_LIMIT_SECONDS * 1000)))
+    except exc.DBAPIError:
+        # Cancelled (statement_timeout, pg_cancel_backend) between taking the lock and giving it back, the
+        # connection would hold it for good and stop every writer: closing it ends the lock with it.
+        conn.invalidate()
+        raise
+
+
+def _wait_sqlite(engine) -> None:  # noqa: ANN001
+    path = sqlite_file(engine)
+    if path is not None and not os.access(path, os.W_OK):
+        # A read-only connection's BEGIN IMMEDIATE takes no lock (it succeeds even while a writer holds it)
+        _warn_read_only()
+        return
+    # The driver's own connection: through SQLAlchemy each statement costs several times more.
     connection = engine.raw_connection()
     try:
         cursor = connection.cursor()
+        cursor.execute("PRAGMA busy_timeout=0")  # try the lock, never sleep in SQLite's busy handler
         try:
-            cursor.execute("BEGIN IMMEDIATE")  # waits for a writer (up to the busy timeout: then a 503)
-        except sqlite3.OperationalError as error:
-            if "readonly" in str(error):  # "attempt to write a readonly database"
-                return  # a store this process cannot write: no writer of ours shares its lock
-            raise exc.OperationalError("BEGIN IMMEDIATE", None, error) from error
-        cursor.execute("COMMIT")
+            if _take_and_give_back(cursor):
+                return
+            # Held. Writers stamp after taking the lock, so only this holder can have stamped before now, and
+            # the next commit counted is its own (or a later writer's, after it).
+            seen = cursor.execute(_READ_COUNT_SQLITE).fetchall()
+            deadline = time.monotonic() + WAIT_LIMIT_SECONDS
+            while cursor.execute(_READ_COUNT_SQLITE).fetchall() == seen:
+                if _take_and_give_back(cursor):  # it rolled back, or stamped nothing
+                    return
+                if time.monotonic() > deadline:
+                    raise exc.OperationalError("write fence", None,
+                                               sqlite3.OperationalError("database is locked"))
+                time.sleep(_POLL_SECONDS)
+        finally:
+            cursor.execute("PRAGMA busy_timeout=30000")
     finally:
         connection.close()
+
+
+def _take_and_give_back(cursor: sqlite3.Cursor) -> bool:
+    """Whether the write lock was free: taken and given back at once (20 us)."""
+    try:
+        cursor.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as error:
+        message = str(error)
+        if "locked" in message or "busy" in message:
+            return False
+        if "readonly" in message:  # "attempt to write a readonly database"
+            _warn_read_only()
+            return True
+        raise exc.OperationalError("BEGIN IMMEDIATE", None, error) from error
+    cursor.execute("COMMIT")
+    return True
+
+
+def _warn_read_only() -> None:
+    global _warned_read_only  # noqa: PLW0603 - once a process
+    if not _warned_read_only:
+        _warned_read_only = True
+        log.warning("this process cannot write the SQLite store, so its answers do not wait for writes in "
+                    "progress: a harvester asking `from` a responseDate may miss a record written then "
+                    "(give the server write access to the database file and its directory)")
 
 
 def utcnow() -> datetime:

@@ -252,7 +252,7 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
     def database_error(exc: Exception) -> Response:
         """The database unreachable, restarting, overloaded or locked: 503 with Retry-After, the answer harvesters
         treat as "come back later" (OAI-PMH 3.1.2.2 flow control), not a 500 they take for a broken server.
-        Any other database error (a schema behind the code, a statement cancelled) is a bug: a 500, logged
+        Any other database error (a table missing: a schema behind the code) is a bug: a 500, logged
         with its traceback."""
         if not database_unavailable(exc):
             current_app.log_exception(sys.exc_info())
@@ -290,8 +290,10 @@ _READ_AHEAD = ("ListRecords", "ListIdentifiers")  # the lists harvesters walk (s
 
 
 # PostgreSQL SQLSTATEs of a server that cannot serve now: connection exceptions (class 08), too many connections
-# and other resource shortages (class 53), shutting down or starting up (57P01-57P03).
-_UNAVAILABLE_STATES = ("08", "53", "57P01", "57P02", "57P03")
+# and other resource shortages (class 53), shutting down or starting up (57P01-57P03), a statement cancelled
+# (57014: statement_timeout, an operator's pg_cancel_backend) or a lock not granted in time (55P03: the write
+# fence's lock_timeout behind a stalled writer).
+_UNAVAILABLE_STATES = ("08", "53", "57P01", "57P02", "57P03", "57014", "55P03")
 _UNAVAILABLE_SQLITE = ("database is locked", "unable to open database file", "disk i/o error")
 
 
