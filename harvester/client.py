@@ -177,6 +177,8 @@ class HarvestClient(Sickle):
                 raise _TooLarge(f"the response is larger than {self.policy.max_response_mb:g} MB "
                                 "(OAI_HARVEST_MAX_RESPONSE_MB); refused")
             chunks.append(chunk)
+            if self.stop is not None and self.stop.is_set():  # a slow answer must not hold a stop for minutes
+                raise Stopped("asked to stop while an answer was arriving")
             if time.monotonic() > deadline:
                 raise _Retry(f"the response took longer than {self.policy.response_timeout:g} s "
                              "(OAI_HARVEST_RESPONSE_TIMEOUT)")

@@ -173,6 +173,20 @@ def test_a_dripping_answer_is_abandoned_at_the_response_timeout(up) -> None:  # 
     assert time.monotonic() - started < 4 and len(up.log) == 2
 
 
+def test_a_stop_request_interrupts_a_dripping_answer(up) -> None:  # noqa: ANN001
+    """A service manager waits a minute for a stop (deploy/oai-harvest-worker.service), not the ten a slow
+    answer may take (response_timeout)."""
+    up.add_fault(faults.Drip(1.0), verb="ListRecords", times=None)  # a page of five: several seconds
+    stop = threading.Event()
+    c = HarvestClient(up.base_url, policy(read_timeout=5, response_timeout=600), stop=stop, pacer=HostPacer())
+    threading.Timer(1.5, stop.set).start()
+    started = time.monotonic()
+    with pytest.raises(Stopped):
+        c.fetch("ListRecords", **LIST)
+    assert time.monotonic() - started < 4  # a few pieces after the stop, not the rest of the answer
+    assert len(up.log) == 1
+
+
 @pytest.mark.parametrize("location", [None, "file:///etc/passwd"])
 def test_a_redirect_loop_or_to_a_file_is_a_clear_error(up, location) -> None:  # noqa: ANN001
     up.add_fault(faults.Redirect(location), times=None)
