@@ -7,6 +7,7 @@ about-container, tombstones, identifier clashes and the quarantine. Commits noth
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
@@ -24,10 +25,10 @@ from oai.formats import registry
 from oai.formats.base import MetadataFormat
 from oai.store.models import Quarantine, Source
 from oai.store.records import Change, Existing, RecordIn, ensure_sets, existing_records, upsert_records
-from oai.store.validation import check_identifier, check_set_spec
+from oai.store.validation import MAX_IDENTIFIER, MAX_SET_SPEC, check_identifier, check_set_spec, shown
 
 DC_PREFIX = "oai_dc"
-MAX_IDENTIFIER = 512
+QUARANTINE_KEY = Quarantine.__table__.c.upstream_identifier.type.length
 # oai-identifier.xsd local part, minus "%" (encoded too, so that the mapping is one-to-one).
 _UNSAFE = re.compile(r"[^a-zA-Z0-9\-_.!~*'();/?:@&=+$,]")
 
@@ -40,6 +41,17 @@ def quote_local(value: str) -> str:
 def local_identifier(repository_identifier: str, source_name: str, upstream_identifier: str) -> str:
     """Our identifier for a harvested record: oai:{repository}:{source}:{upstream, %-encoded}."""
     return f"oai:{repository_identifier}:{source_name}:{quote_local(upstream_identifier)}"
+
+
+def quarantine_key(upstream_identifier: str | None) -> str | None:
+    """An upstream identifier as the quarantine keeps it: whole when it fits the column, else its start and a
+    digest of the whole. PostgreSQL refuses a longer value and fails the page with it, every run. Not merely cut:
+    the same record must find its entry again (one entry a record, replaced when it comes again), and two
+    identifiers that begin alike must not share one. The whole identifier stays in the entry's raw bytes."""
+    if upstream_identifier is None or len(upstream_identifier) <= QUARANTINE_KEY:
+        return upstream_identifier
+    tail = f"...#sha256:{hashlib.sha256(upstream_identifier.encode()).hexdigest()[:16]}"
+    return upstream_identifier[:QUARANTINE_KEY - len(tail)] + tail
 
 
 def registry_format(prefix: str, namespace: str | None) -> MetadataFormat | None:
@@ -156,12 +168,21 @@ class Ingestor:
             except ValueError:
                 if spec not in self._bad_specs:
                     self._bad_specs.add(spec)
-                    warnings.append(f"upstream setSpec {spec!r} is not a valid setSpec; membership left out")
+                    warnings.append(f"upstream setSpec {shown(spec)} {self._why_left_out(ours)}; membership left out")
                 continue
             sets.append(ours)
         return ident, tuple(dict.fromkeys(sets))  # DSpace repeats setSpecs in a header
 
+    @staticmethod
+    def _why_left_out(ours: str) -> str:
+        if len(ours) > MAX_SET_SPEC:
+            return f"would be served as a set of {len(ours)} characters, more than the {MAX_SET_SPEC} the store keeps"
+        return "is not a valid setSpec"
+
     def _identifier(self, upstream: str) -> str:
+        if len(upstream) > MAX_IDENTIFIER:
+            raise _Reject(f"its identifier has {len(upstream)} characters, more than the {MAX_IDENTIFIER} the store "
+                          "keeps")
         if self.source.keep_identifiers:
             try:
                 return check_identifier(upstream)
@@ -218,7 +239,20 @@ class Ingestor:
                                                      Quarantine.upstream_identifier.in_(resolved)))
         self.quarantine(session, broken + clashes, run_id, now)
         out.quarantined = len(broken) + len(clashes)
+        out.warnings.extend(self._too_long(broken))
         return out
+
+    @staticmethod
+    def _too_long(broken: list[Broken]) -> list[str]:
+        """A warning for the page's quarantined records whose identifiers do not fit the store: they can never be
+        ingested, and the quarantine lists them under a shortened identifier (quarantine_key)."""
+        long = [b.identifier for b in broken if b.identifier and len(b.identifier) > MAX_IDENTIFIER]
+        if not long:
+            return []
+        which = f"{len(long)} records of the page have" if len(long) > 1 else "a record of the page has"
+        return [f"{which} an identifier longer than the {MAX_IDENTIFIER} characters the store keeps (the first: "
+                f"{shown(long[0])}); quarantined, listed by `oai harvest quarantine` under the identifier's start "
+                "and a digest of the whole (...#sha256:...)"]
 
     @staticmethod
     def _one_copy_each(ready: list[_Prepared], warnings: list[str]) -> list[_Prepared]:
@@ -253,15 +287,16 @@ class Ingestor:
 
     def quarantine(self, session: Session, broken: list[Broken], run_id: int | None, now: datetime) -> None:
         """Keep unreadable records with their raw bytes and the reason (the same one once per source)."""
-        for b in broken:
-            if b.identifier:
+        keys = [quarantine_key(b.identifier) for b in broken]
+        for key in keys:
+            if key:
                 session.execute(delete(Quarantine).where(Quarantine.source_id == self.source.id,
-                                                         Quarantine.upstream_identifier == b.identifier))
+                                                         Quarantine.upstream_identifier == key))
         if broken:
             self._quarantine_seen = True
             session.execute(insert(Quarantine), [
-                {"source_id": self.source.id, "run_id": run_id, "upstream_identifier": b.identifier,
-                 "reason": b.reason, "raw": b.raw, "created": now} for b in broken])
+                {"source_id": self.source.id, "run_id": run_id, "upstream_identifier": key,
+                 "reason": b.reason, "raw": b.raw, "created": now} for b, key in zip(broken, keys, strict=True)])
 
     def _item(self, prep: _Prepared, harvest_date: datetime) -> RecordIn:
         header = prep.upstream.header

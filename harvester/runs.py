@@ -8,6 +8,7 @@ turning records into store writes ingest.py's, leases leases.py's.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from harvester.client import FetchPolicy, HarvestClient
 from harvester.errors import (EndlessListError, HarvestError, LeaseLost, OverrunListError, RepeatedToken, Stopped,
                               UpstreamOAIError)
 from harvester.ingest import Ingestor
+from harvester.listed import ListedIdentifiers
 from harvester.parse import Page, set_entries
 from harvester.prefetch import Prefetcher
 from harvester.sources import LIST_SETS_PAGES, SourceView, get_source
@@ -32,6 +34,8 @@ from oai.store.records import delete_record
 
 MAX_WARNINGS = 50
 log = logging.getLogger("harvester.runs")
+SHIFTED = "the source's list shifted while it was harvested"
+_SHIFTED_COUNT = re.compile(re.escape(SHIFTED) + r": (\d+) identifiers? ")
 
 _RUN, _CHECKPOINT = HarvestRun.__table__, HarvestCheckpoint.__table__
 _COUNTS = ("seen", "new", "updated", "unchanged", "deleted", "quarantined")
@@ -175,6 +179,8 @@ class _Run:
         self.client = HarvestClient(source.base_url, options.policy, stop=stop)
         self.started = time.monotonic()
         self.seen_tokens: set[str] = set()
+        self.listed = ListedIdentifiers()  # this process's part of the run: a resumed run starts afresh
+        self.repeated = 0  # identifiers the run was listed on more than one page
         self.relists = 0
         self.endless = EndlessList()
         self.expired_at: int | None = None  # how far into the list the last expiry came
@@ -239,6 +245,7 @@ class _Run:
                     at = f" at {dates.format_moment(run.ended)}" if run.ended else ""
                     stopped = f"it was {run.status}{at}{why}"
                 run.warnings = self._merge_warnings(run.warnings, [f"resumed from its checkpoint after {stopped}"])
+                self.repeated = _shift_count(run.warnings)
                 run.status, run.worker, run.ended, run.error = "running", self.owner, None, None
                 self.resumed = True
             else:
@@ -344,6 +351,7 @@ class _Run:
                response_date: str | None = None) -> None:
         ready, rejected, notes = prepared
         broken = list(page.broken if page else ()) + rejected
+        repeated = self.repeated + (self._listed_again(page) if page is not None else 0)
         with transaction(self.engine) as s:
             now = fence.stamp(s)  # the page's datestamp, inside the write fence that readers wait for
             leases.renew_in(s, self.source.id, self.owner, self.options.lease_seconds, now)
@@ -376,9 +384,11 @@ class _Run:
             if final and size is not None and size != cursor:
                 warnings.append(f"the source announced completeListSize={size} but sent {cursor} records "
                                 f"in this list ({'fewer' if cursor < size else 'more'})")
+            kept = self._merge_warnings(run.warnings, warnings)
+            if repeated > self.repeated:
+                kept = _first(kept, self._shift_warning(repeated))
             conn.execute(_RUN_UPDATE, {"run_id": self.run_id, "pages": pages, "response_date": listed_at,
-                                       "complete_list_size": size,
-                                       "warnings": self._merge_warnings(run.warnings, warnings), **counts})
+                                       "complete_list_size": size, "warnings": kept, **counts})
             if final:
                 self._complete(s, s.get(HarvestRun, self.run_id), now)
             else:
@@ -393,6 +403,9 @@ class _Run:
         self.growth.wrote(out.new)
         self.cursor, self.token = cursor, next_token
         self.pages, seen, self.complete_list_size = summary[0], summary[1], summary[2]
+        if repeated and not self.repeated:  # logged once; the run's history keeps the count up to date
+            warnings.append(self._shift_warning(repeated))
+        self.repeated = repeated
         for w in warnings:
             log.warning(w, extra={"fields": {"event": "warning", "source": self.source.name, "run": self.run_id}})
         log.info("page" if page is not None else "empty list", extra={"fields": {
@@ -402,6 +415,18 @@ class _Run:
         if self.on_progress is not None:
             self.on_progress(Progress(self.source.name, self.run_id, self.pages, seen, self.complete_list_size,
                                       time.monotonic() - self.started, *summary[3:]))
+
+    def _listed_again(self, page: Page) -> int:
+        """How many of the page's identifiers earlier pages of this list held. Remembered before the page is
+        committed: a page whose write fails ends the run (and its _Run)."""
+        return self.listed.again([r.header.identifier for r in page.records]
+                                 + [b.identifier for b in page.broken if b.identifier])
+
+    def _shift_warning(self, repeated: int) -> str:
+        return (f"{SHIFTED}: {repeated} identifier{'s' if repeated > 1 else ''} came again on a later page, so "
+                "records may have been skipped (a source that pages by offset skips a record for each one that "
+                "moves or goes away ahead of the page asked for, and never lists one added there); "
+                f"`oai harvest {self.source.name} --full` fetches them")
 
     def _complete(self, s, run: HarvestRun, now: datetime) -> None:  # noqa: ANN001
         run.status, run.ended = "complete", now
@@ -448,6 +473,7 @@ class _Run:
             run.warnings = self._merge_warnings(run.warnings, [note])
         self.token, self.cursor, self.from_date, self.complete_list_size = None, 0, new_from, None
         self.seen_tokens.clear()  # a new list: offset-style tokens may well come back the same
+        self.listed = ListedIdentifiers()  # and every record comes again, which is no shift
         self.endless = EndlessList()
         log.warning(note, extra={"fields": {"event": "relist", "source": self.source.name, "run": self.run_id,
                                             "from": new_from}})
@@ -570,3 +596,15 @@ class _Run:
             "deleted": summary.deleted, "quarantined": summary.quarantined, "error": error}})
         return summary
 
+
+def _shift_count(warnings: str | None) -> int:
+    """The repeats a run's history counts so far (a resumed run goes on counting)."""
+    found = _SHIFTED_COUNT.search(warnings or "")
+    return int(found[1]) if found else 0
+
+
+def _first(warnings: str | None, line: str) -> str:
+    """The run's warnings with `line` first, in place of the one it restates: its count grows as the run goes on,
+    and a run that may have skipped records says so before anything else (`oai harvest runs` shows the first)."""
+    kept = [w for w in (warnings or "").splitlines() if not w.startswith(SHIFTED)]
+    return "\n".join([line, *kept])

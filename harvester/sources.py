@@ -19,10 +19,15 @@ from harvester.parse import FormatOffer, Identity, format_offers, identity, set_
 from oai.store.engine import transaction
 from oai.store.models import ForeignFormat, HarvestCheckpoint, HarvestRun, OAISet, Quarantine, Record, RecordSet, Source
 from oai.store.records import delete_record, set_info
-from oai.store.validation import check_set_spec
+from oai.store.validation import check_set_spec, shown
 
 RESERVED_NAMES = frozenset({"run", "worker", "runs", "quarantine"})  # `oai harvest <name>` subcommands
 LIST_SETS_PAGES = 20  # "when cheap": at most this many ListSets pages
+DELETED_RECORD = ("no", "transient", "persistent")
+# What the source's columns hold: PostgreSQL refuses a longer value (SQLite keeps it), so a source that declares
+# one is refused with the reason instead of failing with the database's error.
+MAX_PREFIX = Source.__table__.c.prefix.type.length
+MAX_NAMESPACE = Source.__table__.c.metadata_namespace.type.length
 
 
 @dataclass(frozen=True)
@@ -95,8 +100,9 @@ def check_endpoint(client: HarvestClient, prefix: str, set_spec: str | None) -> 
     except (FetchError, PageError) as exc:
         raise SourceError(f"{url} is not an OAI-PMH endpoint we can use: {exc}") from None
     if ident.granularity not in (dates.DAY, dates.SECONDS):
-        warnings.append(f"the source declares the granularity {ident.granularity!r}; days are assumed")
-    if ident.deleted_record not in ("no", "transient", "persistent"):
+        declared = f"the granularity {ident.granularity!r}" if ident.granularity else "no granularity"
+        warnings.append(f"the source declares {declared}; days are assumed")
+    if ident.deleted_record not in DELETED_RECORD:
         warnings.append(f"the source declares deletedRecord {ident.deleted_record!r}; treated as 'no'")
     if ident.base_url and ident.base_url.rstrip("/") != url.rstrip("/"):
         warnings.append(f"the source calls its base URL {ident.base_url}")
@@ -110,6 +116,9 @@ def check_endpoint(client: HarvestClient, prefix: str, set_spec: str | None) -> 
     if offer is None:
         offered = ", ".join(o.prefix for o in offers) or "none"
         raise SourceError(f"the source does not offer the metadata format {prefix!r}; it offers: {offered}")
+    if offer.namespace and len(offer.namespace) > MAX_NAMESPACE:
+        raise SourceError(f"the source declares the namespace {shown(offer.namespace)} for {prefix!r}; the store "
+                          f"keeps namespaces of at most {MAX_NAMESPACE} characters")
     set_names, set_name = _set_names(client, warnings, set_spec is not None), None
     if set_spec is not None:
         if set_spec in set_names:
@@ -166,12 +175,16 @@ def add_source(engine: Engine, name: str, base_url: str, *, prefix: str = "oai_d
         raise SourceError(f"{base_url!r} is not a URL: {exc}") from None
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise SourceError(f"{base_url!r} is not an http(s) URL")
+    if len(prefix) > MAX_PREFIX:
+        raise SourceError(f"the metadata prefix {shown(prefix)} is longer than the {MAX_PREFIX} characters the "
+                          "store keeps")
     if "verb=" in parts.query:
         raise SourceError(f"{base_url!r} carries an OAI-PMH request; the base URL is the part before '?' "
                           f"({parts.scheme}://{parts.netloc}{parts.path})")
     if set_spec is not None:
         try:
             check_set_spec(set_spec)
+            check_set_spec(f"{name}:{set_spec}")  # the set its records are served in, which must fit the store too
         except ValueError as exc:
             raise SourceError(str(exc)) from None
     with transaction(engine) as session:
@@ -199,7 +212,8 @@ def add_source(engine: Engine, name: str, base_url: str, *, prefix: str = "oai_d
             name=name, base_url=base_url, prefix=prefix, set_spec=set_spec, every_seconds=every_seconds,
             keep_upstream_identifiers=keep_identifiers, detect_deletions=detect_deletions,
             granularity=granularity if granularity in (dates.DAY, dates.SECONDS) else dates.DAY,
-            deleted_record=facts.identity.deleted_record, repository_name=facts.identity.repository_name,
+            deleted_record=facts.identity.deleted_record if facts.identity.deleted_record in DELETED_RECORD else "no",
+            repository_name=facts.identity.repository_name,
             metadata_namespace=facts.offer.namespace, metadata_schema=facts.offer.schema, enabled=True,
             created=now, next_due=now if every_seconds else None,
         )

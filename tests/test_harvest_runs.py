@@ -14,12 +14,13 @@ from harvest_fixtures import REPO_ID, add, dc_values, options, policy, sqlite_on
 from harvester import dates
 from harvester.history import list_quarantine, list_runs
 from harvester.ingest import local_identifier
+from harvester.listed import ListedIdentifiers
 from harvester.runs import INCREMENTAL_OVERLAP, EndlessList, harvest_source
 from oai.store.engine import transaction
 from oai.store.models import HarvestCheckpoint, HarvestRun, OAISet, Source
 from oai.store.records import RecordIn, upsert_records
 from oaischema import NS, assert_oai
-from upstream import DAY, SyntheticRepository, faults, sample_records
+from upstream import DAY, Record, SyntheticRepository, faults, sample_records
 from upstream.fixtures import upstream, upstream_factory  # noqa: F401  (fixtures)
 
 FFFD = "\ufffd"
@@ -255,6 +256,7 @@ def test_an_expired_token_in_a_list_not_in_datestamp_order_loses_nothing(engine,
     summary = harvest_source(engine, "up", options())
     assert (summary.status, summary.new) == ("complete", 25)
     assert len(stored(engine, "up")) == 25
+    assert not any("shifted" in w for w in summary.warnings)  # a list asked again is no list that shifted
 
 
 @sqlite_only
@@ -565,3 +567,109 @@ def test_foreign_records_in_no_namespace_of_their_own_are_quarantined(engine, up
                         timeout=10).content
     root = etree.fromstring(body)  # (MARC has no schema here for assert_oai to check it with)
     assert len(root.findall(".//oai:record", NS)) == 5 and not root.findall(".//oai:metadata/oai:*", NS)
+
+
+# -- values longer than the store's columns (PostgreSQL enforces VARCHAR(n); SQLite does not) --
+
+def one_record(identifier: str, datestamp: str, *sets: str) -> Record:
+    return Record(identifier, datestamp, sets or ("journal:a",), fields={"title": f"Record & <b>{len(identifier)}</b>"})
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_an_identifier_too_long_to_store_is_quarantined_and_the_run_goes_on(engine, up, keep) -> None:  # noqa: ANN001
+    """Found by an operator audit: on PostgreSQL a record whose identifier is longer than the 512 characters the
+    store keeps failed its page (its quarantine entry did not fit either); the page rolled back, and every run of
+    the source died on the same page. Two such identifiers that begin alike keep an entry each."""
+    first, second = "oai:upstream.test:" + "x" * 600 + "/1", "oai:upstream.test:" + "x" * 600 + "/2"
+    up.repo.add(one_record(first, "2024-01-01T00:00:00Z"), one_record(second, "2024-01-01T00:00:01Z"))
+    up.add_fault(faults.BrokenRecord(record=2, kind="stray-tag"), page=1, verb="ListRecords")  # unreadable too
+    add(engine, "up", up.base_url, keep_identifiers=keep)
+    summary = harvest_source(engine, "up", options())
+    assert (summary.status, summary.new, summary.quarantined) == ("complete", 25, 2), summary
+    [warning] = [w for w in summary.warnings if "longer than the 512" in w]
+    assert "2 records of the page" in warning
+    entries = list_quarantine(engine, "up")
+    assert len({q.upstream_identifier for q in entries}) == 2
+    for q in entries:
+        assert len(q.upstream_identifier) <= 512 and q.upstream_identifier.startswith(first[:400])
+    assert any("characters" in q.reason for q in entries)
+    # the next run replaces the entries it made (one per record), and still completes
+    again = harvest_source(engine, "up", options(full=True))
+    assert (again.status, again.quarantined) == ("complete", 2)
+    assert sorted(q.upstream_identifier for q in list_quarantine(engine, "up")) == sorted(
+        q.upstream_identifier for q in entries)
+
+
+def test_a_setspec_too_long_to_store_leaves_its_membership_out_with_a_warning(engine, up) -> None:  # noqa: ANN001
+    """Found by an operator audit: on PostgreSQL a setSpec that does not fit the store's 512 characters (with the
+    source's name before it) failed the page, every run. Its membership is left out, as an invalid one is."""
+    fits_alone = "s" * 510  # "up:" + 510 characters is one too many
+    up.repo.add(one_record("oai:upstream.test:long-set", "2024-01-01T00:00:00Z", "journal:a", fits_alone,
+                            "t" * 600))
+    add(engine, "up", up.base_url)
+    summary = harvest_source(engine, "up", options())
+    assert (summary.status, summary.new, summary.quarantined) == ("complete", 26, 0), summary
+    assert stored(engine, "up")["oai:upstream.test:long-set"].sets == ("up:journal:a",)
+    assert sum("membership left out" in w and "512" in w for w in summary.warnings) == 2, summary.warnings
+    with transaction(engine) as s:
+        assert max(len(spec) for spec in s.scalars(select(OAISet.spec))) <= 512
+
+
+# -- a list that shifts while it is harvested --
+
+def adding_at_the_front(*datestamps: str):  # noqa: ANN201
+    """For faults.Mutate: each time it fires, a record dated before all others (by the next of `datestamps`)."""
+    upcoming = iter(datestamps)
+
+    def add_one(repo) -> None:  # noqa: ANN001
+        stamp = next(upcoming)
+        repo.add(one_record(f"oai:upstream.test:front-{stamp[:10]}", stamp))
+    return add_one
+
+
+def test_a_list_that_shifts_between_pages_is_reported_once_with_a_count(engine, upstream) -> None:  # noqa: ANN001, F811
+    """Found by an operator audit: an upstream that pages by offset, whose list gained a record at its front
+    between two pages, listed one record twice and never listed the new one, and the run said "30 of 30"
+    without a word. Each record added at the front makes the record ending the page before come again."""
+    upstream.repo.add(*sample_records(30))
+    add(engine, "up", upstream.base_url)
+    add_one = adding_at_the_front("2020-01-02T00:00:00Z", "2020-01-01T00:00:00Z")
+    upstream.add_fault(faults.Mutate(add_one), page=2, verb="ListRecords")
+    upstream.add_fault(faults.Mutate(add_one), page=3, verb="ListRecords")
+    summary = harvest_source(engine, "up", options())
+    assert summary.status == "complete" and summary.new == 30
+    shifted = [w for w in summary.warnings if "shifted" in w]
+    assert len(shifted) == 1, summary.warnings
+    assert "2 identifiers" in shifted[0] and "skipped" in shifted[0] and "oai harvest up --full" in shifted[0]
+    assert list_runs(engine, "up")[0].warnings[0] == shifted[0]  # what `oai harvest runs` shows first
+    # the full harvest it asks for fetches what was skipped (and finds the list unchanged now)
+    again = harvest_source(engine, "up", options(full=True))
+    assert again.new == 2 and not any("shifted" in w for w in again.warnings)
+
+
+def test_a_resumed_run_goes_on_counting_the_repeats(engine, upstream) -> None:  # noqa: ANN001, F811
+    """The warning is restated as the count grows, still one line; a run resumed by another process goes on from
+    the count its history holds (the identifiers it remembers are those of its own pages)."""
+    upstream.repo.add(*sample_records(50))
+    add(engine, "up", upstream.base_url)
+    add_one = adding_at_the_front("2020-01-02T00:00:00Z", "2020-01-01T00:00:00Z")
+    upstream.add_fault(faults.Mutate(add_one), page=2, verb="ListRecords")
+    stop, progress = stop_after(2)
+    first = harvest_source(engine, "up", options(), stop=stop, on_progress=progress)
+    assert first.status == "interrupted"
+    assert [w for w in first.warnings if "shifted" in w][0].startswith(
+        "the source's list shifted while it was harvested: 1 identifier came again")
+    upstream.add_fault(faults.Mutate(add_one), page=4, verb="ListRecords")  # not before: the first run may have asked
+    second = harvest_source(engine, "up", options())
+    assert (second.run_id, second.status) == (first.run_id, "complete")
+    [shifted] = [w for w in second.warnings if "shifted" in w]
+    assert shifted.startswith("the source's list shifted while it was harvested: 2 identifiers came again")
+
+
+def test_listed_identifiers_count_repeats_across_pages_only() -> None:
+    listed = ListedIdentifiers(slots=8)
+    assert listed.again(["a", "b", "a"]) == 0  # twice on one page is another warning's business
+    pages = [[f"oai:x:{p}-{i}" for i in range(100)] for p in range(100)]
+    assert sum(listed.again(page) for page in pages) == 0 and len(listed) == 10_002
+    assert listed.again(["b", "oai:x:7-7", "oai:x:99-99", "new"]) == 3
+    assert listed.nbytes == 8 * 16_384  # grown by doubling, never more than 3/4 full

@@ -1,8 +1,16 @@
-"""Syntax checks for values the store keeps and the protocol serves (OAI-PMH XSD types)."""
+"""Syntax and length checks for values the store keeps and the protocol serves (OAI-PMH XSD types, the widths
+of the columns that hold them)."""
 
 from __future__ import annotations
 
 import re
+
+from oai.store.models import OAISet, Record
+
+# What the columns hold. PostgreSQL refuses a longer value and fails the whole transaction with it (SQLite keeps
+# it): a value that does not fit must be refused here, before it is written.
+MAX_IDENTIFIER = Record.__table__.c.identifier.type.length
+MAX_SET_SPEC = OAISet.__table__.c.spec.type.length
 
 # OAI-PMH.xsd setSpecType
 _SET_SPEC = re.compile(r"[A-Za-z0-9\-_.!~*'()]+(:[A-Za-z0-9\-_.!~*'()]+)*")
@@ -25,8 +33,16 @@ URI = re.compile(
 _IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:.+", re.DOTALL)
 
 
+def shown(value: str, width: int = 60) -> str:
+    """A value for a message: whole when short, else its start and its length (one of 100,000 characters
+    would fill a warning, a log line and a terminal)."""
+    return repr(value) if len(value) <= width else f"{value[:width]!r}... ({len(value)} characters)"
+
+
 def check_set_spec(spec: str) -> str:
-    """Raises ValueError unless `spec` is a legal setSpec such as `journals:physics`."""
+    """Raises ValueError unless `spec` is a legal setSpec such as `journals:physics` that the store can keep."""
+    if len(spec) > MAX_SET_SPEC:
+        raise ValueError(f"{shown(spec)} is not a setSpec we can keep: it has more than {MAX_SET_SPEC} characters")
     if not _SET_SPEC.fullmatch(spec):
         raise ValueError(
             f"{spec!r} is not a valid setSpec: use letters, digits and -_.!~*'() in parts separated by ':'"
@@ -36,6 +52,9 @@ def check_set_spec(spec: str) -> str:
 
 def check_identifier(identifier: str) -> str:
     """Raises ValueError unless `identifier` is a URI we can serve (e.g. oai:example.org:123)."""
-    if len(identifier) > 512 or not _IDENTIFIER.fullmatch(identifier) or not URI.fullmatch(identifier):
+    if len(identifier) > MAX_IDENTIFIER:
+        raise ValueError(f"{shown(identifier)} is not an identifier we can keep: it has more than "
+                         f"{MAX_IDENTIFIER} characters")
+    if not _IDENTIFIER.fullmatch(identifier) or not URI.fullmatch(identifier):
         raise ValueError(f"{identifier!r} is not a valid OAI identifier (a URI such as oai:example.org:123)")
     return identifier
