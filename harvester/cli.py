@@ -76,6 +76,7 @@ def source() -> None:
 def source_add(ctx: click.Context, name: str, base_url: str, prefix: str, set_spec: str | None,
                every: int | None, keep_identifiers: bool, detect_deletions: bool) -> None:
     """Check BASE_URL (Identify, ListMetadataFormats, ListSets) and add it as source NAME."""
+    logs.configure("logfmt", logging.WARNING)  # retries are said with their reasons, not as a bare "retry"
     engine = _engine(ctx)
     try:
         view, warnings = add_source(engine, name, base_url, prefix=prefix, set_spec=set_spec, every_seconds=every,

@@ -16,6 +16,7 @@ from oai.store.engine import transaction
 from oai.store.models import OAISet, Source
 from upstream import faults, sample_records
 from upstream.fixtures import upstream, upstream_factory  # noqa: F401  (fixtures)
+from upstream.protocol import oai as oai_element
 
 FAST = {"OAI_HARVEST_DELAY": "0", "OAI_HARVEST_BACKOFF": "0.01", "OAI_HARVEST_ATTEMPTS": "2",
         "OAI_HARVEST_READ_TIMEOUT": "3", "OAI_REPOSITORY_IDENTIFIER": "example.org"}
@@ -144,6 +145,8 @@ def test_remove_in_a_script_must_say_what_to_do_with_the_records(oai, up) -> Non
     (("up", "{url}", "--every", "soon"), "is not an interval"),
     (("up", "{url}", "--every", "1M"), "write minutes as 'm' (30m); for a month, 4w or 30d"),
     (("up", "http://[::1"), "is not a URL"),  # an outside audit met a traceback here
+    (("up", "{url}", "--set", "s" * 600), "(600 characters) is not a setSpec we can keep"),
+    (("up", "{url}", "--set", "s" * 510), "(513 characters) is not a setSpec we can keep"),  # served as up:sss...
 ])
 def test_add_says_clearly_what_is_wrong(oai, up, args: tuple[str, ...], message: str) -> None:  # noqa: ANN001
     root = up.base_url.rsplit("/", 1)[0]
@@ -202,6 +205,16 @@ def test_a_source_cannot_take_a_set_of_records_loaded_here(oai, up, engine) -> N
 
 
 @sqlite_only
+def test_add_says_why_it_retried(oai, up) -> None:  # noqa: ANN001
+    """An outside audit saw a bare "retry" on the terminal: the line says what was asked, why and how long it waits."""
+    up.add_fault(faults.ServiceUnavailable(retry_after=0), verb="Identify")
+    added = oai("source", "add", "up", up.base_url)
+    assert added.exit_code == 0, added.output
+    retry = [line for line in added.stderr.splitlines() if "msg=retry" in line]
+    assert len(retry) == 1 and LOGFMT.match(retry[0]), added.stderr
+    assert "verb=Identify" in retry[0] and 'reason="HTTP 503 (busy)"' in retry[0]
+
+
 def test_add_refuses_what_is_not_oai_pmh(oai, up) -> None:  # noqa: ANN001
     up.add_fault(faults.NotXml(), verb="Identify", times=None)
     result = oai("source", "add", "up", up.base_url)
@@ -334,3 +347,39 @@ def test_an_unreachable_database_is_one_line_not_a_traceback(command: tuple[str,
     assert "Traceback" not in result.output and isinstance(result.exception, SystemExit), result.exception
     assert f"Error: cannot reach the database postgresql+psycopg://someone:***@127.0.0.1:{port}/nowhere" \
         in result.output and "s3cret" not in result.output, result.output
+
+
+class OutsizedRepository(MarcRepository):
+    """Declares values longer than the store's columns: a deletedRecord of 29 characters (16 fit), and a format
+    whose namespace has 619 (512 fit)."""
+
+    def _Identify(self, args, base_url):  # noqa: ANN001, ANN202, N802
+        el = super()._Identify(args, base_url)
+        el.find(oai_element("deletedRecord")).text = "persistent-except-on-tuesdays"
+        return el
+
+    def _ListMetadataFormats(self, args, base_url):  # noqa: ANN001, ANN202, N802
+        el = super()._ListMetadataFormats(args, base_url)
+        for fmt in el:
+            if fmt.findtext(oai_element("metadataPrefix")) == "marc21":
+                fmt.find(oai_element("metadataNamespace")).text = "http://example.org/" + "n" * 600
+        return el
+
+
+def test_values_too_long_for_the_store_are_refused_with_the_reason(oai, upstream_factory) -> None:  # noqa: ANN001, F811
+    """An operator audit: PostgreSQL refuses a value longer than its column (SQLite keeps it), and the command died
+    with the database's error."""
+    up = upstream_factory(OutsizedRepository(sample_records(3)))
+    added = oai("source", "add", "odd", up.base_url)
+    assert added.exit_code == 0 and "deletedRecord 'persistent-except-on-tuesdays'; treated as 'no'" in added.output
+    assert "deletedRecord no;" in added.output
+    refused = {
+        ("--prefix", "marc21"): "the store keeps namespaces of at most 512 characters",
+        ("--prefix", "p" * 70): "(70 characters) is longer than the 64 characters the store keeps",
+        ("--set", "s" * 508): "(513 characters) is not a setSpec we can keep",  # served as odd2:sss...
+    }
+    for args, message in refused.items():
+        result = oai("source", "add", "odd2", up.base_url, *args)
+        assert result.exit_code == 1 and message in result.output, result.output
+    result = oai("sets", "add", "s" * 600, "Too long")
+    assert result.exit_code == 2 and "(600 characters) is not a setSpec we can keep" in result.output, result.output
