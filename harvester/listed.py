@@ -1,4 +1,5 @@
-"""The identifiers listed to a run so far, to notice one listed again on a later page.
+"""The identifiers listed to a run so far, to notice one listed again on a later page (and, for the deletion
+check, the identifiers a source lists: a million of them in 16 MB).
 
 An upstream that pages by offset and whose list changes while it is harvested shifts what comes after the change,
 and says nothing. A record added before the next page's offset makes the last record of a page come again at the
@@ -42,9 +43,19 @@ class ListedIdentifiers:
         identifier the page holds twice counts once, and not as a repeat)."""
         repeated = 0
         for identifier in dict.fromkeys(identifiers):
-            if not self._add(hash(identifier) & _UNSIGNED or 1):
+            if not self._add(_key(identifier)):
                 repeated += 1
         return repeated
+
+    def __contains__(self, identifier: str) -> bool:
+        key, slots = _key(identifier), self._slots
+        mask = len(slots) - 1
+        at = key & mask
+        while (held := slots[at]) != _FREE:
+            if held == key:
+                return True
+            at = (at + 1) & mask
+        return False
 
     def _add(self, key: int) -> bool:
         """False if `key` was there already."""
@@ -58,6 +69,10 @@ class ListedIdentifiers:
                     _place(bigger, held)
             self._slots = bigger
         return True
+
+
+def _key(identifier: str) -> int:
+    return hash(identifier) & _UNSIGNED or 1  # 0 marks a free slot
 
 
 def _place(slots: array, key: int) -> bool:

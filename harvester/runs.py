@@ -498,14 +498,14 @@ class _Run:
         params = {"metadataPrefix": self.source.prefix}
         if self.source.set_spec:
             params["set"] = self.source.set_spec
-        listed: set[str] = set()
+        listed = ListedIdentifiers()  # hashes: a set of a million identifiers would take 140 MB
         count, announced = 0, None
         try:
             for page in self.client.pages("ListIdentifiers", **params):
                 if page.broken:
                     self._note("deletion check skipped: the source's identifier list has unreadable entries")
                     return
-                listed.update(h.identifier for h in page.headers if not h.deleted)
+                listed.again(h.identifier for h in page.headers if not h.deleted)
                 count += len(page.headers)
                 if page.token is not None and page.token.complete_list_size is not None:
                     announced = page.token.complete_list_size
@@ -522,18 +522,24 @@ class _Run:
             self._note(f"deletion check skipped: the source's identifier list ended after {count} of the "
                        f"{announced} identifiers it announced (completeListSize)")
             return
-        with transaction(self.engine) as s:
-            held = s.execute(select(Record.identifier, Record.upstream_identifier).where(
-                Record.source_id == self.source.id, Record.deleted.is_(False))).all()
-        gone = [r.identifier for r in held if r.upstream_identifier not in listed]
-        missing = len(listed - {r.upstream_identifier for r in held})
+        ours = select(Record.identifier, Record.upstream_identifier).where(
+            Record.source_id == self.source.id, Record.deleted.is_(False))
+        gone, matched, held = [], 0, 0
+        with transaction(self.engine) as s:  # streamed: a million rows at once would take hundreds of MB
+            for identifier, upstream_identifier in s.execute(ours.execution_options(yield_per=5000)):
+                held += 1
+                if upstream_identifier in listed:
+                    matched += 1
+                elif listed:  # a source that lists nothing gets nothing tombstoned: only the count is said
+                    gone.append(identifier)
+        if held and not listed:
+            self._note(f"deletion check: the source lists no identifiers at all; {held} records were "
+                       "NOT tombstoned (check the source, then harvest with --full)")
+            return
+        missing = len(listed) - matched  # a source's records have one upstream identifier each
         if missing:
             self._note(f"deletion check: the source lists {missing} record(s) we do not hold "
                        "(quarantined, or skipped by the source's paging); `oai harvest --full` fetches them again")
-        if gone and not listed:
-            self._note(f"deletion check: the source lists no identifiers at all; {len(gone)} records were "
-                       "NOT tombstoned (check the source, then harvest with --full)")
-            return
         for i in range(0, len(gone), 200):
             with transaction(self.engine) as s:
                 now = fence.stamp(s)

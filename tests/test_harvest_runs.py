@@ -673,3 +673,5 @@ def test_listed_identifiers_count_repeats_across_pages_only() -> None:
     assert sum(listed.again(page) for page in pages) == 0 and len(listed) == 10_002
     assert listed.again(["b", "oai:x:7-7", "oai:x:99-99", "new"]) == 3
     assert listed.nbytes == 8 * 16_384  # grown by doubling, never more than 3/4 full
+    assert all(page[0] in listed and page[-1] in listed for page in pages) and "a" in listed
+    assert "oai:x:100-0" not in listed and "" not in listed
