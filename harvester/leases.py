@@ -55,7 +55,7 @@ def holder_gone(owner: str) -> bool:
     return False
 
 
-def _free(owner: str | None, expires: datetime | None, now: datetime) -> bool:
+def lease_free(owner: str | None, expires: datetime | None, now: datetime) -> bool:
     return owner is None or expires is None or expires <= now or holder_gone(owner)
 
 
@@ -67,7 +67,7 @@ def take(engine: Engine, source_id: int, owner: str, seconds: float = LEASE_SECO
                               .where(Source.id == source_id).with_for_update()).one_or_none()
         if row is None:
             raise HarvestError("the source no longer exists")
-        if not _free(row.lease_owner, row.lease_expires, now):
+        if not lease_free(row.lease_owner, row.lease_expires, now):
             raise LeaseTaken(f"the source {row.name!r} is being harvested by {row.lease_owner} "
                              f"(lease until {row.lease_expires:%Y-%m-%d %H:%M:%S} UTC)")
         session.execute(update(Source).where(Source.id == source_id).values(
@@ -90,7 +90,7 @@ def claim_due(engine: Engine, owner_prefix: str, limit: int, seconds: float = LE
         for row in session.execute(stmt).all():
             if len(claimed) >= limit:
                 break
-            if not _free(row.lease_owner, row.lease_expires, now):
+            if not lease_free(row.lease_owner, row.lease_expires, now):
                 continue
             owner = f"{owner_prefix}:{secrets.token_hex(3)}"
             session.execute(update(Source).where(Source.id == row.id).values(

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from harvester import dates
 from harvester.client import FetchPolicy, HarvestClient
 from harvester.errors import FetchError, HarvestError, PageError, RepeatedToken, SourceError, UpstreamOAIError
+from harvester.leases import lease_free
 from harvester.parse import FormatOffer, Identity, format_offers, identity, set_entries
 from oai.store.engine import transaction
 from oai.store.models import ForeignFormat, HarvestCheckpoint, HarvestRun, OAISet, Quarantine, Record, RecordSet, Source
@@ -326,7 +327,7 @@ def remove_source(engine: Engine, name: str, records: str) -> int:
     now = dates.utcnow()
     with transaction(engine) as session:
         src = get_source(session, name)
-        if src.lease_owner and src.lease_expires and src.lease_expires > now:
+        if not lease_free(src.lease_owner, src.lease_expires, now):  # a holder on this host that is gone is not
             raise SourceError(f"the source {name!r} is being harvested by {src.lease_owner}; stop that harvest "
                               f"first (if that process is gone, its lease lapses at "
                               f"{src.lease_expires:%H:%M:%S} UTC)")

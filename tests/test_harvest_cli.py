@@ -325,6 +325,27 @@ def test_removing_a_source_another_harvest_holds_says_when_its_lease_lapses(oai,
 
 
 @sqlite_only
+def test_a_source_whose_harvest_was_killed_on_this_machine_can_be_removed_at_once(oai, up, engine) -> None:  # noqa: ANN001
+    """A harvest killed with kill -9 leaves its lease; the next run takes the source over at once (the process
+    is gone), and so may `source remove`, not only once the lease lapses (an outside operator audit)."""
+    import socket
+    import subprocess
+    import sys
+    from datetime import timedelta
+
+    from harvester.dates import utcnow
+
+    assert oai("source", "add", "up", up.base_url).exit_code == 0
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    with transaction(engine) as s:
+        s.execute(update(Source).values(lease_owner=f"{socket.gethostname()}:{gone.pid}:abcdef",
+                                        lease_expires=utcnow() + timedelta(minutes=5)))
+    removed = oai("source", "remove", "up", "--records", "keep")
+    assert removed.exit_code == 0, removed.output
+
+
+@sqlite_only
 def test_records_list_says_when_it_shows_only_the_newest(oai, up) -> None:  # noqa: ANN001
     assert oai("source", "add", "up", up.base_url).exit_code == 0 and oai("harvest", "up").exit_code == 0
     shown = oai("records", "list", "--limit", "5").output
