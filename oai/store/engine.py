@@ -21,6 +21,7 @@ PAGE_SIZE = 16384
 # default is 1,000 pages): bulk writers have it copied beside them (oai.store.checkpoints), and this is the net.
 WAL_BOUND_BYTES = 16 * 1024 * 1024
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+BUSY_TIMEOUT_SECONDS = 30  # how long a SQLite statement waits for another connection's lock (then: a 503)
 
 
 class SchemaError(RuntimeError):
@@ -70,7 +71,7 @@ def make_engine(url: str | None = None, *, writer: bool = True) -> Engine:
         # The file the engine opens, named absolutely (SQLAlchemy fixes it when the engine is made): whoever
         # reads engine.url later (the checkpoint thread, read-ahead's keys) names the same file after a chdir.
         parsed = parsed.set(database=os.path.abspath(parsed.database))
-    engine = create_engine(parsed, connect_args={"timeout": 30})
+    engine = create_engine(parsed, connect_args={"timeout": BUSY_TIMEOUT_SECONDS})
     begin = "BEGIN IMMEDIATE" if writer else "BEGIN"
 
     @event.listens_for(engine, "connect")
@@ -81,7 +82,7 @@ def make_engine(url: str | None = None, *, writer: bool = True) -> Engine:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_SECONDS * 1000}")
         if writer:
             page_size = cursor.execute("PRAGMA page_size").fetchone()[0]
             cursor.execute(f"PRAGMA wal_autocheckpoint={autocheckpoint_frames(page_size)}")

@@ -35,7 +35,7 @@ from datetime import UTC, datetime
 from sqlalchemy import exc
 from sqlalchemy.orm import Session
 
-from oai.store.engine import is_sqlite, sqlite_file
+from oai.store.engine import BUSY_TIMEOUT_SECONDS, is_sqlite, sqlite_file
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ def _wait_sqlite(engine) -> None:  # noqa: ANN001
                                                sqlite3.OperationalError("database is locked"))
                 time.sleep(_POLL_SECONDS)
         finally:
-            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_SECONDS * 1000}")
     finally:
         connection.close()
 
