@@ -9,7 +9,8 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import pytest
 from endpoint_helpers import T0, dc_record, fetch, get, headers, ident, path_of, query, stamp, write
@@ -24,11 +25,25 @@ from oai.store.records import upsert_records
 HELD = "oai:example.org:held"
 
 
-def _held_write(engine, stamped: threading.Event, release: threading.Event) -> None:  # noqa: ANN001
-    with transaction(engine) as session:
-        upsert_records(session, [dc_record(HELD)])  # stamped now, inside the fence
-        stamped.set()
-        release.wait(30)
+@contextmanager
+def _a_write_held_open(engine) -> Iterator[None]:  # noqa: ANN001
+    """A real write of HELD, stamped inside the fence and left open until the block ends."""
+    stamped, release = threading.Event(), threading.Event()
+
+    def held_write() -> None:
+        with transaction(engine) as session:
+            upsert_records(session, [dc_record(HELD)])
+            stamped.set()
+            release.wait(30)
+
+    writer = threading.Thread(target=held_write)
+    writer.start()
+    try:
+        assert stamped.wait(30)
+        yield
+    finally:
+        release.set()
+        writer.join(30)
 
 
 def _into_next_second() -> None:
@@ -58,22 +73,15 @@ def test_the_wait_holds_where_transactions_default_to_repeatable_read(live_serve
 
 def _answer_waits_for_a_held_write(server, engine, args: dict[str, str]) -> None:  # noqa: ANN001
     write(engine, [dc_record(ident(0))], T0)
-    stamped, release = threading.Event(), threading.Event()
-    writer = threading.Thread(target=_held_write, args=(engine, stamped, release))
-    writer.start()
-    try:
-        assert stamped.wait(30)
+    answers: list = []
+    with _a_write_held_open(engine):
         _into_next_second()  # the record's datestamp is before the answer's
-        answers: list = []
         asker = threading.Thread(target=lambda: answers.append(get(server, **args)))
         asker.start()
         asker.join(0.5)
         assert asker.is_alive(), "answered while a write stamped before its responseDate was still open"
         _into_next_second()
         released = stamp(fence.utcnow())
-    finally:
-        release.set()
-        writer.join(30)
     asker.join(30)
     _, root = answers[0]
     response_date = root.findtext(f"{{{OAI}}}responseDate")
@@ -179,18 +187,10 @@ def test_a_writer_stalled_inside_the_fence_makes_answers_retry_later(live_server
     monkeypatch.setattr(fence, "WAIT_LIMIT_SECONDS", 0.5)
     server = live_server()
     write(engine, [dc_record(ident(0))], T0)
-    stamped, release = threading.Event(), threading.Event()
-    writer = threading.Thread(target=_held_write, args=(engine, stamped, release))
-    writer.start()
-    try:
-        assert stamped.wait(30)
-        target = f"{path_of(server)}?{query({'verb': 'ListIdentifiers', 'metadataPrefix': 'oai_dc'})}"
-        reply = fetch(server, target)
+    with _a_write_held_open(engine):
+        reply = fetch(server, f"{path_of(server)}?{query({'verb': 'ListIdentifiers', 'metadataPrefix': 'oai_dc'})}")
         assert reply.status == 503, reply.body[:300]
         assert reply.header("Retry-After")
-    finally:
-        release.set()
-        writer.join(30)
     reply, root = get(server, verb="ListIdentifiers", metadataPrefix="oai_dc")
     assert HELD in [h.identifier for h in headers(root)]
 
@@ -199,16 +199,9 @@ def test_lists_without_datestamps_do_not_wait_for_writers(live_server, engine) -
     """ListSets and ListMetadataFormats hold no datestamps: they are answered while a write is open."""
     server = live_server()
     write(engine, [dc_record(ident(0), sets=("a",))], T0)
-    stamped, release = threading.Event(), threading.Event()
-    writer = threading.Thread(target=_held_write, args=(engine, stamped, release))
-    writer.start()
-    try:
-        assert stamped.wait(30)
+    with _a_write_held_open(engine):
         for verb in ("ListSets", "ListMetadataFormats"):
             reply, _ = get(server, verb=verb)
             assert reply.status == 200
-    finally:
-        release.set()
-        writer.join(30)
 
 
