@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields, replace
 from email.utils import parsedate_to_datetime
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
 import sickle
@@ -120,6 +120,21 @@ class HostPacer:
 PACER = HostPacer()
 
 
+@dataclass(frozen=True)
+class Redirect:
+    """A request redirected to another host: the base URL it was answered at (the URL without its query) and the
+    statuses of the redirects that took it there."""
+
+    base_url: str
+    statuses: tuple[int, ...]
+
+    @property
+    def permanent(self) -> bool:
+        """Moved for good (301, 308). A temporary redirect (302) is what OAI-PMH (3.1.2.2) offers a repository to
+        spread its load: the request goes to another server for now, and the repository stays where it was."""
+        return all(status in (301, 308) for status in self.statuses)
+
+
 class _Retry(Exception):
     def __init__(self, reason: str, wait: float | None = None) -> None:
         super().__init__(reason)
@@ -145,7 +160,7 @@ class HarvestClient(Sickle):
         self.pacer = pacer
         self.host = urlsplit(base_url).netloc
         self.requests_sent = 0
-        self.moved = False  # a redirect to another host was seen (and logged)
+        self.redirected: Redirect | None = None  # the first redirect to another host seen (and logged)
 
     def close(self) -> None:
         self.session.close()
@@ -225,8 +240,9 @@ class HarvestClient(Sickle):
 
     def _read(self, oai: OAIResponse, verb: str, attempt: int) -> Page:
         http = oai.http_response
-        if http.history and not self.moved and urlsplit(http.url).netloc != self.host:
-            self.moved = True  # said once: every request goes the same way
+        redirect = _redirect(http, self.host)
+        if redirect is not None and self.redirected is None:
+            self.redirected = redirect  # said once: every request goes the same way
             log.warning("the source redirects to another host; update its base URL if it has moved",
                         extra={"fields": {"event": "redirect", "url": self.endpoint, "to": http.url}})
         status = http.status_code
@@ -250,7 +266,7 @@ class HarvestClient(Sickle):
             code, message = page.errors[0]
             more = "; ".join(f"{c}: {m}" for c, m in page.errors[1:])
             raise UpstreamOAIError(code, message + (f" (also {more})" if more else ""), status, page.response_date)
-        return page
+        return replace(page, moved_to=redirect.base_url) if redirect is not None and redirect.permanent else page
 
     def _retry_after(self, http: requests.Response, attempt: int) -> float:
         """Seconds to wait as the server asked (OAI-PMH 3.1.2.2: 503 Retry-After), bounded."""
@@ -285,6 +301,17 @@ class HarvestClient(Sickle):
                 return
             page = self.fetch(verb, resumptionToken=token.value)
             count += 1
+
+
+def _redirect(http: requests.Response, host: str) -> Redirect | None:
+    """Where redirects took a request, if to another host than `host`; one to the same host (http to https, a path
+    made canonical) is the same repository."""
+    if not http.history:
+        return None
+    scheme, netloc, path, _, _ = urlsplit(http.url)
+    if netloc == host:
+        return None
+    return Redirect(urlunsplit((scheme, netloc, path, "", "")), tuple(r.status_code for r in http.history))
 
 
 _DECLARED = re.compile(rb"\s*<\?xml[^>]*\bencoding\s*=")

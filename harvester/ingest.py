@@ -24,7 +24,8 @@ from harvester.sources import SourceView
 from oai.formats import registry
 from oai.formats.base import MetadataFormat
 from oai.store.models import Quarantine, Source
-from oai.store.records import Change, Existing, RecordIn, ensure_sets, existing_records, upsert_records
+from oai.store.records import (Change, Existing, RecordIn, ancestors, ensure_sets, existing_records, rename_sets,
+                               upsert_records)
 from oai.store.validation import MAX_IDENTIFIER, MAX_SET_SPEC, check_identifier, check_set_spec, shown
 
 DC_PREFIX = "oai_dc"
@@ -99,12 +100,14 @@ class Ingestor:
     """Turns a source's pages into store writes; one per run (it caches set names and formats)."""
 
     def __init__(self, source: SourceView, repository_identifier: str,
-                 set_names: Mapping[str, str | None] | None = None, *, since: datetime | None = None) -> None:
+                 set_names: Mapping[str, str | None] | None = None, *, since: datetime | None = None,
+                 held_sets: Mapping[str, str] | None = None) -> None:
         self.source = source
         self.since = since  # when the run began: a record written since came earlier in this run
         self.repository_identifier = repository_identifier
         self.format = registry_format(source.prefix, source.metadata_namespace)
-        self.set_names = dict(set_names or {})
+        self.set_names = dict(set_names or {})  # upstream setSpec -> setName (ListSets), when read
+        self.held_sets = dict(held_sets or {})  # this source's sets in the store when the run began: spec -> name
         served = (self.format.prefix, DC_PREFIX) if self.format is not None else (source.prefix,)
         self.tombstone_prefixes = tuple(dict.fromkeys(served))
         self._bad_specs: set[str] = set()
@@ -173,6 +176,27 @@ class Ingestor:
             sets.append(ours)
         return ident, tuple(dict.fromkeys(sets))  # DSpace repeats setSpecs in a header
 
+    def brings_new_sets(self, records: Iterable[UpstreamRecord]) -> bool:
+        """Whether a record is in an upstream set the store did not hold when the run began, whose name is worth
+        reading ListSets for. Asked of memory, not of the store (the source's own set is named after the repository)."""
+        return any(f"{self.source.name}:{spec}" not in self.held_sets and spec not in self._bad_specs
+                   for rec in records for spec in rec.header.set_specs)
+
+    def set_name(self, spec: str) -> str | None:
+        """What our set `spec` is called: the upstream's name for its set (ListSets), the repository's for the
+        source's own set (Identify, as `source add` names it); None where there is none (its spec serves)."""
+        if spec == self.source.name:
+            return self.source.repository_name or None
+        return self.set_names.get(spec[len(self.source.name) + 1:]) or None
+
+    def rename_sets(self, session: Session) -> int:
+        """Bring the names of the sets the store held for this source up to date with the upstream's (set_names);
+        returns how many changed. A set the upstream gives no name (or no longer lists) keeps its own."""
+        renamed = {spec: upstream for spec, name in self.held_sets.items()
+                   if (upstream := self.set_name(spec)) is not None and upstream != name}
+        rename_sets(session, renamed)
+        return len(renamed)
+
     @staticmethod
     def _why_left_out(ours: str) -> str:
         if len(ours) > MAX_SET_SPEC:
@@ -196,8 +220,9 @@ class Ingestor:
     # -- inside the page's transaction --
 
     def write(self, session: Session, ready: list[_Prepared], broken: list[Broken], run_id: int,
-              now: datetime) -> PageOutcome:
-        """Write one page: upserts, clashes and quarantine; the caller commits with the checkpoint."""
+              now: datetime, *, base_url: str | None = None) -> PageOutcome:
+        """Write one page: upserts, clashes and quarantine; the caller commits with the checkpoint. `base_url`:
+        where the page came from, when not from the source's base URL (a redirect to another host)."""
         out = PageOutcome()
         out.seen = len(ready) + len(broken)
         ready = self._one_copy_each(ready, out.warnings)
@@ -220,16 +245,11 @@ class Ingestor:
                                       f"identifier clash: {prep.identifier} already belongs to {owner}; "
                                       "not overwritten", prep.upstream.header.identifier))
                 continue
-            item = self._item(prep, row.harvested_at if row is not None and row.harvested_at else now)
+            item = self._item(prep, row.harvested_at if row is not None and row.harvested_at else now, base_url)
             if row is not None and item.digest() != row.digest and row.harvested_at != now:
-                item = self._item(prep, now)  # changed: it is harvested (again) now
+                item = self._item(prep, now, base_url)  # changed: it is harvested (again) now
             items.append(item)
-        names: dict[str, str | None] = {}
-        for item in items:
-            for spec in item.sets:
-                if spec not in names:
-                    names[spec] = self.set_names.get(spec[len(self.source.name) + 1:]) or None
-        set_ids = ensure_sets(session, names)
+        set_ids = ensure_sets(session, self._named_sets(items))
         counts = Counter(upsert_records(session, items, now=now, existing=existing, set_ids=set_ids))
         out.new, out.updated = counts[Change.NEW], counts[Change.UPDATED]
         out.deleted, out.unchanged = counts[Change.DELETED], out.unchanged + counts[Change.UNCHANGED]
@@ -241,6 +261,17 @@ class Ingestor:
         out.quarantined = len(broken) + len(clashes)
         out.warnings.extend(self._too_long(broken))
         return out
+
+    def _named_sets(self, items: list[RecordIn]) -> dict[str, str | None]:
+        """The items' sets and their ancestors, with the names they get if they are new (ensure_sets)."""
+        names: dict[str, str | None] = {}
+        for item in items:
+            for spec in item.sets:
+                if spec not in names:
+                    for anc in ancestors(spec):
+                        if anc not in names:
+                            names[anc] = self.set_name(anc)
+        return names
 
     @staticmethod
     def _too_long(broken: list[Broken]) -> list[str]:
@@ -298,11 +329,12 @@ class Ingestor:
                 {"source_id": self.source.id, "run_id": run_id, "upstream_identifier": key,
                  "reason": b.reason, "raw": b.raw, "created": now} for b, key in zip(broken, keys, strict=True)])
 
-    def _item(self, prep: _Prepared, harvest_date: datetime) -> RecordIn:
+    def _item(self, prep: _Prepared, harvest_date: datetime, base_url: str | None = None) -> RecordIn:
         header = prep.upstream.header
         about: dict[str, bytes] = {}
         if not header.deleted:
-            origin = provenance.Origin(self.source.base_url, header.identifier, header.datestamp,
+            # baseURL: "of the repository from which the record was harvested" (the provenance guidelines)
+            origin = provenance.Origin(base_url or self.source.base_url, header.identifier, header.datestamp,
                                        self.source.metadata_namespace or "")
             for prefix in prep.metadata:
                 about[prefix], _ = provenance.build(origin, harvest_date=harvest_date,

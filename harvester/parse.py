@@ -90,6 +90,7 @@ class Page:
     token: Token | None = None
     repairs: int = 0  # records whose characters we repaired
     root: etree._Element | None = field(default=None, compare=False, repr=False)
+    moved_to: str | None = None  # the base URL a permanent redirect to another host took the request to (client.py)
 
     @property
     def size(self) -> int:

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
 from sqlalchemy import Engine, bindparam, delete, select, update
 
@@ -30,7 +31,7 @@ from oai.store import checkpoints, fence
 from oai.store.engine import transaction
 from oai.store.models import HarvestCheckpoint, HarvestRun, Record, Source
 from oai.store.statistics import GrowthAnalyzer
-from oai.store.records import delete_record
+from oai.store.records import delete_record, source_sets
 
 MAX_WARNINGS = 50
 log = logging.getLogger("harvester.runs")
@@ -186,12 +187,20 @@ class _Run:
         self.expired_at: int | None = None  # how far into the list the last expiry came
         self.granularity = source.granularity
         self.growth = GrowthAnalyzer(engine)  # a first harvest into PostgreSQL grows the store fast
+        self.set_names_read = False  # ListSets is asked once a run at most
+        self.said_moved = False
+        # Warnings noticed while fetching, in the prefetch thread too: the loop writes them with the next page (a
+        # transaction of their own there could lose a page's update of the run's warnings on PostgreSQL).
+        self.fetch_notes: list[str] = []
+        self.fetch_notes_written = 0
 
     # -- the run --
 
     def execute(self) -> RunSummary:
         self._start()
         try:
+            if self.full:
+                self._rename_sets()
             self._harvest_list()
             detect = self.options.detect_deletions
             if detect if detect is not None else self.source.detect_deletions:
@@ -264,23 +273,38 @@ class _Run:
             self.run_id, self.full, self.run_started = run.id, run.full, run.started
             self.token, self.cursor, self.from_date = cp.resumption_token, cp.cursor, cp.from_date
             self.complete_list_size, self.pages = run.complete_list_size, run.pages
+            held = source_sets(s, src.name)  # once a run: which sets a page brings are new is then asked of memory
         log.info("resume" if self.resumed else "start", extra={"fields": {
             "event": "resume" if self.resumed else "start", "source": src.name, "run": self.run_id,
             "full": self.full, "from": self.from_date, "token": self.token, "cursor": self.cursor}})
-        self.ingestor = Ingestor(src, self.options.repository_identifier or "", self._set_names(),
-                                 since=self.run_started)
+        self.ingestor = Ingestor(src, self.options.repository_identifier or "", since=self.run_started,
+                                 held_sets=held)
 
-    def _set_names(self) -> dict[str, str | None]:
-        """Upstream set names, read (boundedly) on full runs only: "when cheap"."""
-        if not self.full:
-            return {}
+    def _rename_sets(self) -> None:
+        """A full run brings the names of the source's sets up to date with the upstream's."""
+        self._read_set_names()
+        with transaction(self.engine) as s:
+            renamed = self.ingestor.rename_sets(s)
+        if renamed:
+            log.info("sets renamed", extra={"fields": {"event": "renamed", "source": self.source.name,
+                                                       "run": self.run_id, "sets": renamed}})
+
+    def _read_set_names(self) -> None:
+        """The upstream's set names (ListSets, at most LIST_SETS_PAGES pages), for the sets this run creates (and,
+        on a full run, renames): asked once a run, at a full run's start, else when a page first brings a set the
+        store does not have. A source that cannot list them is harvested all the same, its setSpecs as names."""
+        self.set_names_read = True
         names: dict[str, str | None] = {}
         try:
             for page in self.client.pages("ListSets", max_pages=LIST_SETS_PAGES):
                 names.update(set_entries(page))
-        except HarvestError:
-            pass  # no sets, or none readable: setSpecs serve as names
-        return names
+        except Stopped:
+            raise
+        except HarvestError as exc:
+            if not (isinstance(exc, UpstreamOAIError) and exc.code == "noSetHierarchy"):  # a source without sets
+                self.fetch_notes.append(f"set names not read: {exc}; sets new to the store are named by their "
+                                        "setSpecs")
+        self.ingestor.set_names = names  # those read before a failure too
 
     def _params(self) -> dict[str, str]:
         if self.token:
@@ -343,7 +367,11 @@ class _Run:
         """One page, fetched and given to the workers to turn into store records (in the prefetch thread,
         outside any transaction); calling the second item waits for them."""
         page = self.client.fetch("ListRecords", **params)
-        return page, self.ingestor.start(page.records)
+        self._notice_redirect()
+        preparing = self.ingestor.start(page.records)
+        if not self.set_names_read and self.ingestor.brings_new_sets(page.records):
+            self._read_set_names()  # before the page is written, while the workers prepare it
+        return page, preparing
 
     # -- one page, one transaction --
 
@@ -352,16 +380,17 @@ class _Run:
         ready, rejected, notes = prepared
         broken = list(page.broken if page else ()) + rejected
         repeated = self.repeated + (self._listed_again(page) if page is not None else 0)
+        fetch_notes = self.fetch_notes[self.fetch_notes_written:]
         with transaction(self.engine) as s:
             now = fence.stamp(s)  # the page's datestamp, inside the write fence that readers wait for
             leases.renew_in(s, self.source.id, self.owner, self.options.lease_seconds, now)
-            out = self.ingestor.write(s, ready, broken, self.run_id, now)
+            out = self.ingestor.write(s, ready, broken, self.run_id, now, base_url=page.moved_to if page else None)
             cursor = self.cursor + out.seen
             # The run's row and the checkpoint through plain statements: the ORM's loads and flush of the
             # two objects cost as much of this thread's time as the page's records did.
             conn = s.connection()
             run = conn.execute(_RUN_STATE, {"run_id": self.run_id}).one()
-            warnings = list(notes) + out.warnings
+            warnings = fetch_notes + list(notes) + out.warnings
             pages, listed_at, size = run.pages, run.response_date, run.complete_list_size
             if page is None and listed_at is None and response_date:
                 listed_at = response_date  # an empty list still tells the upstream's time
@@ -399,6 +428,7 @@ class _Run:
             summary = (pages, counts["seen"], size, counts["new"], counts["updated"], counts["deleted"],
                        counts["quarantined"])
         # committed: only now does our in-memory state move on
+        self.fetch_notes_written += len(fetch_notes)
         checkpoints.after_commit(self.engine)
         self.growth.wrote(out.new)
         self.cursor, self.token = cursor, next_token
@@ -421,6 +451,21 @@ class _Run:
         committed: a page whose write fails ends the run (and its _Run)."""
         return self.listed.again([r.header.identifier for r in page.records]
                                  + [b.identifier for b in page.broken if b.identifier])
+
+    def _notice_redirect(self) -> None:
+        """A source that redirects to another host is said once a run, on the run: it may have moved."""
+        to = self.client.redirected
+        if to is None or self.said_moved:
+            return
+        self.said_moved = True
+        name, codes = self.source.name, ", then ".join(str(status) for status in to.statuses)
+        provenance = ("their provenance names it (a permanent redirect)" if to.permanent else
+                      "their provenance names the base URL the source has (the redirect is not permanent)")
+        self.fetch_notes.append(
+            f"the source redirects to another host, {urlsplit(to.base_url).netloc} (HTTP {codes}): its records came "
+            f"from {to.base_url}, and {provenance}; update its base URL if it has moved (`oai source edit` cannot "
+            f"change it: `oai source remove {name} --records keep`, then `oai source add {name} {to.base_url}` with "
+            "its other options; it takes its records back)")
 
     def _shift_warning(self, repeated: int) -> str:
         return (f"{SHIFTED}: {repeated} identifier{'s' if repeated > 1 else ''} came again on a later page, so "
@@ -582,10 +627,17 @@ class _Run:
 
     def _finish(self, status: str, error: str | None) -> RunSummary:
         now = dates.utcnow()
+        self._notice_redirect()  # when only ListSets or the deletion check met it, or no page was written
+        unwritten = self.fetch_notes[self.fetch_notes_written:]
         with transaction(self.engine) as s:
             run = s.get(HarvestRun, self.run_id)
             # after a takeover, whoever took the source over may have resumed this very run: theirs now
             ours = not (self.lease.lost.is_set() and run.worker != self.owner)
+            if ours and unwritten:
+                run.warnings = self._merge_warnings(run.warnings, unwritten)
+                for w in unwritten:
+                    log.warning(w, extra={"fields": {"event": "warning", "source": self.source.name,
+                                                     "run": self.run_id}})
             if ours and run.status != "complete":  # a completed list stays complete
                 run.status, run.error, run.ended = status, error, now
                 if status == "failed" and not self.lease.lost.is_set():

@@ -13,7 +13,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import NamedTuple
 
-from sqlalchemy import DateTime, Table, bindparam, delete, insert, select, update
+from sqlalchemy import DateTime, Table, bindparam, delete, insert, or_, select, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
@@ -80,7 +80,8 @@ _SET_IDS = select(OAISet.spec, OAISet.id).where(OAISet.spec.in_(bindparam("specs
 
 
 def ensure_sets(session: Session, names: Mapping[str, str | None]) -> dict[str, int]:
-    """Create missing sets (and their ancestors); returns spec -> id. Existing names are kept."""
+    """Create missing sets (and their ancestors); returns spec -> id. A set is created with its name in `names`
+    (ancestors too, when `names` holds them), else with its spec. Existing names are kept."""
     wanted: dict[str, str | None] = {}
     for spec, name in names.items():
         for anc in ancestors(spec):
@@ -107,6 +108,21 @@ def source_of_set(session: Session, spec: str) -> str | None:
     """The harvest source whose records are served in set `spec` (its name, or a set below it), or None. Local
     records do not go there: they would be mixed into the source's, and its set renamed."""
     return session.scalar(select(Source.name).where(Source.name == spec.split(":", 1)[0]))
+
+
+def source_sets(session: Session, source: str) -> dict[str, str]:
+    """spec -> name of the sets where the harvest source `source` serves its records: its own and those below it."""
+    return dict(session.execute(select(OAISet.spec, OAISet.name).where(
+        or_(OAISet.spec == source, OAISet.spec.startswith(f"{source}:", autoescape=True)))).all())
+
+
+_RENAME_SET = update(OAISet.__table__).where(OAISet.__table__.c.spec == bindparam("of_spec"))
+
+
+def rename_sets(session: Session, names: Mapping[str, str]) -> None:
+    """Give sets that exist new names (spec -> name); their descriptions stay."""
+    if names:
+        session.connection().execute(_RENAME_SET, [{"of_spec": spec, "name": name} for spec, name in names.items()])
 
 
 def set_info(session: Session, spec: str, name: str, description: str | None = None) -> int:

@@ -531,15 +531,16 @@ class Drip(Fault):
 
 
 class Redirect(Fault):
-    """HTTP 302 to `location`, or to the same request at the base URL `to` (a repository that moved);
-    neither: back to the very URL asked, a redirect loop."""
+    """HTTP 302 (or `status`: 301 for a repository that moved for good) to `location`, or to the same request at
+    the base URL `to` (a repository that moved, or another server taking some of its load); neither: back to the
+    very URL asked, a redirect loop."""
 
-    def __init__(self, location: str | None = None, to: str | None = None):
-        self.location, self.to = location, to
+    def __init__(self, location: str | None = None, to: str | None = None, status: int = 302):
+        self.location, self.to, self.status = location, to, status
 
     def apply(self, reply, ctx):
         query = "&".join(f"{k}={quote(v)}" for k, vs in ctx.query.items() for v in vs)
-        reply.status, reply.body, reply.error_codes = 302, b"", ()
+        reply.status, reply.body, reply.error_codes = self.status, b"", ()
         reply.headers = {"Location": self.location or f"{self.to or ctx.base_url}?{query}",
                          "Content-Type": "text/plain"}
         return True
