@@ -15,6 +15,7 @@ import re
 import random
 import threading
 import time
+import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields, replace
 from email.utils import parsedate_to_datetime
@@ -161,6 +162,7 @@ class HarvestClient(Sickle):
         self.host = urlsplit(base_url).netloc
         self.requests_sent = 0
         self.redirected: Redirect | None = None  # the first redirect to another host seen (and logged)
+        self.said_undeclared_gzip = False
 
     def close(self) -> None:
         self.session.close()
@@ -197,7 +199,29 @@ class HarvestClient(Sickle):
             if time.monotonic() > deadline:
                 raise _Retry(f"the response took longer than {self.policy.response_timeout:g} s "
                              "(OAI_HARVEST_RESPONSE_TIMEOUT)")
-        return b"".join(chunks)
+        body = b"".join(chunks)
+        if body.startswith(_GZIP_MAGIC) and not response.headers.get("Content-Encoding"):
+            body = self._undeclared_gzip(body, limit)
+        return body
+
+    def _undeclared_gzip(self, body: bytes, limit: int) -> bytes:
+        """A gzip body sent without Content-Encoding (a server handing out a compressed file as is): no XML
+        begins with these bytes, so it is unpacked, bounded as a declared one is."""
+        if not self.said_undeclared_gzip:
+            self.said_undeclared_gzip = True
+            log.warning("the source sends gzip-compressed answers without saying so (no Content-Encoding); unpacked",
+                        extra={"fields": {"event": "undeclared_gzip", "url": self.endpoint}})
+        unpacker = zlib.decompressobj(wbits=31)
+        try:
+            xml = unpacker.decompress(body, limit + 1)
+        except zlib.error as exc:
+            raise requests.exceptions.ContentDecodingError(f"undeclared gzip: {exc}") from None
+        if len(xml) > limit:
+            raise _TooLarge(f"the response is larger than {self.policy.max_response_mb:g} MB "
+                            "(OAI_HARVEST_MAX_RESPONSE_MB); refused")
+        if not unpacker.eof:
+            raise requests.exceptions.ContentDecodingError("undeclared gzip: the compressed body is cut short")
+        return xml
 
     def harvest(self, **kwargs: str) -> OAIResponse:
         """One paced request through sickle's hook: no retries, and error statuses are not raised."""
@@ -214,8 +238,9 @@ class HarvestClient(Sickle):
                 return self._read(self.harvest(verb=verb, **params), verb, attempt)
             except requests.Timeout:
                 last = f"no answer within {policy.read_timeout:g} s"
-            except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError,
-                    requests.exceptions.ContentDecodingError) as exc:
+            except requests.exceptions.ContentDecodingError as exc:
+                last = f"the compressed body could not be unpacked ({_short(exc)})"
+            except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
                 last = f"the connection failed ({type(exc).__name__}: {_short(exc)})"
             except _Retry as exc:
                 last, wait = exc.reason, exc.wait
@@ -314,6 +339,7 @@ def _redirect(http: requests.Response, host: str) -> Redirect | None:
     return Redirect(urlunsplit((scheme, netloc, path, "", "")), tuple(r.status_code for r in http.history))
 
 
+_GZIP_MAGIC = b"\x1f\x8b"
 _DECLARED = re.compile(rb"\s*<\?xml[^>]*\bencoding\s*=")
 
 

@@ -121,6 +121,33 @@ def test_gzip_bodies_are_read(up) -> None:  # noqa: ANN001
     assert len(page.records) == 5 and "Gzip" in up.log[0].faults
 
 
+def test_a_gzip_body_sent_without_content_encoding_is_unpacked_and_said_once(up, caplog) -> None:  # noqa: ANN001
+    up.add_fault(faults.Gzip(force=True, declared=False), times=None)
+    c = client(up)
+    with caplog.at_level("WARNING", logger="harvester.client"):
+        for _ in range(2):
+            assert len(c.fetch("ListRecords", **LIST).records) == 5
+    assert [r.getMessage() for r in caplog.records].count(
+        "the source sends gzip-compressed answers without saying so (no Content-Encoding); unpacked") == 1
+
+
+def test_an_undeclared_gzip_body_is_bounded_by_what_it_unpacks_to(up) -> None:  # noqa: ANN001
+    up.add_fault(faults.HugePage(3 * 1024 * 1024), verb="ListRecords", times=None)
+    up.add_fault(faults.Gzip(force=True, declared=False), times=None)
+    c = client(up, max_response_mb=1)
+    with pytest.raises(FetchError, match=r"larger than 1 MB \(OAI_HARVEST_MAX_RESPONSE_MB\); refused"):
+        c.fetch("ListRecords", **LIST)
+    assert c.requests_sent == 1
+
+
+def test_an_undeclared_gzip_body_cut_short_is_retried_and_said(up) -> None:  # noqa: ANN001
+    up.add_fault(faults.Gzip(force=True, declared=False, cut=10), times=None)
+    c = client(up, attempts=2)
+    with pytest.raises(FetchError, match="after 2 attempt.*the compressed body could not be unpacked .*cut short"):
+        c.fetch("Identify")
+    assert c.requests_sent == 2
+
+
 def test_politeness_delay_per_host(up) -> None:  # noqa: ANN001
     c = client(up, delay=0.25)
     started = time.monotonic()

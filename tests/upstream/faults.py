@@ -469,13 +469,17 @@ class Gzip(Fault):
 
     stage = "encode"
 
-    def __init__(self, force: bool = False):
-        self.force = force
+    def __init__(self, force: bool = False, declared: bool = True, cut: int = 0):
+        self.force, self.declared, self.cut = force, declared, cut  # cut: bytes left off the end
 
     def apply(self, reply, ctx):
         if not (self.force or "gzip" in (ctx.headers.get("Accept-Encoding") or "")):
             return False
         reply.body = gzip.compress(reply.body, mtime=0)
+        if self.cut:
+            reply.body = reply.body[:-self.cut]
+        if not self.declared:  # a compressed file handed out as is (seen: servers of .xml.gz dumps)
+            return True
         reply.headers["Content-Encoding"] = "gzip"
         reply.headers["Vary"] = "Accept-Encoding"
         return True
