@@ -180,7 +180,6 @@ def test_an_answer_is_not_starved_by_writes_one_after_another(live_server, engin
     assert answers[0][0].status == 200
 
 
-@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_a_writer_stalled_inside_the_fence_makes_answers_retry_later(live_server, engine, monkeypatch) -> None:  # noqa: ANN001
     """A write that never commits (a hung process holding its transaction) must not hold answers forever: past
     the fence's limit the answer is a 503 with Retry-After, and the fence is free again once the writer goes."""
@@ -205,3 +204,47 @@ def test_lists_without_datestamps_do_not_wait_for_writers(live_server, engine) -
             assert reply.status == 200
 
 
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_wait_an_operator_cancels_is_answered_retry_later(live_server, engine) -> None:  # noqa: ANN001
+    """pg_cancel_backend on a request waiting in the fence: a 503, and the fence is not left held (the pass's
+    connection is closed, whatever point the cancel reached)."""
+    server = live_server()
+    write(engine, [dc_record(ident(0))], T0)
+    replies: list = []
+    target = f"{path_of(server)}?{query({'verb': 'ListIdentifiers', 'metadataPrefix': 'oai_dc'})}"
+    with _a_write_held_open(engine):
+        asker = threading.Thread(target=lambda: replies.append(fetch(server, target)))
+        asker.start()
+        cancelled = False
+        for _ in range(100):
+            with engine.connect() as conn:
+                cancelled = bool(conn.exec_driver_sql(
+                    "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND wait_event_type = 'Lock' AND strpos(query, 'pg_advisory_lock(') > 0").scalars().all())
+            if cancelled:
+                break
+            time.sleep(0.05)
+        asker.join(30)
+    assert cancelled, "no request was seen waiting in the fence"
+    assert replies[0].status == 503 and replies[0].header("Retry-After"), replies[0].body[:300]
+    reply, root = get(server, verb="ListIdentifiers", metadataPrefix="oai_dc")
+    assert HELD in [h.identifier for h in headers(root)]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_sqlite_write_counts_its_commit_for_the_fence(engine) -> None:  # noqa: ANN001
+    """Readers wait for the count to move, not for the lock to be free: a stamped write that did not count would
+    leave them waiting for a gap between writes again."""
+    def count() -> int:
+        with engine.connect() as conn:
+            return int(conn.exec_driver_sql(
+                f"SELECT coalesce(max(value), 0) FROM setting WHERE key = '{fence.WRITE_COUNT}'").scalar())
+
+    before = count()
+    with transaction(engine) as session:
+        upsert_records(session, [dc_record(HELD)])
+    with transaction(engine) as session:
+        upsert_records(session, [dc_record(ident(1)), dc_record(ident(2))])
+    assert count() == before + 2

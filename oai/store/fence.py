@@ -76,10 +76,12 @@ def wait(session: Session) -> None:
     conn = session.connection()
     try:
         conn.exec_driver_sql(_PASS_POSTGRESQL.format(key=_KEY, limit_ms=int(WAIT_LIMIT_SECONDS * 1000)))
-    except exc.DBAPIError:
-        # Cancelled (statement_timeout, pg_cancel_backend) between taking the lock and giving it back, the
-        # connection would hold it for good and stop every writer: closing it ends the lock with it.
+    except BaseException as error:
+        # Cancelled (statement_timeout, pg_cancel_backend, an interrupt) between taking the lock and giving it back,
+        # the connection would hold it for good and stop every writer: closing it ends the lock with it.
         conn.invalidate()
+        if isinstance(error, exc.DBAPIError):
+            error.connection_invalidated = True  # so the answer is "retry later" (503), whatever stopped the wait
         raise
 
 

@@ -290,10 +290,10 @@ _READ_AHEAD = ("ListRecords", "ListIdentifiers")  # the lists harvesters walk (s
 
 
 # PostgreSQL SQLSTATEs of a server that cannot serve now: connection exceptions (class 08), too many connections
-# and other resource shortages (class 53), shutting down or starting up (57P01-57P03), a statement cancelled
-# (57014: statement_timeout, an operator's pg_cancel_backend) or a lock not granted in time (55P03: the write
-# fence's lock_timeout behind a stalled writer).
-_UNAVAILABLE_STATES = ("08", "53", "57P01", "57P02", "57P03", "57014", "55P03")
+# and other resource shortages (class 53), shutting down or starting up (57P01-57P03), a lock not granted in time
+# (55P03: lock_timeout). A statement cancelled (57014) is a 500 (a query that always times out is a bug, not
+# "later"), except in the write fence's wait, which says so itself (oai.store.fence).
+_UNAVAILABLE_STATES = ("08", "53", "57P01", "57P02", "57P03", "55P03")
 _UNAVAILABLE_SQLITE = ("database is locked", "unable to open database file", "disk i/o error")
 
 
