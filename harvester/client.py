@@ -265,7 +265,7 @@ class HarvestClient(Sickle):
 
     def _read(self, oai: OAIResponse, verb: str, attempt: int) -> Page:
         http = oai.http_response
-        redirect = _redirect(http, self.host)
+        redirect = _redirect(http, self.endpoint)
         if redirect is not None and self.redirected is None:
             self.redirected = redirect  # said once: every request goes the same way
             log.warning("the source redirects to another host; update its base URL if it has moved",
@@ -328,13 +328,14 @@ class HarvestClient(Sickle):
             count += 1
 
 
-def _redirect(http: requests.Response, host: str) -> Redirect | None:
-    """Where redirects took a request, if to another host than `host`; one to the same host (http to https, a path
-    made canonical) is the same repository."""
+def _redirect(http: requests.Response, endpoint: str) -> Redirect | None:
+    """Where redirects took a request, if to another host than `endpoint`'s; one to the same host (http to https, a
+    path made canonical) is the same repository. Host names, not netlocs: requests lowercases the name and drops a
+    default port, which a base URL may carry as typed."""
     if not http.history:
         return None
     scheme, netloc, path, _, _ = urlsplit(http.url)
-    if netloc == host:
+    if urlsplit(http.url).hostname == urlsplit(endpoint).hostname:
         return None
     return Redirect(urlunsplit((scheme, netloc, path, "", "")), tuple(r.status_code for r in http.history))
 

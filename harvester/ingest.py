@@ -214,7 +214,7 @@ class Ingestor:
                 raise _Reject(f"cannot keep the upstream identifier: {exc}") from None
         ident = local_identifier(self.repository_identifier, self.source.name, upstream)
         if len(ident) > MAX_IDENTIFIER:
-            raise _Reject(f"our identifier for {upstream!r} would be longer than {MAX_IDENTIFIER} characters")
+            raise _Reject(f"our identifier for {shown(upstream)} would be longer than {MAX_IDENTIFIER} characters")
         return ident
 
     # -- inside the page's transaction --

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import shlex
 import threading
 import time
 from collections.abc import Callable
@@ -28,7 +29,7 @@ from harvester.parse import Page, set_entries
 from harvester.prefetch import Prefetcher
 from harvester.sources import LIST_SETS_PAGES, SourceView, get_source
 from oai.store import checkpoints, fence
-from oai.store.engine import transaction
+from oai.store.engine import reading, transaction
 from oai.store.models import HarvestCheckpoint, HarvestRun, Record, Source
 from oai.store.statistics import GrowthAnalyzer
 from oai.store.records import delete_record, source_sets
@@ -303,7 +304,7 @@ class _Run:
         except HarvestError as exc:
             if not (isinstance(exc, UpstreamOAIError) and exc.code == "noSetHierarchy"):  # a source without sets
                 self.fetch_notes.append(f"set names not read: {exc}; sets new to the store are named by their "
-                                        "setSpecs")
+                                        "setSpecs until a full harvest (--full) reads them")
         self.ingestor.set_names = names  # those read before a failure too
 
     def _params(self) -> dict[str, str]:
@@ -350,6 +351,9 @@ class _Run:
                     self._use_days(exc)
                     return False
                 raise
+            if not self.set_names_read and self.ingestor.brings_new_sets(page.records):
+                # here, not in the prefetch thread: a run that fails meanwhile would wait there for every page
+                self._read_set_names()
             token = _token_of(page)
             repeated = token is not None and (token == self.token or token in self.seen_tokens)
             final = token is None
@@ -368,10 +372,7 @@ class _Run:
         outside any transaction); calling the second item waits for them."""
         page = self.client.fetch("ListRecords", **params)
         self._notice_redirect()
-        preparing = self.ingestor.start(page.records)
-        if not self.set_names_read and self.ingestor.brings_new_sets(page.records):
-            self._read_set_names()  # before the page is written, while the workers prepare it
-        return page, preparing
+        return page, self.ingestor.start(page.records)
 
     # -- one page, one transaction --
 
@@ -459,13 +460,17 @@ class _Run:
             return
         self.said_moved = True
         name, codes = self.source.name, ", then ".join(str(status) for status in to.statuses)
-        provenance = ("their provenance names it (a permanent redirect)" if to.permanent else
-                      "their provenance names the base URL the source has (the redirect is not permanent)")
+        said = (f"the source redirects to another host, {urlsplit(to.base_url).netloc} (HTTP {codes}): its records "
+                f"came from {to.base_url}")
+        if not to.permanent:  # OAI-PMH's way to spread a repository's load (3.1.2.2): nothing to do
+            self.fetch_notes.append(f"{said}; the redirect is temporary, so their provenance names the source's own "
+                                    "base URL; nothing to do unless every run says so")
+            return
+        # the URL came in a Location header: quoted, it is a word for the shell, whatever it holds
         self.fetch_notes.append(
-            f"the source redirects to another host, {urlsplit(to.base_url).netloc} (HTTP {codes}): its records came "
-            f"from {to.base_url}, and {provenance}; update its base URL if it has moved (`oai source edit` cannot "
-            f"change it: `oai source remove {name} --records keep`, then `oai source add {name} {to.base_url}` with "
-            "its other options; it takes its records back)")
+            f"{said}, and their provenance names it (a permanent redirect); update its base URL if it has moved "
+            f"(`oai source edit` cannot change it: `oai source remove {name} --records keep`, then `oai source add "
+            f"{name} {shlex.quote(to.base_url)}` with its other options; it takes its records back)")
 
     def _shift_warning(self, repeated: int) -> str:
         return (f"{SHIFTED}: {repeated} identifier{'s' if repeated > 1 else ''} came again on a later page, so "
@@ -543,14 +548,15 @@ class _Run:
         params = {"metadataPrefix": self.source.prefix}
         if self.source.set_spec:
             params["set"] = self.source.set_spec
+        self.listed = ListedIdentifiers()  # the list's own is done with
         listed = ListedIdentifiers()  # hashes: a set of a million identifiers would take 140 MB
-        count, announced = 0, None
+        count, announced, repeated = 0, None, 0
         try:
             for page in self.client.pages("ListIdentifiers", **params):
                 if page.broken:
                     self._note("deletion check skipped: the source's identifier list has unreadable entries")
                     return
-                listed.again(h.identifier for h in page.headers if not h.deleted)
+                repeated += listed.again(h.identifier for h in page.headers if not h.deleted)
                 count += len(page.headers)
                 if page.token is not None and page.token.complete_list_size is not None:
                     announced = page.token.complete_list_size
@@ -567,11 +573,17 @@ class _Run:
             self._note(f"deletion check skipped: the source's identifier list ended after {count} of the "
                        f"{announced} identifiers it announced (completeListSize)")
             return
+        if repeated:  # the list shifted while it was read, and skipped as many live records, which would be tombstoned
+            self._note(f"deletion check skipped: {repeated} identifiers came again on a later page of the source's "
+                       "list (it shifted while it was read, so records it holds may have been left out)")
+            return
         ours = select(Record.identifier, Record.upstream_identifier).where(
             Record.source_id == self.source.id, Record.deleted.is_(False))
         gone, matched, held = [], 0, 0
-        with transaction(self.engine) as s:  # streamed: a million rows at once would take hundreds of MB
-            for identifier, upstream_identifier in s.execute(ours.execution_options(yield_per=5000)):
+        # Streamed (a million rows at once would take hundreds of MB), and on SQLite outside a write transaction:
+        # one would hold the write lock, and every fresh answer behind the write fence, while the rows are read.
+        with reading(self.engine) as conn:
+            for identifier, upstream_identifier in conn.execute(ours.execution_options(yield_per=5000)):
                 held += 1
                 if upstream_identifier in listed:
                     matched += 1
@@ -581,8 +593,8 @@ class _Run:
             self._note(f"deletion check: the source lists no identifiers at all; {held} records were "
                        "NOT tombstoned (check the source, then harvest with --full)")
             return
-        missing = len(listed) - matched  # a source's records have one upstream identifier each
-        if missing:
+        missing = len(listed) - matched  # (fewer if two of our records share an upstream identifier)
+        if missing > 0:
             self._note(f"deletion check: the source lists {missing} record(s) we do not hold "
                        "(quarantined, or skipped by the source's paging); `oai harvest --full` fetches them again")
         for i in range(0, len(gone), 200):

@@ -17,6 +17,7 @@ from harvester.client import FetchPolicy, HarvestClient
 from harvester.errors import FetchError, HarvestError, PageError, RepeatedToken, SourceError, UpstreamOAIError
 from harvester.leases import lease_free
 from harvester.parse import FormatOffer, Identity, format_offers, identity, set_entries
+from oai.store import fence
 from oai.store.engine import transaction
 from oai.store.models import ForeignFormat, HarvestCheckpoint, HarvestRun, OAISet, Quarantine, Record, RecordSet, Source
 from oai.store.records import delete_record, set_info
@@ -335,10 +336,11 @@ def remove_source(engine: Engine, name: str, records: str) -> int:
     if records == "delete":
         while True:
             with transaction(engine) as session:
+                now = fence.stamp(session)  # one datestamp a batch, inside the write fence
                 idents = list(session.scalars(select(Record.identifier).where(
                     Record.source_id == src.id, Record.deleted.is_(False)).limit(REMOVE_BATCH)))
-                for ident in idents:  # dated as they are written (upsert_records: after the lock is ours)
-                    delete_record(session, ident)
+                for ident in idents:
+                    delete_record(session, ident, now=now)
             made += len(idents)
             if len(idents) < REMOVE_BATCH:
                 break

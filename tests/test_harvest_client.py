@@ -244,3 +244,13 @@ def test_a_redirect_to_another_host_is_followed_and_said(up, upstream_factory, c
         c.fetch("Identify")
     said = [r for r in caplog.records if "redirects to another host" in r.getMessage()]
     assert len(said) == 1 and said[0].fields["to"].startswith("http://localhost:")
+
+
+def test_a_redirect_to_the_same_host_written_otherwise_is_no_move(up) -> None:  # noqa: ANN001
+    """A base URL typed with capitals, or with its default port, names the host requests writes in lower case and
+    without the port: a redirect there (http to https, a path made canonical) is not another host (a review)."""
+    typed = up.base_url.replace("127.0.0.1", "LOCALHOST")
+    up.add_fault(faults.Redirect(to=up.base_url.replace("127.0.0.1", "localhost")), times=1)
+    c = HarvestClient(typed, policy(), pacer=HostPacer())
+    assert len(c.fetch("ListRecords", **LIST).records) == 5
+    assert c.redirected is None and up.log[0].status in (301, 302)

@@ -485,6 +485,23 @@ def test_a_deletion_check_on_a_list_cut_short_tombstones_nothing(engine, upstrea
     assert harvest_source(engine, "up", options()).deleted == 1
 
 
+def test_a_deletion_check_on_a_list_that_shifted_tombstones_nothing(engine, upstream_factory) -> None:  # noqa: ANN001, F811
+    """A record changed while the check reads the list moves to its end (a list in datestamp order, paged by
+    offset): the record after it is never listed, though it lives, and the count still matches. The repeat is the
+    sign; the check believes no such list (found by a review)."""
+    from upstream import SyntheticRepository
+
+    up = upstream_factory(SyntheticRepository(sample_records(25), deleted_record="no"))
+    add(engine, "up", up.base_url, detect_deletions=True)
+    harvest_source(engine, "up", options())
+    up.add_fault(faults.Mutate(lambda repo: repo.update("oai:upstream.test:2", title="changed")), page=2,
+                 verb="ListIdentifiers")
+    summary = harvest_source(engine, "up", options())
+    assert summary.status == "complete" and summary.deleted == 0, summary
+    assert any("deletion check skipped: 1 identifiers came again" in w for w in summary.warnings), summary.warnings
+    assert not any(r.deleted for r in stored(engine, "up").values())
+
+
 def test_a_record_quarantined_and_read_again_good_in_the_same_run_leaves_the_quarantine(engine, upstream) -> None:  # noqa: ANN001, F811
     """A record changed while we harvest comes again at the end of a keyset-paged list: its good copy
     clears the entry its broken copy made earlier in the same run (the page writes skip that delete

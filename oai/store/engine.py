@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event, exc
+from sqlalchemy import Connection, Engine, create_engine, event, exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -110,6 +110,14 @@ def single_statement_reader(engine: Engine) -> Engine:
     if is_sqlite(engine):
         return engine.execution_options(**{_NO_TRANSACTION: True})
     return engine.execution_options(isolation_level="AUTOCOMMIT")
+
+
+@contextmanager
+def reading(engine: Engine) -> Iterator[Connection]:
+    """A connection for a long read by a writing process: on SQLite without the write lock its engine's
+    transactions take (BEGIN IMMEDIATE), so writers and the write fence's readers are not held meanwhile."""
+    with (single_statement_reader(engine) if is_sqlite(engine) else engine).connect() as conn:
+        yield conn
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
