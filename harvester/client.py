@@ -191,8 +191,7 @@ class HarvestClient(Sickle):
         while chunk := _read1(response.raw):
             size += len(chunk)
             if size > limit:
-                raise _TooLarge(f"the response is larger than {self.policy.max_response_mb:g} MB "
-                                "(OAI_HARVEST_MAX_RESPONSE_MB); refused")
+                raise self._too_large()
             chunks.append(chunk)
             if self.stop is not None and self.stop.is_set():  # a slow answer must not hold a stop for minutes
                 raise Stopped("asked to stop while an answer was arriving")
@@ -203,6 +202,10 @@ class HarvestClient(Sickle):
         if body.startswith(_GZIP_MAGIC) and not response.headers.get("Content-Encoding"):
             body = self._undeclared_gzip(body, limit)
         return body
+
+    def _too_large(self) -> _TooLarge:
+        return _TooLarge(f"the response is larger than {self.policy.max_response_mb:g} MB "
+                         "(OAI_HARVEST_MAX_RESPONSE_MB); refused")
 
     def _undeclared_gzip(self, body: bytes, limit: int) -> bytes:
         """A gzip body sent without Content-Encoding (a server handing out a compressed file as is): no XML
@@ -217,8 +220,7 @@ class HarvestClient(Sickle):
         except zlib.error as exc:
             raise requests.exceptions.ContentDecodingError(f"undeclared gzip: {exc}") from None
         if len(xml) > limit:
-            raise _TooLarge(f"the response is larger than {self.policy.max_response_mb:g} MB "
-                            "(OAI_HARVEST_MAX_RESPONSE_MB); refused")
+            raise self._too_large()
         if not unpacker.eof:
             raise requests.exceptions.ContentDecodingError("undeclared gzip: the compressed body is cut short")
         return xml
