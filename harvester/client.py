@@ -336,10 +336,11 @@ def _redirect(http: requests.Response, endpoint: str) -> Redirect | None:
     default port, which a base URL may carry as typed."""
     if not http.history:
         return None
-    scheme, netloc, path, _, _ = urlsplit(http.url)
-    if urlsplit(http.url).hostname == urlsplit(endpoint).hostname:
+    answered = urlsplit(http.url)
+    if answered.hostname == urlsplit(endpoint).hostname:
         return None
-    return Redirect(urlunsplit((scheme, netloc, path, "", "")), tuple(r.status_code for r in http.history))
+    return Redirect(urlunsplit((answered.scheme, answered.netloc, answered.path, "", "")),
+                    tuple(r.status_code for r in http.history))
 
 
 _GZIP_MAGIC = b"\x1f\x8b"

@@ -48,14 +48,8 @@ class ListedIdentifiers:
         return repeated
 
     def __contains__(self, identifier: str) -> bool:
-        key, slots = _key(identifier), self._slots
-        mask = len(slots) - 1
-        at = key & mask
-        while (held := slots[at]) != _FREE:
-            if held == key:
-                return True
-            at = (at + 1) & mask
-        return False
+        key = _key(identifier)
+        return self._slots[_slot(self._slots, key)] == key
 
     def _add(self, key: int) -> bool:
         """False if `key` was there already."""
@@ -75,15 +69,19 @@ def _key(identifier: str) -> int:
     return hash(identifier) & _UNSIGNED or 1  # 0 marks a free slot
 
 
-def _place(slots: array, key: int) -> bool:
-    """Put `key` into `slots` at its hash's place or the first free one after it; False if it was there."""
+def _slot(slots: array, key: int) -> int:
+    """Where `key` is in `slots`, or the free slot where it goes: at its hash's place or the first after it."""
     mask = len(slots) - 1
     at = key & mask
-    while True:
-        held = slots[at]
-        if held == key:
-            return False
-        if held == _FREE:
-            slots[at] = key
-            return True
+    while (held := slots[at]) != key and held != _FREE:
         at = (at + 1) & mask
+    return at
+
+
+def _place(slots: array, key: int) -> bool:
+    """Put `key` into `slots`; False if it was there."""
+    at = _slot(slots, key)
+    if slots[at] == key:
+        return False
+    slots[at] = key
+    return True

@@ -422,8 +422,9 @@ class _Run:
             if final:
                 self._complete(s, s.get(HarvestRun, self.run_id), now)
             else:
-                moved = conn.execute(_CHECKPOINT_UPDATE, {"of_source": self.source.id, "resumption_token": next_token,
-                                                          "cursor": cursor, "from_date": self.from_date, "updated": now})
+                moved = conn.execute(_CHECKPOINT_UPDATE, {
+                    "of_source": self.source.id, "resumption_token": next_token, "cursor": cursor,
+                    "from_date": self.from_date, "updated": now})
                 if moved.rowcount != 1:  # the page is not written without the point to resume from
                     raise HarvestError("the checkpoint of this run is gone (the source was removed?); stopped")
             summary = (pages, counts["seen"], size, counts["new"], counts["updated"], counts["deleted"],
@@ -438,7 +439,7 @@ class _Run:
             warnings.append(self._shift_warning(repeated))
         self.repeated = repeated
         for w in warnings:
-            log.warning(w, extra={"fields": {"event": "warning", "source": self.source.name, "run": self.run_id}})
+            self._say(w)
         log.info("page" if page is not None else "empty list", extra={"fields": {
             "event": "page" if page is not None else "empty", "source": self.source.name, "run": self.run_id,
             "page": self.pages, "records": out.seen, "new": out.new, "updated": out.updated, "deleted": out.deleted,
@@ -573,7 +574,7 @@ class _Run:
             self._note(f"deletion check skipped: the source's identifier list ended after {count} of the "
                        f"{announced} identifiers it announced (completeListSize)")
             return
-        if repeated:  # the list shifted while it was read, and skipped as many live records, which would be tombstoned
+        if repeated:  # the list shifted while it was read: live records it skipped would be tombstoned
             self._note(f"deletion check skipped: {repeated} identifiers came again on a later page of the source's "
                        "list (it shifted while it was read, so records it holds may have been left out)")
             return
@@ -613,7 +614,11 @@ class _Run:
         with transaction(self.engine) as s:
             run = s.get(HarvestRun, self.run_id)
             run.warnings = self._merge_warnings(run.warnings, [line])
-        log.warning(line, extra={"fields": {"event": "warning", "source": self.source.name, "run": self.run_id}})
+        self._say(line)
+
+    def _say(self, warning: str) -> None:
+        """A warning the run keeps, in the log too."""
+        log.warning(warning, extra={"fields": {"event": "warning", "source": self.source.name, "run": self.run_id}})
 
     @staticmethod
     def _merge_warnings(existing: str | None, new: list[str]) -> str | None:
@@ -648,8 +653,7 @@ class _Run:
             if ours and unwritten:
                 run.warnings = self._merge_warnings(run.warnings, unwritten)
                 for w in unwritten:
-                    log.warning(w, extra={"fields": {"event": "warning", "source": self.source.name,
-                                                     "run": self.run_id}})
+                    self._say(w)
             if ours and run.status != "complete":  # a completed list stays complete
                 run.status, run.error, run.ended = status, error, now
                 if status == "failed" and not self.lease.lost.is_set():

@@ -328,7 +328,7 @@ def remove_source(engine: Engine, name: str, records: str) -> int:
     now = dates.utcnow()
     with transaction(engine) as session:
         src = get_source(session, name)
-        if not lease_free(src.lease_owner, src.lease_expires, now):  # a holder on this host that is gone is not
+        if not lease_free(src.lease_owner, src.lease_expires, now):  # (a holder on this host that is gone holds none)
             raise SourceError(f"the source {name!r} is being harvested by {src.lease_owner}; stop that harvest "
                               f"first (if that process is gone, its lease lapses at "
                               f"{src.lease_expires:%H:%M:%S} UTC)")

@@ -31,8 +31,9 @@ import os
 import sqlite3
 import time
 from datetime import UTC, datetime
+from functools import lru_cache
 
-from sqlalchemy import exc
+from sqlalchemy import Engine, exc
 from sqlalchemy.orm import Session
 
 from oai.store.engine import BUSY_TIMEOUT_SECONDS, is_sqlite, sqlite_file
@@ -85,10 +86,16 @@ def wait(session: Session) -> None:
         raise
 
 
-def _wait_sqlite(engine) -> None:  # noqa: ANN001
+@lru_cache(maxsize=16)
+def _read_only(engine: Engine) -> bool:
+    """Whether this process cannot write the engine's store file: asked once, not at every request. A read-only
+    connection's BEGIN IMMEDIATE takes no lock (it succeeds even while a writer holds it)."""
     path = sqlite_file(engine)
-    if path is not None and not os.access(path, os.W_OK):
-        # A read-only connection's BEGIN IMMEDIATE takes no lock (it succeeds even while a writer holds it)
+    return path is not None and not os.access(path, os.W_OK)
+
+
+def _wait_sqlite(engine: Engine) -> None:
+    if _read_only(engine):
         _warn_read_only()
         return
     # The driver's own connection: through SQLAlchemy each statement costs several times more.
