@@ -58,6 +58,25 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _CLK_TCK
 
 
+def database_cpu_seconds() -> float:
+    """User + system CPU time of every PostgreSQL process on this machine so far, the backends that have exited
+    included (the postmaster, their parent, holds their time once it has reaped them). A store on SQLite
+    spends its CPU in the processes that use it, which are counted already. The bench machine is otherwise
+    idle: anything else using PostgreSQL meanwhile is counted too."""
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if not (entry / "comm").read_text().startswith("postgres"):
+                continue
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        total += sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
+    return total / _CLK_TCK
+
+
 def vm_hwm_kb(pid: int) -> int:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():

@@ -134,8 +134,9 @@ _CORES = os.cpu_count() or 1
 def _cpu_bounds(rows: list[dict], ratios: list[dict]) -> list[dict]:
     """How far the harvester/sickle ratio could go on this machine's cores with the CPU each record costs now.
 
-    The sickle loop takes `sickle_wall` ms a record; our harvester, its workers and the server together spend
-    `harvester_cpu` ms of CPU a record. Even with every core busy all the time, the harvester needs
+    The sickle loop takes `sickle_wall` ms a record; our harvester, its workers, the server and PostgreSQL (which
+    both the server and the harvester use, when the stores are there) together spend `harvester_cpu` ms of CPU a
+    record. Even with every core busy all the time, the harvester needs
     harvester_cpu / cores ms a record, so its ratio cannot pass cores * sickle_wall / harvester_cpu (`ceiling`),
     and matching the loop needs harvester_cpu <= cores * sickle_wall (`budget`). `of_ceiling` is how much of the
     ceiling the run reached (what overlapping the stages won)."""
@@ -146,7 +147,7 @@ def _cpu_bounds(rows: list[dict], ratios: list[dict]) -> list[dict]:
         if ours is None or loop is None:
             continue
         wall = ratio(1000.0, loop["records_s"])
-        cpu = ours["client_ms_rec"] + ours["workers_ms_rec"] + ours["server_ms_rec"]
+        cpu = ours["client_ms_rec"] + ours["workers_ms_rec"] + ours["server_ms_rec"] + ours["database_ms_rec"]
         ceiling = ratio(_CORES * wall, cpu)
         out.append({"db": q["db"], "prefix": q["prefix"], "metric": "cpu bound", "sickle_wall_ms_rec": wall,
                     "budget_ms_rec": _CORES * wall, "harvester_cpu_ms_rec": cpu, "ceiling": ceiling,
@@ -290,7 +291,7 @@ def harvest(ctx: Ctx, stores: dict[str, S.Store]) -> list[dict]:
             for rep in range(ctx.repeat):
                 for prefix in ctx.prefixes:
                     for mode in _order(["sickle", "harvester"], rep):
-                        server_cpu = ours.cpu_seconds()
+                        server_cpu, database_cpu = ours.cpu_seconds(), servers.database_cpu_seconds()
                         if mode == "sickle":
                             r = _child(["sickle", ours.url, prefix], timeout)
                         else:
@@ -301,6 +302,7 @@ def harvest(ctx: Ctx, stores: dict[str, S.Store]) -> list[dict]:
                                 S.drop(target)
                         r["records_s"] = ratio(r["records"], r["seconds"])
                         r["server_cpu_s"] = ours.cpu_seconds() - server_cpu
+                        r["database_cpu_s"] = servers.database_cpu_seconds() - database_cpu
                         runs[(mode, prefix)].append(r)
                         print(f"  {kind} {mode} {prefix} run {rep + 1}: {r['records']} records, "
                               f"{r['records_s']:.0f}/s {r['note']}", flush=True)
@@ -309,7 +311,7 @@ def harvest(ctx: Ctx, stores: dict[str, S.Store]) -> list[dict]:
             rows.append({"db": kind, "server": mode, "prefix": prefix, "records": rs[0]["records"],
                          "records_s": median(r["records_s"] for r in rs),
                          **{f"{part}_ms_rec": median(1000 * r.get(f"{part}_cpu_s", 0.0) / max(1, r["records"])
-                                                     for r in rs) for part in ("client", "workers", "server")},
+                                                     for r in rs) for part in ("client", "workers", "server", "database")},
                          "peak_rss_mb": max(r["peak_rss_mb"] for r in rs),
                          "workers_rss_mb": max(r.get("workers_rss_mb", 0.0) for r in rs),
                          "total_rss_mb": max(r["peak_rss_mb"] + r.get("workers_rss_mb", 0.0) for r in rs),
@@ -317,13 +319,13 @@ def harvest(ctx: Ctx, stores: dict[str, S.Store]) -> list[dict]:
                          "note": "; ".join(sorted({r["note"] for r in rs if r["note"]}))[:200]})
     tables = [table(f"harvest (our server -> a second store, {ctx.count} records, median of {ctx.repeat})", rows,
                     ["db", "server", "prefix", "records", "records_s", "client_ms_rec", "workers_ms_rec",
-                     "server_ms_rec", "peak_rss_mb", "workers_rss_mb",
+                     "server_ms_rec", "database_ms_rec", "peak_rss_mb", "workers_rss_mb",
                      "total_rss_mb", "ok", "note"])]
     ratios = _ratios(rows, "records_s", "harvester", "sickle", label="records_s harvester/sickle loop", paired=paired)
     tables.append(table("harvest: ratios (paired: the median of each repetition's own ratio)", ratios,
                         ["db", "prefix", "metric", "ratio", "paired"]))
     bounds = _cpu_bounds(rows, ratios)
-    tables.append(table(f"harvest: the CPU bound on {_CORES} cores (ms of CPU a record, server included)", bounds,
+    tables.append(table(f"harvest: the CPU bound on {_CORES} cores (ms of CPU a record, server and database included)", bounds,
                         ["db", "prefix", "sickle_wall_ms_rec", "budget_ms_rec", "harvester_cpu_ms_rec", "ceiling",
                          "ratio", "of_ceiling"]))
     write("harvest", ctx.params(), rows + ratios + bounds, tables)
