@@ -26,7 +26,7 @@ from harvester.leases import MIN_LEASE_SECONDS, single_worker
 from harvester.progress import Board, BoardHandler
 from harvester.runs import RunOptions, RunSummary, harvest_source
 from harvester.schedule import SlotResult, format_interval, harvest_loop, parse_interval
-from harvester.sources import add_source, change_source, list_sources, remove_source, show_source
+from harvester.sources import add_source, change_source, list_sources, move_source, remove_source, show_source
 
 
 def _engine(ctx: click.Context):  # noqa: ANN202
@@ -97,17 +97,29 @@ def source_add(ctx: click.Context, name: str, base_url: str, prefix: str, set_sp
               help="Pause: the worker leaves it alone (`oai harvest NAME` still runs it). Resume: harvested again.")
 @click.option("--detect-deletions/--no-detect-deletions", "detect", default=None,
               help="Compare ListIdentifiers with the store after each run, or stop doing so.")
+@click.option("--base-url", help="Where the source has moved: checked as `source add` checks a source, for the same "
+                                 "format and set.")
 @click.pass_context
-def source_edit(ctx: click.Context, name: str, every: int | None, paused: bool | None, detect: bool | None) -> None:
-    """Change how source NAME is harvested; its records, history and checkpoint stay."""
+def source_edit(ctx: click.Context, name: str, every: int | None, paused: bool | None, detect: bool | None,
+                base_url: str | None) -> None:
+    """Change how source NAME is harvested; its records and history stay."""
     every_given = ctx.get_parameter_source("every") == click.core.ParameterSource.COMMANDLINE
-    if not every_given and paused is None and detect is None:
-        raise click.UsageError("say what to change: --every, --pause/--resume, --detect-deletions/--no-detect-deletions")
+    if not every_given and paused is None and detect is None and base_url is None:
+        raise click.UsageError("say what to change: --every, --pause/--resume, --detect-deletions/"
+                               "--no-detect-deletions, --base-url")
     changes: dict = {"enabled": None if paused is None else not paused, "detect_deletions": detect}
     if every_given:
         changes["every_seconds"] = every
+    engine = _engine(ctx)
     try:
-        view = change_source(_engine(ctx), name, **changes)
+        if base_url is not None:
+            logs.configure("logfmt", logging.WARNING)  # retries are said with their reasons, as by `source add`
+            moved, warnings = move_source(engine, name, base_url)
+            for w in warnings:
+                click.echo(f"warning: {w}", err=True)
+            click.echo(f"{moved.name}: base URL {moved.base_url} ({moved.repository_name or 'no repositoryName'}; "
+                       f"granularity {moved.granularity}; deletedRecord {moved.deleted_record})")
+        view = change_source(engine, name, **changes)
     except HarvestError as exc:
         raise _fail(exc) from None
     due = f"{view.next_due:%Y-%m-%d %H:%M} UTC" if view.next_due else "-"

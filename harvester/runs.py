@@ -469,9 +469,8 @@ class _Run:
             return
         # the URL came in a Location header: quoted, it is a word for the shell, whatever it holds
         self.fetch_notes.append(
-            f"{said}, and their provenance names it (a permanent redirect); update its base URL if it has moved "
-            f"(`oai source edit` cannot change it: `oai source remove {name} --records keep`, then `oai source add "
-            f"{name} {shlex.quote(to.base_url)}` with its other options; it takes its records back)")
+            f"{said}, and their provenance names it (a permanent redirect); if it has moved: "
+            f"`oai source edit {name} --base-url {shlex.quote(to.base_url)}`")
 
     def _shift_warning(self, repeated: int) -> str:
         return (f"{SHIFTED}: {repeated} identifier{'s' if repeated > 1 else ''} came again on a later page, so "

@@ -20,7 +20,7 @@ from harvester.parse import FormatOffer, Identity, format_offers, identity, set_
 from oai.store import fence
 from oai.store.engine import transaction
 from oai.store.models import ForeignFormat, HarvestCheckpoint, HarvestRun, OAISet, Quarantine, Record, RecordSet, Source
-from oai.store.records import delete_record, set_info
+from oai.store.records import delete_record, rename_sets, set_info
 from oai.store.validation import check_set_spec, shown
 
 RESERVED_NAMES = frozenset({"run", "worker", "runs", "quarantine"})  # `oai harvest <name>` subcommands
@@ -166,23 +166,37 @@ def _probe_set(client: HarvestClient, prefix: str, set_spec: str, warnings: list
         warnings.append(f"the set {set_spec!r} is accepted but holds no {prefix} records yet")
 
 
-def add_source(engine: Engine, name: str, base_url: str, *, prefix: str = "oai_dc", set_spec: str | None = None,
-               every_seconds: int | None = 86400, keep_identifiers: bool = False,
-               detect_deletions: bool = False, policy: FetchPolicy | None = None) -> tuple[SourceView, tuple[str, ...]]:
-    """Check the endpoint and store the source; returns it and warnings; raises SourceError."""
-    check_name(name)
+def check_base_url(base_url: str) -> None:
+    """Raises SourceError unless `base_url` is an http(s) URL without an OAI-PMH request in it."""
     try:
         parts = urlsplit(base_url)
     except ValueError as exc:  # an unclosed IPv6 bracket, say
         raise SourceError(f"{base_url!r} is not a URL: {exc}") from None
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise SourceError(f"{base_url!r} is not an http(s) URL")
-    if len(prefix) > MAX_PREFIX:
-        raise SourceError(f"the metadata prefix {shown(prefix)} is longer than the {MAX_PREFIX} characters the "
-                          "store keeps")
     if "verb=" in parts.query:
         raise SourceError(f"{base_url!r} carries an OAI-PMH request; the base URL is the part before '?' "
                           f"({parts.scheme}://{parts.netloc}{parts.path})")
+
+
+def _checked_endpoint(base_url: str, prefix: str, set_spec: str | None, policy: FetchPolicy | None) -> EndpointFacts:
+    policy = policy or FetchPolicy.from_environ()
+    client = HarvestClient(base_url, replace(policy, attempts=min(policy.attempts, 2)))
+    try:
+        return check_endpoint(client, prefix, set_spec)
+    finally:
+        client.close()
+
+
+def add_source(engine: Engine, name: str, base_url: str, *, prefix: str = "oai_dc", set_spec: str | None = None,
+               every_seconds: int | None = 86400, keep_identifiers: bool = False,
+               detect_deletions: bool = False, policy: FetchPolicy | None = None) -> tuple[SourceView, tuple[str, ...]]:
+    """Check the endpoint and store the source; returns it and warnings; raises SourceError."""
+    check_name(name)
+    check_base_url(base_url)
+    if len(prefix) > MAX_PREFIX:
+        raise SourceError(f"the metadata prefix {shown(prefix)} is longer than the {MAX_PREFIX} characters the "
+                          "store keeps")
     if set_spec is not None:
         try:
             check_set_spec(set_spec)
@@ -193,12 +207,7 @@ def add_source(engine: Engine, name: str, base_url: str, *, prefix: str = "oai_d
         if session.scalar(select(Source.id).where(Source.name == name)) is not None:
             raise SourceError(f"there is already a source named {name!r}")
         _check_set_is_free(session, name)
-    policy = policy or FetchPolicy.from_environ()
-    client = HarvestClient(base_url, replace(policy, attempts=min(policy.attempts, 2)))
-    try:
-        facts = check_endpoint(client, prefix, set_spec)
-    finally:
-        client.close()
+    facts = _checked_endpoint(base_url, prefix, set_spec, policy)
     warnings = list(facts.warnings)
     if facts.identity.deleted_record in ("no", "transient") and not detect_deletions:
         warnings.append(f"the source keeps {'no' if facts.identity.deleted_record == 'no' else 'only transient'} "
@@ -318,6 +327,55 @@ def change_source(engine: Engine, name: str, *, every_seconds: int | None | obje
         return SourceView.of(row)
 
 
+def move_source(engine: Engine, name: str, base_url: str, *, policy: FetchPolicy | None = None
+                ) -> tuple[SourceView, tuple[str, ...]]:
+    """Point a source at the base URL it has moved to (a new host, https, a permanent redirect). The endpoint is
+    checked as `source add` checks it, for the source's format and set, and what its Identify declares is taken
+    again; the records, sets, history and schedule stay. A list left unfinished is asked again there from its
+    start (a resumptionToken is good only where it was issued). Returns the source and warnings."""
+    check_base_url(base_url)
+    with transaction(engine) as session:
+        src = get_source(session, name)
+    _check_not_harvested(src, dates.utcnow())
+    facts = _checked_endpoint(base_url, src.prefix, src.set_spec, policy)
+    warnings = list(facts.warnings)
+    declared = facts.offer.namespace
+    if src.metadata_namespace and declared and declared != src.metadata_namespace:
+        raise SourceError(f"{base_url} declares the namespace {declared} for {src.prefix!r}, where {name!r} had "
+                          f"{src.metadata_namespace}: not the same format; add it as another source")
+    with transaction(engine) as session:
+        row = session.get(Source, src.id, with_for_update=True)  # a harvest that begins now waits for this
+        if row is None:
+            raise SourceError(f"the source {name!r} was removed meanwhile")
+        _check_not_harvested(SourceView.of(row), dates.utcnow())  # (one may have begun while we asked)
+        ident = facts.identity
+        row.base_url = base_url
+        row.granularity = ident.granularity if ident.granularity in (dates.DAY, dates.SECONDS) else dates.DAY
+        row.deleted_record = ident.deleted_record if ident.deleted_record in DELETED_RECORD else "no"
+        if ident.repository_name and ident.repository_name != row.repository_name:
+            row.repository_name = ident.repository_name
+            rename_sets(session, {name: ident.repository_name})  # the source's own set is named after it
+        checkpoint = session.get(HarvestCheckpoint, src.id)
+        if checkpoint is not None and checkpoint.resumption_token is not None:
+            started = checkpoint.from_date or "the beginning"
+            checkpoint.resumption_token, checkpoint.cursor, checkpoint.updated = None, 0, dates.utcnow()
+            run = session.get(HarvestRun, checkpoint.run_id)
+            if run is not None:
+                run.complete_list_size = None
+                note = f"the source moved to {base_url}; its list is asked again there from {started}"
+                run.warnings = "\n".join(filter(None, (run.warnings, note)))
+            warnings.append(f"the unfinished run #{checkpoint.run_id} lists again from {started} at the new base URL "
+                            "(its resumptionToken was the old one's)")
+        session.flush()
+        return SourceView.of(row), tuple(warnings)
+
+
+def _check_not_harvested(src: SourceView, now: datetime) -> None:
+    if not lease_free(src.lease_owner, src.lease_expires, now):  # (a holder on this host that is gone holds none)
+        raise SourceError(f"the source {src.name!r} is being harvested by {src.lease_owner}; stop that harvest "
+                          f"first (if that process is gone, its lease lapses at {src.lease_expires:%H:%M:%S} UTC)")
+
+
 REMOVE_BATCH = 500  # tombstones written per transaction when a source is removed with its records
 
 
@@ -325,13 +383,9 @@ def remove_source(engine: Engine, name: str, records: str) -> int:
     """Forget a source; its records are kept or tombstoned (`records` keep|delete). Returns tombstones made."""
     if records not in ("keep", "delete"):
         raise SourceError("say what to do with the source's records: keep or delete")
-    now = dates.utcnow()
     with transaction(engine) as session:
         src = get_source(session, name)
-        if not lease_free(src.lease_owner, src.lease_expires, now):  # (a holder on this host that is gone holds none)
-            raise SourceError(f"the source {name!r} is being harvested by {src.lease_owner}; stop that harvest "
-                              f"first (if that process is gone, its lease lapses at "
-                              f"{src.lease_expires:%H:%M:%S} UTC)")
+    _check_not_harvested(src, dates.utcnow())
     made = 0
     if records == "delete":
         while True:

@@ -80,7 +80,7 @@ def test_a_source_is_edited_in_place_keeping_its_records_and_history(oai, up, en
 
     assert oai("source", "add", "up", up.base_url, "--every", "1w").exit_code == 0
     assert oai("harvest", "up").exit_code == 0
-    assert "say what to change" in oai("source", "edit", "up").output
+    assert "say what to change" in oai("source", "edit", "up").output and "--base-url" in oai("source", "edit", "up").output
     assert "there is no source 'nope'" in oai("source", "edit", "nope", "--pause").output
     edited = oai("source", "edit", "up", "--every", "1d", "--detect-deletions")
     assert edited.exit_code == 0 and "up: every 1d, next " in edited.output and "detect deletions yes" in edited.output
@@ -99,6 +99,23 @@ def test_a_source_is_edited_in_place_keeping_its_records_and_history(oai, up, en
     assert [c[1] for c in claim_due(engine, "test:", 5)] == ["up"]
     never = oai("source", "edit", "up", "--every", "never")
     assert "up: harvested by hand only, next -" in never.output
+
+
+def test_a_source_is_pointed_at_a_new_base_url(oai, up, upstream_factory) -> None:  # noqa: ANN001, F811
+    assert oai("source", "add", "up", up.base_url, "--every", "1d").exit_code == 0
+    assert oai("harvest", "up").exit_code == 0
+    refused = oai("source", "edit", "up", "--base-url", f"{up.base_url}?verb=Identify", "--every", "1w")
+    assert refused.exit_code == 1 and "carries an OAI-PMH request" in refused.output
+    assert "every:            1d" in oai("source", "show", "up").output  # nothing changed
+    other = upstream_factory()
+    other.repo.add(*sample_records(12))
+    edited = oai("source", "edit", "up", "--base-url", other.base_url)
+    assert edited.exit_code == 0, edited.output
+    assert f"up: base URL {other.base_url} (Synthetic Upstream; granularity YYYY-MM-DDThh:mm:ssZ" in edited.output
+    assert f"up\t{other.base_url}\t" in oai("source", "list").output
+    again = oai("harvest", "up")  # incremental, as before: the repository moved, its records did not change
+    assert again.exit_code == 0 and "up: run #2 complete" in again.stderr, again.stderr
+    assert [q.get("from") is not None for q in other.requests if q.get("verb") == "ListRecords"] == [True]
 
 
 @sqlite_only

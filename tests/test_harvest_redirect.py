@@ -10,11 +10,16 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from harvest_fixtures import add, options
+from harvest_fixtures import add, options, policy, stored
+from harvester.errors import SourceError
 from harvester.history import list_runs
+from harvester.leases import take
 from harvester.runs import harvest_source
+from harvester.sources import move_source
+from oai.store.engine import transaction
+from oai.store.models import HarvestCheckpoint, OAISet, Source
 from oaischema import assert_oai
-from upstream import faults, sample_records
+from upstream import SyntheticRepository, faults, sample_records
 from upstream.fixtures import upstream, upstream_factory  # noqa: F401  (fixtures)
 
 PROVENANCE = "{http://www.openarchives.org/OAI/2.0/provenance}"
@@ -46,8 +51,7 @@ def test_a_redirect_to_another_host_is_said_once_a_run(engine, upstream, upstrea
     assert f"another host, {urlsplit(moved).netloc} (HTTP {status})" in said[0]
     assert f"its records came from {moved}" in said[0]
     if status == 301:
-        assert "update its base URL if it has moved" in said[0]
-        assert "`oai source remove up --records keep`" in said[0] and f"`oai source add up {moved}`" in said[0]
+        assert f"if it has moved: `oai source edit up --base-url {moved}`" in said[0]
     else:  # OAI-PMH's load balancing: the source has not moved
         assert "temporary" in said[0] and "nothing to do unless every run says so" in said[0]
         assert "remove" not in said[0]
@@ -67,3 +71,44 @@ def test_without_a_redirect_provenance_names_the_sources_base_url(engine, upstre
     summary = harvest_source(engine, "up", options())
     assert summary.status == "complete" and not summary.warnings
     assert provenance_base_urls(live_server) == {upstream.base_url}
+
+
+def test_a_source_that_moved_is_harvested_at_its_new_base_url(engine, upstream, upstream_factory,  # noqa: ANN001, F811
+                                                               live_server) -> None:
+    """What the permanent redirect's warning advises (`oai source edit NAME --base-url URL`) works, also with a run
+    left unfinished: its resumptionToken was issued by the old URL, so its list is asked again at the new one."""
+    upstream.repo.add(*sample_records(25))
+    add(engine, "up", upstream.base_url)
+    upstream.add_fault(faults.InternalServerError(), page=2, verb="ListRecords", times=None)
+    failed = harvest_source(engine, "up", options())
+    assert (failed.status, failed.new) == ("failed", 10)
+    moved = upstream_factory(SyntheticRepository(sample_records(25), repository_name="Moved Upstream")).base_url
+    with transaction(engine) as s:
+        source_id = s.query(Source.id).filter_by(name="up").scalar()
+        assert s.get(HarvestCheckpoint, source_id).resumption_token is not None
+
+    with pytest.raises(SourceError, match="is not an http"):
+        move_source(engine, "up", "ftp://example.org/oai", policy=policy())
+    with pytest.raises(SourceError, match="is not an OAI-PMH endpoint we can use"):
+        move_source(engine, "up", "http://127.0.0.1:9/oai", policy=policy())  # the discard port: refused
+    take(engine, source_id, "another-host:1:abc")
+    with pytest.raises(SourceError, match="is being harvested by another-host:1:abc"):
+        move_source(engine, "up", moved, policy=policy())
+    with transaction(engine) as s:
+        s.get(Source, source_id).lease_owner = None
+        assert s.get(Source, source_id).base_url == upstream.base_url  # nothing changed by the refusals
+
+    view, warnings = move_source(engine, "up", moved, policy=policy())
+    assert (view.base_url, view.repository_name) == (moved, "Moved Upstream")
+    with transaction(engine) as s:
+        assert s.query(OAISet.name).filter_by(spec="up").scalar() == "Moved Upstream"  # the source's own set
+    assert any("the unfinished run #1 lists again from the beginning at the new base URL" in w for w in warnings)
+    old_requests = len(upstream.requests)
+    summary = harvest_source(engine, "up", options())
+    # the run goes on (its counts too): the first 10 come again, from where they are now (their provenance)
+    assert (summary.run_id, summary.status, summary.seen, summary.new, summary.updated) == (1, "complete", 25, 25, 10)
+    assert len(upstream.requests) == old_requests  # the old URL is asked nothing more
+    assert not any("redirects" in w for w in summary.warnings)
+    assert any(f"the source moved to {moved}" in w for w in list_runs(engine, "up")[0].warnings)
+    assert len(stored(engine, "up")) == 25
+    assert provenance_base_urls(live_server) == {moved}
