@@ -86,7 +86,11 @@ def _quote_local(local: str) -> str:
 
 def make_identifier(template: str, *, repository_identifier: str, name: str, doi: str | None) -> str:
     """The OAI identifier for an input: the template filled with DOI, file stem and our repository id."""
-    stem = Path(name).stem if name != "-" else "stdin"
+    if name == "-" and ("{stem}" in template or ("{doi_or_stem}" in template and not doi)):
+        # Every such document would be named "stdin" and each would overwrite the one before.
+        raise LoadError("a document read from stdin has no file name to name it by: "
+                        "it needs a DOI, or load it from a file")
+    stem = Path(name).stem
     values = {
         "repository_identifier": repository_identifier,
         "doi": _quote_local(doi or ""),

@@ -162,3 +162,18 @@ def test_a_java_locale_is_taken_as_its_language_tag_when_loading_too(engine, tmp
     stored = _stored(engine)
     (citation, xml), = stored.values()
     assert b'xml:lang="en-US">A title<' in xml
+
+
+def test_a_document_from_stdin_is_named_by_its_doi_or_refused(engine, tmp_path) -> None:  # noqa: ANN001
+    """Without a DOI, every stdin document would be `oai:...:stdin` and overwrite the one before (an audit)."""
+    with_doi = canonical_bytes(build_dc([("title", "A", "en"), ("identifier", "https://doi.org/10.5555/Stdin.1", None)]))
+    no_doi = canonical_bytes(build_dc([("title", "B", "en")]))
+    summary = load(engine, ["-"], repository_identifier="example.org", workers=1, stdin=lambda: with_doi)
+    assert summary.new == 1 and not summary.failed
+    summary = load(engine, ["-"], repository_identifier="example.org", workers=1, stdin=lambda: no_doi)
+    assert summary.new == 0 and len(summary.failed) == 1 and "needs a DOI" in summary.failed[0][1]
+    (tmp_path / "b.xml").write_bytes(no_doi)
+    assert load(engine, [str(tmp_path / "b.xml")], repository_identifier="example.org", workers=1).new == 1
+    with engine.connect() as conn:
+        stored = sorted(conn.execute(select(Record.identifier)).scalars())
+    assert stored == ["oai:example.org:10.5555/stdin.1", "oai:example.org:b"]
