@@ -266,9 +266,18 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
         app = create_app(overrides)
     except (ConfigError, SchemaError) as exc:
         raise click.ClickException(str(exc)) from None
+    from werkzeug.serving import make_server
+
+    # Bound before the URL is printed: a port in use is said (by Werkzeug, exit 1), not a URL that answers nothing.
+    server = make_server(host, port, app, threaded=True)
     path = app.config["OAI"].endpoint_path
-    click.echo(f"OAI-PMH endpoint: http://{host}:{port}{path}?verb=Identify", err=True)
-    app.run(host=host, port=port, threaded=True, use_reloader=False)
+    click.echo(f"OAI-PMH endpoint: http://{host}:{server.server_port}{path}?verb=Identify", err=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
 
 
 @main.command("demo")

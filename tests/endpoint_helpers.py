@@ -15,6 +15,7 @@ from urllib.parse import urlencode, urlsplit
 
 from lxml import etree
 from oaischema import OAI, assert_oai, error_codes
+from sickle import Sickle
 
 from oai.formats.dc import build_dc
 from oai.formats.registry import FORMATS, ingest_document
@@ -243,3 +244,20 @@ def context(engine, *, now: datetime, page_size: int = 10, secret: bytes = SECRE
             ttl: timedelta = timedelta(hours=72)) -> Context:
     """A Context as the web layer builds one, with our own clock (close the session after use)."""
     return Context(session_factory(engine)(), repository(page_size), formats(), TokenCodec(secret, ttl), now)
+
+
+class CheckedSickle(Sickle):
+    """sickle, with every response validated and kept, and a hook between pages."""
+
+    def __init__(self, url: str, on_page=None) -> None:  # noqa: ANN001
+        super().__init__(url, timeout=30)
+        self.pages: list = []
+        self.on_page = on_page
+
+    def harvest(self, **kwargs):  # noqa: ANN003, ANN201
+        response = super().harvest(**kwargs)
+        assert response.http_response.status_code == 200
+        self.pages.append(assert_oai(response.http_response.content))
+        if self.on_page:
+            self.on_page(len(self.pages))
+        return response

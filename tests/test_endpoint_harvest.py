@@ -9,10 +9,9 @@ from collections import Counter
 from datetime import datetime, timedelta
 
 import pytest
-from endpoint_helpers import T0, dc_record, populate, stamp
+from endpoint_helpers import T0, CheckedSickle, dc_record, populate, stamp
 from oaipmh_scythe import Scythe
 from oaischema import OAI, assert_oai
-from sickle import Sickle
 
 from oai.store.engine import transaction
 from oai.store.fence import utcnow
@@ -24,23 +23,6 @@ N = 3000
 PAGE = 37
 SETS = [("journal:a",), ("journal:b",), ("misc",)]
 UTC_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
-
-
-class CheckedSickle(Sickle):
-    """sickle, with every response validated and kept, and a hook between pages."""
-
-    def __init__(self, url: str, on_page=None) -> None:  # noqa: ANN001
-        super().__init__(url, timeout=30)
-        self.pages: list = []
-        self.on_page = on_page
-
-    def harvest(self, **kwargs):  # noqa: ANN003, ANN201
-        response = super().harvest(**kwargs)
-        assert response.http_response.status_code == 200
-        self.pages.append(assert_oai(response.http_response.content))
-        if self.on_page:
-            self.on_page(len(self.pages))
-        return response
 
 
 class CheckedScythe(Scythe):
