@@ -36,6 +36,7 @@ def _wait_for_url(log: Path, proc: subprocess.Popen) -> str:
 
 def test_the_demo_serves_its_articles_from_a_fresh_directory(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OAI_")}
+    env["OAI_LOOKAHEAD_DIR"] = str(tmp_path / "lookahead")  # the one setting kept: nothing left behind in /tmp
     log = tmp_path / "demo.log"
     with log.open("wb") as out:
         proc = subprocess.Popen([str(OAI_BIN), "demo", "--port", "0"], cwd=tmp_path, env=env,
