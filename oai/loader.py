@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import string
 import sys
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -84,10 +85,25 @@ def _quote_local(local: str) -> str:
     return _UNSAFE.sub(lambda m: "".join(f"%{b:02X}" for b in m.group().encode()), local)
 
 
+def _template_fields(template: str) -> set[str]:
+    """The names a template uses, however written (`{stem}`, `{stem!s}`, `{stem:}`); no attribute or index access."""
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise LoadError(f"bad identifier template {template!r}: {exc}") from None
+    names = {name for _, name, _, _ in parsed if name is not None}
+    for name in names:
+        if name not in ("repository_identifier", "doi", "stem", "doi_or_stem"):
+            raise LoadError(f"bad identifier template {template!r}: {{{name}}} is not one of "
+                            "{repository_identifier}, {doi}, {stem}, {doi_or_stem}")
+    return names
+
+
 def make_identifier(template: str, *, repository_identifier: str, name: str, doi: str | None) -> str:
     """The OAI identifier for an input: the template filled with DOI, file stem and our repository id."""
-    if name == "-" and ("{stem}" in template or ("{doi_or_stem}" in template and not doi)):
-        # Every such document would be named "stdin" and each would overwrite the one before.
+    fields = _template_fields(template)
+    if name == "-" and ("stem" in fields or ("doi_or_stem" in fields and not doi)):
+        # Every such document would be named "-" or "stdin" and each would overwrite the one before.
         raise LoadError("a document read from stdin has no file name to name it by: "
                         "it needs a DOI, or load it from a file")
     stem = Path(name).stem
@@ -97,7 +113,7 @@ def make_identifier(template: str, *, repository_identifier: str, name: str, doi
         "stem": _quote_local(stem),
         "doi_or_stem": _quote_local(doi.lower() if doi else stem),
     }
-    if "{doi}" in template and not doi:
+    if "doi" in fields and not doi:
         raise LoadError("the identifier template needs a DOI and the document has none")
     try:
         identifier = template.format(**values)

@@ -93,6 +93,10 @@ def test_a_template_that_makes_no_uri_fails_that_input(engine, tmp_path) -> None
                    workers=1)
     assert summary.new == 0 and len(summary.failed) == 1
     assert "cannot serve it" in summary.failed[0][1] and "'my a'" in summary.failed[0][1]
+    for template in ("oai:example.org:{stem.__class__}", "oai:example.org:{stem[0]}", "oai:example.org:{}"):
+        summary = load(engine, [str(tmp_path)], repository_identifier="example.org", identifier_template=template,
+                       workers=1)
+        assert summary.new == 0 and "is not one of {repository_identifier}" in summary.failed[0][1], template
 
 
 def test_a_set_name_given_again_renames_the_set(engine, tmp_path) -> None:  # noqa: ANN001
@@ -172,6 +176,13 @@ def test_a_document_from_stdin_is_named_by_its_doi_or_refused(engine, tmp_path) 
     assert summary.new == 1 and not summary.failed
     summary = load(engine, ["-"], repository_identifier="example.org", workers=1, stdin=lambda: no_doi)
     assert summary.new == 0 and len(summary.failed) == 1 and "needs a DOI" in summary.failed[0][1]
+    for spelled in ("oai:example.org:{stem!s}", "oai:example.org:{stem:}", "oai:example.org:{doi_or_stem!s}"):
+        summary = load(engine, ["-"], repository_identifier="example.org", workers=1, stdin=lambda: no_doi,
+                       identifier_template=spelled)
+        assert summary.new == 0 and "needs a DOI" in summary.failed[0][1], spelled
+    summary = load(engine, ["-"], repository_identifier="example.org", workers=1, stdin=lambda: no_doi,
+                   identifier_template="oai:example.org:{doi!s}")
+    assert summary.new == 0 and "needs a DOI" in summary.failed[0][1]
     (tmp_path / "b.xml").write_bytes(no_doi)
     assert load(engine, [str(tmp_path / "b.xml")], repository_identifier="example.org", workers=1).new == 1
     with engine.connect() as conn:
