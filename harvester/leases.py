@@ -111,7 +111,8 @@ def renew_in(session: Session, source_id: int, owner: str, seconds: float, now: 
     result = session.connection().execute(_RENEW, {"source_id": source_id, "owner": owner,
                                                    "expires": now + timedelta(seconds=seconds)})
     if result.rowcount != 1:
-        raise LeaseLost("another harvest took over this source (our lease had expired); stopping")
+        raise LeaseLost("our lease on the source had expired and was taken (another harvest took over, or the "
+                        "source was moved or removed meanwhile); stopping")
 
 
 def release(engine: Engine, source_id: int, owner: str) -> None:

@@ -348,6 +348,9 @@ def move_source(engine: Engine, name: str, base_url: str, *, policy: FetchPolicy
         if row is None:
             raise SourceError(f"the source {name!r} was removed meanwhile")
         _check_not_harvested(SourceView.of(row), dates.utcnow())  # (one may have begun while we asked)
+        # A harvest that stalled past its lease would renew it again and go on with the old URL's token: taking
+        # the lease makes its next page write find it gone, and stop.
+        row.lease_owner = row.lease_expires = None
         ident = facts.identity
         row.base_url = base_url
         row.granularity = ident.granularity if ident.granularity in (dates.DAY, dates.SECONDS) else dates.DAY

@@ -5,12 +5,15 @@ repository for spreading its load over servers)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 import pytest
 import requests
+from sqlalchemy import update
 
 from harvest_fixtures import add, options, policy, stored
+from harvester.dates import utcnow
 from harvester.errors import SourceError
 from harvester.history import list_runs
 from harvester.leases import take
@@ -111,4 +114,33 @@ def test_a_source_that_moved_is_harvested_at_its_new_base_url(engine, upstream, 
     assert not any("redirects" in w for w in summary.warnings)
     assert any(f"the source moved to {moved}" in w for w in list_runs(engine, "up")[0].warnings)
     assert len(stored(engine, "up")) == 25
+    assert provenance_base_urls(live_server) == {moved}
+
+
+def test_moving_a_source_takes_the_lease_a_stalled_harvest_let_lapse(engine, upstream, upstream_factory,  # noqa: ANN001, F811
+                                                                     live_server) -> None:
+    """A harvest that stalled past its lease (a frozen process, a long GC pause) must not go on after the source
+    has moved: it would write the old URL's resumptionToken into the cleared checkpoint (a review found it did).
+    The move takes the lease, so the stalled run's next page write finds it gone and stops."""
+    upstream.repo.add(*sample_records(25))
+    add(engine, "up", upstream.base_url)
+    moved = upstream_factory(SyntheticRepository(sample_records(25), repository_name="Moved Upstream")).base_url
+
+    def stall_then_move(progress) -> None:  # noqa: ANN001
+        if progress.pages == 1:
+            with transaction(engine) as s:  # the stalled run's lease lapses: the move is allowed
+                s.execute(update(Source).values(lease_expires=utcnow() - timedelta(seconds=1)))
+            move_source(engine, "up", moved, policy=policy())
+
+    stalled = harvest_source(engine, "up", options(), on_progress=stall_then_move)
+    assert (stalled.status, stalled.pages, stalled.new) == ("interrupted", 1, 10)
+    assert "lease" in stalled.error
+    with transaction(engine) as s:
+        source = s.query(Source).filter_by(name="up").one()
+        assert (source.base_url, source.lease_owner) == (moved, None)
+        assert s.get(HarvestCheckpoint, source.id).resumption_token is None  # not the old URL's token again
+    old_requests = len(upstream.requests)
+    summary = harvest_source(engine, "up", options())
+    assert (summary.run_id, summary.status, summary.seen) == (stalled.run_id, "complete", 25)
+    assert len(upstream.requests) == old_requests
     assert provenance_base_urls(live_server) == {moved}
