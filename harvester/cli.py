@@ -114,7 +114,7 @@ def source_edit(ctx: click.Context, name: str, every: int | None, paused: bool |
     try:
         if base_url is not None:
             logs.configure("logfmt", logging.WARNING)  # retries are said with their reasons, as by `source add`
-            moved, warnings = move_source(engine, name, base_url)
+            moved, warnings = move_source(engine, name, base_url, detect_deletions=detect)
             for w in warnings:
                 click.echo(f"warning: {w}", err=True)
             click.echo(f"{moved.name}: base URL {moved.base_url} ({moved.repository_name or 'no repositoryName'}; "

@@ -209,9 +209,8 @@ def add_source(engine: Engine, name: str, base_url: str, *, prefix: str = "oai_d
         _check_set_is_free(session, name)
     facts = _checked_endpoint(base_url, prefix, set_spec, policy)
     warnings = list(facts.warnings)
-    if facts.identity.deleted_record in ("no", "transient") and not detect_deletions:
-        warnings.append(f"the source keeps {'no' if facts.identity.deleted_record == 'no' else 'only transient'} "
-                        "records of deletions: add it with --detect-deletions to notice them")
+    warnings += _deletions_unnoticed(facts.identity.deleted_record, detect_deletions,
+                                     "add it with --detect-deletions")
     from harvester.ingest import registry_format
 
     now = dates.utcnow()
@@ -235,6 +234,14 @@ def add_source(engine: Engine, name: str, base_url: str, *, prefix: str = "oai_d
             set_info(session, f"{name}:{set_spec}", facts.set_name or set_spec)
         view = SourceView.of(row)
     return view, tuple(warnings)
+
+
+def _deletions_unnoticed(deleted_record: str | None, detect_deletions: bool, how: str) -> list[str]:
+    """A warning when the endpoint keeps no deletions (or not for long) and we would not compare lists to notice."""
+    if deleted_record not in ("no", "transient") or detect_deletions:
+        return []
+    return [f"the source keeps {'no' if deleted_record == 'no' else 'only transient'} records of deletions: "
+            f"{how} to notice them"]
 
 
 def _check_set_is_free(session: Session, name: str) -> None:
@@ -327,18 +334,22 @@ def change_source(engine: Engine, name: str, *, every_seconds: int | None | obje
         return SourceView.of(row)
 
 
-def move_source(engine: Engine, name: str, base_url: str, *, policy: FetchPolicy | None = None
-                ) -> tuple[SourceView, tuple[str, ...]]:
+def move_source(engine: Engine, name: str, base_url: str, *, policy: FetchPolicy | None = None,
+                detect_deletions: bool | None = None) -> tuple[SourceView, tuple[str, ...]]:
     """Point a source at the base URL it has moved to (a new host, https, a permanent redirect). The endpoint is
     checked as `source add` checks it, for the source's format and set, and what its Identify declares is taken
     again; the records, sets, history and schedule stay. A list left unfinished is asked again there from its
-    start (a resumptionToken is good only where it was issued). Returns the source and warnings."""
+    start (a resumptionToken is good only where it was issued). `detect_deletions` is the setting the source
+    will have, when the same command changes it. Returns the source and warnings."""
     check_base_url(base_url)
     with transaction(engine) as session:
         src = get_source(session, name)
     _check_not_harvested(src, dates.utcnow())
     facts = _checked_endpoint(base_url, src.prefix, src.set_spec, policy)
     warnings = list(facts.warnings)
+    warnings += _deletions_unnoticed(facts.identity.deleted_record,
+                                     src.detect_deletions if detect_deletions is None else detect_deletions,
+                                     f"`oai source edit {name} --detect-deletions`")
     declared = facts.offer.namespace
     if src.metadata_namespace and declared and declared != src.metadata_namespace:
         raise SourceError(f"{base_url} declares the namespace {declared} for {src.prefix!r}, where {name!r} had "

@@ -18,7 +18,7 @@ from harvester.errors import SourceError
 from harvester.history import list_runs
 from harvester.leases import take
 from harvester.runs import harvest_source
-from harvester.sources import move_source
+from harvester.sources import add_source, move_source
 from oai.store.engine import transaction
 from oai.store.models import HarvestCheckpoint, OAISet, Source
 from oaischema import assert_oai
@@ -144,3 +144,23 @@ def test_moving_a_source_takes_the_lease_a_stalled_harvest_let_lapse(engine, ups
     assert (summary.run_id, summary.status, summary.seen) == (stalled.run_id, "complete", 25)
     assert len(upstream.requests) == old_requests
     assert provenance_base_urls(live_server) == {moved}
+
+
+def test_a_move_to_an_endpoint_that_keeps_no_deletions_says_how_to_notice_them(engine, upstream,  # noqa: ANN001
+                                                                               upstream_factory) -> None:  # noqa: ANN001, F811
+    """As `source add` does (a review found `source edit --base-url` silent): deletions there would go unnoticed."""
+    upstream.repo.add(*sample_records(3))
+    _, warnings = add_source(engine, "up", upstream.base_url, policy=policy())
+    assert not any("deletions" in w for w in warnings)  # the upstream keeps them (persistent)
+    keeps_none = upstream_factory(SyntheticRepository(sample_records(3), deleted_record="no")).base_url
+    _, warnings = add_source(engine, "other", keeps_none, policy=policy())
+    assert [w for w in warnings if "deletions" in w] == [
+        "the source keeps no records of deletions: add it with --detect-deletions to notice them"]
+    for kept, said in (("no", "keeps no records"), ("transient", "keeps only transient records")):
+        moved = upstream_factory(SyntheticRepository(sample_records(3), deleted_record=kept)).base_url
+        _, warnings = move_source(engine, "up", moved, policy=policy())
+        assert [w for w in warnings if "deletions" in w] == [
+            f"the source {said} of deletions: `oai source edit up --detect-deletions` to notice them"]
+    elsewhere = upstream_factory(SyntheticRepository(sample_records(3), deleted_record="no")).base_url
+    view, warnings = move_source(engine, "up", elsewhere, policy=policy(), detect_deletions=True)
+    assert view.deleted_record == "no" and not any("deletions" in w for w in warnings)
