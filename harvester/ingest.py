@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -220,9 +220,11 @@ class Ingestor:
     # -- inside the page's transaction --
 
     def write(self, session: Session, ready: list[_Prepared], broken: list[Broken], run_id: int,
-              now: datetime, *, base_url: str | None = None) -> PageOutcome:
+              now: datetime, *, base_url: str | None = None,
+              listed_before: Container[str] = frozenset()) -> PageOutcome:
         """Write one page: upserts, clashes and quarantine; the caller commits with the checkpoint. `base_url`:
-        where the page came from, when not from the source's base URL (a redirect to another host)."""
+        where the page came from, when not from the source's base URL (a redirect to another host);
+        `listed_before`: the page's upstream identifiers that earlier pages of this list held."""
         out = PageOutcome()
         out.seen = len(ready) + len(broken)
         ready = self._one_copy_each(ready, out.warnings)
@@ -230,7 +232,7 @@ class Ingestor:
         items, clashes = [], []
         for prep in ready:
             row = existing.get(prep.identifier)
-            if self._older_than_earlier_copy(prep, row):
+            if self._older_than_earlier_copy(prep, row, listed_before):
                 out.warnings.append(f"{prep.upstream.header.identifier} came again in this list with an older "
                                     f"datestamp ({prep.upstream.header.datestamp}, before {row.upstream_datestamp}); "
                                     "the newer copy is kept")
@@ -300,13 +302,17 @@ class Ingestor:
             kept[prep.identifier] = prep
         return list(kept.values()) if len(kept) < len(ready) else ready
 
-    def _older_than_earlier_copy(self, prep: _Prepared, row: Existing | None) -> bool:
-        """Whether this run already wrote the record from a copy with a newer datestamp (a list that holds
-        it twice: what came first must not be overwritten by an older copy)."""
-        return (row is not None and self.since is not None and row.source_id == self.source.id
-                and row.harvested_at is not None and row.harvested_at >= self.since
-                and row.upstream_datestamp is not None
-                and prep.upstream.header.datestamp < row.upstream_datestamp)
+    def _older_than_earlier_copy(self, prep: _Prepared, row: Existing | None, listed_before: Container[str]) -> bool:
+        """Whether this list already gave the record with a newer datestamp than this copy's (a list that holds
+        it twice: what came first must not be overwritten by an older copy). Written in this run, or listed on
+        an earlier page and found unchanged: a list that holds it twice in every run must not flip it back
+        and forth from one run to the next (a review found it did)."""
+        if row is None or row.source_id != self.source.id or row.upstream_datestamp is None:
+            return False
+        if prep.upstream.header.datestamp >= row.upstream_datestamp:
+            return False
+        written = self.since is not None and row.harvested_at is not None and row.harvested_at >= self.since
+        return written or prep.upstream.header.identifier in listed_before
 
     def _may_hold_quarantine(self, session: Session) -> bool:
         """False while the source has nothing in quarantine: asked once a run, since only its runs,

@@ -38,14 +38,10 @@ class ListedIdentifiers:
     def nbytes(self) -> int:
         return len(self._slots) * self._slots.itemsize
 
-    def again(self, identifiers: Iterable[str]) -> int:
-        """Remember one page's identifiers; returns how many of them were listed before (on earlier pages: an
-        identifier the page holds twice counts once, and not as a repeat)."""
-        repeated = 0
-        for identifier in dict.fromkeys(identifiers):
-            if not self._add(_key(identifier)):
-                repeated += 1
-        return repeated
+    def again(self, identifiers: Iterable[str]) -> list[str]:
+        """Remember one page's identifiers; returns those listed before (on earlier pages: an identifier the page
+        holds twice is returned only if an earlier page held it too)."""
+        return [identifier for identifier in dict.fromkeys(identifiers) if not self._add(_key(identifier))]
 
     def __contains__(self, identifier: str) -> bool:
         key = _key(identifier)

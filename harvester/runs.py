@@ -380,12 +380,14 @@ class _Run:
                response_date: str | None = None) -> None:
         ready, rejected, notes = prepared
         broken = list(page.broken if page else ()) + rejected
-        repeated = self.repeated + (self._listed_again(page) if page is not None else 0)
+        listed_before = self._listed_again(page) if page is not None else frozenset()
+        repeated = self.repeated + len(listed_before)
         fetch_notes = self.fetch_notes[self.fetch_notes_written:]
         with transaction(self.engine) as s:
             now = fence.stamp(s)  # the page's datestamp, inside the write fence that readers wait for
             leases.renew_in(s, self.source.id, self.owner, self.options.lease_seconds, now)
-            out = self.ingestor.write(s, ready, broken, self.run_id, now, base_url=page.moved_to if page else None)
+            out = self.ingestor.write(s, ready, broken, self.run_id, now, base_url=page.moved_to if page else None,
+                                      listed_before=listed_before)
             cursor = self.cursor + out.seen
             # The run's row and the checkpoint through plain statements: the ORM's loads and flush of the
             # two objects cost as much of this thread's time as the page's records did.
@@ -448,11 +450,11 @@ class _Run:
             self.on_progress(Progress(self.source.name, self.run_id, self.pages, seen, self.complete_list_size,
                                       time.monotonic() - self.started, *summary[3:]))
 
-    def _listed_again(self, page: Page) -> int:
-        """How many of the page's identifiers earlier pages of this list held. Remembered before the page is
+    def _listed_again(self, page: Page) -> frozenset[str]:
+        """The page's (upstream) identifiers that earlier pages of this list held. Remembered before the page is
         committed: a page whose write fails ends the run (and its _Run)."""
-        return self.listed.again([r.header.identifier for r in page.records]
-                                 + [b.identifier for b in page.broken if b.identifier])
+        return frozenset(self.listed.again([r.header.identifier for r in page.records]
+                                           + [b.identifier for b in page.broken if b.identifier]))
 
     def _notice_redirect(self) -> None:
         """A source that redirects to another host is said once a run, on the run: it may have moved."""
@@ -556,7 +558,7 @@ class _Run:
                 if page.broken:
                     self._note("deletion check skipped: the source's identifier list has unreadable entries")
                     return
-                repeated += listed.again(h.identifier for h in page.headers if not h.deleted)
+                repeated += len(listed.again(h.identifier for h in page.headers if not h.deleted))
                 count += len(page.headers)
                 if page.token is not None and page.token.complete_list_size is not None:
                     announced = page.token.complete_list_size
