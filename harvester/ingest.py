@@ -11,7 +11,7 @@ import hashlib
 import re
 from collections import Counter
 from collections.abc import Callable, Container, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from lxml import etree
@@ -247,6 +247,10 @@ class Ingestor:
                                       f"identifier clash: {prep.identifier} already belongs to {owner}; "
                                       "not overwritten", prep.upstream.header.identifier))
                 continue
+            if row is not None and prep.upstream.header.deleted and not prep.upstream.header.set_specs:
+                # A deleted header seldom lists its sets: the tombstone stays in the record's sets, as our own
+                # deletions do, so that a harvester selecting by set hears of it (a review found it did not).
+                prep = replace(prep, sets=tuple(dict.fromkeys(prep.sets + tuple(row.set_specs.split()))))
             item = self._item(prep, row.harvested_at if row is not None and row.harvested_at else now, base_url)
             if row is not None and item.digest() != row.digest and row.harvested_at != now:
                 item = self._item(prep, now, base_url)  # changed: it is harvested (again) now

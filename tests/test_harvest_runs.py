@@ -119,6 +119,30 @@ def test_incremental_run_picks_up_updates_additions_and_deletions(engine, up, li
     assert header.get("status") == "deleted"
 
 
+def test_a_deletion_whose_header_lists_no_sets_stays_in_the_records_sets(engine, up, live_server) -> None:  # noqa: ANN001
+    """Deleted headers seldom list their sets; the tombstone must stay where the record was, or a harvester that
+    selects by set never hears of the deletion (a review found it left only in the source's own set)."""
+    add(engine, "up", up.base_url)
+    harvest_source(engine, "up", options())
+    assert stored(engine, "up")["oai:upstream.test:6"].sets == ("up:journal:b",)  # up and up:journal implied
+    up.repo.delete("oai:upstream.test:6").sets = ()  # status="deleted" and no setSpec, as many repositories send
+    up.repo.delete("oai:upstream.test:7")  # and one that lists them: those are taken, as ever
+    up.repo.update("oai:upstream.test:7", sets=("journal:c",))
+    up.repo.delete("oai:upstream.test:7")
+    summary = harvest_source(engine, "up", options())
+    assert (summary.deleted, summary.unchanged) == (2, 0)
+    after = stored(engine, "up")
+    assert after["oai:upstream.test:6"].deleted and after["oai:upstream.test:6"].sets == ("up:journal:b",)
+    assert after["oai:upstream.test:7"].deleted and after["oai:upstream.test:7"].sets == ("up:journal:c",)
+    body = requests.get(live_server().url, params={"verb": "ListIdentifiers", "metadataPrefix": "oai_dc",
+                                                   "set": "up:journal:b"}, timeout=10).content
+    headers = {h.findtext("oai:identifier", namespaces=NS): h for h in assert_oai(body).iterfind(".//oai:header", NS)}
+    gone = headers[after["oai:upstream.test:6"].identifier]
+    assert gone.get("status") == "deleted" and [e.text for e in gone.iterfind("oai:setSpec", NS)] == ["up:journal:b"]
+    again = harvest_source(engine, "up", options(full=True))  # the same tombstone again changes nothing
+    assert (again.updated, again.deleted) == (0, 0) and stored(engine, "up") == after
+
+
 def test_a_record_committed_after_the_datestamp_it_carries_is_still_harvested(engine, up) -> None:  # noqa: ANN001
     """An outside audit of a deployment: a record whose datestamp was taken before a list was served, but
     committed after it (a write waiting on a lock, a writer's clock behind), was not in that list, and a next

@@ -287,10 +287,11 @@ class Existing(NamedTuple):
     upstream_identifier: str | None
     harvested_at: datetime | None
     upstream_datestamp: str | None
+    set_specs: str
 
 
 _EXISTING = (select(Record.identifier, Record.id, Record.digest, Record.deleted, Record.source_id,
-                    Record.upstream_identifier, Record.harvested_at, Record.upstream_datestamp)
+                    Record.upstream_identifier, Record.harvested_at, Record.upstream_datestamp, Record.set_specs)
              .where(Record.identifier.in_(bindparam("identifiers", expanding=True))))
 
 
