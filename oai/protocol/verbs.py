@@ -236,13 +236,21 @@ def _list(req: OAIRequest, ctx: Context, with_metadata: bool) -> ListResult:
         # list goes on with what changed meanwhile: the window is extended to now, or to the
         # request's own `until` (and what remains all lies after the old `until`).
         rest = replace(query, from_=query.until + timedelta(seconds=1), until=bound)
-        total = cur.cursor + queries.count_items(ctx.session, rest)
-        query = replace(query, until=bound)
-        cur = replace(cur, until=to_epoch(bound), complete_list_size=total)
-        items = queries.list_rows(ctx.session, query, after=after, limit=size + 1, with_metadata=with_metadata)
+        total = queries.count_items(ctx.session, rest)
+        if total:
+            query = replace(query, until=bound)
+            cur = replace(cur, until=to_epoch(bound), complete_list_size=cur.cursor + total)
+            items = queries.list_rows(ctx.session, query, after=after, limit=size + 1, with_metadata=with_metadata)
+    if not items and after is not None:
+        # Every record left changed since the token was issued and left the list (past the request's
+        # `until`, out of its set). The list must still end, with an empty token, on a page that is not
+        # empty (3.5 and the schema): it ends with the last record of the page before, again, if that
+        # one is still in it. Re-serving a record is harmless to a harvester; an error ends its harvest.
+        last = queries.last_row_through(ctx.session, query, through=after, with_metadata=with_metadata)
+        items = [last] if last is not None else []
     if not items:
-        # Every record left changed since the list began, and now lies past the request's `until`.
-        raise NoRecordsMatch("no further records match: they changed after this list began")
+        # Nothing is left in the list at all: every record of it changed since it began.
+        raise NoRecordsMatch("no records match any longer: they all changed after this list began")
     more = len(items) > size
     items = items[:size]
     info = None

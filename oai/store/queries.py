@@ -138,6 +138,14 @@ def _list_statement(in_set: bool, has_from: bool, has_until: bool, has_after: bo
 
 
 @functools.cache
+def _last_statement(in_set: bool, has_from: bool, has_until: bool, with_metadata: bool):  # noqa: ANN202
+    columns = _LIST_COLUMNS + _META_COLUMNS if with_metadata else _LIST_COLUMNS
+    stmt, date_col, id_col = _filtered(columns, in_set, has_from, has_until)
+    through = tuple_(bindparam("after_datestamp", type_=_DATESTAMP), bindparam("after_id", type_=_ID))
+    return stmt.where(tuple_(date_col, id_col) <= through).order_by(date_col.desc(), id_col.desc()).limit(1)
+
+
+@functools.cache
 def _count_statement(in_set: bool, has_from: bool, has_until: bool):  # noqa: ANN202
     """completeListSize's query for a list of this shape.
 
@@ -194,6 +202,20 @@ def list_rows(
         return _binary_rows(conn, stmt, values)
     # Core execution on the session's connection: no ORM bookkeeping for plain column rows.
     return conn.execute(stmt, values).all()
+
+
+def last_row_through(session: Session, query: ListQuery, *, through: tuple[datetime, int],
+                     with_metadata: bool) -> Row | None:
+    """The list's last row at or before `through` in (datestamp, id) order, as list_rows gives rows."""
+    stmt = _last_statement(query.set_id is not None, query.from_ is not None, query.until is not None, with_metadata)
+    values = _values(query)
+    values["after_datestamp"], values["after_id"] = through
+    conn = session.connection()
+    if with_metadata and conn.dialect.name == "postgresql":
+        rows = _binary_rows(conn, stmt, values)
+    else:
+        rows = conn.execute(stmt, values).all()
+    return rows[0] if rows else None
 
 
 def _binary_rows(conn, stmt, values: dict[str, object]) -> list:  # noqa: ANN001
