@@ -130,8 +130,15 @@ def test_bad_date_ranges_are_bad_arguments(seconds_store, live_server, verb: str
 @pytest.mark.parametrize("verb", LISTS)
 def test_date_checks_come_before_format_checks(seconds_store, live_server, verb: str) -> None:
     # an illegal date is badArgument even when the prefix is unknown, so the echo never carries it
-    _, root = get(live_server(), verb=verb, metadataPrefix="nope", **{"from": "garbage"})
+    server = live_server()
+    _, root = get(server, verb=verb, metadataPrefix="nope", **{"from": "garbage"})
     assert errors(root) == ["badArgument"]
+    # a range that is bad only as a whole, with an unknown prefix: both said (3.6), and the request element is
+    # bare, as for any badArgument (3.2; an outside review found cannotDisseminateFormat alone, echoed)
+    for dates in ({"from": "2024-01-02", "until": "2024-01-01"}, {"from": "2024-01-01", "until": "2024-01-01T00:00:00Z"}):
+        _, root = get(server, verb=verb, metadataPrefix="nope", **dates)
+        assert errors(root) == ["badArgument", "cannotDisseminateFormat"], dates
+        assert request_attrs(root) == {}, dates
 
 
 @pytest.mark.parametrize("verb", LISTS)

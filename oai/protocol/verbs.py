@@ -168,9 +168,8 @@ def _format(ctx: Context, prefix: str) -> str:
     return prefix
 
 
-def _first_cursor(req: OAIRequest, ctx: Context) -> tuple[Cursor, queries.ListQuery]:
-    """Validate a fresh list request and freeze its window (`until` is at most now)."""
-    prefix = _format(ctx, req.args["metadataPrefix"])
+def _dates(req: OAIRequest) -> tuple[datetime | None, datetime | None]:
+    """A list request's `from` and inclusive `until`; raises BadArgument."""
     bounds = {}
     for name in ("from", "until"):
         if name in req.args:
@@ -178,9 +177,23 @@ def _first_cursor(req: OAIRequest, ctx: Context) -> tuple[Cursor, queries.ListQu
     if len({g for _, g in bounds.values()}) > 1:
         raise BadArgument("'from' and 'until' must have the same granularity")
     from_ = bounds["from"][0] if "from" in bounds else None
-    asked = dates.until_bound(*bounds["until"]) if "until" in bounds else None
     if from_ is not None and "until" in bounds and from_ > bounds["until"][0]:
         raise BadArgument("'from' must be less than or equal to 'until'")
+    return from_, dates.until_bound(*bounds["until"]) if "until" in bounds else None
+
+
+def _first_cursor(req: OAIRequest, ctx: Context) -> tuple[Cursor, queries.ListQuery]:
+    """Validate a fresh list request and freeze its window (`until` is at most now)."""
+    try:
+        prefix, unknown = _format(ctx, req.args["metadataPrefix"]), None
+    except CannotDisseminateFormat as exc:
+        prefix, unknown = "", exc
+    try:
+        from_, asked = _dates(req)
+    except BadArgument as exc:  # both are said (3.6), and badArgument's bare request element (3.2)
+        raise BadArgument(exc.message, also=(unknown,) if unknown is not None else ()) from None
+    if unknown is not None:
+        raise unknown
     # OAI-PMH 3.5: the list is frozen at its first page, so it is bounded while records change.
     until = ctx.now if asked is None else min(asked, ctx.now)
     set_spec = req.get("set")
