@@ -229,7 +229,7 @@ class Ingestor:
         out.seen = len(ready) + len(broken)
         ready = self._one_copy_each(ready, out.warnings)
         existing = existing_records(session, [p.identifier for p in ready])
-        items, clashes = [], []
+        items, clashes, left_out = [], [], []
         for prep in ready:
             row = existing.get(prep.identifier)
             if self._older_than_earlier_copy(prep, row, listed_before):
@@ -251,10 +251,15 @@ class Ingestor:
                 # A deleted header seldom lists its sets: the tombstone stays in the record's sets, as our own
                 # deletions do, so that a harvester selecting by set hears of it (a review found it did not).
                 prep = replace(prep, sets=tuple(dict.fromkeys(prep.sets + tuple(row.set_specs.split()))))
-            item = self._item(prep, row.harvested_at if row is not None and row.harvested_at else now, base_url)
+            item = self._item(prep, row.harvested_at if row is not None and row.harvested_at else now, base_url,
+                              left_out)
             if row is not None and item.digest() != row.digest and row.harvested_at != now:
                 item = self._item(prep, now, base_url)  # changed: it is harvested (again) now
             items.append(item)
+        if left_out:
+            which = f"{len(left_out)} records of the page" if len(left_out) > 1 else "a record of the page"
+            out.warnings.append(f"{which} carried an upstream provenance that is not valid, left out of what we "
+                                f"serve (the first: {left_out[0]})")
         set_ids = ensure_sets(session, self._named_sets(items))
         counts = Counter(upsert_records(session, items, now=now, existing=existing, set_ids=set_ids))
         out.new, out.updated = counts[Change.NEW], counts[Change.UPDATED]
@@ -339,7 +344,9 @@ class Ingestor:
                 {"source_id": self.source.id, "run_id": run_id, "upstream_identifier": key,
                  "reason": b.reason, "raw": b.raw, "created": now} for b, key in zip(broken, keys, strict=True)])
 
-    def _item(self, prep: _Prepared, harvest_date: datetime, base_url: str | None = None) -> RecordIn:
+    def _item(self, prep: _Prepared, harvest_date: datetime, base_url: str | None = None,
+              left_out: list[str] | None = None) -> RecordIn:
+        """The record to store; `left_out` gets a note when the upstream's provenance is not valid."""
         header = prep.upstream.header
         about: dict[str, bytes] = {}
         if not header.deleted:
@@ -347,9 +354,12 @@ class Ingestor:
             origin = provenance.Origin(base_url or self.source.base_url, header.identifier, header.datestamp,
                                        self.source.metadata_namespace or "")
             for prefix in prep.metadata:
-                about[prefix], _ = provenance.build(origin, harvest_date=harvest_date,
-                                                    altered=prep.altered.get(prefix, True),
-                                                    nested=prep.upstream.provenance)
+                about[prefix], warning = provenance.build(origin, harvest_date=harvest_date,
+                                                          altered=prep.altered.get(prefix, True),
+                                                          nested=prep.upstream.provenance)
+                if warning is not None and left_out is not None:
+                    left_out.append(f"{header.identifier}: {warning}")
+                    left_out = None  # once a record
         return RecordIn(
             identifier=prep.identifier, metadata=prep.metadata, sets=prep.sets, deleted=header.deleted,
             citation=prep.citation, about=about, source_id=self.source.id,

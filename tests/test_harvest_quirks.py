@@ -172,3 +172,19 @@ def test_an_already_aggregated_record_gets_its_provenance_nested() -> None:
     chain = [outer.findtext(f"{PROV}baseURL"), outer.findtext(f"{PROV}originDescription/{PROV}baseURL"),
              outer.findtext(f"{PROV}originDescription/{PROV}originDescription/{PROV}baseURL")]
     assert chain == ["http://an.oa.org/OAI-script", "http://the.oa.org", "http://some.oa.org"]
+
+
+@sqlite_only
+def test_an_upstream_provenance_left_out_is_said_on_the_run(engine, upstream) -> None:  # noqa: ANN001, F811
+    """A review found an invalid upstream provenance dropped without a word: the chain is lost, so the run says."""
+    body = quirk("provenance-already-aggregated.xml").replace(b'harvestDate="2002-01-01T11:10:01Z"',
+                                                             b'harvestDate="yesterday"')
+    add(engine, "agg", upstream.base_url)
+    upstream.add_fault(Canned(body, 200), verb="ListRecords", times=None)
+    summary = harvest_source(engine, "agg", options())
+    assert (summary.status, summary.new) == ("complete", 1)
+    [said] = [w for w in summary.warnings if "provenance" in w]
+    assert said.startswith("a record of the page carried an upstream provenance that is not valid, left out of "
+                           "what we serve (the first: oai:r2.org:klik001: the upstream provenance was not valid")
+    about = stored(engine, "agg")["oai:r2.org:klik001"].about["oai_dc"]
+    assert provenance.validate(about) is None and b"yesterday" not in about and b"http://the.oa.org" not in about
