@@ -339,10 +339,20 @@ class _Run:
                 page, preparing = ahead.get()
             except UpstreamOAIError as exc:
                 if exc.code == "noRecordsMatch":
-                    if self.token:
+                    size = self.complete_list_size
+                    short = bool(self.token) and size is not None and self.cursor < size
+                    if short:
+                        # what it did not send is older than this run: a window moved past it would never
+                        # ask for it again (a review found the run "complete" and the records lost)
+                        since = f"from {self.from_date}" if self.from_date else "from the start"
+                        self._note(f"the source answered noRecordsMatch to a resumptionToken after {self.cursor} "
+                                   f"of the {size} records it announced; the list is taken as ended, and the next "
+                                   f"incremental run lists again {since}, for what it did not send")
+                    elif self.token:
                         self._note("the source answered noRecordsMatch to a resumptionToken; "
                                    "the list is taken as ended")
-                    self._write(None, ([], [], []), final=True, response_date=exc.response_date)
+                    self._write(None, ([], [], []), final=True, response_date=exc.response_date,
+                                keep_window=short)
                     return True
                 if exc.code == "badResumptionToken" and self.token:
                     self._relist(exc)
@@ -377,7 +387,7 @@ class _Run:
     # -- one page, one transaction --
 
     def _write(self, page: Page | None, prepared: tuple, *, final: bool, next_token: str | None = None,
-               response_date: str | None = None) -> None:
+               response_date: str | None = None, keep_window: bool = False) -> None:
         ready, rejected, notes = prepared
         broken = list(page.broken if page else ()) + rejected
         listed_before = self._listed_again(page) if page is not None else frozenset()
@@ -414,15 +424,17 @@ class _Run:
             # already seen once more, which are not more records ("140 of 100" it said)
             counts["seen"] = max(run.seen, cursor)
             if final and size is not None and size != cursor:
+                fewer = (f"fewer: if records are missing, `oai harvest {self.source.name} --full` fetches them"
+                         if cursor < size else "more")
                 warnings.append(f"the source announced completeListSize={size} but sent {cursor} records "
-                                f"in this list ({'fewer' if cursor < size else 'more'})")
+                                f"in this list ({fewer})")
             kept = self._merge_warnings(run.warnings, warnings)
             if repeated > self.repeated:
                 kept = _first(kept, self._shift_warning(repeated))
             conn.execute(_RUN_UPDATE, {"run_id": self.run_id, "pages": pages, "response_date": listed_at,
                                        "complete_list_size": size, "warnings": kept, **counts})
             if final:
-                self._complete(s, s.get(HarvestRun, self.run_id), now)
+                self._complete(s, s.get(HarvestRun, self.run_id), now, keep_window=keep_window)
             else:
                 moved = conn.execute(_CHECKPOINT_UPDATE, {
                     "of_source": self.source.id, "resumption_token": next_token, "cursor": cursor,
@@ -480,7 +492,9 @@ class _Run:
                 "moves or goes away ahead of the page asked for, and never lists one added there); "
                 f"`oai harvest {self.source.name} --full` fetches them")
 
-    def _complete(self, s, run: HarvestRun, now: datetime) -> None:  # noqa: ANN001
+    def _complete(self, s, run: HarvestRun, now: datetime, *, keep_window: bool = False) -> None:  # noqa: ANN001
+        """The run is done: the next incremental window starts where this list was taken, unless
+        `keep_window` (a list cut short: the next run asks again from where this one began)."""
         run.status, run.ended = "complete", now
         src = s.get(Source, self.source.id)
         # The next incremental window starts at the upstream's clock (lacking it, the old start), but never
@@ -494,7 +508,8 @@ class _Run:
                          "incremental run asks from our clock instead")
                 run.warnings = self._merge_warnings(run.warnings, [ahead])
             listed = started
-        src.last_complete_response_date = listed
+        if not keep_window:
+            src.last_complete_response_date = listed
         if self.granularity != src.granularity:
             src.granularity = self.granularity
         src.next_due = now + timedelta(seconds=src.every_seconds) if src.every_seconds else None

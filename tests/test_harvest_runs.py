@@ -143,6 +143,31 @@ def test_a_deletion_whose_header_lists_no_sets_stays_in_the_records_sets(engine,
     assert (again.updated, again.deleted) == (0, 0) and stored(engine, "up") == after
 
 
+def test_a_list_cut_short_by_no_records_match_keeps_the_incremental_window(engine, up) -> None:  # noqa: ANN001
+    """noRecordsMatch to a resumptionToken, well short of the completeListSize announced: the run keeps what came,
+    but the next incremental run asks from the same date again (a review found the window moved past what the
+    list never sent, lost until a --full run)."""
+    add(engine, "up", up.base_url)
+    harvest_source(engine, "up", options())
+    window = "2025-01-01T00:00:00Z"  # as if harvested then: the runs below are within a second of it otherwise
+    with transaction(engine) as s:
+        s.execute(update(Source).values(last_complete_response_date=window))
+    for i in range(1, 26):
+        up.repo.update(f"oai:upstream.test:{i}", title=f"changed {i}")
+    up.add_fault(faults.OAIErrorReply("noRecordsMatch"), page=2, verb="ListRecords")
+    short = harvest_source(engine, "up", options())
+    assert (short.status, short.updated) == ("complete", 10)
+    assert any("noRecordsMatch to a resumptionToken after 10 of the 25 records it announced" in w
+               and "the next incremental run lists again from" in w for w in short.warnings), short.warnings
+    with transaction(engine) as s:
+        assert s.query(Source.last_complete_response_date).filter_by(name="up").scalar() == window
+    again = harvest_source(engine, "up", options())
+    assert (again.status, again.updated, again.unchanged) == ("complete", 15, 10)
+    assert all(dc_values(r.metadata["oai_dc"])[0].startswith("changed") for r in stored(engine, "up").values())
+    with transaction(engine) as s:
+        assert s.query(Source.last_complete_response_date).filter_by(name="up").scalar() > window
+
+
 def test_a_record_committed_after_the_datestamp_it_carries_is_still_harvested(engine, up) -> None:  # noqa: ANN001
     """An outside audit of a deployment: a record whose datestamp was taken before a list was served, but
     committed after it (a write waiting on a lock, a writer's clock behind), was not in that list, and a next
