@@ -102,7 +102,7 @@ def test_responses_that_are_no_oai_pmh_are_errors_to_retry(body: bytes, message:
 def test_entity_declarations_are_refused_for_good() -> None:
     body = (b'<?xml version="1.0"?><!DOCTYPE OAI-PMH [<!ENTITY a "aaaaaaaa">]>'
             + page_bytes().split(b"?>", 1)[1])
-    with pytest.raises(PageError, match="DTD") as info:
+    with pytest.raises(PageError, match="carries a DOCTYPE") as info:
         read_page(body, "ListRecords")
     assert not info.value.retry
 
@@ -256,6 +256,9 @@ def test_a_deleted_record_needs_no_metadata() -> None:
 @pytest.mark.parametrize("doctype", [
     b'<!DOCTYPE OAI-PMH SYSTEM "a>b" [<!ENTITY del "deleted">]>',  # a '>' inside the system literal
     b'<!-- <OAI-PMH --><!DOCTYPE OAI-PMH [<!ENTITY del "deleted">]>',  # a comment that looks like the root
+    # an attribute default, which lxml does not list, behind a comment that hides the DOCTYPE from a byte scan
+    b'<!-- <OAI-PMH --><!DOCTYPE OAI-PMH SYSTEM "a>b" [<!ATTLIST header status CDATA "deleted">]>',
+    b"<!DOCTYPE OAI-PMH>",  # bare: refused all the same, and said as it is (a review found "with declarations")
 ])
 def test_declarations_are_refused_however_the_doctype_is_disguised(doctype: bytes) -> None:
     """Found by an outside audit: libxml2 replaces entities a subset declares in attribute values even
@@ -264,7 +267,7 @@ def test_declarations_are_refused_however_the_doctype_is_disguised(doctype: byte
             b"<responseDate>2020-01-01T00:00:00Z</responseDate><request>http://127.0.0.1/oai</request>"
             b'<ListRecords><record><header status="&del;"><identifier>oai:x:1</identifier>'
             b"<datestamp>2020-01-01</datestamp></header></record></ListRecords></OAI-PMH>")
-    with pytest.raises(PageError, match="DTD with declarations"):
+    with pytest.raises(PageError, match="carries a DOCTYPE"):
         read_page(body, "ListRecords")
 
 
@@ -293,17 +296,4 @@ def test_a_response_to_another_request_is_not_an_empty_answer() -> None:
     for verb, page in (("ListMetadataFormats", identify), ("ListRecords", identify), ("ListRecords", commented)):
         with pytest.raises(PageError, match=f"holds neither {verb} nor an error \\(it holds Identify\\)") as info:
             read_page(page, verb)
-        assert not info.value.retry
-
-
-@pytest.mark.parametrize("doctype", [b"<!DOCTYPE OAI-PMH>", b'<!DOCTYPE OAI-PMH SYSTEM "oai.dtd">'])
-def test_a_doctype_that_declares_nothing_is_read(doctype: bytes) -> None:
-    """A review found any DOCTYPE refused as "a DTD with declarations"; one that declares nothing is harmless
-    (no DTD is ever loaded), but an entity of the DTD it names is refused, not dropped from the text."""
-    body = b'<?xml version="1.0"?>' + doctype + page_bytes().split(b"?>", 1)[1]
-    assert len(read_page(body, "ListRecords").records) == 5
-    if b"SYSTEM" in doctype:
-        named = body.replace(b"<identifier>oai:", b"<identifier>&eacute;oai:", 1)
-        with pytest.raises(PageError, match="uses the entity &eacute;") as info:
-            read_page(named, "ListRecords")
         assert not info.value.retry
