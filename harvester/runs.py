@@ -211,6 +211,8 @@ class _Run:
                     self._note(f"deletion check not finished: {exc}")
             status, error = "complete", None
         except (Stopped, LeaseLost) as exc:
+            if isinstance(exc, LeaseLost):  # (found at a page write, not by the renewing thread)
+                self.lease.lost.set()
             status, error = "interrupted", str(exc)
         except OverrunListError as exc:  # a count that was wrong: the next run resumes, and may well finish
             status, error = "failed", str(exc)
@@ -664,8 +666,13 @@ class _Run:
         unwritten = self.fetch_notes[self.fetch_notes_written:]
         with transaction(self.engine) as s:
             run = s.get(HarvestRun, self.run_id)
+            if run is None:  # the source was removed, its history with it, while this run stalled past its lease
+                error = f"the source was removed meanwhile: {error}" if error else "the source was removed meanwhile"
+                run = HarvestRun(id=self.run_id, status=status, full=self.options.full, pages=self.pages, seen=0, new=0,
+                                 updated=0, unchanged=0, deleted=0, quarantined=0, error=error, worker=None,
+                                 complete_list_size=self.complete_list_size)  # not added: a summary only
             # after a takeover, whoever took the source over may have resumed this very run: theirs now
-            ours = not (self.lease.lost.is_set() and run.worker != self.owner)
+            ours = run.worker == self.owner
             if ours and unwritten:
                 run.warnings = self._merge_warnings(run.warnings, unwritten)
                 for w in unwritten:

@@ -12,8 +12,9 @@ from harvester import leases
 from harvester.dates import utcnow
 from harvester.errors import LeaseTaken
 from harvester.runs import harvest_source
+from harvester.sources import remove_source
 from oai.store.engine import transaction
-from oai.store.models import Source
+from oai.store.models import HarvestRun, Source
 from upstream import sample_records
 from upstream.fixtures import upstream  # noqa: F401  (fixture)
 
@@ -72,3 +73,34 @@ def test_a_run_whose_lease_is_taken_over_stops_before_writing_more(engine, src) 
     assert summary.pages == 1 and len(stored(engine, "up")) == 10
     with transaction(engine) as s:
         assert s.get(Source, src.id).lease_owner == "elsewhere:1:zzz"  # not released: not ours
+
+
+def test_a_run_taken_over_is_left_to_whoever_resumed_it(engine, src) -> None:  # noqa: ANN001
+    """A review: the run that found its lease gone at a page write marked the run interrupted, though the
+    harvest that took the source over had resumed that very run and was writing it."""
+    def take_over_and_resume(progress) -> None:  # noqa: ANN001
+        if progress.pages == 1:
+            hold(engine, "elsewhere:1:zzz", 300)
+            with transaction(engine) as s:
+                s.execute(update(HarvestRun).values(worker="elsewhere:1:zzz"))
+
+    summary = harvest_source(engine, "up", options(), on_progress=take_over_and_resume)
+    assert summary.status == "interrupted" and "lease" in summary.error
+    with transaction(engine) as s:
+        run = s.get(HarvestRun, summary.run_id)
+        assert (run.status, run.worker, run.ended, run.error) == ("running", "elsewhere:1:zzz", None, None)
+
+
+def test_a_stalled_run_whose_source_was_removed_ends_with_the_reason(engine, src) -> None:  # noqa: ANN001
+    """Its lease lapsed (a frozen process), the source was removed with its run history meanwhile: the run
+    ends with the reason, not a traceback, and writes nothing more."""
+    def lapse_then_remove(progress) -> None:  # noqa: ANN001
+        if progress.pages == 1:
+            hold(engine, "whoever", -1)
+            remove_source(engine, "up", "keep")
+
+    summary = harvest_source(engine, "up", options(), on_progress=lapse_then_remove)
+    assert summary.status == "interrupted" and "removed" in summary.error
+    with transaction(engine) as s:
+        assert s.query(HarvestRun).count() == 0 and s.query(Source).count() == 0
+    assert len(stored(engine)) == 10  # the first page's records, kept as asked
