@@ -496,7 +496,7 @@ class _Run:
 
     def _complete(self, s, run: HarvestRun, now: datetime, *, keep_window: bool = False) -> None:  # noqa: ANN001
         """The run is done: the next incremental window starts where this list was taken, unless
-        `keep_window` (a list cut short: the next run asks again from where this one began)."""
+        `keep_window` (a list cut short: the next run asks again from where this one began, or all again)."""
         run.status, run.ended = "complete", now
         src = s.get(Source, self.source.id)
         # The next incremental window starts at the upstream's clock (lacking it, the old start), but never
@@ -512,6 +512,8 @@ class _Run:
             listed = started
         if not keep_window:
             src.last_complete_response_date = listed
+        elif self.from_date is None:  # a full list cut short: the next run lists everything again
+            src.last_complete_response_date = None
         if self.granularity != src.granularity:
             src.granularity = self.granularity
         src.next_due = now + timedelta(seconds=src.every_seconds) if src.every_seconds else None

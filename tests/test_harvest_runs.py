@@ -167,6 +167,11 @@ def test_a_list_cut_short_by_no_records_match_keeps_the_incremental_window(engin
     assert all(dc_values(r.metadata["oai_dc"])[0].startswith("changed") for r in stored(engine, "up").values())
     with transaction(engine) as s:
         assert s.query(Source.last_complete_response_date).filter_by(name="up").scalar() > window
+    up.add_fault(faults.OAIErrorReply("noRecordsMatch"), page=2, verb="ListRecords")
+    assert harvest_source(engine, "up", options(full=True)).status == "complete"  # a full list cut short
+    up.reset_log()
+    assert harvest_source(engine, "up", options()).status == "complete"
+    assert "from" not in listed(up)[0]  # the next run lists everything again, not from the old window
 
 
 def test_a_record_committed_after_the_datestamp_it_carries_is_still_harvested(engine, up) -> None:  # noqa: ANN001
