@@ -14,7 +14,7 @@ from harvest_fixtures import MarcRepository, detach_logs, sqlite_only
 from oai.cli import main
 from oai.store.engine import transaction
 from oai.store.models import OAISet, Source
-from upstream import faults, sample_records
+from upstream import SyntheticRepository, faults, sample_records
 from upstream.fixtures import upstream, upstream_factory  # noqa: F401  (fixtures)
 from upstream.protocol import oai as oai_element
 
@@ -116,6 +116,13 @@ def test_a_source_is_pointed_at_a_new_base_url(oai, up, upstream_factory) -> Non
     again = oai("harvest", "up")  # incremental, as before: the repository moved, its records did not change
     assert again.exit_code == 0 and "up: run #2 complete" in again.stderr, again.stderr
     assert [q.get("from") is not None for q in other.requests if q.get("verb") == "ListRecords"] == [True]
+    # a move to an endpoint that keeps no deletions warns, unless the same command turns the check on
+    keeps_none = upstream_factory(SyntheticRepository(sample_records(3), deleted_record="no")).base_url
+    warned = oai("source", "edit", "up", "--base-url", keeps_none)
+    assert warned.exit_code == 0 and "`oai source edit up --detect-deletions` to notice them" in warned.stderr
+    keeps_none = upstream_factory(SyntheticRepository(sample_records(3), deleted_record="no")).base_url
+    quiet = oai("source", "edit", "up", "--base-url", keeps_none, "--detect-deletions")
+    assert quiet.exit_code == 0 and "deletions" not in quiet.stderr and "detect deletions yes" in quiet.output
 
 
 @sqlite_only

@@ -257,8 +257,8 @@ def _list(req: OAIRequest, ctx: Context, with_metadata: bool) -> ListResult:
     if not items and after is not None:
         # Every record left changed since the token was issued and left the list (past the request's
         # `until`, out of its set). The list must still end, with an empty token, on a page that is not
-        # empty (3.5 and the schema): it ends with the last record of the page before, again, if that
-        # one is still in it. Re-serving a record is harmless to a harvester; an error ends its harvest.
+        # empty (3.5 and the schema): it ends with the last record it served that is still in it, again.
+        # Re-serving a record is harmless to a harvester; an error ends its harvest.
         last = queries.last_row_through(ctx.session, query, through=after, with_metadata=with_metadata)
         items = [last] if last is not None else []
     if not items:
