@@ -182,6 +182,7 @@ class _Run:
         self.started = time.monotonic()
         self.seen_tokens: set[str] = set()
         self.listed = ListedIdentifiers()  # this process's part of the run: a resumed run starts afresh
+        self.last_listed: str | None = None  # the last identifier of the page before
         self.repeated = 0  # identifiers the run was listed on more than one page
         self.relists = 0
         self.endless = EndlessList()
@@ -392,7 +393,7 @@ class _Run:
                response_date: str | None = None, keep_window: bool = False) -> None:
         ready, rejected, notes = prepared
         broken = list(page.broken if page else ()) + rejected
-        listed_before = self._listed_again(page) if page is not None else frozenset()
+        listed_before = self._listed_again(page, final) if page is not None else frozenset()
         repeated = self.repeated + len(listed_before)
         fetch_notes = self.fetch_notes[self.fetch_notes_written:]
         with transaction(self.engine) as s:
@@ -464,11 +465,17 @@ class _Run:
             self.on_progress(Progress(self.source.name, self.run_id, self.pages, seen, self.complete_list_size,
                                       time.monotonic() - self.started, *summary[3:]))
 
-    def _listed_again(self, page: Page) -> frozenset[str]:
+    def _listed_again(self, page: Page, final: bool) -> frozenset[str]:
         """The page's (upstream) identifiers that earlier pages of this list held. Remembered before the page is
         committed: a page whose write fails ends the run (and its _Run)."""
-        return frozenset(self.listed.again([r.header.identifier for r in page.records]
-                                           + [b.identifier for b in page.broken if b.identifier]))
+        identifiers = [r.header.identifier for r in page.records] + [b.identifier for b in page.broken if b.identifier]
+        again = frozenset(self.listed.again(identifiers))
+        previous, self.last_listed = self.last_listed, identifiers[-1] if identifiers else self.last_listed
+        if final and again and set(identifiers) == {previous}:
+            # The last page holds only the record that ended the page before: a server whose list lost every
+            # record it had left (changed past the list's `until`, out of its set) ends it so, ours does. No shift.
+            return frozenset()
+        return again
 
     def _notice_redirect(self) -> None:
         """A source that redirects to another host is said once a run, on the run: it may have moved."""
