@@ -53,7 +53,7 @@ def fetch(
     *,
     method: str = "GET",
     body: bytes | None = None,
-    headers: Mapping[str, str] | None = None,
+    headers: Mapping[str, str | None] | None = None,
 ) -> Reply:
     """One raw HTTP/1.1 exchange: the request target is sent byte for byte, nothing is decoded."""
     if isinstance(target, str):
@@ -63,7 +63,7 @@ def fetch(
     extra = dict(headers or {})
     if body is not None:
         extra.setdefault("Content-Length", str(len(body)))
-    lines += [f"{k}: {v}".encode("latin-1") for k, v in extra.items()]
+    lines += [f"{k}: {v}".encode("latin-1") for k, v in extra.items() if v is not None]  # None: not sent
     with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
         sock.sendall(b"\r\n".join(lines) + b"\r\n\r\n" + (body or b""))
         response = http.client.HTTPResponse(sock, method=method)

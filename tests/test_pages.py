@@ -74,3 +74,17 @@ def test_sitemap_is_valid_and_lists_landing_pages(engine, live_server) -> None:
     assert len(urls) == 6 and f"{server.root}/record/{SEED_ID}" in urls
     for url in urls:
         assert requests.get(url, timeout=10).status_code == 200
+
+
+def test_pages_past_the_records_are_not_found_not_server_errors(engine, live_server) -> None:
+    """A review found 500s (with a traceback logged) for a sitemap page past what a database integer holds, and
+    on PostgreSQL for a landing page asked with a NUL in it."""
+    load(engine, [str(SEED)], repository_identifier="example.org")
+    server = live_server()
+    for target in ("/sitemap/1.xml", "/sitemap/184467440737095.xml", "/sitemap/99999999999999999999999.xml",
+                   "/record/%00", "/record/a%00b", "/record/nothing-here"):
+        reply = requests.get(f"{server.root}{target}", timeout=10)
+        assert reply.status_code == 404, target
+        assert reply.headers["X-Content-Type-Options"] == "nosniff"
+    landing = requests.get(f"{server.root}/record/{SEED_ID}", timeout=10)
+    assert landing.status_code == 200 and "style-src 'self' 'unsafe-inline'" in landing.headers["Content-Security-Policy"]

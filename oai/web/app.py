@@ -261,6 +261,14 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
         return Response("The repository's database is unavailable for a moment; retry later.\n", status=503,
                         headers={"Retry-After": str(DATABASE_RETRY_AFTER)}, mimetype="text/plain")
 
+    @app.after_request
+    def security_headers(response: Response) -> Response:
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        if request.path == path:  # public metadata, no credentials: browser-based validators may read it
+            response.headers.setdefault("Access-Control-Allow-Origin", "*")
+        return response
+
     @app.get("/health")
     def health() -> Response:
         try:
@@ -281,6 +289,16 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
     return app
 
 
+# A harvested record in a format we do not know is served as it came, and may hold XHTML or SVG with scripts:
+# a browser showing the raw XML (the stylesheet off, or a browser without XSLT) must run none of them. 'self'
+# scripts, because Chromium counts loading the XSLT stylesheet as one; nosniff keeps our XML, JSON and HTML from
+# ever running as a script. Inline styles for the landing page's one <style>.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+                               "img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
 _PAGED = (["ListRecords"], ["ListIdentifiers"], ["ListSets"])
 # Answers that hold datestamps or begin a list, whose responseDate a harvester may ask `from` next time: they are
 # read only once every write stamped before their responseDate has committed (oai.store.fence). A resumed page
@@ -346,6 +364,8 @@ def _arguments() -> tuple[dict[str, list[str]], str | None]:
             return {}, "a POST request carries its arguments in the body, not the URL"
         try:
             raw = request.get_data(cache=False)
+            # a chunked body has no Content-Length to refuse up front: get_data stops at the limit, silently
+            request.stream.read(1)
         except RequestEntityTooLarge:
             return {}, f"the request body is larger than {current_app.config['MAX_CONTENT_LENGTH']} bytes"
     else:

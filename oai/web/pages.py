@@ -31,6 +31,8 @@ def landing_url(identifier: str) -> str:
 
 @pages.get("/record/<path:identifier>")
 def landing(identifier: str) -> str:
+    if "\x00" in identifier:  # no identifier holds one (PostgreSQL's text cannot), and asking would be a 500
+        abort(404)
     with _session() as session:
         rec = session.scalar(select(Record).where(Record.identifier == identifier))
         if rec is None:
@@ -66,6 +68,9 @@ def sitemap_index() -> Response:
 def sitemap_page(page: int) -> Response:
     lo, hi = page * SITEMAP_PAGE, (page + 1) * SITEMAP_PAGE
     with _session() as session:
+        # a page past the ids is not there (nor one past what a database integer holds: a 500 it was)
+        if page > 0 and lo >= (session.scalar(select(func.max(Record.id))) or 0):
+            abort(404)
         rows = session.execute(
             select(Record.identifier, Record.datestamp)
             .where(Record.id > lo, Record.id <= hi, Record.deleted.is_(False))
