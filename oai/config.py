@@ -39,6 +39,7 @@ class Config:
     stylesheet: bool = True
     max_request_bytes: int = 64 * 1024
     rate_limit_per_minute: int = 0  # 0 disables per-client flow control (503 Retry-After)
+    proxy_hops: int = 0  # reverse proxies in front that set X-Forwarded-For/-Proto (trusted for the client)
     lookahead: bool = True  # render the next page of a list while the harvester reads this one
     lookahead_dir: str | None = None  # None: a directory of this user in the system's temporary directory
     extra: Mapping[str, str] = field(default_factory=dict)
@@ -60,7 +61,8 @@ def _coerce(name: str, raw: object, current: object) -> object:
     if isinstance(current, tuple):
         items = raw if isinstance(raw, list | tuple) else str(raw).split(",")
         return tuple(str(i).strip() for i in items if str(i).strip())
-    if name.startswith("page_size") or name in ("token_ttl_hours", "max_request_bytes", "rate_limit_per_minute"):
+    if name.startswith("page_size") or name in ("token_ttl_hours", "max_request_bytes", "rate_limit_per_minute",
+                                                "proxy_hops"):
         try:
             return int(raw)  # type: ignore[arg-type]
         except (TypeError, ValueError):
@@ -117,6 +119,8 @@ def validate(cfg: Config) -> Config:
         raise ConfigError("secret_key must be at least 16 characters")
     if cfg.rate_limit_per_minute < 0:
         raise ConfigError(f"rate_limit_per_minute must be 0 (off) or more, not {cfg.rate_limit_per_minute}")
+    if not 0 <= cfg.proxy_hops <= 5:
+        raise ConfigError(f"proxy_hops must be the number of reverse proxies in front (0 to 5), not {cfg.proxy_hops}")
     if cfg.base_url is not None:
         parts = urlsplit(cfg.base_url)
         if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:

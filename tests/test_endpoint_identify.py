@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from endpoint_helpers import T0, X, dc_record, errors, get, request_attrs, stamp, write
+from endpoint_helpers import T0, X, dc_record, errors, fetch, get, path_of, request_attrs, stamp, write
 
 from oai.config import ConfigError
 from oai.store.engine import transaction
@@ -117,3 +117,22 @@ def test_the_site_root_sends_a_request_on_to_the_endpoint_with_its_arguments(eng
     assert reply.status == 302
     assert reply.header("Location").endswith("/oai?verb=ListMetadataFormats&identifier=oai%3Aexample.org%3A1")
     assert fetch(server, "/").header("Location").endswith("/oai?verb=Identify")
+
+
+def test_the_rate_limit_counts_each_client_behind_the_proxies_it_is_told_of(engine, live_server) -> None:
+    """A review: behind the shipped nginx every request came from nginx's address, so a rate limit was one
+    budget for the whole site. With proxy_hops the client the proxy names counts; without, the header is
+    not believed (a client could name anyone)."""
+    def ask(server, client: str) -> tuple[int, str | None]:  # noqa: ANN001
+        reply = fetch(server, f"{path_of(server)}?verb=Identify", headers={"X-Forwarded-For": client})
+        return reply.status, reply.header("Retry-After")
+
+    behind = live_server(rate_limit_per_minute=2, proxy_hops=1)
+    assert [ask(behind, "192.0.2.1")[0] for _ in range(3)] == [200, 200, 503]
+    status, retry = ask(behind, "192.0.2.1")
+    assert status == 503 and 1 <= int(retry) <= 61
+    assert [ask(behind, "192.0.2.2")[0] for _ in range(2)] == [200, 200]  # another client has its own budget
+    direct = live_server(rate_limit_per_minute=2)
+    assert [ask(direct, f"192.0.2.{i}")[0] for i in (1, 2, 3)] == [200, 200, 503]
+    with pytest.raises(ConfigError, match="proxy_hops"):
+        live_server(proxy_hops=9)

@@ -22,6 +22,7 @@ from sqlalchemy import exc as db_errors
 from sqlalchemy import select, text
 from sqlalchemy.engine import Engine
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from oai.config import Config, load_config
 from oai.formats.base import SCHEMAS_DIR
@@ -63,6 +64,8 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
     flow = FlowControl(cfg.rate_limit_per_minute)
 
     app = Flask(__name__, static_folder=None)
+    if cfg.proxy_hops:  # the client and scheme the proxies saw, not the proxy's own address (rate limits, URLs)
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=cfg.proxy_hops, x_proto=cfg.proxy_hops)  # type: ignore[method-assign]
     app.config["OAI"] = cfg
     app.config["MAX_CONTENT_LENGTH"] = cfg.max_request_bytes
     app.extensions["oai_engine"] = engine
@@ -181,9 +184,10 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
 
     @app.route(path, methods=["GET", "POST"])
     def endpoint() -> Response:
-        if not flow.allow(request.remote_addr or "-"):
+        wait = flow.wait(request.remote_addr or "-")  # behind proxies (proxy_hops), the client they name
+        if wait:
             return Response("Too many requests; retry later.\n", status=503,
-                            headers={"Retry-After": str(flow.retry_after)}, mimetype="text/plain")
+                            headers={"Retry-After": str(wait)}, mimetype="text/plain")
         if lookahead is None:
             return answer()
         with lookahead.serving():

@@ -13,13 +13,13 @@ class FlowControl:
     def __init__(self, per_minute: int, *, window: float = 60.0) -> None:
         self.per_minute = per_minute
         self.window = window
-        self.retry_after = int(window)
         self._seen: dict[str, deque[float]] = {}
         self._lock = threading.Lock()
 
-    def allow(self, client: str) -> bool:
+    def wait(self, client: str) -> int:
+        """0 when `client` may be answered now, else the seconds until it may (its own, for Retry-After)."""
         if self.per_minute <= 0:
-            return True
+            return 0
         now = time.monotonic()
         with self._lock:
             if len(self._seen) > 10_000:  # bound memory under many clients
@@ -28,7 +28,6 @@ class FlowControl:
             while hits and now - hits[0] > self.window:
                 hits.popleft()
             if len(hits) >= self.per_minute:
-                self.retry_after = max(1, int(self.window - (now - hits[0])) + 1)
-                return False
+                return max(1, int(self.window - (now - hits[0])) + 1)
             hits.append(now)
-            return True
+            return 0
