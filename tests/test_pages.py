@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from urllib.parse import quote
 from pathlib import Path
 
 import requests
@@ -88,3 +89,38 @@ def test_pages_past_the_records_are_not_found_not_server_errors(engine, live_ser
         assert reply.headers["X-Content-Type-Options"] == "nosniff"
     landing = requests.get(f"{server.root}/record/{SEED_ID}", timeout=10)
     assert landing.status_code == 200 and "style-src 'self' 'unsafe-inline'" in landing.headers["Content-Security-Policy"]
+
+
+def test_a_landing_url_is_not_rewritten_into_another_records(engine, live_server) -> None:
+    """A review: an identifier with `..`, `.` or empty path segments (harvested with --keep-identifiers) made a
+    sitemap URL that a browser or crawler normalises into another record's page, or into none."""
+    from oai.store.records import RecordIn, upsert_records
+
+    from endpoint_helpers import dc_bytes
+
+    identifiers = ["oai:x:b", "oai:x:a/../oai:x:b", "oai:x:a/./b", "oai:x:a//b", "/oai:x:c", "oai:x:10.1/2"]
+    with transaction(engine) as s:
+        upsert_records(s, [RecordIn(i, {"oai_dc": dc_bytes(f"Title of {i}", i)}) for i in identifiers])
+    server = live_server()
+    page = etree.fromstring(requests.get(f"{server.root}/sitemap/0.xml", timeout=10).content)
+    locs = [u.text for u in page.iter("{http://www.sitemaps.org/schemas/sitemap/0.9}loc")]
+    assert f"{server.root}/record/oai:x:10.1/2" in locs  # a DOI's slash kept where nothing rewrites it
+    for loc in locs:  # requests (urllib3) removes dot segments, as browsers do
+        reply = requests.get(loc, timeout=10)
+        assert reply.status_code == 200, loc
+        shown = re.search(r"OAI identifier (.*?) ·", reply.text)[1]
+        assert shown.replace("&#34;", '"') in identifiers and loc.endswith(
+            quote(shown, safe=":@!$&()*+,;=" + ("" if "%2F" in loc else "/"))), loc
+
+
+def test_pages_are_named_at_the_configured_base_url(engine, live_server) -> None:
+    """A review: behind a proxy the sitemap listed the internal host's http:// URLs, which crawlers reject
+    (a sitemap's URLs must be on its own site), while OAI responses used OAI_BASE_URL."""
+    load(engine, [str(SEED)], repository_identifier="example.org")
+    server = live_server(base_url="https://repository.example.org/oai")
+    index = requests.get(f"{server.root}/sitemap.xml", timeout=10).text
+    assert "<loc>https://repository.example.org/sitemap/0.xml</loc>" in index
+    page = requests.get(f"{server.root}/sitemap/0.xml", timeout=10).text
+    assert f"<loc>https://repository.example.org/record/{SEED_ID}</loc>" in page
+    landing = requests.get(f"{server.root}/record/{SEED_ID}", timeout=10).text
+    assert 'href="https://repository.example.org/oai?verb=GetRecord&amp;metadataPrefix=oai_dc' in landing

@@ -39,7 +39,7 @@ from oai.store.models import ForeignFormat
 from oai.store.settings import shared_secret
 from oai.web.flow import FlowControl
 from oai.web.lookahead import LatestWrite, LookAhead, Rendered, default_directory
-from oai.web.pages import pages
+from oai.web.pages import IdentifierConverter, pages
 
 log = logging.getLogger("oai.web")
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -70,6 +70,8 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = cfg.max_request_bytes
     app.extensions["oai_engine"] = engine
     app.extensions["oai_sessions"] = sessions
+    app.url_map.merge_slashes = False  # an identifier may hold '//' or begin with '/' (its landing page URL)
+    app.url_map.converters["identifier"] = IdentifierConverter
     app.register_blueprint(pages)
     path = cfg.endpoint_path
 
@@ -93,6 +95,7 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
             return f"{parts.scheme}://{parts.netloc}"
         return request.host_url.rstrip("/")
 
+    app.extensions["oai_site_root"] = site_root
     # Built once per base URL (and formats per host and set of foreign formats), not per request.
     # Both come from the request's Host when not configured, so the caches are kept small.
     repositories: dict[str, Repository] = {}

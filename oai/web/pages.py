@@ -8,8 +8,9 @@ from __future__ import annotations
 import json
 from urllib.parse import quote
 
-from flask import Blueprint, Response, abort, current_app, render_template, request, url_for
+from flask import Blueprint, Response, abort, current_app, render_template, url_for
 from sqlalchemy import func, select
+from werkzeug.routing import PathConverter
 from sqlalchemy.orm import Session
 
 from oai.protocol.dates import format_datestamp
@@ -25,11 +26,30 @@ def _session() -> Session:
     return current_app.extensions["oai_sessions"]()
 
 
+def _site_root() -> str:
+    """Where the site is seen from outside: the configured baseURL's, else the host asked (see create_app)."""
+    return current_app.extensions["oai_site_root"]()
+
+
 def landing_url(identifier: str) -> str:
-    return url_for("pages.landing", identifier=identifier, _external=True)
+    """The identifier's '/'s are kept (a DOI's), unless a browser or crawler would rewrite the path they make:
+    `a/../b` is another record's URL to it, `a//b` or `/a` another path (a review found a harvested identifier
+    could point its sitemap entry at someone else's page). Then they are escaped as well."""
+    normalised = any(part in ("", ".", "..") for part in identifier.split("/")) and "/" in identifier
+    return f"{_site_root()}/record/{quote(identifier, safe=_PATH_SAFE if normalised else _PATH_SAFE + '/')}"
 
 
-@pages.get("/record/<path:identifier>")
+_PATH_SAFE = ":@!$&()*+,;="
+
+
+class IdentifierConverter(PathConverter):
+    """A path that may begin with '/' or hold '//' (an identifier's, escaped in its URL as %2F)."""
+
+    regex = ".+?"
+    part_isolating = False
+
+
+@pages.get("/record/<identifier:identifier>")
 def landing(identifier: str) -> str:
     if "\x00" in identifier:  # no identifier holds one (PostgreSQL's text cannot), and asking would be a 500
         abort(404)
@@ -39,7 +59,7 @@ def landing(identifier: str) -> str:
             abort(404)
         citation = json.loads(rec.citation) if rec.citation else {}
         endpoint = current_app.config["OAI"].endpoint_path
-        oai_url = f"{request.host_url.rstrip('/')}{endpoint}?verb=GetRecord&metadataPrefix=oai_dc&identifier={quote(identifier, safe='')}"
+        oai_url = f"{_site_root()}{endpoint}?verb=GetRecord&metadataPrefix=oai_dc&identifier={quote(identifier, safe='')}"
         return render_template("landing.html", record=rec, c=citation, oai_url=oai_url,
                                datestamp=format_datestamp(rec.datestamp))
 
@@ -58,7 +78,7 @@ def sitemap_index() -> Response:
     with _session() as session:
         max_id = session.scalar(select(func.max(Record.id))) or 0
     parts = [
-        f"<sitemap><loc>{_esc(url_for('pages.sitemap_page', page=p, _external=True))}</loc></sitemap>"
+        f"<sitemap><loc>{_esc(_site_root() + url_for('pages.sitemap_page', page=p))}</loc></sitemap>"
         for p in range(max_id // SITEMAP_PAGE + 1)
     ]
     return _xml(f'<sitemapindex xmlns="{SITEMAP_NS}">' + "".join(parts) + "</sitemapindex>\n")
