@@ -122,3 +122,24 @@ def test_a_database_error_that_is_a_bug_stays_a_500(database_url, engine, live_s
     reply = fetch(server, f"{path_of(server)}?verb=ListIdentifiers&metadataPrefix=oai_dc")
     assert reply.status == 500 and reply.header("Retry-After") is None, (reply.status, reply.body[:300])
     assert b"Traceback" not in reply.body and b"set_specs" not in reply.body
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_read_only_store_without_a_secret_says_what_to_do(database_url: str, engine, live_server) -> None:  # noqa: ANN001
+    """An outside operations review: a server on a store it may only read, which held no token secret yet,
+    stopped with a traceback whose statement carried the secret it had made. One line, saying what to do."""
+    from sqlalchemy import delete
+
+    from oai.store.engine import SchemaError
+    from oai.store.models import Setting
+    from oai.web.app import create_app
+
+    with engine.begin() as conn:
+        conn.execute(delete(Setting))
+    read_only = f"sqlite:///file:{make_url(database_url).database}?mode=ro&uri=true"
+    with pytest.raises(SchemaError, match=r"holds no token secret yet and this process cannot write one \(attempt "
+                                          r"to write a readonly database\): set OAI_SECRET_KEY") as info:
+        create_app({"database_url": read_only})
+    assert "INSERT" not in str(info.value)
+    server = live_server(database_url=read_only, secret_key="a secret of sixteen characters or more")
+    _, root = get(server, verb="Identify")  # served, as the README says of a store it cannot write
