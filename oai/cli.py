@@ -28,13 +28,13 @@ def _engine(ctx: click.Context, *, check: bool = True):  # noqa: ANN202
         cfg = load_config()
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
-    engine = make_engine(ctx.obj.get("database") or cfg.database_url)
-    ctx.call_on_close(engine.dispose)  # its connections closed when the command ends (a PostgreSQL one too)
-    if check:
-        try:
-            store_engine.check_schema(engine)
-        except SchemaError as exc:
-            raise click.ClickException(str(exc)) from None
+    try:
+        engine = make_engine(ctx.obj.get("database") or cfg.database_url)
+        ctx.call_on_close(engine.dispose)  # its connections closed when the command ends (a PostgreSQL one too)
+        # the commands that make the schema only need to reach the database; the others, the schema of the code
+        (store_engine.check_schema if check else store_engine.reachable)(engine)
+    except SchemaError as exc:
+        raise click.ClickException(str(exc)) from None
     return engine
 
 
@@ -73,6 +73,10 @@ def db() -> None:
 def db_upgrade(ctx: click.Context, revision: str) -> None:
     """Create the schema or bring it up to date."""
     engine = _engine(ctx, check=False)
+    current = store_engine.current_revision(engine)
+    if current is not None and not store_engine.known_revision(current):
+        raise click.ClickException(f"the database is at schema revision {current}, newer than this code knows (its "
+                                   f"newest is {store_engine.head_revision()}): run the newer code's `oai db upgrade`")
     store_engine.upgrade(engine, revision)
     click.echo(f"schema at revision {store_engine.current_revision(engine)} "
                f"({engine.url.render_as_string(hide_password=True)})")

@@ -8,7 +8,7 @@ from datetime import datetime
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 
 from harvest_fixtures import MarcRepository, detach_logs, sqlite_only
 from oai.cli import main
@@ -379,7 +379,8 @@ def test_records_list_says_when_it_shows_only_the_newest(oai, up) -> None:  # no
     assert "of 12 records" not in oai("records", "list").output  # all of them: nothing to say
 
 
-@pytest.mark.parametrize("command", [("harvest", "worker"), ("source", "list"), ("records", "list")])
+@pytest.mark.parametrize("command", [("harvest", "worker"), ("source", "list"), ("records", "list"),
+                                     ("db", "upgrade"), ("db", "current"), ("demo", "--no-serve")])
 def test_an_unreachable_database_is_one_line_not_a_traceback(command: tuple[str, ...]) -> None:
     """An outside audit of a deployment: `oai harvest worker` against a database it cannot reach printed the
     driver's traceback. Every command now says which database and why, in one line (password hidden)."""
@@ -430,3 +431,24 @@ def test_values_too_long_for_the_store_are_refused_with_the_reason(oai, upstream
         assert result.exit_code == 1 and message in result.output, result.output
     result = oai("sets", "add", "s" * 600, "Too long")
     assert result.exit_code == 2 and "(600 characters) is not a setSpec we can keep" in result.output, result.output
+
+
+@pytest.mark.parametrize("url", ["nonsense", "foo://x/y", "mysql://someone@127.0.0.1/db"])
+def test_a_database_url_we_cannot_use_is_one_line(url: str) -> None:
+    """An outside operations review: these were tracebacks (ArgumentError, NoSuchModuleError, no MySQLdb)."""
+    for command in (("records", "list"), ("db", "upgrade")):
+        result = CliRunner().invoke(main, ["--database", url, *command], env=FAST, catch_exceptions=True)
+        assert result.exit_code == 1 and isinstance(result.exception, SystemExit), (url, result.exception)
+        assert "Error: the database URL is not one we can use (sqlite:///FILE or postgresql://" in result.output
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_schema_newer_than_the_code_says_so(database_url: str, engine) -> None:  # noqa: ANN001
+    """An outside operations review: a store another node's newer code had upgraded was said to be "behind",
+    with `oai db upgrade` to run, which then failed with a traceback."""
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    for command in (("records", "list"), ("db", "upgrade")):
+        result = CliRunner().invoke(main, ["--database", database_url, *command], env=FAST, catch_exceptions=True)
+        assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.exception
+        assert "is at schema revision 9999, newer than this code knows" in result.output, result.output

@@ -61,12 +61,17 @@ def autocheckpoint_frames(page_size: int) -> int:
 def make_engine(url: str | None = None, *, writer: bool = True) -> Engine:
     """An engine; on SQLite: WAL, a busy timeout, foreign keys, and for writers `BEGIN IMMEDIATE` and a longer
     log before a commit checkpoints it (bulk writers have it checkpointed beside them: oai.store.checkpoints)."""
-    url = database_url(url)
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite":
-        # READ COMMITTED whatever the server's default: a reader's statements after the write fence (oai.store.fence)
-        # must see what committed while it waited, not a snapshot from before.
-        return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, isolation_level="READ COMMITTED")
+    try:
+        url = database_url(url)
+        parsed = make_url(url)
+        if parsed.get_backend_name() != "sqlite":
+            # READ COMMITTED whatever the server's default: a reader's statements after the write fence
+            # (oai.store.fence) must see what committed while it waited, not a snapshot from before.
+            return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10,
+                                 isolation_level="READ COMMITTED")
+    except (exc.ArgumentError, ImportError) as error:  # not a URL, an unknown dialect, a driver not installed
+        raise SchemaError(f"the database URL is not one we can use (sqlite:///FILE or postgresql://USER@HOST/DB): "
+                          f"{error}") from None
     if _names_a_file(parsed.database):
         # The file the engine opens, named absolutely (SQLAlchemy fixes it when the engine is made): whoever
         # reads engine.url later (the checkpoint thread, read-ahead's keys) names the same file after a chdir.
@@ -185,6 +190,25 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
+def reachable(engine: Engine) -> None:
+    """Connect once; raises SchemaError saying why not (for the commands that make the schema)."""
+    try:
+        current_revision(engine)
+    except (exc.OperationalError, exc.InterfaceError) as error:
+        where = engine.url.render_as_string(hide_password=True)
+        raise SchemaError(f"cannot reach the database {where}: {error_reason(error)}") from None
+
+
+def known_revision(revision: str) -> bool:
+    from alembic.script import ScriptDirectory
+    from alembic.util.exc import CommandError
+
+    try:
+        return ScriptDirectory(str(MIGRATIONS_DIR)).get_revision(revision) is not None
+    except CommandError:
+        return False
+
+
 def head_revision() -> str | None:
     from alembic.script import ScriptDirectory
 
@@ -214,6 +238,9 @@ def check_schema(engine: Engine) -> None:
         return
     if current is None:
         raise SchemaError(f"the database {where} has no schema yet: run `oai db upgrade`")
+    if not known_revision(current):  # another node's newer code upgraded it (a rolling deploy, a rollback)
+        raise SchemaError(f"the database {where} is at schema revision {current}, newer than this code knows "
+                          f"(its newest is {head}): run the newer code here, or downgrade the schema with it")
     raise SchemaError(
         f"the database {where} is at schema revision {current}, the code needs {head}: "
         "run `oai db upgrade`"
