@@ -29,7 +29,7 @@ from harvester.parse import Page, set_entries
 from harvester.prefetch import Prefetcher
 from harvester.sources import LIST_SETS_PAGES, SourceView, get_source
 from oai.store import checkpoints, fence
-from oai.store.engine import reading, transaction
+from oai.store.engine import database_unavailable, error_reason, reading, transaction
 from oai.store.models import HarvestCheckpoint, HarvestRun, Record, Source
 from oai.store.statistics import GrowthAnalyzer
 from oai.store.records import delete_record, source_sets
@@ -224,11 +224,32 @@ class _Run:
         except HarvestError as exc:
             status, error = "failed", str(exc)
         except Exception as exc:
-            self._finish("failed", f"internal error: {exc!r}")
-            raise
+            if not database_unavailable(exc):
+                self._finish("failed", f"internal error: {exc!r}")
+                raise
+            # a restart, a failover: what was written stays, the page in flight was not; the next run resumes
+            status, error = "interrupted", f"the database became unavailable: {error_reason(exc)}"
+            return self._finish_when_the_database_answers(status, error)
         finally:
             self.client.close()
         return self._finish(status, error)
+
+    def _finish_when_the_database_answers(self, status: str, error: str) -> RunSummary:
+        """Mark the run once the database answers again (within a lease's term), so that its history says why it
+        stopped and its lease is released, rather than showing it running until the lease lapses (an outside
+        operations review found it so, then blamed a process 'killed?')."""
+        deadline, delay = time.monotonic() + self.options.lease_seconds, 1.0
+        while True:
+            try:
+                return self._finish(status, error)
+            except Exception as exc:
+                if not database_unavailable(exc):
+                    raise
+                if time.monotonic() + delay > deadline or (self.stop is not None and self.stop.wait(delay)):
+                    raise HarvestError(f"{error}; the run could not be marked so, the next one says it") from None
+                if self.stop is None:
+                    time.sleep(delay)
+                delay = min(delay * 2, 30.0)
 
     def _start(self) -> None:
         """Resume the unfinished run of this source, or begin a new one with its checkpoint."""

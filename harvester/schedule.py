@@ -17,6 +17,7 @@ from sqlalchemy import Engine
 from harvester import leases
 from harvester.errors import HarvestError
 from harvester.runs import ProgressCallback, RunOptions, RunSummary, harvest_source
+from oai.store.engine import database_unavailable, error_reason
 
 log = logging.getLogger("harvester.schedule")
 _UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
@@ -94,8 +95,13 @@ def harvest_loop(engine: Engine, *, jobs: int, options: RunOptions, stop: thread
             except HarvestError as exc:
                 result = SlotResult(name, None, str(exc))
             except Exception as exc:  # noqa: BLE001 - one source's bug must not stop the worker
-                log.exception("harvest crashed", extra={"fields": {"event": "crash", "source": name}})
-                result = SlotResult(name, None, f"internal error: {exc!r}")
+                if database_unavailable(exc):  # said in one line: a traceback of the driver tells nothing more
+                    log.error("database unavailable", extra={"fields": {
+                        "event": "crash", "source": name, "error": error_reason(exc)}})
+                    result = SlotResult(name, None, f"the database is unavailable: {error_reason(exc)}")
+                else:
+                    log.exception("harvest crashed", extra={"fields": {"event": "crash", "source": name}})
+                    result = SlotResult(name, None, f"internal error: {exc!r}")
             with lock:
                 results.append(result)
             if on_result is not None:

@@ -104,3 +104,45 @@ def test_a_stalled_run_whose_source_was_removed_ends_with_the_reason(engine, src
     with transaction(engine) as s:
         assert s.query(HarvestRun).count() == 0 and s.query(Source).count() == 0
     assert len(stored(engine)) == 10  # the first page's records, kept as asked
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_database_outage_mid_run_is_said_on_the_run_and_frees_the_source(database_url: str, engine, src) -> None:  # noqa: ANN001
+    """An outside operations review: the database going away for a moment mid-run (a restart, a failover) left
+    the run "running" and the source leased until the lease lapsed, a 17 KB traceback in the log, and a later
+    run blaming a process "killed?". The run now waits for the database, says why it stopped, frees the source."""
+    import threading
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    from conftest import _postgres_admin_url
+
+    admin = create_engine(_postgres_admin_url(), isolation_level="AUTOCOMMIT")
+    name = make_url(database_url).database
+
+    def allow(yes: bool) -> None:
+        with admin.connect() as conn:
+            conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {"true" if yes else "false"}'))
+            if not yes:
+                conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                  "WHERE datname = :name AND pid <> pg_backend_pid()"), {"name": name})
+
+    def outage(progress) -> None:  # noqa: ANN001
+        if progress.pages == 1:
+            allow(False)
+            threading.Timer(3.0, allow, (True,)).start()
+
+    try:
+        summary = harvest_source(engine, "up", options(), on_progress=outage)
+    finally:
+        allow(True)
+        admin.dispose()
+    assert summary.status == "interrupted" and summary.error.startswith("the database became unavailable: ")
+    with transaction(engine) as s:
+        run = s.get(HarvestRun, summary.run_id)
+        assert (run.status, run.error) == ("interrupted", summary.error)
+        assert s.get(Source, src.id).lease_owner is None  # freed: the next run need not wait for it to lapse
+    again = harvest_source(engine, "up", options())
+    assert (again.run_id, again.status) == (summary.run_id, "complete") and len(stored(engine, "up")) == 25
+    assert any("it was interrupted" in w and "the database became unavailable" in w for w in again.warnings)

@@ -222,6 +222,29 @@ def error_reason(error: Exception) -> str:
     return lines[0] if lines else repr(error)
 
 
+# PostgreSQL SQLSTATEs of a server that cannot serve now: connection exceptions (class 08), too many connections
+# and other resource shortages (class 53), shutting down or starting up (57P01-57P03), a lock not granted in time
+# (55P03: lock_timeout). A statement cancelled (57014) is a 500 (a query that always times out is a bug, not
+# "later"), except in the write fence's wait, which says so itself (oai.store.fence).
+_UNAVAILABLE_STATES = ("08", "53", "57P01", "57P02", "57P03", "55P03")
+_UNAVAILABLE_SQLITE = ("database is locked", "unable to open database file", "disk i/o error")
+
+
+def database_unavailable(error: Exception) -> bool:
+    """Whether a database error means "not now" rather than a bug."""
+    if isinstance(error, (exc.TimeoutError, exc.InterfaceError)):
+        return True
+    if getattr(error, "connection_invalidated", False):
+        return True
+    orig = getattr(error, "orig", None)
+    state = getattr(orig, "sqlstate", None)
+    if state is not None:
+        return state.startswith(_UNAVAILABLE_STATES)
+    if type(orig).__module__.startswith("psycopg"):
+        return True  # no SQLSTATE: the connection itself failed (refused, reset, closed)
+    return str(orig or error).lower().startswith(_UNAVAILABLE_SQLITE)
+
+
 def check_schema(engine: Engine) -> None:
     """Refuse to run on a schema that is missing or behind; raises SchemaError."""
     path = sqlite_file(engine)

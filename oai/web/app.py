@@ -33,8 +33,8 @@ from oai.protocol.errors import BadArgument, OAIError
 from oai.protocol.tokens import TokenCodec
 from oai.protocol.verbs import VERBS, Context, FormatInfo, ListResult, RecordResult, Repository
 from oai.store import fence, queries
-from oai.store.engine import (check_schema, error_reason, make_engine, session_factory, single_statement_reader,
-                              sqlite_file)
+from oai.store.engine import (check_schema, database_unavailable, error_reason, make_engine, session_factory,
+                              single_statement_reader, sqlite_file)
 from oai.store.models import ForeignFormat
 from oai.store.settings import shared_secret
 from oai.web.flow import FlowControl
@@ -312,29 +312,6 @@ _PAGED = (["ListRecords"], ["ListIdentifiers"], ["ListSets"])
 # needs no wait: its list ends at the `until` its first page froze, and that page waited.
 _DATED = (["Identify"], ["GetRecord"], ["ListRecords"], ["ListIdentifiers"])
 _READ_AHEAD = ("ListRecords", "ListIdentifiers")  # the lists harvesters walk (sets are few)
-
-
-# PostgreSQL SQLSTATEs of a server that cannot serve now: connection exceptions (class 08), too many connections
-# and other resource shortages (class 53), shutting down or starting up (57P01-57P03), a lock not granted in time
-# (55P03: lock_timeout). A statement cancelled (57014) is a 500 (a query that always times out is a bug, not
-# "later"), except in the write fence's wait, which says so itself (oai.store.fence).
-_UNAVAILABLE_STATES = ("08", "53", "57P01", "57P02", "57P03", "55P03")
-_UNAVAILABLE_SQLITE = ("database is locked", "unable to open database file", "disk i/o error")
-
-
-def database_unavailable(exc: Exception) -> bool:
-    """Whether a database error means "not now" rather than a bug."""
-    if isinstance(exc, (db_errors.TimeoutError, db_errors.InterfaceError)):
-        return True
-    if getattr(exc, "connection_invalidated", False):
-        return True
-    orig = getattr(exc, "orig", None)
-    state = getattr(orig, "sqlstate", None)
-    if state is not None:
-        return state.startswith(_UNAVAILABLE_STATES)
-    if type(orig).__module__.startswith("psycopg"):
-        return True  # no SQLSTATE: the connection itself failed (refused, reset, closed)
-    return str(orig or exc).lower().startswith(_UNAVAILABLE_SQLITE)
 
 
 def _store_identity(engine: Engine) -> str:
