@@ -2,11 +2,38 @@
 
 import multiprocessing
 import os
+import sys
+
+
+def _count(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    if not raw.strip().isdigit() or int(raw) < 1:
+        sys.exit(f"Error: {name} must be a whole number, 1 or more, not {raw!r}")
+    return int(raw)
+
+
+def on_starting(server) -> None:  # noqa: ANN001, ARG001 - gunicorn's hook, in the master before any worker
+    """The settings and the store checked once: a bad setting, a database not reachable or not migrated is one
+    line and exit 1, not a traceback from every worker (an outside operations review)."""
+    from oai.config import ConfigError, load_config
+    from oai.store.engine import SchemaError, check_schema, make_engine
+
+    try:
+        engine = make_engine(load_config().database_url, writer=False)
+        try:
+            check_schema(engine)
+        finally:
+            engine.dispose()  # nothing of it crosses into the forked workers
+    except (ConfigError, SchemaError) as exc:
+        sys.exit(f"Error: {exc}")
+
 
 bind = os.environ.get("OAI_BIND", "127.0.0.1:8000")
-workers = int(os.environ.get("OAI_WORKERS", multiprocessing.cpu_count() * 2))
+workers = _count("OAI_WORKERS", multiprocessing.cpu_count() * 2)
 worker_class = "gthread"
-threads = int(os.environ.get("OAI_THREADS", 4))
+threads = _count("OAI_THREADS", 4)
 timeout = 120  # a page of 500 JATS records on a slow disk still fits
 graceful_timeout = 30
 keepalive = 5

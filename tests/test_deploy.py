@@ -47,3 +47,18 @@ def test_the_web_node_as_deployed_boots_serves_and_stops(database_url: str, tmp_
     text = log.read_text()
     assert code == 0, text
     assert "[ERROR]" not in text and "Traceback" not in text, text
+
+
+def test_a_bad_setting_stops_the_node_in_one_line(database_url: str, tmp_path: Path) -> None:
+    """An outside operations review: a bad OAI_* value or a database not reachable printed a 40-line traceback
+    from every worker; OAI_WORKERS=abc one from the config file. Now one line from the master, and exit 1."""
+    gunicorn = Path(sys.executable).parent / "gunicorn"
+    for setting, said in ((("OAI_WORKERS", "abc"), "Error: OAI_WORKERS must be a whole number, 1 or more, not 'abc'"),
+                          (("OAI_PAGE_SIZE", "0"), "Error: the page size for ListRecords must be between 1 and"),
+                          (("OAI_DATABASE_URL", "postgresql://nobody@127.0.0.1:9/x"), "Error: cannot reach the database")):
+        env = {**os.environ, "OAI_DATABASE_URL": database_url, "OAI_BIND": "127.0.0.1:0", "OAI_WORKERS": "1",
+               "HOME": "/proc", "OAI_SECRET_KEY": "deploy-test-secret-0123456789", setting[0]: setting[1]}
+        done = subprocess.run([str(gunicorn), "-c", str(REPO / "deploy/gunicorn.conf.py"), "oai:create_app()"],
+                              cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+        out = done.stdout + done.stderr
+        assert done.returncode == 1 and said in out and "Traceback" not in out, out
