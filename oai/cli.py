@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 from sqlalchemy import select
 
-from oai.config import ConfigError, load_config
+from oai.config import ConfigError, load_config, unknown_settings
 from oai.store import engine as store_engine
 from oai.store.engine import SchemaError, make_engine, transaction
 
@@ -28,6 +28,8 @@ def _engine(ctx: click.Context, *, check: bool = True):  # noqa: ANN202
         cfg = load_config()
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
+    for name in unknown_settings():
+        click.echo(f"warning: {name} is not a setting of ours, and is ignored (misspelt?)", err=True)
     try:
         engine = make_engine(ctx.obj.get("database") or cfg.database_url)
         ctx.call_on_close(engine.dispose)  # its connections closed when the command ends (a PostgreSQL one too)

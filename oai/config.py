@@ -70,6 +70,18 @@ def _coerce(name: str, raw: object, current: object) -> object:
     return None if raw is None else str(raw)
 
 
+# Read elsewhere: the config file's name, gunicorn's settings (deploy/gunicorn.conf.py), the tests' database;
+# OAI_HARVEST_* the harvester reads and checks itself.
+_READ_ELSEWHERE = {"OAI_CONFIG_FILE", "OAI_BIND", "OAI_WORKERS", "OAI_THREADS", "OAI_TEST_DATABASE_URL"}
+
+
+def unknown_settings(environ: Mapping[str, str] | None = None) -> list[str]:
+    """The OAI_* variables that name no setting: a misspelt one (OAI_PAGESIZE) would be ignored without a word."""
+    environ = os.environ if environ is None else environ
+    ours = {f"OAI_{f.name.upper()}" for f in fields(Config) if f.name != "extra"} | _READ_ELSEWHERE
+    return sorted(k for k in environ if k.startswith("OAI_") and k not in ours and not k.startswith("OAI_HARVEST_"))
+
+
 def load_config(overrides: Mapping[str, object] | None = None, environ: Mapping[str, str] | None = None) -> Config:
     """Defaults < OAI_CONFIG_FILE (TOML) < OAI_* environment < overrides; raises ConfigError."""
     environ = os.environ if environ is None else environ

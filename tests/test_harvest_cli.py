@@ -452,3 +452,11 @@ def test_a_schema_newer_than_the_code_says_so(database_url: str, engine) -> None
         result = CliRunner().invoke(main, ["--database", database_url, *command], env=FAST, catch_exceptions=True)
         assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.exception
         assert "is at schema revision 9999, newer than this code knows" in result.output, result.output
+
+
+def test_a_misspelt_setting_is_said_not_ignored(oai, monkeypatch) -> None:  # noqa: ANN001
+    """An outside operations review: OAI_PAGESIZE=5 (for OAI_PAGE_SIZE) was ignored without a word."""
+    monkeypatch.setenv("OAI_PAGESIZE", "5")
+    result = oai("records", "list")
+    assert result.exit_code == 0 and "warning: OAI_PAGESIZE is not a setting of ours, and is ignored" in result.stderr
+    assert "OAI_HARVEST" not in result.stderr and "OAI_TEST_DATABASE_URL" not in result.stderr

@@ -24,7 +24,7 @@ from sqlalchemy.engine import Engine
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from oai.config import Config, load_config
+from oai.config import Config, load_config, unknown_settings
 from oai.formats.base import SCHEMAS_DIR
 from oai.protocol import dates, render
 from oai.protocol.arguments import OAIRequest, parse_request
@@ -49,6 +49,8 @@ DATABASE_RETRY_AFTER = 30  # seconds: a database restart or failover, not a long
 def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
     """Build the app; raises ConfigError or SchemaError at boot rather than on the first request."""
     cfg = load_config(overrides)
+    for name in unknown_settings():
+        log.warning("%s is not a setting of ours, and is ignored (misspelt?)", name)
     engine = make_engine(cfg.database_url, writer=False)
     check_schema(engine)
     secret = (cfg.secret_key or shared_secret(engine)).encode()
