@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 def test_the_web_node_as_deployed_boots_serves_and_stops(database_url: str, tmp_path: Path) -> None:
     env = {**os.environ, "OAI_DATABASE_URL": database_url, "OAI_BIND": "127.0.0.1:0", "OAI_WORKERS": "1",
-           "HOME": "/proc", "OAI_SECRET_KEY": "deploy-test-secret-0123456789"}
+           "HOME": "/proc", "OAI_SECRET_KEY": "deploy-test-secret-0123456789", "OAI_PAGESIZE": "5"}
     gunicorn = Path(sys.executable).parent / "gunicorn"
     log = tmp_path / "gunicorn.log"
     with log.open("wb") as out:
@@ -47,6 +47,9 @@ def test_the_web_node_as_deployed_boots_serves_and_stops(database_url: str, tmp_
     text = log.read_text()
     assert code == 0, text
     assert "[ERROR]" not in text and "Traceback" not in text, text
+    # our warnings as gunicorn writes its lines: time, pid, level (a misspelt setting, set above, says one)
+    assert re.search(r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4}\] \[\d+\] \[WARNING\] oai\.web: OAI_PAGESIZE "
+                     r"is not a setting of ours", text, re.M), text
 
 
 def test_a_bad_setting_stops_the_node_in_one_line(database_url: str, tmp_path: Path) -> None:

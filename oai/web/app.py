@@ -49,6 +49,7 @@ DATABASE_RETRY_AFTER = 30  # seconds: a database restart or failover, not a long
 def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
     """Build the app; raises ConfigError or SchemaError at boot rather than on the first request."""
     cfg = load_config(overrides)
+    _log_with_times()
     for name in unknown_settings():
         log.warning("%s is not a setting of ours, and is ignored (misspelt?)", name)
     engine = make_engine(cfg.database_url, writer=False)
@@ -284,7 +285,7 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
             with engine.connect() as conn:
                 conn.execute(text("SELECT 1"))
         except Exception as exc:  # noqa: BLE001 - health reports any database failure
-            log.warning("health check failed: %s", exc)
+            log.warning("health check failed: %s", error_reason(exc))
             return Response('{"status": "database unavailable"}\n', status=503, mimetype="application/json")
         return jsonify(status="ok")
 
@@ -314,6 +315,18 @@ _PAGED = (["ListRecords"], ["ListIdentifiers"], ["ListSets"])
 # needs no wait: its list ends at the `until` its first page froze, and that page waited.
 _DATED = (["Identify"], ["GetRecord"], ["ListRecords"], ["ListIdentifiers"])
 _READ_AHEAD = ("ListRecords", "ListIdentifiers")  # the lists harvesters walk (sets are few)
+
+
+def _log_with_times() -> None:
+    """Our warnings in gunicorn's own line format (time, pid, level), when nothing else formats them: Python's
+    last-resort handler wrote bare messages among gunicorn's timed lines (an outside operations review)."""
+    ours = logging.getLogger("oai")
+    if ours.handlers or logging.getLogger().handlers:
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s",
+                                           "%Y-%m-%d %H:%M:%S %z"))
+    ours.addHandler(handler)
 
 
 def _store_identity(engine: Engine) -> str:
