@@ -108,7 +108,7 @@ def test_a_landing_url_is_not_rewritten_into_another_records(engine, live_server
     for loc in locs:  # requests (urllib3) removes dot segments, as browsers do
         reply = requests.get(loc, timeout=10)
         assert reply.status_code == 200, loc
-        shown = re.search(r"OAI identifier (.*?) ·", reply.text)[1]
+        shown = re.search(r"OAI identifier <bdi>(.*?)</bdi> ·", reply.text)[1]
         assert shown.replace("&#34;", '"') in identifiers and loc.endswith(
             quote(shown, safe=":@!$&()*+,;=" + ("" if "%2F" in loc else "/"))), loc
 
@@ -124,3 +124,18 @@ def test_pages_are_named_at_the_configured_base_url(engine, live_server) -> None
     assert f"<loc>https://repository.example.org/record/{SEED_ID}</loc>" in page
     landing = requests.get(f"{server.root}/record/{SEED_ID}", timeout=10).text
     assert 'href="https://repository.example.org/oai?verb=GetRecord&amp;metadataPrefix=oai_dc' in landing
+
+
+def test_right_to_left_overrides_in_a_record_stay_inside_their_value(engine, live_server, tmp_path: Path) -> None:
+    """A review: a U+202E (right-to-left override) in a harvested author's name or identifier reversed the text
+    after it, so a page could be made to seem to say something else. Each such value is isolated (<bdi>)."""
+    from oai.formats.dc import build_dc
+    from oai.formats.safexml import canonical_bytes
+
+    doc = canonical_bytes(build_dc([("title", "A title", "en"), ("creator", "Smith, J.\u202e gnp.exe", None),
+                                    ("creator", "Doe, A.", None), ("subject", "fish\u202e", None)]))
+    (tmp_path / "rlo.xml").write_bytes(doc)
+    load(engine, [str(tmp_path / "rlo.xml")], repository_identifier="example.org")
+    page = requests.get(f"{live_server().root}/record/oai:example.org:rlo", timeout=10).text
+    assert "<bdi>Smith, J.\u202e gnp.exe</bdi>; <bdi>Doe, A.</bdi>" in page
+    assert "<bdi>fish\u202e</bdi>" in page and "OAI identifier <bdi>oai:example.org:rlo</bdi>" in page
