@@ -124,18 +124,20 @@ def test_a_database_outage_mid_run_is_said_on_the_run_and_frees_the_source(datab
     def allow(yes: bool) -> None:
         with admin.connect() as conn:
             conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {"true" if yes else "false"}'))
-            if not yes:
-                conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                                  "WHERE datname = :name AND pid <> pg_backend_pid()"), {"name": name})
+
+    back = threading.Timer(3.0, allow, (True,))
 
     def outage(progress) -> None:  # noqa: ANN001
         if progress.pages == 1:
             allow(False)
-            threading.Timer(3.0, allow, (True,)).start()
+            engine.dispose()  # the pool's connections closed: every next one must connect, and is refused
+            back.start()
 
     try:
         summary = harvest_source(engine, "up", options(), on_progress=outage)
     finally:
+        if back.ident is not None:  # (started)
+            back.join()
         allow(True)
         admin.dispose()
     assert summary.status == "interrupted" and summary.error.startswith("the database became unavailable: ")
