@@ -238,17 +238,15 @@ class _Run:
         """Mark the run once the database answers again (within a lease's term), so that its history says why it
         stopped and its lease is released, rather than showing it running until the lease lapses (an outside
         operations review found it so, then blamed a process 'killed?')."""
-        deadline, delay = time.monotonic() + self.options.lease_seconds, 1.0
+        deadline, delay, stop = time.monotonic() + self.options.lease_seconds, 1.0, self.stop or threading.Event()
         while True:
             try:
                 return self._finish(status, error)
             except Exception as exc:
                 if not database_unavailable(exc):
                     raise
-                if time.monotonic() + delay > deadline or (self.stop is not None and self.stop.wait(delay)):
+                if time.monotonic() + delay > deadline or stop.wait(delay):
                     raise HarvestError(f"{error}; the run could not be marked so, the next one says it") from None
-                if self.stop is None:
-                    time.sleep(delay)
                 delay = min(delay * 2, 30.0)
 
     def _start(self) -> None:

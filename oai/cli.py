@@ -75,10 +75,10 @@ def db() -> None:
 def db_upgrade(ctx: click.Context, revision: str) -> None:
     """Create the schema or bring it up to date."""
     engine = _engine(ctx, check=False)
-    current = store_engine.current_revision(engine)
-    if current is not None and not store_engine.known_revision(current):
-        raise click.ClickException(f"the database is at schema revision {current}, newer than this code knows (its "
-                                   f"newest is {store_engine.head_revision()}): run the newer code's `oai db upgrade`")
+    try:
+        store_engine.check_not_newer(engine, store_engine.current_revision(engine))
+    except SchemaError as exc:
+        raise click.ClickException(str(exc)) from None
     store_engine.upgrade(engine, revision)
     click.echo(f"schema at revision {store_engine.current_revision(engine)} "
                f"({engine.url.render_as_string(hide_password=True)})")

@@ -6,6 +6,7 @@ transaction per batch. A bad file is reported and skipped; it never stops the ot
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -85,13 +86,14 @@ def _quote_local(local: str) -> str:
     return _UNSAFE.sub(lambda m: "".join(f"%{b:02X}" for b in m.group().encode()), local)
 
 
-def _template_fields(template: str) -> set[str]:
+@functools.cache  # one template a load, asked for every record
+def _template_fields(template: str) -> frozenset[str]:
     """The names a template uses, however written (`{stem}`, `{stem!s}`, `{stem:}`); no attribute or index access."""
     try:
         parsed = list(string.Formatter().parse(template))
     except ValueError as exc:
         raise LoadError(f"bad identifier template {template!r}: {exc}") from None
-    names = {name for _, name, _, _ in parsed if name is not None}
+    names = frozenset(name for _, name, _, _ in parsed if name is not None)
     for name in names:
         if name not in ("repository_identifier", "doi", "stem", "doi_or_stem"):
             raise LoadError(f"bad identifier template {template!r}: {{{name}}} is not one of "

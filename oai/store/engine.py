@@ -199,14 +199,20 @@ def reachable(engine: Engine) -> None:
         raise SchemaError(f"cannot reach the database {where}: {error_reason(error)}") from None
 
 
-def known_revision(revision: str) -> bool:
+def check_not_newer(engine: Engine, current: str | None) -> None:
+    """Refuse a schema revision this code does not know: another node's newer code upgraded it (a rolling
+    deploy, a rollback). Raises SchemaError."""
     from alembic.script import ScriptDirectory
     from alembic.util.exc import CommandError
 
+    if current is None:
+        return
     try:
-        return ScriptDirectory(str(MIGRATIONS_DIR)).get_revision(revision) is not None
+        ScriptDirectory(str(MIGRATIONS_DIR)).get_revision(current)
     except CommandError:
-        return False
+        raise SchemaError(f"the database {engine.url.render_as_string(hide_password=True)} is at schema revision "
+                          f"{current}, newer than this code knows (its newest is {head_revision()}): run the newer "
+                          "code here, or downgrade the schema with it") from None
 
 
 def head_revision() -> str | None:
@@ -261,9 +267,7 @@ def check_schema(engine: Engine) -> None:
         return
     if current is None:
         raise SchemaError(f"the database {where} has no schema yet: run `oai db upgrade`")
-    if not known_revision(current):  # another node's newer code upgraded it (a rolling deploy, a rollback)
-        raise SchemaError(f"the database {where} is at schema revision {current}, newer than this code knows "
-                          f"(its newest is {head}): run the newer code here, or downgrade the schema with it")
+    check_not_newer(engine, current)
     raise SchemaError(
         f"the database {where} is at schema revision {current}, the code needs {head}: "
         "run `oai db upgrade`"
