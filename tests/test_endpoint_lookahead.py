@@ -194,6 +194,26 @@ def test_a_request_waits_for_the_page_being_rendered(tmp_path: Path) -> None:
     assert time.monotonic() - t > 0.2
 
 
+def test_a_request_does_not_wait_for_a_stuck_renderer(tmp_path: Path) -> None:
+    """A renderer stuck (on the database, say) holds its page's file locked: the request for that page
+    waits a bounded time, then is answered as if nothing had been rendered ahead."""
+    ahead = LookAhead(tmp_path / "a", wait=0.3)
+    release = threading.Event()
+
+    def stuck() -> Rendered:
+        release.wait(10)
+        return _page(b"<late/>")
+
+    assert _start(ahead.schedule("k", stuck))
+    t = time.monotonic()
+    assert ahead.take("k", lambda page: True) is None
+    assert 0.25 < time.monotonic() - t < 5 and ahead.stale == 1
+    release.set()  # the renderer ends into the file the request gave up on: nothing is served from it
+    time.sleep(0.2)
+    assert _start(ahead.schedule("k", _page))
+    assert ahead.take("k", lambda page: True) == _page()
+
+
 def test_a_page_never_started_is_a_miss(tmp_path: Path) -> None:
     """Its response dropped without being closed: no request waits on its file, and the process
     renders ahead again."""

@@ -43,6 +43,7 @@ log = logging.getLogger("oai.web")
 MAX_AGE = 60.0  # seconds a page rendered ahead waits for its request
 FRESHNESS = 1.0  # seconds within which a write is known here (the latest write is asked at most this often)
 MAX_FILES = 64  # pages kept ahead on this node, at most
+WAIT = 10.0  # seconds a request waits for a page still being rendered, before rendering it itself
 _SWEEP_EVERY = 10.0  # seconds between looks for pages nobody asked for
 # The names of our files: pages, pages being made, pages taken.
 _OURS = re.compile(r"[0-9a-f]{40}|\.[0-9a-f]{40}\.[0-9]+\.tmp|[0-9a-f]{40}\.[0-9]+\.[0-9]+\.taken")
@@ -91,8 +92,9 @@ def default_directory(*parts: str) -> Path:
 class LookAhead:
     """Pages rendered ahead by key (verb, token and what else shapes the page), each served once."""
 
-    def __init__(self, directory: Path, *, max_age: float = MAX_AGE, max_files: int = MAX_FILES) -> None:
-        self.directory, self.max_age, self.max_files = directory, max_age, max_files
+    def __init__(self, directory: Path, *, max_age: float = MAX_AGE, max_files: int = MAX_FILES,
+                 wait: float = WAIT) -> None:
+        self.directory, self.max_age, self.max_files, self.wait = directory, max_age, max_files, wait
         self._lock = threading.Lock()
         self._rendering = False
         self._active = 0  # requests this process is serving
@@ -171,7 +173,7 @@ class LookAhead:
             self.misses += 1
             return None
         try:
-            page, made = _read_own(claimed)
+            page, made = _read_own(claimed, self.wait)
             usable = page is not None and time.time() - made <= self.max_age and fresh(page)
         except BaseException:
             _unlink(claimed)
@@ -332,9 +334,10 @@ def _write(file: BinaryIO, page: Rendered) -> None:
     file.flush()
 
 
-def _read_own(path: Path) -> tuple[Rendered | None, float]:
+def _read_own(path: Path, wait: float) -> tuple[Rendered | None, float]:
     """The page in a file we wrote and when it was made; None for anything else: a file its renderer did
-    not finish, a file not ours (or not a regular file: a FIFO would block, a device never end)."""
+    not finish (within `wait` seconds: a renderer stuck on the database must not hold every request for
+    its page), a file not ours (or not a regular file: a FIFO would block, a device never end)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
@@ -344,7 +347,9 @@ def _read_own(path: Path) -> tuple[Rendered | None, float]:
         if not stat.S_ISREG(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
             log.warning("read-ahead: %s is not a file of ours; ignored", path)
             return None, 0.0
-        fcntl.flock(file, fcntl.LOCK_SH)  # until its renderer has written it
+        if not _shared_lock(file, wait):  # until its renderer has written it
+            log.warning("read-ahead: a page still being rendered after %.0f s; rendered again", wait)
+            return None, 0.0
         size = os.fstat(fd).st_size
         try:
             meta = json.loads(file.readline(4096))
@@ -358,6 +363,20 @@ def _read_own(path: Path) -> tuple[Rendered | None, float]:
             return page, float(meta["made"])
         except (ValueError, TypeError, KeyError):
             return None, 0.0
+
+
+def _shared_lock(file: BinaryIO, wait: float) -> bool:
+    """Whether a shared lock on `file` was had within `wait` seconds (flock has no timeout of its own)."""
+    deadline, pause = time.monotonic() + wait, 0.0005
+    while True:
+        try:
+            fcntl.flock(file, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(pause)
+            pause = min(pause * 2, 0.002)  # a page is usually written within milliseconds: notice it soon
 
 
 def _unlink(path: Path) -> None:
