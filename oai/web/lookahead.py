@@ -366,17 +366,30 @@ def _read_own(path: Path, wait: float) -> tuple[Rendered | None, float]:
 
 
 def _shared_lock(file: BinaryIO, wait: float) -> bool:
-    """Whether a shared lock on `file` was had within `wait` seconds (flock has no timeout of its own)."""
-    deadline, pause = time.monotonic() + wait, 0.0005
-    while True:
+    """Whether a shared lock on `file` was had within `wait` seconds. flock has no timeout, and polling
+    it would wake late: a thread blocks in it instead, on a duplicate of the descriptor (a lock belongs to
+    the open file, so what it takes is ours too), and closes it when it gets the lock, however late."""
+    try:
+        fcntl.flock(file, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        pass
+    locked = threading.Event()
+    fd = os.dup(file.fileno())
+
+    def block() -> None:
         try:
-            fcntl.flock(file, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            return True
-        except BlockingIOError:
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(pause)
-            pause = min(pause * 2, 0.002)  # a page is usually written within milliseconds: notice it soon
+            fcntl.flock(fd, fcntl.LOCK_SH)
+            locked.set()
+        finally:
+            os.close(fd)
+
+    try:
+        threading.Thread(target=block, name="lookahead-wait", daemon=True).start()
+    except RuntimeError:  # no thread to be had: rendered again
+        os.close(fd)
+        return False
+    return locked.wait(wait)
 
 
 def _unlink(path: Path) -> None:
