@@ -130,3 +130,37 @@ def test_get_record_has_a_validator_too(server) -> None:  # noqa: ANN001
     assert_oai(reply.body)
     again = fetch(server, f"{path_of(server)}?{query(args)}", headers={"If-None-Match": reply.header("ETag")})
     assert again.status == 304
+
+
+# -- a page's tail compressed ahead (oai/web/compression.py) ---------------------------------------
+
+def _decoders(encoding: str, data: bytes) -> dict[str, bytes]:
+    """`data` decoded by what harvesters decode with: Python's gzip/zlib, urllib3 (requests, so sickle), curl."""
+    import subprocess
+
+    import urllib3
+
+    decoded = {"zlib": gzip.decompress(data) if encoding == "gzip" else zlib.decompress(data)}
+    response = urllib3.HTTPResponse(body=__import__("io").BytesIO(data), headers={"Content-Encoding": encoding},
+                                    preload_content=False, decode_content=True)
+    decoded["urllib3"] = response.read()
+    if encoding == "gzip":  # GNU gzip, a decoder of its own
+        decoded["gunzip"] = subprocess.run(["gzip", "-dc"], input=data, capture_output=True, check=True).stdout
+    return decoded
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+def test_a_tail_compressed_ahead_decodes_to_the_whole_body(encoding: str) -> None:
+    import random
+
+    from oai.web import compression
+
+    rng = random.Random(7)
+    bodies = [b"", b"<a/>", "<responseDate>2024-01-01T00:00:00Z</responseDate>\n<x>Лето</x>".encode() * 50,
+              bytes(rng.randrange(256) for _ in range(70_000))]  # incompressible: stored blocks
+    for body in bodies:
+        for split in sorted({0, 1, len(body) // 3, len(body) - 1, len(body)} & set(range(len(body) + 1))):
+            tail = compression.tail_of(body, split)
+            sent = compression.encode_with(body, tail, encoding)
+            for decoder, got in _decoders(encoding, sent).items():
+                assert got == body, (decoder, len(body), split)

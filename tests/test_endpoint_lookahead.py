@@ -4,10 +4,13 @@ one, served once, only as long as nothing changed, and found by whichever proces
 
 from __future__ import annotations
 
+import gzip
 import os
 import shutil
 import threading
 import time
+import zlib
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,20 +18,26 @@ from endpoint_helpers import (
     T0,
     X,
     dc_record,
+    fetch,
     get,
     headers,
     ident,
     identifiers,
+    path_of,
     populate,
+    query,
     response_date,
     token,
     write,
 )
 from lxml import etree
+from oaischema import assert_oai
 from sickle import Sickle
 
+from oai.protocol import render
 from oai.store.engine import transaction
 from oai.store.records import delete_record
+from oai.web import compression
 from oai.web.lookahead import (
     FRESHNESS,
     LatestWrite,
@@ -113,6 +122,35 @@ def test_sickle_harvests_through_read_ahead(engine, live_server, tmp_path: Path)
     assert server.app.extensions["oai_lookahead"].hits == 11
 
 
+def test_a_page_rendered_ahead_is_sent_compressed_from_its_tail_compressed_ahead(engine, live_server,
+                                                                                tmp_path: Path) -> None:
+    """A client that asks for compression gets the next page with all but its head compressed ahead (compressing
+    cost more than the rest of a page served ahead); decoded, it is the page an uncompressed walk gets."""
+    populate(engine, 30)
+    ahead = tmp_path / "ahead"
+    server = live_server(page_size=7, lookahead_dir=str(ahead))
+    plain = [_records(root) for root in walk(server, metadataPrefix="oai_dc")]
+    for encoding in ("gzip", "deflate"):
+        hits = server.app.extensions["oai_lookahead"].hits
+        decode = gzip.decompress if encoding == "gzip" else zlib.decompress
+        args, got = {"verb": "ListRecords", "metadataPrefix": "oai_dc"}, []
+        while True:
+            reply = fetch(server, f"{path_of(server)}?{query(args)}", headers={"Accept-Encoding": encoding})
+            assert reply.header("Content-Encoding") == encoding
+            body = decode(reply.body)
+            root = assert_oai(body)
+            got.append(_records(root))
+            if "resumptionToken" in args:  # served ahead: its tail was compressed then, its head now
+                tail = compression.tail_of(body, render.response_date_end(body))
+                assert reply.body == compression.encode_with(body, tail, encoding) != compression.encode(body, encoding)
+            if (tok := token(root)) is None or not tok.text:
+                break
+            args = {"verb": "ListRecords", "resumptionToken": tok.text}
+            _wait_rendered(ahead)
+        assert got == plain
+        assert server.app.extensions["oai_lookahead"].hits - hits == len(plain) - 1
+
+
 def test_a_page_rendered_ahead_says_when_it_is_sent(engine, live_server, tmp_path: Path) -> None:
     """3.2: responseDate is when the response was sent, not when a page read ahead was rendered."""
     populate(engine, 20)
@@ -176,6 +214,19 @@ def test_a_page_is_served_once_and_only_while_young(tmp_path: Path) -> None:
     assert _start(ahead.schedule("k", _page))
     assert ahead.take("k", lambda page: False) is None  # not fresh
     assert (ahead.hits, ahead.stale, ahead.misses) == (1, 2, 1)
+
+
+def test_a_page_keeps_its_compressed_tail(tmp_path: Path) -> None:
+    body = b"<responseDate>2024-01-01T00:00:00Z</responseDate><p>" + b"x" * 1000 + b"</p>"
+    page = replace(_page(body), tail=compression.tail_of(body, 51))
+    ahead = LookAhead(tmp_path / "a")
+    assert _start(ahead.schedule("k", lambda: page))
+    assert ahead.take("k", lambda page: True) == page
+    # a file whose compressed tail is cut short is no page
+    with open(ahead._path("k"), "wb") as f:
+        _write(f, page)
+        f.truncate(f.tell() - 1)
+    assert ahead.take("k", lambda page: True) is None and ahead.stale == 1
 
 
 def test_a_request_waits_for_the_page_being_rendered(tmp_path: Path) -> None:

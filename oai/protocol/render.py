@@ -70,10 +70,16 @@ _RESPONSE_DATE, _RESPONSE_DATE_END = b"<responseDate>", b"</responseDate>"
 
 def with_response_date(body: bytes, now: datetime) -> bytes:
     """A response rendered earlier (read ahead), with `now` as its responseDate: 3.2 says it is the time
-    the response is sent."""
+    the response is sent. Nothing after response_date_end(body) changes."""
     start = body.index(_RESPONSE_DATE, 0, 1024) + len(_RESPONSE_DATE)
     end = body.index(_RESPONSE_DATE_END, start)
     return body[:start] + format_datestamp(now).encode("ascii") + body[end:]
+
+
+def response_date_end(body: bytes) -> int:
+    """Where a response's responseDate element ends: what with_response_date() rewrites lies before."""
+    start = body.index(_RESPONSE_DATE, 0, 1024)
+    return body.index(_RESPONSE_DATE_END, start) + len(_RESPONSE_DATE_END)
 
 
 def error_response(

@@ -10,7 +10,6 @@ import hashlib
 import logging
 import sys
 import time
-import zlib
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -37,6 +36,7 @@ from oai.store.engine import (check_schema, database_unavailable, error_reason, 
                               single_statement_reader, sqlite_file)
 from oai.store.models import ForeignFormat
 from oai.store.settings import shared_secret
+from oai.web import compression
 from oai.web.flow import FlowControl
 from oai.web.lookahead import LatestWrite, LookAhead, Rendered, default_directory
 from oai.web.pages import IdentifierConverter, pages
@@ -155,8 +155,9 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
     app.extensions["oai_lookahead"] = lookahead
 
     def render_ahead(verb: str, token: str, repo: Repository, fmts: dict[str, FormatInfo],
-                     stylesheet: str | None) -> Rendered | None:
-        """The page `token` asks for, as endpoint() would answer it now (None: an OAI-PMH error)."""
+                     stylesheet: str | None, compressed: bool) -> Rendered | None:
+        """The page `token` asks for, as endpoint() would answer it now (None: an OAI-PMH error);
+        `compressed`: with its tail compressed ahead (the client asked for compression this time)."""
         session = resumed_sessions()
         try:
             ctx = Context(session, repo, fmts, codec)
@@ -166,17 +167,21 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
             return None
         finally:
             session.close()
-        return _rendered(ctx, req, result, stylesheet)
+        page = _rendered(ctx, req, result, stylesheet)
+        if not compressed:
+            return page
+        return replace(page, tail=compression.tail_of(page.body, render.response_date_end(page.body)))
 
     def send(page: Rendered, verb: str, ctx: Context, stylesheet: str | None) -> Response:
         """The page's response; once it is sent, the page its token asks for is rendered ahead (if this
         process is idle)."""
-        response = _xml_response(page.body, etag=page.etag, cache=page.cacheable)
+        response = _xml_response(page.body, etag=page.etag, cache=page.cacheable, tail=page.tail)
         token = page.next_token
         if lookahead is not None and token and verb in _READ_AHEAD:
+            compressed = _content_coding() in compression.ENCODINGS
             start = lookahead.schedule((verb, token, ctx.repository.base_url, site_root(), store),
                                        functools.partial(render_ahead, verb, token, ctx.repository,
-                                                         dict(ctx.formats), stylesheet))
+                                                         dict(ctx.formats), stylesheet, compressed))
             if start is not None:
                 response.call_on_close(start)
         return response
@@ -404,27 +409,24 @@ def _cacheable(args: Mapping[str, str], ctx: Context) -> bool:
     return until is not None and until < format_datestamp(ctx.now - timedelta(hours=1))[: len(until)]
 
 
-# zlib level 3: about half the CPU of the default 6 for a list page (XML compresses about 7.5x
-# at 3 and 10x at 6); levels 1 and 2 cost the same as 3 here and compress less.
-GZIP_LEVEL = 3
-
-
-def _encode(body: bytes, encoding: str) -> bytes:
-    comp = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31 if encoding == "gzip" else 15)
-    return comp.compress(body) + comp.flush()
-
-
-def _xml_response(body: bytes, *, etag: str | None, cache: bool = False) -> Response:
-    """The body in one piece (so with a Content-Length: one write, no chunked encoding)."""
+def _content_coding() -> str:
+    """The coding this request's response is sent in: gzip, deflate (if enabled and asked for) or identity."""
     cfg: Config = current_app.config["OAI"]
+    return request.accept_encodings.best_match([*cfg.compression, "identity"], default="identity")
+
+
+def _xml_response(body: bytes, *, etag: str | None, cache: bool = False,
+                  tail: compression.Tail | None = None) -> Response:
+    """The body in one piece (so with a Content-Length: one write, no chunked encoding); `tail`: its end,
+    compressed ahead."""
     headers = {"Vary": "Accept-Encoding"}
     if etag:
         headers["ETag"] = etag
         headers["Cache-Control"] = "public, max-age=300" if cache else "no-cache"
         if etag in request.if_none_match or request.if_none_match.contains_weak(etag.removeprefix("W/").strip('"')):
             return Response(status=304, headers=headers)
-    encoding = request.accept_encodings.best_match([*cfg.compression, "identity"], default="identity")
-    if encoding in ("gzip", "deflate"):
+    encoding = _content_coding()
+    if encoding in compression.ENCODINGS:
         headers["Content-Encoding"] = encoding
-        body = _encode(body, encoding)
+        body = compression.encode(body, encoding) if tail is None else compression.encode_with(body, tail, encoding)
     return Response(body, status=200, headers=headers, content_type="text/xml; charset=utf-8")

@@ -38,6 +38,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
+from oai.web.compression import Tail
+
 log = logging.getLogger("oai.web")
 
 MAX_AGE = 60.0  # seconds a page rendered ahead waits for its request
@@ -58,6 +60,7 @@ class Rendered:
     cacheable: bool
     next_token: str | None
     began: datetime
+    tail: Tail | None = None  # the body's end compressed ahead, for a client that asks for compression
 
 
 class LatestWrite:
@@ -326,11 +329,14 @@ def _alone(info: os.stat_result) -> bool:
 
 
 def _write(file: BinaryIO, page: Rendered) -> None:
-    """A line of JSON about the page, then its body."""
+    """A line of JSON about the page, then its body, then its tail compressed (if it was)."""
+    tail = None if page.tail is None else [page.tail.length, len(page.tail.deflated)]
     head = {"etag": page.etag, "cacheable": page.cacheable, "next": page.next_token,
-            "began": page.began.isoformat(), "made": time.time(), "length": len(page.body)}
+            "began": page.began.isoformat(), "made": time.time(), "length": len(page.body), "tail": tail}
     file.write(json.dumps(head).encode() + b"\n")
     file.write(page.body)
+    if page.tail is not None:
+        file.write(page.tail.deflated)
     file.flush()
 
 
@@ -353,13 +359,26 @@ def _read_own(path: Path, wait: float) -> tuple[Rendered | None, float]:
         size = os.fstat(fd).st_size
         try:
             meta = json.loads(file.readline(4096))
-            length = meta["length"]
-            body = file.read(length + 1) if isinstance(length, int) and 0 <= length <= size else b""
+            length, tail = meta["length"], meta["tail"]
+            if not isinstance(length, int) or not 0 <= length <= size:
+                return None, 0.0
+            if tail is not None:  # [bytes of the body compressed, their compressed length]
+                kept, deflated = (int(n) for n in tail)
+                if not (0 <= kept <= length and 0 <= deflated <= size):
+                    return None, 0.0
+            body = file.read(length)
             if len(body) != length:
+                return None, 0.0
+            if tail is not None:
+                data = file.read(deflated)
+                if len(data) != deflated:
+                    return None, 0.0
+                tail = Tail(kept, data)
+            if file.read(1):  # more than it says: not a page we wrote
                 return None, 0.0
             page = Rendered(body, str(meta["etag"]), bool(meta["cacheable"]),
                             None if meta["next"] is None else str(meta["next"]),
-                            datetime.fromisoformat(meta["began"]))
+                            datetime.fromisoformat(meta["began"]), tail)
             return page, float(meta["made"])
         except (ValueError, TypeError, KeyError):
             return None, 0.0
