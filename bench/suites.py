@@ -235,34 +235,39 @@ def concurrent(ctx: Ctx, stores: dict[str, S.Store]) -> list[dict]:
 
 
 def static(ctx: Ctx, stores: dict[str, S.Store]) -> list[dict]:
-    """Sickle against our server vs against the same pages as static files (target: ours >= 0.9x)."""
+    """Sickle against our server vs against the same pages as static files (target: ours >= 0.9x), asking ours
+    for no compression (`ours`) and as sickle does by default, gzip (`ours+gzip`; the file server sends
+    identity whatever is asked)."""
     rows: list[dict] = []
     paired: dict[tuple[str, str], float] = {}
+    paired_gzip: dict[tuple[str, str], float] = {}
     for kind, st in stores.items():
         pages = ctx.work / f"static-{kind}-{ctx.count}"
         with servers.running(_start("ours", st, ctx)) as (ours,):
             for prefix in ctx.prefixes:
                 capture(ours.url, prefix, pages)
             with servers.running(lambda: servers.static(pages, ctx.logdir, name=f"static-{kind}")) as (stat,):
-                targets = {"ours": ours, "static": stat}
+                targets = {"ours": (ours, "identity"), "ours+gzip": (ours, "gzip, deflate"), "static": (stat, "identity")}
                 runs: dict[tuple[str, str], list[dict]] = defaultdict(list)
                 for rep in range(ctx.repeat):
                     for prefix in ctx.prefixes:
                         for name in _order(list(targets), rep):
-                            srv = targets[name]
+                            srv, encoding = targets[name]
                             cpu = srv.cpu_seconds()
-                            h = clients.sickle_harvest(srv.url, prefix)
+                            h = clients.sickle_harvest(srv.url, prefix, encoding=encoding)
                             cpu = srv.cpu_seconds() - cpu
                             runs[(name, prefix)].append({"records_s": h.rate, "page_ms_p50": 1000 * median(h.latencies),
                                                          "cpu_ms_page": 1000 * cpu / h.pages, "records": h.records})
                             print(f"  {kind} {name} {prefix} run {rep + 1}: {h.rate:.0f} records/s", flush=True)
         paired |= _paired(kind, runs, "records_s", "ours", "static")
+        paired_gzip |= _paired(kind, runs, "records_s", "ours+gzip", "static")
         for (name, prefix), rs in runs.items():
             rows.append({"db": kind, "server": name, "prefix": prefix, "records": rs[0]["records"],
                          **{k: median(r[k] for r in rs) for k in ("records_s", "page_ms_p50", "cpu_ms_page")}})
     tables = [table(f"static baseline (sickle, {ctx.count} records, median of {ctx.repeat})", rows,
                     ["db", "server", "prefix", "records", "records_s", "page_ms_p50", "cpu_ms_page"])]
     ratios = (_ratios(rows, "records_s", "ours", "static", label="records_s ours/static (target >= 0.9)", paired=paired)
+              + _ratios(rows, "records_s", "ours+gzip", "static", label="records_s ours+gzip/static", paired=paired_gzip)
               + _ratios(rows, "page_ms_p50", "static", "ours", label="page latency static/ours"))
     tables.append(table("static baseline: ratios (paired: the median of each repetition's own ratio)", ratios,
                         ["db", "prefix", "metric", "ratio", "paired"]))
