@@ -102,7 +102,10 @@ def schema_of(tree: etree._ElementTree) -> etree.XMLSchema:
 def first_error(schema: etree.XMLSchema, element: etree._Element) -> str | None:
     """The first validation error of `element` as 'line N: message', or None when valid."""
     with _validation_lock:
-        if schema.validate(element):
-            return None
+        try:
+            if schema.validate(element):
+                return None
+        except etree.XMLSchemaValidateError as exc:  # libxml2 gives up (an entity reference node): not valid
+            return f"line {element.sourceline}: the schema validator could not read the element ({exc})"
         error = schema.error_log[0]
     return f"line {error.line}: {error.message}"
