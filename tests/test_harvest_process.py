@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 from datetime import datetime
 from pathlib import Path
@@ -30,7 +32,10 @@ class Proc:
     """`python -m harvester ...` (that is `oai ...`) with its stderr collected line by line."""
 
     def __init__(self, database_url: str, *args: str) -> None:
-        env = {**os.environ, **ENV}
+        # multiprocessing's fork server keeps its socket in a directory of TMPDIR, removed at a clean exit only:
+        # a process these tests SIGKILL would leave one in /tmp on every run
+        self.tmp = tempfile.mkdtemp(prefix="harvest-proc-")
+        env = {**os.environ, **ENV, "TMPDIR": self.tmp}
         self.popen = subprocess.Popen([sys.executable, "-m", "harvester", "--database", database_url, *args],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
         self.lines: list[str] = []
@@ -50,6 +55,7 @@ class Proc:
         self._reader.join(10)
         assert not self._reader.is_alive(), "a process it left behind still holds its stderr open"
         self.popen.stderr.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
         return code
 
     def descendants(self) -> set[int]:
