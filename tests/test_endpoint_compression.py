@@ -5,14 +5,20 @@ list pages (ETag, Cache-Control, If-None-Match), on both databases.
 from __future__ import annotations
 
 import gzip
+import io
+import random
 import re
+import subprocess
 import time
 import zlib
 from datetime import timedelta
 
 import pytest
+import urllib3
 from endpoint_helpers import T0, X, dc_record, errors, fetch, get, path_of, query, token, write
 from oaischema import assert_oai
+
+from oai.web import compression
 
 LIST = {"verb": "ListRecords", "metadataPrefix": "oai_dc"}
 
@@ -135,13 +141,9 @@ def test_get_record_has_a_validator_too(server) -> None:  # noqa: ANN001
 # -- a page's tail compressed ahead (oai/web/compression.py) ---------------------------------------
 
 def _decoders(encoding: str, data: bytes) -> dict[str, bytes]:
-    """`data` decoded by what harvesters decode with: Python's gzip/zlib, urllib3 (requests, so sickle), curl."""
-    import subprocess
-
-    import urllib3
-
+    """`data` decoded by what harvesters decode with: Python's gzip/zlib, urllib3 (requests, so sickle), GNU gzip."""
     decoded = {"zlib": gzip.decompress(data) if encoding == "gzip" else zlib.decompress(data)}
-    response = urllib3.HTTPResponse(body=__import__("io").BytesIO(data), headers={"Content-Encoding": encoding},
+    response = urllib3.HTTPResponse(body=io.BytesIO(data), headers={"Content-Encoding": encoding},
                                     preload_content=False, decode_content=True)
     decoded["urllib3"] = response.read()
     if encoding == "gzip":  # GNU gzip, a decoder of its own
@@ -151,16 +153,12 @@ def _decoders(encoding: str, data: bytes) -> dict[str, bytes]:
 
 @pytest.mark.parametrize("encoding", ["gzip", "deflate"])
 def test_a_tail_compressed_ahead_decodes_to_the_whole_body(encoding: str) -> None:
-    import random
-
-    from oai.web import compression
-
     rng = random.Random(7)
     bodies = [b"", b"<a/>", "<responseDate>2024-01-01T00:00:00Z</responseDate>\n<x>Лето</x>".encode() * 50,
               bytes(rng.randrange(256) for _ in range(70_000))]  # incompressible: stored blocks
     for body in bodies:
         for split in sorted({0, 1, len(body) // 3, len(body) - 1, len(body)} & set(range(len(body) + 1))):
             tail = compression.tail_of(body, split)
-            sent = compression.encode_with(body, tail, encoding)
+            sent = compression.encode(body, encoding, tail)
             for decoder, got in _decoders(encoding, sent).items():
                 assert got == body, (decoder, len(body), split)

@@ -71,16 +71,20 @@ _RESPONSE_DATE, _RESPONSE_DATE_END = b"<responseDate>", b"</responseDate>"
 def with_response_date(body: bytes, now: datetime) -> bytes:
     """A response rendered earlier (read ahead), with `now` as its responseDate: 3.2 says it is the time
     the response is sent. Nothing after response_date_end(body) changes."""
-    start = body.index(_RESPONSE_DATE, 0, 1024) + len(_RESPONSE_DATE)
-    end = body.index(_RESPONSE_DATE_END, start)
+    start, end = _response_date_span(body)
     # one copy of the body, not two (a page is some hundred KB, and this is on every page read ahead)
     return b"".join((body[:start], format_datestamp(now).encode("ascii"), memoryview(body)[end:]))
 
 
 def response_date_end(body: bytes) -> int:
     """Where a response's responseDate element ends: what with_response_date() rewrites lies before."""
-    start = body.index(_RESPONSE_DATE, 0, 1024)
-    return body.index(_RESPONSE_DATE_END, start) + len(_RESPONSE_DATE_END)
+    return _response_date_span(body)[1] + len(_RESPONSE_DATE_END)
+
+
+def _response_date_span(body: bytes) -> tuple[int, int]:
+    """Where the responseDate's text begins and ends in a response we rendered."""
+    start = body.index(_RESPONSE_DATE, 0, 1024) + len(_RESPONSE_DATE)
+    return start, body.index(_RESPONSE_DATE_END, start)
 
 
 def error_response(

@@ -175,10 +175,11 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
     def send(page: Rendered, verb: str, ctx: Context, stylesheet: str | None) -> Response:
         """The page's response; once it is sent, the page its token asks for is rendered ahead (if this
         process is idle)."""
-        response = _xml_response(page.body, etag=page.etag, cache=page.cacheable, tail=page.tail)
+        coding = _content_coding()
+        response = _xml_response(page.body, etag=page.etag, cache=page.cacheable, tail=page.tail, coding=coding)
         token = page.next_token
         if lookahead is not None and token and verb in _READ_AHEAD:
-            compressed = _content_coding() in compression.ENCODINGS
+            compressed = coding in compression.ENCODINGS
             start = lookahead.schedule((verb, token, ctx.repository.base_url, site_root(), store),
                                        functools.partial(render_ahead, verb, token, ctx.repository,
                                                          dict(ctx.formats), stylesheet, compressed))
@@ -416,17 +417,17 @@ def _content_coding() -> str:
 
 
 def _xml_response(body: bytes, *, etag: str | None, cache: bool = False,
-                  tail: compression.Tail | None = None) -> Response:
+                  tail: compression.Tail | None = None, coding: str | None = None) -> Response:
     """The body in one piece (so with a Content-Length: one write, no chunked encoding); `tail`: its end,
-    compressed ahead."""
+    compressed ahead; `coding`: _content_coding(), when the caller has it already."""
     headers = {"Vary": "Accept-Encoding"}
     if etag:
         headers["ETag"] = etag
         headers["Cache-Control"] = "public, max-age=300" if cache else "no-cache"
         if etag in request.if_none_match or request.if_none_match.contains_weak(etag.removeprefix("W/").strip('"')):
             return Response(status=304, headers=headers)
-    encoding = _content_coding()
+    encoding = coding or _content_coding()
     if encoding in compression.ENCODINGS:
         headers["Content-Encoding"] = encoding
-        body = compression.encode(body, encoding) if tail is None else compression.encode_with(body, tail, encoding)
+        body = compression.encode(body, encoding, tail)
     return Response(body, status=200, headers=headers, content_type="text/xml; charset=utf-8")

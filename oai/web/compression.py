@@ -32,25 +32,20 @@ class Tail:
     deflated: bytes
 
 
-def encode(body: bytes, encoding: str) -> bytes:
-    """`body` as a gzip (RFC 1952) or deflate (zlib, RFC 1950) content coding."""
-    comp = zlib.compressobj(LEVEL, zlib.DEFLATED, 31 if encoding == "gzip" else 15)
-    return comp.compress(body) + comp.flush()
-
-
-def tail_of(body: bytes, start: int) -> Tail:
-    """Compress `body[start:]` ahead, for encode_with() to send once the head is final."""
+def encode(body: bytes, encoding: str, tail: Tail | None = None) -> bytes:
+    """`body` as a gzip (RFC 1952) or deflate (zlib, RFC 1950) content coding; its last tail.length bytes taken
+    as `tail` compressed them ahead, if given (the same body once decoded, not byte for byte the same stream)."""
+    if tail is None:
+        comp = zlib.compressobj(LEVEL, zlib.DEFLATED, 31 if encoding == "gzip" else 15)
+        return comp.compress(body) + comp.flush()
     comp = zlib.compressobj(LEVEL, zlib.DEFLATED, -15)
-    return Tail(len(body) - start, comp.compress(body[start:]) + comp.flush())
-
-
-def encode_with(body: bytes, tail: Tail, encoding: str) -> bytes:
-    """encode(body, encoding), its last tail.length bytes taken as `tail` compressed them: the same body once
-    decoded, though not byte for byte the same stream."""
-    split = len(body) - tail.length
-    comp = zlib.compressobj(LEVEL, zlib.DEFLATED, -15)
-    head = body[:split]
-    stream = comp.compress(head) + comp.flush(zlib.Z_SYNC_FLUSH) + tail.deflated
+    stream = comp.compress(body[:len(body) - tail.length]) + comp.flush(zlib.Z_SYNC_FLUSH) + tail.deflated
     if encoding == "gzip":
         return _GZIP_HEADER + stream + struct.pack("<II", zlib.crc32(body), len(body) & 0xFFFFFFFF)
     return _ZLIB_HEADER + stream + struct.pack(">I", zlib.adler32(body))
+
+
+def tail_of(body: bytes, start: int) -> Tail:
+    """Compress `body[start:]` ahead, for encode() to send once the head is final."""
+    comp = zlib.compressobj(LEVEL, zlib.DEFLATED, -15)
+    return Tail(len(body) - start, comp.compress(body[start:]) + comp.flush())

@@ -10,8 +10,8 @@ from urllib.parse import quote
 
 from flask import Blueprint, Response, abort, current_app, render_template, url_for
 from sqlalchemy import func, select
-from werkzeug.routing import PathConverter
 from sqlalchemy.orm import Session
+from werkzeug.routing import PathConverter
 
 from oai.protocol.dates import format_datestamp
 from oai.store.models import Record
