@@ -17,7 +17,6 @@ import atexit
 import json
 import multiprocessing
 import os
-import select
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -30,6 +29,7 @@ from typing import TypeVar
 from lxml import etree
 
 from harvester.parse import OAI_NS, strict_parser
+from oai import orphans
 from oai.formats import dc, registry
 from oai.formats.base import XSI_NS, FormatError
 from oai.formats.safexml import canonical_bytes
@@ -208,34 +208,9 @@ def _shared_pool(size: int) -> ProcessPoolExecutor:
         if _pool is None:
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload(["harvester.workers"])
-            _pool = ProcessPoolExecutor(max_workers=size, mp_context=context, initializer=_follow,
+            _pool = ProcessPoolExecutor(max_workers=size, mp_context=context, initializer=orphans.exit_with,
                                         initargs=(os.getpid(),))
         return _pool
-
-
-def _follow(pid: int) -> None:
-    """In each worker: exit when process `pid`, which started the pool, is gone.
-
-    Killed with SIGKILL (or by the OOM killer), that process cleans nothing up, and a worker would
-    wait forever on its task queue, whose write end the worker itself holds; the fork server stays
-    while a worker does. tests/test_harvest_process.py kills a harvest to check that none is left.
-    """
-
-    def watch() -> None:
-        try:
-            handle = os.pidfd_open(pid)
-        except OSError:  # no pidfd (an old kernel): ask every second
-            while True:
-                time.sleep(1)
-                try:
-                    os.kill(pid, 0)
-                except OSError:
-                    break
-        else:
-            select.select([handle], [], [])  # readable once the process has exited
-        os._exit(0)
-
-    threading.Thread(target=watch, name="follow-parent", daemon=True).start()
 
 
 def warm() -> None:

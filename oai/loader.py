@@ -21,6 +21,7 @@ from pathlib import Path
 from sqlalchemy import Engine, update
 from sqlalchemy.exc import IntegrityError
 
+from oai import orphans
 from oai.formats.base import FormatError, Ingested
 from oai.store import checkpoints
 from oai.store.engine import transaction
@@ -154,7 +155,8 @@ def _results(jobs: list[tuple[str, bytes | None, bool]], workers: int) -> Iterat
     from oai.formats.registry import preload
 
     preload()  # compile the schemas once; forked workers inherit them
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    pool = ProcessPoolExecutor(max_workers=workers, initializer=orphans.exit_with, initargs=(os.getpid(),))
+    try:
         pending: deque[Future] = deque()
         for i in range(0, len(jobs), CHUNK):
             pending.append(pool.submit(_ingest_many, jobs[i : i + CHUNK]))
@@ -162,6 +164,8 @@ def _results(jobs: list[tuple[str, bytes | None, bool]], workers: int) -> Iterat
                 yield from pending.popleft().result()
         while pending:
             yield from pending.popleft().result()
+    finally:  # stopped (Ctrl-C): the chunks not started yet are dropped, not parsed for nothing
+        pool.shutdown(cancel_futures=True)
 
 
 def load(

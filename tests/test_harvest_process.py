@@ -10,13 +10,12 @@ import sys
 import tempfile
 import threading
 from datetime import datetime
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import select, update
 
-from harvest_fixtures import add, detach_logs, options, running, stored, until
+from harvest_fixtures import add, descendants, detach_logs, options, running, stored, until
 from harvester.runs import harvest_source
 from oai.cli import main
 from oai.store.engine import transaction
@@ -60,17 +59,7 @@ class Proc:
 
     def descendants(self) -> set[int]:
         """Every live process below this one (its fork server and the workers forked from it)."""
-        parents = {}
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            try:
-                parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-        found, frontier = set(), {self.popen.pid}
-        while frontier:
-            frontier = {pid for pid, parent in parents.items() if parent in frontier} - found
-            found |= frontier
-        return found
+        return descendants(self.popen.pid)
 
     def kill(self) -> None:
         if self.popen.poll() is None:

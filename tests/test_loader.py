@@ -188,3 +188,38 @@ def test_a_document_from_stdin_is_named_by_its_doi_or_refused(engine, tmp_path) 
     with engine.connect() as conn:
         stored = sorted(conn.execute(select(Record.identifier)).scalars())
     assert stored == ["oai:example.org:10.5555/stdin.1", "oai:example.org:b"]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_load_stopped_with_sigterm_leaves_no_worker_behind(database_url, engine, tmp_path) -> None:  # noqa: ANN001
+    """An outside audit killed `oai load` with SIGTERM (a cron job's timeout does): its parser processes stayed,
+    waiting forever for work. Here a worker is held reading a named pipe when the load is stopped."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from harvest_fixtures import descendants, running, until
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    _corpus(corpus)
+    fifo = tmp_path / "held.xml"
+    os.mkfifo(fifo)  # opened by a worker, it blocks until a writer comes: none does
+    oai = os.path.join(os.path.dirname(sys.executable), "oai")
+    load_ = subprocess.Popen([oai, "--database", database_url, "load", "--jobs", "2", str(corpus), str(fifo)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             env={**os.environ, "OAI_REPOSITORY_IDENTIFIER": "example.org"})
+    workers: set[int] = set()
+    try:
+        until(lambda: len(workers.update(descendants(load_.pid)) or workers) >= 2 or load_.poll() is not None, 30)
+        assert len(workers) >= 2 and load_.poll() is None
+        load_.send_signal(signal.SIGTERM)
+        assert load_.wait(10) == -signal.SIGTERM
+        until(lambda: not any(running(pid) for pid in workers), 10)  # they follow it
+    finally:
+        for pid in workers | descendants(load_.pid):
+            if running(pid):
+                os.kill(pid, signal.SIGKILL)
+        if load_.poll() is None:
+            load_.kill()

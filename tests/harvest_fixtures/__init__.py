@@ -148,6 +148,21 @@ def running(pid: int) -> bool:
         return False
 
 
+def descendants(pid: int) -> set[int]:
+    """Every live process below `pid` (a fork server and the workers forked from it, say)."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
 def until(condition: Callable[[], bool], timeout: float, step: float = 0.05) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
