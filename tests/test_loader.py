@@ -93,6 +93,11 @@ def test_a_template_that_makes_no_uri_fails_that_input(engine, tmp_path) -> None
                    workers=1)
     assert summary.new == 0 and len(summary.failed) == 1
     assert "cannot serve it" in summary.failed[0][1] and "'my a'" in summary.failed[0][1]
+    # a URI, but not an oai-identifier (an outside audit found it served under Identify's oai-identifier scheme)
+    for template in ("oai:example.org:café/{stem}", "oai:example.org:{stem}#x", "OAI:example.org:{stem}"):
+        summary = load(engine, [str(tmp_path)], repository_identifier="example.org", identifier_template=template,
+                       workers=1)
+        assert summary.new == 0 and "is in the oai scheme but not in its syntax" in summary.failed[0][1], template
     for template in ("oai:example.org:{stem.__class__}", "oai:example.org:{stem[0]}", "oai:example.org:{}"):
         summary = load(engine, [str(tmp_path)], repository_identifier="example.org", identifier_template=template,
                        workers=1)

@@ -29,6 +29,9 @@ URI = re.compile(
     rf"(?:[A-Za-z][A-Za-z0-9+\-.]*:(?://{_AUTHORITY}{_SEGMENTS}|/(?:{_PCHAR}+{_SEGMENTS})?|{_PCHAR}+{_SEGMENTS}|)"
     rf"|(?://{_AUTHORITY}{_SEGMENTS}|/(?:{_PCHAR}+{_SEGMENTS})?|(?:[{_U}{_SUB}@]|{_PCT})+{_SEGMENTS}|)){_TAIL}"
 )
+# oai-identifier.xsd's oai-identifierType: the syntax of the oai scheme (ASCII only; anything else %-encoded).
+# What we name ourselves in that scheme must follow it; what a harvest keeps from upstream need only be a URI.
+OAI_IDENTIFIER = re.compile(r"oai:[a-zA-Z][a-zA-Z0-9\-]*(\.[a-zA-Z][a-zA-Z0-9\-]*)+:[a-zA-Z0-9\-_.!~*'();/?:@&=+$,%]+")
 # What we store and serve as an item's identifier: a URI with a scheme (oai:example.org:123).
 _IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:.+", re.DOTALL)
 
