@@ -8,11 +8,13 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 from datetime import datetime
+from urllib.parse import quote
 
 from lxml import etree
 
 from oai.formats.base import SCHEMAS_DIR, XSI_NS, compile_schema, first_error
 from oai.formats.safexml import canonical_bytes, text_bytes_escape
+from oai.store.validation import URI
 
 PROV_NS = "http://www.openarchives.org/OAI/2.0/provenance"
 SCHEMA_URL = "http://www.openarchives.org/OAI/2.0/provenance.xsd"
@@ -30,6 +32,23 @@ class Origin:
     metadata_namespace: str
 
 
+def as_uri(value: str) -> str:
+    """`value` as xs:anyURI takes it: as it is when it is a URI (or IRI), else percent-encoded. An upstream
+    identifier need not be one (oai:x:100%, a SICI's [ ]: an outside audit's), and one such value made every
+    page serving the record fail the schema. Encoded as our own identifier encodes it, not left out."""
+    if URI.fullmatch(value):
+        return value
+    encoded = quote(value, safe="!$&'()*+,;=:@/?-._~")
+    # a ':' before any '/' makes a scheme: one that cannot be (":x", "1:x") is encoded too
+    return encoded if URI.fullmatch(encoded) else quote(value, safe="!$&'()*+,;=@/?-._~")
+
+
+def _fields(origin: Origin) -> tuple[tuple[str, str], ...]:
+    """originDescription's children in schema order; the upstream's URIs made valid ones."""
+    return (("baseURL", origin.base_url), ("identifier", as_uri(origin.identifier)),
+            ("datestamp", origin.datestamp), ("metadataNamespace", as_uri(origin.metadata_namespace)))
+
+
 _HEAD = (f'<provenance xmlns="{PROV_NS}" xmlns:xsi="{XSI_NS}" xsi:schemaLocation="{PROV_NS} {SCHEMA_URL}">'
          '<originDescription harvestDate="{date}" altered="{altered}">')
 
@@ -43,9 +62,7 @@ def build(origin: Origin, *, harvest_date: datetime, altered: bool,
     """
     if nested is None:
         head = _HEAD.format(date=harvest_date.strftime("%Y-%m-%dT%H:%M:%SZ"), altered="true" if altered else "false")
-        body = "".join(f"<{tag}>{text_bytes_escape(value)}</{tag}>" for tag, value in (
-            ("baseURL", origin.base_url), ("identifier", origin.identifier), ("datestamp", origin.datestamp),
-            ("metadataNamespace", origin.metadata_namespace)))
+        body = "".join(f"<{tag}>{text_bytes_escape(value)}</{tag}>" for tag, value in _fields(origin))
         return (head + body + "</originDescription></provenance>").encode("utf-8"), None
     return build_tree(origin, harvest_date=harvest_date, altered=altered, nested=nested)
 
@@ -58,8 +75,7 @@ def build_tree(origin: Origin, *, harvest_date: datetime, altered: bool,
     desc = etree.SubElement(root, f"{_P}originDescription")
     desc.set("harvestDate", harvest_date.strftime("%Y-%m-%dT%H:%M:%SZ"))
     desc.set("altered", "true" if altered else "false")
-    for tag, value in (("baseURL", origin.base_url), ("identifier", origin.identifier),
-                       ("datestamp", origin.datestamp), ("metadataNamespace", origin.metadata_namespace)):
+    for tag, value in _fields(origin):
         etree.SubElement(desc, f"{_P}{tag}").text = value
     if nested is None:
         return canonical_bytes(root), None

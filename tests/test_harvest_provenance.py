@@ -31,3 +31,19 @@ def test_direct_bytes_are_valid_provenance() -> None:
     data, warning = provenance.build(origin, harvest_date=datetime(2026, 1, 2, 3, 4, 5), altered=True)
     assert warning is None and provenance.validate(data) is None
     assert b'harvestDate="2026-01-02T03:04:05Z" altered="true"' in data and b"a&amp;b" in data
+
+
+@settings(max_examples=300, deadline=None)
+@given(identifier=xml_text.filter(bool), namespace=xml_text)
+def test_any_upstream_identifier_and_namespace_make_valid_provenance(identifier: str, namespace: str) -> None:
+    """An outside audit harvested oai:fake:100% and a SICI with [ ]: the provenance held them as they came, not
+    valid xs:anyURI, and every page serving those records failed the schema."""
+    origin = provenance.Origin("http://example.org/oai", identifier, "2024-01-01T00:00:00Z", namespace)
+    data, warning = provenance.build(origin, harvest_date=datetime(2026, 1, 2, 3, 4, 5), altered=False)
+    assert warning is None and provenance.validate(data) is None
+
+
+def test_an_identifier_that_is_a_uri_is_kept_as_it_came_and_another_is_percent_encoded() -> None:
+    assert provenance.as_uri("oai:example.org:Статья-1?a=b&c") == "oai:example.org:Статья-1?a=b&c"
+    assert provenance.as_uri("oai:fake:100%") == "oai:fake:100%25"
+    assert provenance.as_uri("0002-9939(1999)127:1[1:AT]2.0.CO;2-Q") == "0002-9939(1999)127%3A1%5B1%3AAT%5D2.0.CO;2-Q"  # no scheme: its colons too

@@ -83,6 +83,23 @@ def test_full_harvest_keeps_every_record_once_with_sets_and_provenance(engine, u
     assert root.find(".//{http://www.openarchives.org/OAI/2.0/provenance}baseURL").text == up.base_url
 
 
+def test_upstream_identifiers_that_are_no_uris_are_served_in_valid_pages(engine, upstream, live_server) -> None:  # noqa: ANN001, F811
+    """An outside audit harvested a record named oai:fake:100% and one named by a SICI (with [ ]): the provenance
+    held them as they came, not xs:anyURI, and every page serving them failed the schema."""
+    odd = ["oai:fake:100%", "0002-9939(1999)127:1[1:AT]2.0.CO;2-Q"]
+    upstream.repo.add(*[Record(ident, "2024-01-02", fields={"title": f"Odd {i}"}) for i, ident in enumerate(odd)])
+    add(engine, "up", upstream.base_url)
+    assert harvest_source(engine, "up", options()).new == 2
+    server = live_server()
+    root = assert_oai(requests.get(server.url, params={"verb": "ListRecords", "metadataPrefix": "oai_dc"},
+                                   timeout=10).content)
+    held = [e.text for e in root.iter("{http://www.openarchives.org/OAI/2.0/provenance}identifier")]
+    assert sorted(held) == ["0002-9939(1999)127%3A1%5B1%3AAT%5D2.0.CO;2-Q", "oai:fake:100%25"]
+    ours = local_identifier(REPO_ID, "up", odd[0])
+    assert_oai(requests.get(server.url, params={"verb": "GetRecord", "metadataPrefix": "oai_dc", "identifier": ours},
+                            timeout=10).content)
+
+
 def test_the_same_pages_twice_change_nothing(engine, up) -> None:  # noqa: ANN001
     add(engine, "up", up.base_url)
     harvest_source(engine, "up", options())
