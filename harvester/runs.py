@@ -257,8 +257,12 @@ class _Run:
             cp = s.get(HarvestCheckpoint, src.id)
             run = s.get(HarvestRun, cp.run_id) if cp is not None else None
             if cp is not None and (run is None or self.options.full):  # --full always starts afresh
-                if run is not None:
-                    run.status, run.ended, run.error = "abandoned", now, "replaced by a full harvest"
+                if run is not None:  # what stopped it (failed, interrupted) stays in its history
+                    was = "running (its process gone)" if run.status == "running" else run.status
+                    run.warnings = self._merge_warnings(run.warnings, [
+                        f"abandoned at {dates.format_moment(now)}, when it was {was}: replaced by a full harvest"])
+                    run.status, run.ended = "abandoned", run.ended or now
+                    run.error = run.error or "replaced by a full harvest"
                 s.delete(cp)
                 s.flush()
                 cp = run = None

@@ -397,6 +397,21 @@ def test_transport_faults_during_a_run(engine, up) -> None:  # noqa: ANN001
                      "ConnectionReset", "NotXml"]  # each retried, and nothing lost
 
 
+def test_a_full_harvest_replacing_a_failed_run_keeps_why_it_failed(engine, up) -> None:  # noqa: ANN001
+    """`--full` is what a librarian runs after trouble; an outside audit found it wiped the failed run's error and
+    end time from the history (abandoned, "replaced by a full harvest")."""
+    add(engine, "up", up.base_url)
+    up.add_fault(faults.InternalServerError(), page=2, times=None)
+    failed = harvest_source(engine, "up", options())
+    assert failed.status == "failed" and "500" in failed.error
+    before = run_row(engine, failed.run_id)
+    up.clear_faults()
+    assert harvest_source(engine, "up", options(full=True)).status == "complete"
+    after = run_row(engine, failed.run_id)
+    assert (after.status, after.error, after.ended) == ("abandoned", before.error, before.ended)
+    assert "when it was failed: replaced by a full harvest" in after.warnings
+
+
 @sqlite_only
 def test_a_repeating_token_stops_the_run_and_keeps_what_came(engine, up) -> None:  # noqa: ANN001
     add(engine, "up", up.base_url)
