@@ -11,8 +11,9 @@ import email.message
 import logging
 import math
 import os
-import re
 import random
+import re
+import socket
 import threading
 import time
 import zlib
@@ -29,6 +30,7 @@ from sickle.response import OAIResponse
 
 from harvester.errors import FetchError, PageError, RepeatedToken, Stopped, UpstreamOAIError
 from harvester.parse import Page, list_token, read_page
+from harvester.redirect_guard import GuardedSession
 
 # The sickle API this module relies on: Sickle.__init__(endpoint, http_method, max_retries),
 # Sickle._request(kwargs) -> requests.Response, Sickle.harvest(**kwargs), OAIResponse(http, params).
@@ -155,7 +157,7 @@ class HarvestClient(Sickle):
         _check_sickle()
         super().__init__(base_url, http_method="GET", max_retries=0)
         self.policy = policy or FetchPolicy()
-        self.session = session or requests.Session()
+        self.session = session or GuardedSession(base_url)
         self.session.headers["User-Agent"] = self.policy.user_agent
         self.stop = stop
         self.pacer = pacer
@@ -243,7 +245,7 @@ class HarvestClient(Sickle):
             except requests.exceptions.ContentDecodingError as exc:
                 last = f"the compressed body could not be unpacked ({_short(exc)})"
             except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
-                last = f"the connection failed ({type(exc).__name__}: {_short(exc)})"
+                last = f"the connection failed ({_why(exc)})"
             except _Retry as exc:
                 last, wait = exc.reason, exc.wait
             except _TooLarge as exc:
@@ -383,6 +385,23 @@ def _read1(raw: urllib3.response.HTTPResponse) -> bytes:
         raise requests.exceptions.ContentDecodingError(exc) from None
     except (urllib3.exceptions.ProtocolError, urllib3.exceptions.SSLError) as exc:
         raise requests.exceptions.ChunkedEncodingError(exc) from None
+
+
+def _why(exc: BaseException) -> str:
+    """What failed a request, told by its innermost cause (Connection refused, Name or service not known): urllib3
+    wraps it twice, and the wrappers' text, cut short, hid it (an outside audit)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.strerror:
+            lookup = "the name lookup failed: " if isinstance(current, socket.gaierror) else ""
+            return f"{lookup}{current.strerror}"
+        reason = getattr(current, "reason", None)
+        first = current.args[0] if current.args else None
+        current = next((e for e in (reason, current.__cause__, current.__context__, first)
+                        if isinstance(e, BaseException)), None)
+    return f"{type(exc).__name__}: {_short(exc)}"
 
 
 def _short(exc: BaseException) -> str:

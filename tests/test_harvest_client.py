@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 
@@ -225,6 +226,30 @@ def test_a_url_no_request_can_be_made_to_is_a_clear_error() -> None:
     c = HarvestClient("http://127.0.0.1:99999/oai", policy(), pacer=HostPacer())
     with pytest.raises(FetchError, match="cannot be asked Identify: .*InvalidURL"):
         c.fetch("Identify")
+
+
+@pytest.mark.parametrize("location", ["http://169.254.169.254/latest/meta-data/", "http://[fe80::1]:8080/x",
+                                      "http://10.1.2.3/oai", "http://0.0.0.0:1/"])
+def test_a_redirect_into_a_network_the_source_is_not_on_is_refused_before_connecting(up, location) -> None:  # noqa: ANN001
+    """An outside audit had an upstream redirect the harvester to an internal address: it was followed, and the start
+    of the answer landed in the run's history. A source on loopback may not send it to the cloud metadata service's
+    link-local address, a private network or 0.0.0.0; none of these is asked (nothing listens there on this
+    machine: a request made would fail on its connect timeout, not with this message)."""
+    up.add_fault(faults.Redirect(location), times=None)
+    with pytest.raises(FetchError, match="cannot be asked Identify: redirected to .* network, which the source is "
+                                         "not on: not followed"):
+        client(up).fetch("Identify")
+    assert len(up.log) == 1  # refused, not retried
+
+
+def test_a_connection_refused_says_so() -> None:
+    """The reason was cut off behind urllib3's two wrappers (an outside audit): 'Connection refused' is what to say."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # bound, never listening: refused
+        c = HarvestClient(f"http://127.0.0.1:{port}/oai", policy(attempts=1), pacer=HostPacer())
+        with pytest.raises(FetchError, match=r"the connection failed \(Connection refused\)$"):
+            c.fetch("Identify")
 
 
 def test_the_http_charset_decides_for_a_document_that_declares_none(up) -> None:  # noqa: ANN001
