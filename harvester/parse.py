@@ -66,8 +66,9 @@ class UpstreamRecord:
     element: etree._Element | None = field(default=None, compare=False, repr=False)
 
     def raw(self) -> bytes:
-        """The record's XML (as repaired), for the quarantine."""
-        return b"" if self.element is None else etree.tostring(self.element, with_tail=False)
+        """The record's XML (as repaired), for the quarantine: UTF-8, its characters as they came, not the
+        character references lxml's default ASCII output writes (an outside audit saw Cyrillic as &#1078;)."""
+        return b"" if self.element is None else etree.tostring(self.element, encoding="utf-8", with_tail=False)
 
 
 @dataclass(frozen=True)
@@ -406,7 +407,7 @@ def read_page(data: bytes, verb: str) -> Page:
                     repaired += bool(notes)
             except ValueError as exc:
                 ident = _text(el.find(f".//{_O}identifier"))
-                broken.append(Broken(etree.tostring(el, with_tail=False), str(exc), ident))
+                broken.append(Broken(etree.tostring(el, encoding="utf-8", with_tail=False), str(exc), ident))
         token_el = container.find(f"{_O}resumptionToken")
         if token_el is not None:
             token = Token(_text(token_el), _int(token_el.get("cursor")),

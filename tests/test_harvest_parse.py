@@ -45,6 +45,15 @@ def test_good_page_is_read_whole_with_token_and_date() -> None:
     assert page.records[0].header.set_specs == ("journal:a",)
 
 
+def test_a_record_kept_for_the_quarantine_keeps_its_characters() -> None:
+    records = sample_records(2)
+    records[1].fields["title"] = ["Жизнь и судьба"]
+    page = read_page(page_bytes(repo=SyntheticRepository(records, page_size=2)), "ListRecords")
+    raw = page.records[1].raw()
+    assert "Жизнь и судьба".encode() in raw and b"&#" not in raw and not raw.startswith(b"<?xml")
+    assert etree.fromstring(raw).findtext(f".//{{{DC}}}title") == "Жизнь и судьба"
+
+
 @pytest.mark.parametrize("char", ["\x0b", "&#11;", "&#x1F;", "\ufffe", "\x00"])
 def test_illegal_characters_become_replacement_characters(char: str) -> None:
     page = read_page(page_bytes(fault=faults.IllegalCharacter(char, record=2)), "ListRecords")
