@@ -79,8 +79,8 @@ def _walk(directory: str) -> Iterator[str]:
     for entry in entries:
         if entry.is_dir():
             yield from _walk(entry.path)
-        elif entry.is_file() and os.path.splitext(entry.name)[1].lower() in SUFFIXES:
-            yield entry.path
+        elif os.path.splitext(entry.name)[1].lower() in SUFFIXES and (entry.is_file() or entry.is_symlink()):
+            yield entry.path  # a dangling link fails as it does given by name, not skipped unsaid
 
 
 def _quote_local(local: str) -> str:
@@ -141,7 +141,7 @@ def _ingest_one(job: tuple[str, bytes | None, bool]) -> tuple[str, Ingested | No
     try:
         if data is None:
             data = Path(name).read_bytes()
-        return name, ingest_document(data, source=name, full_text=full_text), None
+        return name, ingest_document(data, full_text=full_text), None  # the report names the file itself
     except FormatError as exc:
         return name, None, str(exc)
     except OSError as exc:
@@ -186,7 +186,13 @@ def load(
     on_progress: Callable[[int], None] | None = None,
 ) -> LoadSummary:
     """Load every input; returns the summary (nothing raised for a bad input)."""
-    names = list(discover(paths))
+    names: list[str] = []
+    nothing_in: list[str] = []  # directories with no input: a path mistyped, or the files named otherwise
+    for path in paths:
+        found = list(discover([path]))
+        if not found and path != "-" and os.path.isdir(path):
+            nothing_in.append(path)
+        names += found
     set_list = list(sets)
     set_specs = tuple(spec for spec, _ in set_list)
     if set_list:
@@ -197,6 +203,8 @@ def load(
                     session.execute(update(OAISet).where(OAISet.spec == spec).values(name=name))
     jobs = [(n, (stdin or sys.stdin.buffer.read)() if n == "-" else None, full_text) for n in names]
     summary = LoadSummary()
+    kinds = ", ".join(sorted(SUFFIXES)[:-1]) + f" or {sorted(SUFFIXES)[-1]}"
+    summary.failed += [(d, f"no {kinds} file below this directory") for d in nothing_in]
     batch: list[tuple[str, RecordIn]] = []
     workers = workers if workers is not None else min(2, os.cpu_count() or 1)
     growth = GrowthAnalyzer(engine)

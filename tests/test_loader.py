@@ -104,6 +104,20 @@ def test_a_template_that_makes_no_uri_fails_that_input(engine, tmp_path) -> None
         assert summary.new == 0 and "is not one of {repository_identifier}" in summary.failed[0][1], template
 
 
+def test_a_directory_with_nothing_to_load_and_a_dangling_link_are_failures_said(engine, tmp_path) -> None:  # noqa: ANN001
+    """An outside audit: both were passed over in silence, exit code 0, as if the load had done what was asked."""
+    (tmp_path / "empty" / "sub").mkdir(parents=True)
+    (tmp_path / "empty" / "notes.txt").write_text("not an input")
+    (tmp_path / "some").mkdir()
+    (tmp_path / "some" / "gone.xml").symlink_to(tmp_path / "nowhere.xml")
+    (tmp_path / "some" / "blank.xml").write_bytes(b"")  # its reason does not name it again (it was said twice)
+    summary = load(engine, [str(tmp_path / "empty"), str(tmp_path / "some")], repository_identifier="example.org",
+                   workers=1)
+    assert summary.failed == [(str(tmp_path / "empty"), "no .jats, .nxml or .xml file below this directory"),
+                              (str(tmp_path / "some" / "blank.xml"), "empty document"),
+                              (str(tmp_path / "some" / "gone.xml"), "cannot read: No such file or directory")]
+
+
 def test_a_set_name_given_again_renames_the_set(engine, tmp_path) -> None:  # noqa: ANN001
     """`--set A:B=Sub` made A too (named A); a later `--set A=Top` names it (an outside audit found it kept 'A')."""
     (tmp_path / "a.xml").write_bytes(canonical_bytes(build_dc([("title", "A", "en")])))
