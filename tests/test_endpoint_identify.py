@@ -136,3 +136,18 @@ def test_the_rate_limit_counts_each_client_behind_the_proxies_it_is_told_of(engi
     assert [ask(direct, f"192.0.2.{i}")[0] for i in (1, 2, 3)] == [200, 200, 503]
     with pytest.raises(ConfigError, match="proxy_hops"):
         live_server(proxy_hops=9)
+
+
+def test_records_named_under_another_repository_identifier_are_said_at_boot(engine, live_server, caplog) -> None:  # noqa: ANN001
+    """An outside audit loaded the demo under example.org, then set OAI_REPOSITORY_IDENTIFIER: Identify announced
+    the new namespace, every record kept the old one, and nothing said so."""
+    write(engine, [dc_record("oai:example.org:1"), dc_record("oai:example.org:2")], T0)
+    with caplog.at_level("WARNING", logger="oai.web"):
+        live_server()
+        assert not [r for r in caplog.records if "namespace Identify announces" in r.getMessage()]
+        live_server(repository_identifier="other.example")
+    said = [r.getMessage() for r in caplog.records if "namespace Identify announces" in r.getMessage()]
+    assert said == ["2 of the 2 newest records named here are not under oai:other.example:, the namespace Identify "
+                    "announces (such as oai:example.org:2): loaded or harvested with another "
+                    "OAI_REPOSITORY_IDENTIFIER? Set that one again, or load them again under this one (harvesters "
+                    "then see them as new records)"]

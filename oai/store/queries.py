@@ -282,3 +282,13 @@ def _item(row, with_metadata: bool) -> Item:  # noqa: ANN001
         xml=row.xml if with_metadata else None,
         about=row.about if with_metadata else None,
     )
+
+
+def newest_own_identifiers(session: Session, limit: int = 100) -> list[str]:
+    """The identifiers of the newest records named by us (loaded here, or harvested without keeping the upstream's
+    identifier): those that carry our repository identifier. Read by the primary key, newest first: cheap at any
+    size."""
+    stmt = (select(Record.identifier).outerjoin(Source, Source.id == Record.source_id)
+            .where(or_(Source.id.is_(None), Source.keep_upstream_identifiers.is_(False)))
+            .order_by(Record.id.desc()).limit(limit))
+    return list(session.scalars(stmt))

@@ -10,7 +10,7 @@ import hashlib
 import logging
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -20,6 +20,7 @@ from flask import Flask, Response, abort, current_app, g, jsonify, request, send
 from sqlalchemy import exc as db_errors
 from sqlalchemy import select, text
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -46,6 +47,23 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 DATABASE_RETRY_AFTER = 30  # seconds: a database restart or failover, not a long outage
 
 
+def _warn_of_other_namespaces(sessions: Callable[[], Session], repository_identifier: str) -> None:
+    """Say so at boot when our newest records are named in the oai scheme under another repository identifier
+    than the one Identify announces: the identifier is written into each record when it is loaded (or harvested),
+    and an outside audit set OAI_REPOSITORY_IDENTIFIER after loading, which nothing told."""
+    if not repository_identifier:
+        return
+    ours = f"oai:{repository_identifier}:"
+    with sessions() as session:
+        newest = queries.newest_own_identifiers(session)
+    others = [i for i in newest if i[:4].lower() == "oai:" and not i.startswith(ours)]
+    if others:
+        log.warning("%d of the %d newest records named here are not under %s, the namespace Identify announces "
+                    "(such as %s): loaded or harvested with another OAI_REPOSITORY_IDENTIFIER? Set that one again, "
+                    "or load them again under this one (harvesters then see them as new records)",
+                    len(others), len(newest), ours, others[0])
+
+
 def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
     """Build the app; raises ConfigError or SchemaError at boot rather than on the first request."""
     cfg = load_config(overrides)
@@ -57,6 +75,7 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
     secret = (cfg.secret_key or shared_secret(engine)).encode()
     codec = TokenCodec(secret, timedelta(hours=cfg.token_ttl_hours))
     sessions = session_factory(engine)
+    _warn_of_other_namespaces(sessions, cfg.repository_identifier)
     # A resumed list page reads with one statement (two for a set: its id, then the page; sets are
     # never removed), so it needs no transaction around them. A first page counts and lists in
     # one snapshot. (The rare resumed page whose window must be extended counts what is left and
