@@ -44,3 +44,8 @@ errorlog = "-"
 # The units run under ProtectSystem=strict: nothing is writable but /srv/oai/data, a private /tmp and /dev/shm.
 worker_tmp_dir = "/dev/shm"  # the workers' heartbeat files (a tmpfs: no disk writes either)
 control_socket_disable = True  # newer gunicorn (27) opens a control socket in $HOME, read-only there
+# X-Forwarded-Proto and friends are believed by the app alone, as OAI_PROXY_HOPS says; gunicorn's own default
+# believes them from 127.0.0.1, where nginx is, but so is any local client (an outside audit got https baseURLs).
+secure_scheme_headers: dict[str, str] = {}
+# A GET's request line holds the identifier or the resumptionToken: gunicorn's largest, not its 4094 bytes.
+limit_request_line = 8190

@@ -41,6 +41,15 @@ def test_the_web_node_as_deployed_boots_serves_and_stops(database_url: str, tmp_
                     time.sleep(0.2)
             assert body is not None, log.read_text()
             assert_oai(body)
+            # a local client's X-Forwarded-Proto is not believed with OAI_PROXY_HOPS=0 (gunicorn's own default did)
+            asked = urllib.request.Request(f"http://127.0.0.1:{port}/oai?verb=Identify",
+                                           headers={"X-Forwarded-Proto": "https"})
+            with urllib.request.urlopen(asked, timeout=5) as reply:
+                assert assert_oai(reply.read()).findtext(".//{*}baseURL").startswith("http://127.0.0.1:")
+            long_token = "x" * 6000  # a request line past gunicorn's default limit of 4094 bytes
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/oai?verb=ListRecords&resumptionToken={long_token}",
+                                        timeout=5) as reply:
+                assert assert_oai(reply.read()).find(".//{*}error").get("code") == "badResumptionToken"
         finally:
             proc.send_signal(signal.SIGTERM)
             code = proc.wait(timeout=60)
