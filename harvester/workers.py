@@ -29,7 +29,7 @@ from typing import TypeVar
 from lxml import etree
 
 from harvester.parse import OAI_NS, strict_parser
-from oai import orphans
+from oai.orphans import exit_with as exit_with_parent
 from oai.formats import dc, registry
 from oai.formats.base import XSI_NS, FormatError
 from oai.formats.safexml import canonical_bytes
@@ -208,7 +208,7 @@ def _shared_pool(size: int) -> ProcessPoolExecutor:
         if _pool is None:
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload(["harvester.workers"])
-            _pool = ProcessPoolExecutor(max_workers=size, mp_context=context, initializer=orphans.exit_with,
+            _pool = ProcessPoolExecutor(max_workers=size, mp_context=context, initializer=exit_with_parent,
                                         initargs=(os.getpid(),))
         return _pool
 

@@ -1,4 +1,4 @@
-"""Layering: the harvester imports oai.store, oai.formats (and oai.config, oai.cli for CLI glue), never the web layer."""
+"""Layering: the harvester imports oai.store, oai.formats, oai.orphans (and oai.config, oai.cli for CLI glue), never the web layer."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-ALLOWED_OAI = ("oai.store", "oai.formats", "oai.config", "oai.cli")
+ALLOWED_OAI = ("oai.store", "oai.formats", "oai.config", "oai.cli", "oai.orphans")
 
 
 def imports(path: Path) -> set[str]:
