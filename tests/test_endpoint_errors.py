@@ -111,8 +111,22 @@ def test_bad_arguments(server, verb: str) -> None:  # noqa: ANN001
     cases = [args for v, args in BAD_ARGUMENTS if v == verb] + [{"junk": "1"}]
     for args in cases:
         _, root = get(server, verb=verb, **args)
-        assert errors(root) == ["badArgument"], args
+        assert errors(root) and set(errors(root)) == {"badArgument"}, args  # one a problem (below)
         assert request_attrs(root) == {}, args
+
+
+def test_every_bad_argument_of_a_request_is_reported(server) -> None:  # noqa: ANN001
+    """3.6: repositories "should report all errors or exceptions that arise from processing the request"; an
+    outside audit got only the first. A repeated argument is said once, not also as missing."""
+    _, root = get(server, verb="ListRecords", metadataPrefix="oai_dc", **{"from": "bad", "until": "bad2", "foo": "x"})
+    said = [e.text for e in root.findall("oai:error", X)]
+    assert errors(root) == ["badArgument"] * 3 and request_attrs(root) == {}
+    assert "'from'" in said[0] and "'until'" in said[1] and said[2] == "'foo' is not an argument of ListRecords"
+    _, root = get(server, verb="ListRecords", metadataPrefix=["oai_dc", "jats"])
+    assert [e.text for e in root.findall("oai:error", X)] == ["the argument 'metadataPrefix' is repeated"]
+    _, root = get(server, verb="GetRecord", junk="1")
+    assert [e.text for e in root.findall("oai:error", X)] == [
+        "'junk' is not an argument of GetRecord", "GetRecord requires the argument(s): identifier, metadataPrefix"]
 
 
 # --- the other codes -------------------------------------------------------------------------

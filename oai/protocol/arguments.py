@@ -77,29 +77,37 @@ def verb_of(params: Mapping[str, Sequence[str]]) -> str:
 
 
 def parse_request(params: Mapping[str, Sequence[str]]) -> OAIRequest:
-    """Validate the arguments against the verb's rules; raises BadVerb or BadArgument."""
+    """Validate the arguments against the verb's rules; raises BadVerb, or BadArgument with every problem of the
+    request (3.6: repositories "should report all errors"; an outside audit got only the first)."""
     verb = verb_of(params)
     spec = SPECS[verb]
+    allowed = spec.required | spec.optional | ({spec.exclusive} if spec.exclusive else set())
     args: dict[str, str] = {}
+    problems: list[BadArgument] = []
     for name, values in params.items():
         if name == "verb":
             continue
-        allowed = spec.required | spec.optional | ({spec.exclusive} if spec.exclusive else set())
         if name not in allowed:
-            raise BadArgument(f"{name!r} is not an argument of {verb}")
-        if len(values) != 1:
-            raise BadArgument(f"the argument {name!r} is repeated")
-        if values[0] == "":
-            raise BadArgument(f"the argument {name!r} is empty")
-        if name in SYNTAX:
-            SYNTAX[name](values[0], name)
-        args[name] = values[0]
-    if spec.exclusive and spec.exclusive in args:
-        if len(args) > 1:
-            others = ", ".join(sorted(set(args) - {spec.exclusive}))
-            raise BadArgument(f"resumptionToken is an exclusive argument; it cannot be combined with {others}")
-        return OAIRequest(verb, args)
-    missing = sorted(spec.required - set(args))
-    if missing:
-        raise BadArgument(f"{verb} requires the argument(s): {', '.join(missing)}")
+            problems.append(BadArgument(f"{name!r} is not an argument of {verb}"))
+        elif len(values) != 1:
+            problems.append(BadArgument(f"the argument {name!r} is repeated"))
+        elif values[0] == "":
+            problems.append(BadArgument(f"the argument {name!r} is empty"))
+        else:
+            try:
+                if name in SYNTAX:
+                    SYNTAX[name](values[0], name)
+                args[name] = values[0]
+            except BadArgument as exc:
+                problems.append(exc)
+    given = set(params) & allowed  # a repeated or empty argument is there, though not usable: not also "missing"
+    if spec.exclusive and spec.exclusive in given:
+        if len(given) > 1:
+            others = ", ".join(sorted(given - {spec.exclusive}))
+            problems.append(BadArgument(f"resumptionToken is an exclusive argument; it cannot be combined with {others}"))
+    elif missing := sorted(spec.required - given):
+        problems.append(BadArgument(f"{verb} requires the argument(s): {', '.join(missing)}"))
+    if problems:
+        first, *rest = problems
+        raise BadArgument(first.message, also=tuple(rest))
     return OAIRequest(verb, args)
