@@ -183,6 +183,7 @@ def _check_plausible(data: bytes) -> None:
 
 
 _DOCTYPE = re.compile(rb"<!DOCTYPE[^>\[]*\[", re.I)
+_ANY_DOCTYPE = re.compile(rb"<!DOCTYPE", re.I)
 
 
 def _parse(data: bytes) -> etree._Element:
@@ -191,7 +192,14 @@ def _parse(data: bytes) -> etree._Element:
     prolog = data[: prolog_end if prolog_end > 0 else 2048]
     if _DOCTYPE.search(prolog):  # the cheap look, before parsing
         raise PageError(_WITH_DTD, retry=False)
-    root = etree.fromstring(data, strict_parser())
+    try:
+        root = etree.fromstring(data, strict_parser())
+    except etree.XMLSyntaxError:
+        # a DOCTYPE past the look (libxml2 stops an entity bomb in an attribute value): refused, not a broken page
+        # asked for again on every attempt
+        if _ANY_DOCTYPE.search(prolog):
+            raise PageError(_WITH_DTD, retry=False) from None
+        raise
     # What decides: the parsed document (a '>' inside the DOCTYPE's system literal or a comment before it
     # passes the look above, and libxml2 still replaces entities the subset declares in attribute values).
     if root.getroottree().docinfo.internalDTD is not None:

@@ -108,11 +108,23 @@ def test_responses_that_are_no_oai_pmh_are_errors_to_retry(body: bytes, message:
         read_page(body, "ListRecords")
 
 
-def test_entity_declarations_are_refused_for_good() -> None:
-    body = (b'<?xml version="1.0"?><!DOCTYPE OAI-PMH [<!ENTITY a "aaaaaaaa">]>'
-            + page_bytes().split(b"?>", 1)[1])
+LAUGHS = b"".join(b'<!ENTITY l%d "&l%d;&l%d;&l%d;&l%d;&l%d;&l%d;&l%d;&l%d;&l%d;&l%d;">' % ((i, *[i - 1] * 10))
+                  for i in range(1, 10))
+
+
+@pytest.mark.parametrize("doctype", [
+    b'<!DOCTYPE OAI-PMH [<!ENTITY a "aaaaaaaa">]>',
+    # past the cheap look (a '>' in the system literal): libxml2 stops the expansion, which was then told as a page
+    # "cut short or broken" and asked for again on every attempt (an outside audit)
+    b'<!DOCTYPE OAI-PMH SYSTEM "a>b" [<!ENTITY l0 "lol">' + LAUGHS + b']>',
+])
+def test_entity_declarations_are_refused_for_good(doctype: bytes) -> None:
+    page = page_bytes().split(b"?>", 1)[1]
+    if b"l9" in doctype:  # expanded in an attribute value even by a parser that resolves no entities
+        page = page.replace(b'metadataPrefix="oai_dc"', b'metadataPrefix="&l9;"', 1)
+        assert b"&l9;" in page
     with pytest.raises(PageError, match="carries a DOCTYPE") as info:
-        read_page(body, "ListRecords")
+        read_page(b'<?xml version="1.0"?>' + doctype + page, "ListRecords")
     assert not info.value.retry
 
 
