@@ -48,6 +48,8 @@ def test_the_demo_serves_its_articles_from_a_fresh_directory(tmp_path: Path) -> 
             assert len(dc) == len(set(dc)) == _demo_documents()
             assert 0 < len(jats) <= len(dc) and set(jats) <= set(dc)
             assert (tmp_path / "oai.sqlite3").is_file()
+            # the sample articles served in part are said, in one line, not passed over (an outside audit)
+            assert re.search(r"^\d+ of them loaded with warnings, which `oai load .*` prints", log.read_text(), re.M)
 
             port = url.split(":")[2].split("/")[0]
             second = subprocess.run([str(OAI_BIN), "serve", "--port", port], cwd=tmp_path, env=env,
