@@ -101,7 +101,7 @@ class SetsResult:
 
 @dataclass(frozen=True)
 class ListResult:
-    # Rows of queries.list_rows: id, identifier, datestamp, deleted, set_specs[, xml, about].
+    # Rows of queries.list_rows: id, identifier, datestamp, deleted, set_specs[, xml, about, digest].
     items: tuple[Row, ...]
     token: TokenInfo | None
     with_metadata: bool

@@ -28,6 +28,7 @@ class Item:
     set_specs: tuple[str, ...]
     xml: bytes | None = None
     about: bytes | None = None
+    digest: str | None = None  # of every byte served of the record (RecordIn.digest), with the metadata
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,7 @@ def get_item(session: Session, identifier: str, prefix: str) -> Item | None:
     """The record in `prefix`, or None when the record does not exist or lacks that format."""
     row = session.execute(
         select(Record.id, Record.identifier, Record.datestamp, _DELETED_IN_FORMAT, Record.set_specs,
-               RecordMetadata.xml, RecordMetadata.about)
+               RecordMetadata.xml, RecordMetadata.about, Record.digest)
         .join(RecordMetadata, and_(RecordMetadata.record_id == Record.id, RecordMetadata.prefix == prefix))
         .where(Record.identifier == identifier)
     ).one_or_none()
@@ -97,7 +98,8 @@ def get_item(session: Session, identifier: str, prefix: str) -> Item | None:
 _DATESTAMP = Record.__table__.c.datestamp.type
 _ID = Record.__table__.c.id.type
 _LIST_COLUMNS = (Record.id, Record.identifier, Record.datestamp, _DELETED_IN_FORMAT, Record.set_specs)
-_META_COLUMNS = (RecordMetadata.xml, RecordMetadata.about)
+# the digest: what a page's validator (ETag) is made of besides its headers, whose datestamps are in seconds
+_META_COLUMNS = (RecordMetadata.xml, RecordMetadata.about, Record.digest)
 
 
 def _filtered(columns: tuple, in_set: bool, has_from: bool, has_until: bool, *, record: bool = True):  # noqa: ANN202
@@ -189,7 +191,7 @@ def list_rows(
     """Up to `limit` rows strictly after `after` in (datestamp, id) order, as plain result rows.
 
     Each row has the columns id, identifier, datestamp, deleted, set_specs (the space-separated
-    string as stored) and, with metadata, xml and about; by position or by name.
+    string as stored) and, with metadata, xml, about and digest; by position or by name.
     """
     stmt = _list_statement(query.set_id is not None, query.from_ is not None, query.until is not None,
                            after is not None, with_metadata)
@@ -281,6 +283,7 @@ def _item(row, with_metadata: bool) -> Item:  # noqa: ANN001
         set_specs=tuple(row.set_specs.split()),
         xml=row.xml if with_metadata else None,
         about=row.about if with_metadata else None,
+        digest=row.digest if with_metadata else None,
     )
 
 

@@ -420,11 +420,18 @@ def _query_bytes() -> bytes:
 
 def _etag(verb: str, args: dict[str, str], result: object, headers: bytes) -> str:
     """A weak validator of a page: its request, every header it serves (so every item and its
-    datestamp) and what its token means; empty for responses that serve no item."""
+    datestamp), the digest of every record whose metadata it serves, and what its token means; empty
+    for responses that serve no item. The digests, because datestamps are in seconds: two versions of a
+    record written in the same second had one validator, and a revalidating cache kept the first (an
+    outside audit)."""
     if not headers or not isinstance(result, ListResult | RecordResult):
         return ""
     h = hashlib.sha256(verb.encode() + repr(sorted(args.items())).encode())
     h.update(headers)
+    if isinstance(result, RecordResult):
+        h.update((result.item.digest or "").encode())
+    elif result.with_metadata:
+        h.update("".join(row.digest for row in result.items).encode())
     if isinstance(result, ListResult) and result.token:
         # Not the token's text, which changes every second (it says when it was issued): what it
         # means, i.e. the place in the list and, to the hour, its expiry. So the validator holds
