@@ -2,18 +2,34 @@
 
 from __future__ import annotations
 
+import ipaddress
 import threading
 import time
 from collections import deque
 
 
-class FlowControl:
-    """At most `per_minute` requests per client address in any 60 s window; 0 allows everything."""
+MAX_CLIENTS = 10_000  # clients remembered at once (memory bound)
 
-    def __init__(self, per_minute: int, *, window: float = 60.0) -> None:
+
+def client_key(address: str) -> str:
+    """Who a limit counts: an IPv4 address, or an IPv6 address's /64 (one subscriber's network: an outside audit
+    noted a /64 gives a client as many addresses as it wants)."""
+    if ":" not in address:
+        return address
+    try:
+        return str(ipaddress.IPv6Network(f"{address}/64", strict=False))
+    except ValueError:
+        return address
+
+
+class FlowControl:
+    """At most `per_minute` requests per client in any 60 s window; 0 allows everything."""
+
+    def __init__(self, per_minute: int, *, window: float = 60.0, max_clients: int = MAX_CLIENTS) -> None:
         self.per_minute = per_minute
         self.window = window
-        self._seen: dict[str, deque[float]] = {}
+        self.max_clients = max_clients
+        self._seen: dict[str, deque[float]] = {}  # least recently asking first
         self._lock = threading.Lock()
 
     def wait(self, client: str) -> int:
@@ -21,10 +37,16 @@ class FlowControl:
         if self.per_minute <= 0:
             return 0
         now = time.monotonic()
+        key = client_key(client)
         with self._lock:
-            if len(self._seen) > 10_000:  # bound memory under many clients
-                self._seen.clear()
-            hits = self._seen.setdefault(client, deque())
+            hits = self._seen.pop(key, None)
+            if hits is None:
+                hits = deque()
+                # Past the bound, the clients that asked least recently are forgotten, one for each newcomer:
+                # clearing the whole table (as before) let anyone with many addresses reset everyone's count.
+                while len(self._seen) >= self.max_clients:
+                    del self._seen[next(iter(self._seen))]
+            self._seen[key] = hits  # now the most recent
             while hits and now - hits[0] > self.window:
                 hits.popleft()
             if len(hits) >= self.per_minute:
