@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from endpoint_helpers import T0, X, dc_record, errors, fetch, get, path_of, request_attrs, stamp, write
+from endpoint_helpers import T0, X, check, dc_record, errors, fetch, get, path_of, request_attrs, stamp, write
 
 from oai.config import ConfigError
 from oai.store.engine import transaction
@@ -132,6 +132,12 @@ def test_the_rate_limit_counts_each_client_behind_the_proxies_it_is_told_of(engi
     status, retry = ask(behind, "192.0.2.1")
     assert status == 503 and 1 <= int(retry) <= 61
     assert [ask(behind, "192.0.2.2")[0] for _ in range(2)] == [200, 200]  # another client has its own budget
+    # the scheme a proxy names is believed when it is one (an outside audit had 'javascript:...' made the scheme)
+    cases = (("https", "https"), ("HTTPS", "https"), ("javascript:alert(1)//", "http"), ("ftp", "http"))
+    for i, (proto, scheme) in enumerate(cases):  # one client each: the limit is 2 a minute
+        reply = fetch(behind, f"{path_of(behind)}?verb=Identify", headers={"X-Forwarded-Proto": proto,
+                                                                           "X-Forwarded-For": f"198.51.100.{i}"})
+        assert check(reply).findtext("oai:Identify/oai:baseURL", namespaces=X).startswith(f"{scheme}://"), proto
     direct = live_server(rate_limit_per_minute=2)
     assert [ask(direct, f"192.0.2.{i}")[0] for i in (1, 2, 3)] == [200, 200, 503]
     with pytest.raises(ConfigError, match="proxy_hops"):

@@ -64,6 +64,17 @@ def _warn_of_other_namespaces(sessions: Callable[[], Session], repository_identi
                     len(others), len(newest), ours, others[0])
 
 
+def _web_schemes_only(wsgi_app: Callable) -> Callable:
+    """Below ProxyFix: the scheme a proxy names is taken when it is http or https, else http. ProxyFix takes any
+    value, and a proxy passing on the client's own X-Forwarded-Proto made 'javascript:...' the scheme of every
+    landing-page and sitemap link (an outside audit)."""
+    def app(environ: dict, start_response: Callable) -> object:
+        scheme = str(environ.get("wsgi.url_scheme", "http")).lower()
+        environ["wsgi.url_scheme"] = scheme if scheme in ("http", "https") else "http"
+        return wsgi_app(environ, start_response)
+    return app
+
+
 def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
     """Build the app; raises ConfigError or SchemaError at boot rather than on the first request."""
     cfg = load_config(overrides)
@@ -87,7 +98,8 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
 
     app = Flask(__name__, static_folder=None)
     if cfg.proxy_hops:  # the client and scheme the proxies saw, not the proxy's own address (rate limits, URLs)
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=cfg.proxy_hops, x_proto=cfg.proxy_hops)  # type: ignore[method-assign]
+        app.wsgi_app = ProxyFix(_web_schemes_only(app.wsgi_app), x_for=cfg.proxy_hops,  # type: ignore[method-assign]
+                                x_proto=cfg.proxy_hops)
     app.config["OAI"] = cfg
     app.config["MAX_CONTENT_LENGTH"] = cfg.max_request_bytes
     app.extensions["oai_engine"] = engine
