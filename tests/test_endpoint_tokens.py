@@ -226,6 +226,8 @@ def test_bad_tokens(engine, live_server) -> None:
         "datestamp past 9999": _resign(ours, 1, {**fields, "after_datestamp": 10**15}),
         "until past 9999": _resign(ours, 1, {**fields, "until": 10**13}),
         "id past 64 bits": _resign(ours, 1, {**fields, "after_id": 2**70}),
+        "issued in 9999": _resign(ours, 1, {**fields, "issued": 253402300000}),  # + its lifetime: an overflow, a 500
+        "issued tomorrow": _resign(ours, 1, {**fields, "issued": fields["issued"] + 86400}),
         "negative cursor": _resign(ours, 1, {**fields, "cursor": -1}),
         "id as text": _resign(ours, 1, {**fields, "after_id": "5"}),
         "id as a fraction": _resign(ours, 1, {**fields, "after_id": 5.5}),

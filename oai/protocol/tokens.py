@@ -44,6 +44,7 @@ class Cursor:
 
 
 _MIN_EPOCH, _MAX_EPOCH = -62135596800, 253402300799  # 0001-01-01T00:00:00Z, 9999-12-31T23:59:59Z
+CLOCK_SKEW = timedelta(minutes=10)  # between the nodes that issue and take tokens, whose clocks NTP keeps together
 _MAX_INTEGER = 2**63 - 1  # what a database integer holds
 _TIMES = frozenset(("from_", "until", "until_asked", "after_datestamp", "issued"))
 _TEXTS = frozenset(("verb", "prefix", "set_spec", "after_key"))
@@ -121,6 +122,8 @@ class TokenCodec:
             raise BadResumptionToken("the resumptionToken is malformed") from None
         if cursor.verb != verb:
             raise BadResumptionToken(f"the resumptionToken belongs to {cursor.verb}, not {verb}")
+        if from_epoch(cursor.issued) > now + CLOCK_SKEW:  # (and one issued near 9999 would overflow its expiry)
+            raise BadResumptionToken("the resumptionToken says it was issued later than now")
         if now > self.expires(cursor):
             raise BadResumptionToken("the resumptionToken has expired; start the list again")
         return cursor
