@@ -81,6 +81,22 @@ def test_a_walk_gets_the_same_records_from_pages_rendered_ahead(engine, live_ser
     assert os.listdir(tmp_path / "ahead") == []  # nothing is left after the last page
 
 
+def test_a_head_request_leaves_the_page_rendered_ahead_to_the_get(engine, live_server, tmp_path: Path) -> None:
+    """An outside audit: HEAD with a token took (and so removed) the page rendered ahead for it, and scheduled the
+    next; the harvester's GET then rendered the page again."""
+    populate(engine, 30)
+    server = live_server(page_size=10, lookahead_dir=str(tmp_path / "ahead"))
+    _, root = get(server, verb="ListRecords", metadataPrefix="oai_dc")
+    target = f"{path_of(server)}?{query({'verb': 'ListRecords', 'resumptionToken': token(root).text})}"
+    counts = server.app.extensions["oai_lookahead"]
+    deadline = time.monotonic() + 10  # the page is rendered once the first response is sent
+    while not os.listdir(tmp_path / "ahead") and time.monotonic() < deadline:
+        time.sleep(0.01)
+    head = fetch(server, target, method="HEAD")
+    assert head.status == 200 and head.body == b"" and counts.hits == 0
+    assert fetch(server, target).status == 200 and counts.hits == 1
+
+
 def test_another_process_serves_the_page_one_rendered(engine, live_server, tmp_path: Path) -> None:
     """Two servers (as two gunicorn workers: each its own LookAhead) on one directory; sickle opens a
     connection per request, so requests alternate between them here."""

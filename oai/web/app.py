@@ -209,7 +209,7 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
         coding = _content_coding()
         response = _xml_response(page.body, etag=page.etag, cache=page.cacheable, tail=page.tail, coding=coding)
         token = page.next_token
-        if lookahead is not None and token and verb in _READ_AHEAD:
+        if lookahead is not None and token and verb in _READ_AHEAD and request.method != "HEAD":
             compressed = coding in compression.ENCODINGS
             start = lookahead.schedule((verb, token, ctx.repository.base_url, site_root(), store),
                                        functools.partial(render_ahead, verb, token, ctx.repository,
@@ -219,8 +219,9 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
         return response
 
     def rendered_ahead(verb: str, token: str, ctx: Context) -> Rendered | None:
-        """The page read ahead for this request, if any and still what it would get now."""
-        if lookahead is None or verb not in _READ_AHEAD:
+        """The page read ahead for this request, if any and still what it would get now. Not for HEAD, which
+        would use up the page the harvester's GET is to get (an outside audit)."""
+        if lookahead is None or verb not in _READ_AHEAD or request.method == "HEAD":
             return None
         return lookahead.take((verb, token, ctx.repository.base_url, site_root(), store),
                               lambda page: latest_write.before(page.began))
