@@ -56,7 +56,7 @@ def test_deleted_record_page_is_not_indexed(engine, live_server) -> None:
         delete_record(s, SEED_ID)
     server = live_server()
     r = requests.get(f"{server.root}/record/{SEED_ID}", timeout=10)
-    assert r.status_code == 200
+    assert r.status_code == 410  # Gone: crawlers drop it (an outside audit saw 200)
     assert "noindex" in r.text and not _meta(r.text)
     sitemap = requests.get(f"{server.root}/sitemap/0.xml", timeout=10).content
     assert b"<url>" not in sitemap

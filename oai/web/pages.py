@@ -50,7 +50,8 @@ class IdentifierConverter(PathConverter):
 
 
 @pages.get("/record/<identifier:identifier>")
-def landing(identifier: str) -> str:
+def landing(identifier: str) -> tuple[str, int]:
+    """The record's page; a deleted record's says so, with 410 Gone, which crawlers take as removed for good."""
     if "\x00" in identifier:  # no identifier holds one (PostgreSQL's text cannot), and asking would be a 500
         abort(404)
     with _session() as session:
@@ -61,7 +62,7 @@ def landing(identifier: str) -> str:
         endpoint = current_app.config["OAI"].endpoint_path
         oai_url = f"{_site_root()}{endpoint}?verb=GetRecord&metadataPrefix=oai_dc&identifier={quote(identifier, safe='')}"
         return render_template("landing.html", record=rec, c=citation, oai_url=oai_url,
-                               datestamp=format_datestamp(rec.datestamp))
+                               datestamp=format_datestamp(rec.datestamp)), 410 if rec.deleted else 200
 
 
 def _xml(body: str) -> Response:
