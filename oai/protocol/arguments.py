@@ -104,7 +104,8 @@ def parse_request(params: Mapping[str, Sequence[str]]) -> OAIRequest:
     if spec.exclusive and spec.exclusive in given:
         if len(given) > 1:
             others = ", ".join(sorted(given - {spec.exclusive}))
-            problems.append(BadArgument(f"resumptionToken is an exclusive argument; it cannot be combined with {others}"))
+            problems.append(BadArgument(f"resumptionToken is an exclusive argument; it cannot be combined with "
+                                        f"{others}"))
     elif missing := sorted(spec.required - given):
         problems.append(BadArgument(f"{verb} requires the argument(s): {', '.join(missing)}"))
     if problems:
