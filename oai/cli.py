@@ -14,6 +14,7 @@ from pathlib import Path
 
 import click
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
 from oai.config import ConfigError, load_config, unknown_settings
 from oai.store import engine as store_engine
@@ -146,9 +147,14 @@ def load_cmd(ctx: click.Context, paths: tuple[str, ...], set_values: tuple[str, 
     show = sys.stderr.isatty()
     with open(os.devnull, "w") as devnull, click.progressbar(length=len(names), label="loading",
                                                             file=sys.stderr if show else devnull) as bar:
-        summary = load(engine, paths, repository_identifier=cfg.repository_identifier, sets=sets,
-                       identifier_template=identifier_template or DEFAULT_TEMPLATE,
-                       full_text=not withhold_full_text, workers=jobs, on_progress=bar.update)
+        try:
+            summary = load(engine, paths, repository_identifier=cfg.repository_identifier, sets=sets,
+                           identifier_template=identifier_template or DEFAULT_TEMPLATE,
+                           full_text=not withhold_full_text, workers=jobs, on_progress=bar.update)
+        except SQLAlchemyError as exc:  # the database went away, or ended a batch left idle (a stopped load)
+            raise click.ClickException(
+                f"the database failed the load: {store_engine.error_reason(exc)}. What was committed before "
+                "stays; load the same paths again to finish (what is there already comes back unchanged)") from None
     for name, reason in summary.failed:
         click.echo(f"failed: {name}: {reason}", err=True)
     for name, warning in summary.warnings:

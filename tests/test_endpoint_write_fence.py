@@ -16,6 +16,7 @@ import pytest
 from endpoint_helpers import T0, dc_record, fetch, get, headers, ident, path_of, query, stamp, write
 from oaischema import OAI
 from sqlalchemy import create_engine, select
+from sqlalchemy.exc import DBAPIError
 
 from oai.store import fence
 from oai.store.engine import sqlite_file, transaction
@@ -26,15 +27,21 @@ HELD = "oai:example.org:held"
 
 
 @contextmanager
-def _a_write_held_open(engine) -> Iterator[None]:  # noqa: ANN001
-    """A real write of HELD, stamped inside the fence and left open until the block ends."""
+def _a_write_held_open(engine, ended: list | None = None) -> Iterator[None]:  # noqa: ANN001
+    """A real write of HELD, stamped inside the fence and left open until the block ends. `ended`: the server may
+    end the write's session meanwhile; what its commit then raised is put there."""
     stamped, release = threading.Event(), threading.Event()
 
     def held_write() -> None:
-        with transaction(engine) as session:
-            upsert_records(session, [dc_record(HELD)])
-            stamped.set()
-            release.wait(30)
+        try:
+            with transaction(engine) as session:
+                upsert_records(session, [dc_record(HELD)])
+                stamped.set()
+                release.wait(30)
+        except DBAPIError as error:
+            if ended is None:
+                raise
+            ended.append(error)
 
     writer = threading.Thread(target=held_write)
     writer.start()
@@ -192,6 +199,31 @@ def test_a_writer_stalled_inside_the_fence_makes_answers_retry_later(live_server
         assert reply.header("Retry-After")
     reply, root = get(server, verb="ListIdentifiers", metadataPrefix="oai_dc")
     assert HELD in [h.identifier for h in headers(root)]
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_writer_stopped_inside_the_fence_is_named_then_ended(live_server, engine, monkeypatch, caplog) -> None:  # noqa: ANN001
+    """An outside audit stopped `oai load` (SIGSTOP) inside a batch: every node answered first pages with 503 for as
+    long as it lived, and the log did not say why. Now the waiting answer logs the holder, and PostgreSQL ends the
+    holder's session once it has sat idle HOLD_LIMIT_SECONDS, after which answers come again (and the held write,
+    never committed, is not in them)."""
+    monkeypatch.setattr(fence, "WAIT_LIMIT_SECONDS", 0.5)
+    monkeypatch.setattr(fence, "HOLD_LIMIT_SECONDS", 3)
+    server = live_server()
+    write(engine, [dc_record(ident(0))], T0)
+    target = f"{path_of(server)}?{query({'verb': 'ListIdentifiers', 'metadataPrefix': 'oai_dc'})}"
+    ended: list = []
+    with caplog.at_level("WARNING", logger="oai.store.fence"), _a_write_held_open(engine, ended):
+        assert fetch(server, target).status == 503
+        said = [r.getMessage() for r in caplog.records if "the write fence is held by PostgreSQL backend" in r.getMessage()]
+        assert len(said) == 1 and "idle in transaction" in said[0], said
+        deadline = time.monotonic() + 20
+        while (reply := fetch(server, target)).status == 503 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert reply.status == 200, "the stopped writer still holds the fence"  # while the writer thread still waits
+    assert len(ended) == 1 and "idle-in-transaction timeout" in str(ended[0])
+    _, root = get(server, verb="ListIdentifiers", metadataPrefix="oai_dc")
+    assert HELD not in [h.identifier for h in headers(root)]
 
 
 def test_lists_without_datestamps_do_not_wait_for_writers(live_server, engine) -> None:  # noqa: ANN001

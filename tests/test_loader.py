@@ -242,3 +242,36 @@ def test_a_load_stopped_with_sigterm_leaves_no_worker_behind(database_url, engin
                 os.kill(pid, signal.SIGKILL)
         if load_.poll() is None:
             load_.kill()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_load_the_database_fails_ends_with_a_message_not_a_traceback(database_url, engine, tmp_path) -> None:  # noqa: ANN001
+    """The database failing a batch (here its table renamed away while the load waits for its next input, a named
+    pipe) ends `oai load` with one line saying so and what to do, exit 1: a PostgreSQL session ended under a stopped
+    load (the write fence's limit) printed a traceback."""
+    import os
+    import sqlite3
+    import subprocess
+    import sys
+
+    from oai.store.engine import sqlite_file
+
+    fifo = tmp_path / "later.xml"
+    os.mkfifo(fifo)
+    oai = os.path.join(os.path.dirname(sys.executable), "oai")
+    load_ = subprocess.Popen([oai, "--database", database_url, "load", "--jobs", "1", str(fifo)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env={**os.environ, "OAI_REPOSITORY_IDENTIFIER": "example.org"})
+    try:
+        with open(fifo, "wb") as pipe:  # opened once the load reads it: the store is then already checked
+            db = sqlite3.connect(sqlite_file(engine))
+            db.execute("ALTER TABLE record RENAME TO record_gone")
+            db.commit()
+            db.close()
+            pipe.write(canonical_bytes(build_dc([("title", "A", "en")])))
+        out, err = load_.communicate(timeout=60)
+    finally:
+        if load_.poll() is None:
+            load_.kill()
+    assert load_.returncode == 1 and "Traceback" not in err, err
+    assert err.startswith("Error: the database failed the load: ") and "load the same paths again" in err, err

@@ -41,6 +41,7 @@ from oai.store.engine import BUSY_TIMEOUT_SECONDS, is_sqlite, sqlite_file
 log = logging.getLogger(__name__)
 
 WAIT_LIMIT_SECONDS = 30  # one load batch or harvested page takes well under a second
+HOLD_LIMIT_SECONDS = 60  # PostgreSQL: a writer holding the fence may sit idle this long, then its session is ended
 _KEY = 0x6F61692D66656E63  # "oai-fenc" as an int64 (pg advisory lock keys are one namespace per database)
 # One statement: lock_timeout bounds the wait, the lock is taken, then given back; each subquery is evaluated
 # before the select around it (OFFSET 0 keeps them from being flattened).
@@ -60,7 +61,11 @@ def stamp(session: Session) -> datetime:
     transaction: on SQLite once the write lock is ours), to the second."""
     conn = session.connection()
     if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock_shared({_KEY})")  # until the commit
+        # Held until the commit; and a writer that stops while holding it (a process stopped with Ctrl-Z, hung,
+        # cut off by the network) is ended by the server once idle HOLD_LIMIT_SECONDS: it held every node's first
+        # pages at 503 for as long as it lived (an outside audit). This transaction's setting only.
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock_shared({_KEY}), set_config("
+                             f"'idle_in_transaction_session_timeout', '{HOLD_LIMIT_SECONDS * 1000}', true)")
     else:
         conn.exec_driver_sql(_COUNT_SQLITE)  # seen by readers when this transaction commits
     return utcnow()
@@ -83,7 +88,29 @@ def wait(session: Session) -> None:
         conn.invalidate()
         if isinstance(error, exc.DBAPIError):
             error.connection_invalidated = True  # so the answer is "retry later" (503), whatever stopped the wait
+            if getattr(error.orig, "sqlstate", None) == _LOCK_NOT_AVAILABLE:
+                _say_who_holds(engine)
         raise
+
+
+_LOCK_NOT_AVAILABLE = "55P03"  # lock_timeout ran out
+_HOLDERS = (f"SELECT a.pid, a.state, a.client_addr, a.application_name, a.xact_start, left(a.query, 80) FROM pg_locks l"
+            f" JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1"
+            f" AND (l.classid::bigint << 32 | l.objid::bigint) = {_KEY} ORDER BY a.xact_start LIMIT 3")
+
+
+def _say_who_holds(engine: Engine) -> None:
+    """Log which sessions hold the fence, when a reader waited out its limit: a 503 alone did not say that a writer
+    was stuck, nor which (an outside audit)."""
+    try:
+        with engine.connect() as probe:
+            holders = probe.exec_driver_sql(_HOLDERS).all()
+    except exc.SQLAlchemyError:
+        return
+    for pid, state, client, application, began, query in holders:
+        log.warning("the write fence is held by PostgreSQL backend %s (%s, client %s %s, in a transaction since %s, "
+                    "last statement %r): first pages wait for it, and it is ended once idle %d s", pid, state,
+                    client or "local", application or "", began, query, HOLD_LIMIT_SECONDS)
 
 
 @lru_cache(maxsize=16)
