@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
+import hashlib
 import logging
 import os
 import secrets
@@ -32,16 +34,30 @@ MIN_LEASE_SECONDS = 10.0  # renewed every third of it: shorter would spin, and l
 log = logging.getLogger("harvester.leases")
 
 
+@functools.cache
+def this_host() -> str:
+    """This machine and process namespace, as a lease owner names it: the host name, and a digest of the boot's id
+    and the PID namespace. The host name alone was not enough (an outside audit): two containers sharing one
+    (or two cloned machines) each took the other's live holders for dead, their pids not being its own."""
+    parts = []
+    for path in ("/proc/sys/kernel/random/boot_id", "/proc/self/ns/pid"):
+        try:
+            parts.append(Path(path).read_text().strip() if "boot_id" in path else os.readlink(path))
+        except OSError:
+            parts.append("?")
+    return f"{socket.gethostname()}@{hashlib.sha256('|'.join(parts).encode()).hexdigest()[:6]}"
+
+
 def owner_id() -> str:
-    """host:pid:nonce, unique per lease holder; host and pid let a local dead holder be recognised."""
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+    """host@scope:pid:nonce, unique per lease holder; host, scope and pid let a local dead holder be recognised."""
+    return f"{this_host()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
 def holder_gone(owner: str) -> bool:
-    """True when `owner` was a process on this host that no longer exists."""
+    """True when `owner` was a process of this machine and PID namespace that no longer exists."""
     host, _, rest = owner.partition(":")
     pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
+    if host != this_host() or not pid_text.isdigit():
         return False
     pid = int(pid_text)
     if pid == os.getpid():

@@ -354,18 +354,18 @@ def test_removing_a_source_another_harvest_holds_says_when_its_lease_lapses(oai,
 def test_a_source_whose_harvest_was_killed_on_this_machine_can_be_removed_at_once(oai, up, engine) -> None:  # noqa: ANN001
     """A harvest killed with kill -9 leaves its lease; the next run takes the source over at once (the process
     is gone), and so may `source remove`, not only once the lease lapses (an outside operator audit)."""
-    import socket
     import subprocess
     import sys
     from datetime import timedelta
 
+    from harvester import leases
     from harvester.dates import utcnow
 
     assert oai("source", "add", "up", up.base_url).exit_code == 0
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
     with transaction(engine) as s:
-        s.execute(update(Source).values(lease_owner=f"{socket.gethostname()}:{gone.pid}:abcdef",
+        s.execute(update(Source).values(lease_owner=f"{leases.this_host()}:{gone.pid}:abcdef",
                                         lease_expires=utcnow() + timedelta(minutes=5)))
     removed = oai("source", "remove", "up", "--records", "keep")
     assert removed.exit_code == 0, removed.output
