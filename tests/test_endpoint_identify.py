@@ -157,3 +157,19 @@ def test_records_named_under_another_repository_identifier_are_said_at_boot(engi
                     "announces (such as oai:example.org:2): loaded or harvested with another "
                     "OAI_REPOSITORY_IDENTIFIER? Set that one again, or load them again under this one (harvesters "
                     "then see them as new records)"]
+
+
+def test_nodes_signing_tokens_with_different_secrets_are_told_at_boot(engine, live_server, caplog) -> None:  # noqa: ANN001
+    """An outside audit gave two nodes different OAI_SECRET_KEYs: a harvest sent from one to the other failed with
+    badResumptionToken on page 2, and neither node had said anything."""
+    def said() -> int:
+        return sum("signs resumption tokens with another secret" in r.getMessage() for r in caplog.records)
+
+    with caplog.at_level("WARNING", logger="oai.web"):
+        live_server()  # the secret kept in the database
+        live_server()
+        assert said() == 0
+        live_server(secret_key="node-two-secret-0123456789abcdef")
+        assert said() == 1
+        live_server(secret_key="node-two-secret-0123456789abcdef")  # the same as the last one to start
+        assert said() == 1

@@ -36,7 +36,7 @@ from oai.store import fence, queries
 from oai.store.engine import (check_schema, database_unavailable, error_reason, make_engine, session_factory,
                               single_statement_reader, sqlite_file)
 from oai.store.models import ForeignFormat
-from oai.store.settings import shared_secret
+from oai.store.settings import record_secret_fingerprint, shared_secret
 from oai.web import compression
 from oai.web.flow import FlowControl
 from oai.web.lookahead import LatestWrite, LookAhead, Rendered, default_directory
@@ -84,6 +84,10 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
     engine = make_engine(cfg.database_url, writer=False)
     check_schema(engine)
     secret = (cfg.secret_key or shared_secret(engine)).encode()
+    if record_secret_fingerprint(engine, secret) is not None:
+        log.warning("another node sharing this database signs resumption tokens with another secret (OAI_SECRET_KEY "
+                    "differs, or is set on one and not the other): each refuses the other's tokens, and a harvester "
+                    "sent from one node to the other fails with badResumptionToken. Give every node the same one")
     codec = TokenCodec(secret, timedelta(hours=cfg.token_ttl_hours))
     sessions = session_factory(engine)
     _warn_of_other_namespaces(sessions, cfg.repository_identifier)
