@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import os
 import shutil
+import sqlite3
 import threading
 import time
 import zlib
@@ -33,6 +34,7 @@ from endpoint_helpers import (
 from lxml import etree
 from oaischema import assert_oai
 from sickle import Sickle
+from sqlalchemy import exc
 
 from oai.protocol import render
 from oai.store.engine import transaction
@@ -312,7 +314,7 @@ def test_nothing_is_rendered_ahead_while_busy(tmp_path: Path) -> None:
         assert _start(ahead.schedule("k", _page))
 
 
-def test_failures_are_misses(tmp_path: Path) -> None:
+def test_failures_are_misses(tmp_path: Path, caplog) -> None:  # noqa: ANN001
     ahead = LookAhead(tmp_path / "error")
     assert _start(ahead.schedule("k", lambda: None))  # an OAI-PMH error: answered when asked
     assert ahead.take("k", lambda page: True) is None
@@ -321,8 +323,18 @@ def test_failures_are_misses(tmp_path: Path) -> None:
         raise RuntimeError("boom")
 
     ahead = LookAhead(tmp_path / "broken")
-    assert _start(ahead.schedule("k", broken))
-    assert ahead.take("k", lambda page: True) is None
+    with caplog.at_level("WARNING", logger="oai.web"):
+        assert _start(ahead.schedule("k", broken))
+        assert ahead.take("k", lambda page: True) is None
+        assert [r.exc_info is not None for r in caplog.records] == [True]  # a bug: its traceback
+        caplog.clear()
+
+        def database_gone() -> Rendered:  # what a backend terminated mid-render raised (an outside audit)
+            raise exc.OperationalError("SELECT 1", None, sqlite3.OperationalError("database is locked"))
+
+        assert _start(ahead.schedule("k2", database_gone))
+        assert ahead.take("k2", lambda page: True) is None
+        assert [(r.exc_info, "the database unavailable" in r.getMessage()) for r in caplog.records] == [(None, True)]
     # a renderer killed half-way leaves its file cut short
     ahead = LookAhead(tmp_path / "cut")
     with open(ahead._path("k"), "wb") as f:

@@ -38,6 +38,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
+from oai.store.engine import database_unavailable, error_reason
 from oai.web.compression import Tail
 
 log = logging.getLogger("oai.web")
@@ -223,8 +224,12 @@ class LookAhead:
         with file:
             try:
                 page = render()
-            except Exception:
-                log.exception("rendering a page ahead failed; it is rendered when asked")
+            except Exception as error:
+                if database_unavailable(error):  # a restart, a failover: one line, not a traceback each time
+                    log.warning("rendering a page ahead failed, the database unavailable (%s); it is rendered when "
+                                "asked", error_reason(error))
+                else:
+                    log.exception("rendering a page ahead failed; it is rendered when asked")
                 page = None
             try:
                 if page is None:  # an OAI-PMH error, answered when asked
