@@ -599,7 +599,7 @@ class _Run:
         params = {"metadataPrefix": self.source.prefix}
         if self.source.set_spec:
             params["set"] = self.source.set_spec
-        self.listed = ListedIdentifiers()  # the list's own is done with
+        delivered, self.listed = self.listed, ListedIdentifiers()  # what this run's ListRecords listed
         listed = ListedIdentifiers()  # hashes: a set of a million identifiers would take 140 MB
         count, announced, repeated = 0, None, 0
         try:
@@ -630,7 +630,7 @@ class _Run:
             return
         ours = select(Record.identifier, Record.upstream_identifier).where(
             Record.source_id == self.source.id, Record.deleted.is_(False))
-        gone, matched, held = [], 0, 0
+        gone, matched, held, contradicted = [], 0, 0, 0
         # Streamed (a million rows at once would take hundreds of MB), and on SQLite outside a write transaction:
         # one would hold the write lock, and every fresh answer behind the write fence, while the rows are read.
         with reading(self.engine) as conn:
@@ -638,16 +638,28 @@ class _Run:
                 held += 1
                 if upstream_identifier in listed:
                     matched += 1
+                elif upstream_identifier in delivered:  # its ListRecords gave it, live, in this very run
+                    contradicted += 1
                 elif listed:  # a source that lists nothing gets nothing tombstoned: only the count is said
                     gone.append(identifier)
         if held and not listed:
             self._note(f"deletion check: the source lists no identifiers at all; {held} records were "
                        "NOT tombstoned (check the source, then harvest with --full)")
             return
+        if held and not matched:
+            # Its ListIdentifiers names none of what it gave us (an outside audit met a source whose two lists
+            # did not meet: the check tombstoned the whole source, and every run then brought it back).
+            self._note(f"deletion check skipped: the source's identifier list ({len(listed)}) names none of the "
+                       f"{held} records we hold from it, so it is not taken to say what was deleted")
+            return
+        if contradicted:
+            self._note(f"deletion check: {contradicted} record(s) that this run's ListRecords gave are missing "
+                       "from the source's ListIdentifiers; they were NOT tombstoned")
         missing = len(listed) - matched  # (fewer if two of our records share an upstream identifier)
         if missing > 0:
-            self._note(f"deletion check: the source lists {missing} record(s) we do not hold "
-                       "(quarantined, or skipped by the source's paging); `oai harvest --full` fetches them again")
+            self._note(f"deletion check: the source lists {missing} record(s) we do not hold (quarantined, skipped "
+                       "by the source's paging, or listed by its ListIdentifiers only); `oai harvest --full` "
+                       "fetches again what its ListRecords gives")
         for i in range(0, len(gone), 200):
             with transaction(self.engine) as s:
                 now = fence.stamp(s)

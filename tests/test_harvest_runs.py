@@ -599,6 +599,28 @@ def test_a_deletion_check_on_a_list_that_shifted_tombstones_nothing(engine, upst
     assert not any(r.deleted for r in stored(engine, "up").values())
 
 
+def test_a_deletion_check_believes_no_identifier_list_that_contradicts_the_records(engine, upstream_factory) -> None:  # noqa: ANN001, F811
+    """An outside audit harvested a source whose ListIdentifiers named none of the records its ListRecords gave: the
+    check tombstoned the whole source, and every run brought it back and tombstoned it again. A list that names
+    none of what we hold is not believed; a record this run's ListRecords gave live is never tombstoned by it."""
+    from upstream import SyntheticRepository
+
+    up = upstream_factory(SyntheticRepository(sample_records(12), deleted_record="no"))
+    add(engine, "up", up.base_url, detect_deletions=True)
+    up.add_fault(faults.Rewrite(b"oai:upstream.test:", b"oai:elsewhere.test:"), verb="ListIdentifiers", times=None)
+    summary = harvest_source(engine, "up", options())
+    assert (summary.status, summary.new, summary.deleted) == ("complete", 12, 0)
+    assert any("names none of the 12 records we hold" in w for w in summary.warnings), summary.warnings
+    up.clear_faults()
+    # a list that leaves out a record the same run's ListRecords gave (a full run gives them all)
+    up.add_fault(faults.Rewrite(b"oai:upstream.test:5<", b"oai:upstream.test:500<"), verb="ListIdentifiers")
+    summary = harvest_source(engine, "up", options(full=True))
+    assert summary.deleted == 0 and any("1 record(s) that this run's ListRecords gave" in w for w in summary.warnings)
+    assert not any(r.deleted for r in stored(engine, "up").values())
+    up.repo.purge("oai:upstream.test:5")  # gone from both lists: an incremental run tombstones it
+    assert harvest_source(engine, "up", options()).deleted == 1
+
+
 def test_a_record_quarantined_and_read_again_good_in_the_same_run_leaves_the_quarantine(engine, upstream) -> None:  # noqa: ANN001, F811
     """A record changed while we harvest comes again at the end of a keyset-paged list: its good copy
     clears the entry its broken copy made earlier in the same run (the page writes skip that delete

@@ -358,6 +358,22 @@ class EndlessList(Fault):
         return True
 
 
+class Rewrite(Fault):
+    """Replace bytes of the body: a ListIdentifiers that names other identifiers than the ListRecords (an outside
+    audit replayed a DSpace's two lists, captured apart, that shared none: the deletion check tombstoned all)."""
+
+    stage = "body"
+
+    def __init__(self, old: bytes, new: bytes):
+        self.old, self.new = old, new
+
+    def apply(self, reply, ctx):
+        if self.old not in reply.body:
+            return False
+        reply.body = reply.body.replace(self.old, self.new)
+        return True
+
+
 class CutShort(Fault):
     """End the list at this page: its resumptionToken is emptied, its completeListSize (the whole list's)
     left as it was (found by an outside audit: a deletion check then tombstoned everything left out)."""
