@@ -26,7 +26,7 @@ from harvester.leases import MIN_LEASE_SECONDS, single_worker
 from harvester.progress import Board, BoardHandler
 from harvester.runs import RunOptions, RunSummary, harvest_source
 from harvester.schedule import SlotResult, format_interval, harvest_loop, parse_interval
-from harvester.sources import add_source, change_source, list_sources, move_source, remove_source, show_source
+from harvester.sources import add_source, change_source, move_source, remove_source, show_source, source_lines
 
 
 def _engine(ctx: click.Context):  # noqa: ANN202
@@ -131,15 +131,20 @@ def source_edit(ctx: click.Context, name: str, every: int | None, paused: bool |
 @click.pass_context
 def source_list(ctx: click.Context) -> None:
     """One line per source."""
-    rows = list_sources(_engine(ctx))
+    engine = _engine(ctx)
+    rows = source_lines(engine)
     if not rows:
         click.echo("no sources yet: add one with `oai source add NAME BASE_URL`")
-    for s in rows:
-        last = s.last_complete_response_date or "never"
-        due = f"{s.next_due:%Y-%m-%d %H:%M}" if s.next_due else "-"
+    now = utcnow()
+    for line in rows:
+        s, run = line.source, line.last_run
+        last = f"{line.last_complete:%Y-%m-%d %H:%M} UTC" if line.last_complete else "never"
+        due = f"{s.next_due:%Y-%m-%d %H:%M} UTC" if s.next_due else "-"
+        status = run_status(run.status, s.lease_expires, now, s.lease_owner) if run is not None else None
+        said = f"\tlast run #{run.id} {status}" if run is not None and status != "complete" else ""
         click.echo(f"{s.name}\t{s.base_url}\t{s.prefix}{'/' + s.set_spec if s.set_spec else ''}\t"
                    f"{_schedule(s.every_seconds)}{'' if s.enabled else ' (paused)'}\t"
-                   f"last complete {last}\tnext {due}")
+                   f"last complete {last}\tnext {due}{said}")
 
 
 @source.command("show")
@@ -160,7 +165,9 @@ def source_show(ctx: click.Context, name: str) -> None:
         ("identifiers", "upstream (kept)" if s.keep_identifiers else "ours (oai:<repository>:<source>:...)"),
         ("detect deletions", "yes" if s.detect_deletions else "no"),
         ("every", format_interval(s.every_seconds) + ("" if s.enabled else " (paused: `oai source edit --resume`)")),
-        ("last complete", s.last_complete_response_date or "never"),
+        ("last complete", f"{d.last_complete:%Y-%m-%d %H:%M:%S} UTC (the source's responseDate "
+                          f"{s.last_complete_response_date}, which the next run asks `from`)"
+         if d.last_complete and s.last_complete_response_date else "never"),
         ("next due", f"{s.next_due:%Y-%m-%d %H:%M:%S} UTC" if s.next_due else "-"),
         ("lease", "free" if not s.lease_owner else f"{s.lease_owner} until {s.lease_expires:%H:%M:%S}"
          + (" (lapsed: that harvest stopped without letting go)"

@@ -287,6 +287,26 @@ def list_sources(engine: Engine) -> list[SourceView]:
 
 
 @dataclass(frozen=True)
+class SourceLine:
+    """A source with when its last complete run ended (by our clock: the source's own responseDate may run on
+    another clock, an outside audit's said 2004) and its last run, whatever became of it."""
+
+    source: SourceView
+    last_complete: datetime | None
+    last_run: HarvestRun | None
+
+
+def source_lines(engine: Engine) -> list[SourceLine]:
+    with transaction(engine) as session:
+        completed = dict(session.execute(select(HarvestRun.source_id, func.max(HarvestRun.ended))
+                                         .where(HarvestRun.status == "complete").group_by(HarvestRun.source_id)).all())
+        newest = select(func.max(HarvestRun.id)).group_by(HarvestRun.source_id)
+        last = {r.source_id: r for r in session.scalars(select(HarvestRun).where(HarvestRun.id.in_(newest)))}
+        return [SourceLine(SourceView.of(r), completed.get(r.id), last.get(r.id))
+                for r in session.scalars(select(Source).order_by(Source.name))]
+
+
+@dataclass(frozen=True)
 class SourceDetails:
     source: SourceView
     records: int
@@ -294,6 +314,7 @@ class SourceDetails:
     quarantined: int
     checkpoint: HarvestCheckpoint | None
     last_run: HarvestRun | None
+    last_complete: datetime | None = None  # when its last complete run ended, by our clock
 
 
 def show_source(engine: Engine, name: str) -> SourceDetails:
@@ -306,7 +327,9 @@ def show_source(engine: Engine, name: str) -> SourceDetails:
         checkpoint = session.get(HarvestCheckpoint, src.id)
         last = session.scalar(select(HarvestRun).where(HarvestRun.source_id == src.id)
                               .order_by(HarvestRun.id.desc()).limit(1))
-        return SourceDetails(src, counts.get(False, 0), counts.get(True, 0), quarantined, checkpoint, last)
+        completed = session.scalar(select(func.max(HarvestRun.ended))
+                                   .where(HarvestRun.source_id == src.id, HarvestRun.status == "complete"))
+        return SourceDetails(src, counts.get(False, 0), counts.get(True, 0), quarantined, checkpoint, last, completed)
 
 
 _UNCHANGED = object()

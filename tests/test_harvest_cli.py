@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from sqlalchemy import select, text, update
 
 from harvest_fixtures import MarcRepository, detach_logs, sqlite_only
+from harvester.dates import utcnow
 from oai.cli import main
 from oai.store.engine import transaction
 from oai.store.models import OAISet, Source
@@ -68,6 +69,16 @@ def test_source_lifecycle_and_harvest_commands(oai, up) -> None:  # noqa: ANN001
     assert "oai:upstream.test:4" in quarantine and "not well-formed" in quarantine
     entry = re.search(r"#(\d+)", quarantine).group(1)
     assert b"Record 4" in oai("harvest", "quarantine", "--raw", entry).stdout_bytes
+    # when the last complete run ended by our clock (it said the source's responseDate, on the source's clock), and
+    # a last run that failed (an outside audit found `source list` silent about it)
+    today = f"{utcnow():%Y-%m-%d}"
+    assert f"last complete {today} " in oai("source", "list").output
+    assert f"last complete:    {today} " in oai("source", "show", "up").output
+    up.add_fault(faults.InternalServerError(), verb="ListRecords", times=None)
+    assert oai("harvest", "up", "--full").exit_code == 1
+    listed = oai("source", "list").output
+    assert f"last complete {today} " in listed and re.search(r"\tlast run #\d+ failed$", listed, re.M), listed
+    up.clear_faults()
     removed = oai("source", "remove", "up", "--records", "delete")
     assert removed.exit_code == 0 and "11 records deleted (tombstones)" in removed.output
     assert "no sources yet" in oai("source", "list").output
