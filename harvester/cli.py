@@ -283,6 +283,9 @@ def _summary_line(s: RunSummary) -> str:
         text += f"\n  error: {s.error}"
     for w in s.warnings:
         text += f"\n  warning: {w}"
+    if s.quarantined:  # an incremental run asks only for what changed since: they would stay out for good
+        text += (f"\n  quarantined: `oai harvest quarantine {s.source}` says why; once the source has mended them, "
+                 f"`oai harvest {s.source} --full` asks for them again")
     return text
 
 
