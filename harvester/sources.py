@@ -373,6 +373,13 @@ def move_source(engine: Engine, name: str, base_url: str, *, policy: FetchPolicy
     warnings += _deletions_unnoticed(facts.identity.deleted_record,
                                      src.detect_deletions if detect_deletions is None else detect_deletions,
                                      f"`oai source edit {name} --detect-deletions`")
+    called = facts.identity.repository_name
+    if src.repository_name and called and called.strip() != src.repository_name.strip():
+        # A moved repository keeps its name as a rule; a mistyped URL (another repository offering the same format)
+        # would pour its records into this source's sets, and only the echoed name showed it (an outside audit).
+        warnings.append(f"the repository at {base_url} calls itself {called!r}, where {name!r} was {src.repository_name!r}"
+                        f": if it is not the same repository, `oai source edit {name} --base-url {src.base_url}` puts "
+                        "it back before its next harvest")
     declared = facts.offer.namespace
     if src.metadata_namespace and declared and declared != src.metadata_namespace:
         raise SourceError(f"{base_url} declares the namespace {declared} for {src.prefix!r}, where {name!r} had "

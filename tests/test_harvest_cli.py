@@ -127,6 +127,7 @@ def test_a_source_is_pointed_at_a_new_base_url(oai, up, upstream_factory) -> Non
     edited = oai("source", "edit", "up", "--base-url", other.base_url)
     assert edited.exit_code == 0, edited.output
     assert f"up: base URL {other.base_url} (Synthetic Upstream; granularity YYYY-MM-DDThh:mm:ssZ" in edited.output
+    assert "calls itself" not in edited.stderr  # the same repository, moved
     assert f"up\t{other.base_url}\t" in oai("source", "list").output
     again = oai("harvest", "up")  # incremental, as before: the repository moved, its records did not change
     assert again.exit_code == 0 and "up: run #2 complete" in again.stderr, again.stderr
@@ -138,6 +139,12 @@ def test_a_source_is_pointed_at_a_new_base_url(oai, up, upstream_factory) -> Non
     keeps_none = upstream_factory(SyntheticRepository(sample_records(3), deleted_record="no")).base_url
     quiet = oai("source", "edit", "up", "--base-url", keeps_none, "--detect-deletions")
     assert quiet.exit_code == 0 and "deletions" not in quiet.stderr and "detect deletions yes" in quiet.output
+    # another repository offering the same format (a mistyped URL): said, with the way back (an outside audit)
+    elsewhere = upstream_factory(SyntheticRepository(sample_records(3), repository_name="Another Archive")).base_url
+    moved = oai("source", "edit", "up", "--base-url", elsewhere)
+    assert moved.exit_code == 0 and (f"calls itself 'Another Archive', where 'up' was 'Synthetic Upstream': if it is "
+                                     f"not the same repository, `oai source edit up --base-url {keeps_none}` puts it "
+                                     "back") in moved.stderr, moved.stderr
 
 
 @sqlite_only
