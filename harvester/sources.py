@@ -214,8 +214,14 @@ def add_source(engine: Engine, name: str, base_url: str, *, prefix: str = "oai_d
     from harvester.ingest import registry_format
 
     now = dates.utcnow()
+    foreign = registry_format(prefix, facts.offer.namespace) is None
+    if foreign:  # (an outside audit added arXiv's own format and found nothing of it under oai_dc)
+        warnings.append(f"{prefix!r} is not a format we know: its records are served as they come, under {prefix!r} "
+                        "only, with no Dublin Core derived, so a harvester asking for oai_dc (as every one can) will "
+                        "not see them; if the source offers oai_dc too, a second source (`oai source add "
+                        f"{name}-dc {base_url} --prefix oai_dc`) harvests their Dublin Core")
     with transaction(engine) as session:
-        if registry_format(prefix, facts.offer.namespace) is None:
+        if foreign:
             _register_foreign(session, facts.offer)
         granularity = facts.identity.granularity
         row = Source(

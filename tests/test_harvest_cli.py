@@ -276,6 +276,8 @@ def test_add_registers_a_foreign_format_and_warns_about_deletions(oai, upstream_
     result = oai("source", "add", "marc", up.base_url, "--prefix", "marc21")
     assert result.exit_code == 0, result.output
     assert "--detect-deletions" in result.stderr
+    # said at once: nothing of it is served as oai_dc (an outside audit found out after harvesting)
+    assert "'marc21' is not a format we know" in result.stderr and "asking for oai_dc" in result.stderr
     other = upstream_factory(SyntheticRepository(sample_records(2)))
     again = oai("source", "add", "marc", other.base_url)
     assert again.exit_code == 1 and "there is already a source named 'marc'" in again.output
