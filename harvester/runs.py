@@ -91,6 +91,13 @@ class EndlessList:
 
 
 CLOCK_AHEAD = timedelta(hours=1)  # a responseDate further ahead of our clock than this is warned about
+
+
+def _became(status: str) -> str:
+    """What became of a run, said of it: "it failed", "it was interrupted"."""
+    return "it failed" if status == "failed" else f"it was {status}"
+
+
 # An incremental run asks `from` this long before the last complete list's responseDate. A record is often
 # committed a little after the datestamp it carries (the write began earlier, a search index lags, the writer's
 # clock is behind the server's): a list asked in between does not hold it, and a `from` of exactly that list's
@@ -258,9 +265,9 @@ class _Run:
             run = s.get(HarvestRun, cp.run_id) if cp is not None else None
             if cp is not None and (run is None or self.options.full):  # --full always starts afresh
                 if run is not None:  # what stopped it (failed, interrupted) stays in its history
-                    was = "running (its process gone)" if run.status == "running" else run.status
+                    was = "its process had ended without finishing" if run.status == "running" else _became(run.status)
                     run.warnings = self._merge_warnings(run.warnings, [
-                        f"abandoned at {dates.format_moment(now)}, when it was {was}: replaced by a full harvest"])
+                        f"abandoned at {dates.format_moment(now)}, after {was}: replaced by a full harvest"])
                     run.status, run.ended = "abandoned", run.ended or now
                     run.error = run.error or "replaced by a full harvest"
                 s.delete(cp)
@@ -279,7 +286,7 @@ class _Run:
                 else:
                     why = f": {run.error}" if run.error else ""
                     at = f" at {dates.format_moment(run.ended)}" if run.ended else ""
-                    stopped = f"it was {run.status}{at}{why}"
+                    stopped = f"{_became(run.status)}{at}{why}"
                 run.warnings = self._merge_warnings(run.warnings, [f"resumed from its checkpoint after {stopped}"])
                 self.repeated = _shift_count(run.warnings)
                 run.status, run.worker, run.ended, run.error = "running", self.owner, None, None

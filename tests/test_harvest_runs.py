@@ -409,7 +409,7 @@ def test_a_full_harvest_replacing_a_failed_run_keeps_why_it_failed(engine, up) -
     assert harvest_source(engine, "up", options(full=True)).status == "complete"
     after = run_row(engine, failed.run_id)
     assert (after.status, after.error, after.ended) == ("abandoned", before.error, before.ended)
-    assert "when it was failed: replaced by a full harvest" in after.warnings
+    assert "after it failed: replaced by a full harvest" in after.warnings
 
 
 @sqlite_only
