@@ -325,6 +325,8 @@ def harvest_run(ctx: click.Context, name: str | None, all_due: bool, full: bool,
     """Harvest source NAME (incrementally unless --full), or every due source with --all."""
     if bool(name) == all_due:
         raise click.UsageError("give a source NAME or --all, not both" if name else "give a source NAME or --all")
+    if name and ctx.get_parameter_source("jobs") is click.core.ParameterSource.COMMANDLINE:
+        raise click.UsageError("--jobs is how many sources --all harvests at once; one source is one harvest")
     engine = _engine(ctx)
     ctx.call_on_close(workers.shutdown)  # before the interpreter's exit, whose own shutdown has no bound
     options = _options(full, detect_deletions, delay, timeout, attempts)
@@ -338,8 +340,8 @@ def harvest_run(ctx: click.Context, name: str | None, all_due: bool, full: bool,
                 raise _fail(exc) from None
             _report(board, summary.source, _summary_line(summary))
             if summary.status != "complete":
-                raise click.ClickException(f"the harvest of {name} did not complete ({summary.status})"
-                                           + ("; run it again to resume" if summary.status == "interrupted" else ""))
+                raise click.ClickException(f"the harvest of {name} did not complete ({summary.status}); run it "
+                                           "again to go on with it")
             return
         results = harvest_loop(engine, jobs=jobs, options=options, stop=stop, once=True, on_progress=progress,
                                on_result=lambda r: _report(board, r.source, _result_line(r)))

@@ -70,13 +70,16 @@ def test_source_lifecycle_and_harvest_commands(oai, up) -> None:  # noqa: ANN001
     assert "oai:upstream.test:4" in quarantine and "not well-formed" in quarantine
     entry = re.search(r"#(\d+)", quarantine).group(1)
     assert b"Record 4" in oai("harvest", "quarantine", "--raw", entry).stdout_bytes
+    jobs = oai("harvest", "up", "--jobs", "3")  # accepted and ignored, before (an outside audit)
+    assert jobs.exit_code == 2 and "--jobs is how many sources --all harvests at once" in jobs.output
     # when the last complete run ended by our clock (it said the source's responseDate, on the source's clock), and
     # a last run that failed (an outside audit found `source list` silent about it)
     today = f"{utcnow():%Y-%m-%d}"
     assert f"last complete {today} " in oai("source", "list").output
     assert f"last complete:    {today} " in oai("source", "show", "up").output
     up.add_fault(faults.InternalServerError(), verb="ListRecords", times=None)
-    assert oai("harvest", "up", "--full").exit_code == 1
+    failed = oai("harvest", "up", "--full")
+    assert failed.exit_code == 1 and "did not complete (failed); run it again to go on with it" in failed.output
     listed = oai("source", "list").output
     assert f"last complete {today} " in listed and re.search(r"\tlast run #\d+ failed$", listed, re.M), listed
     up.clear_faults()
