@@ -67,10 +67,14 @@ class GuardedSession(requests.Session):
         target = urlsplit(urljoin(resp.url, location))
         if target.scheme not in ("http", "https"):
             return location  # requests refuses it itself (InvalidSchema)
+        try:
+            port = target.port
+        except ValueError:  # not a port: requests refuses the URL itself (InvalidURL)
+            return location
         if self._source_kinds is None:
             source = urlsplit(self.source_url)
             self._source_kinds = network_kinds(source.hostname, source.port)
-        kinds = network_kinds(target.hostname, target.port) - {PUBLIC}
+        kinds = network_kinds(target.hostname, port) - {PUBLIC}
         if kinds - self._source_kinds:
             raise RedirectRefused(
                 f"redirected to {urljoin(resp.url, location)}, an address on a {'/'.join(sorted(kinds))} network, "

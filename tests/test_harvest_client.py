@@ -215,10 +215,10 @@ def test_a_stop_request_interrupts_a_dripping_answer(up) -> None:  # noqa: ANN00
     assert len(up.log) == 1
 
 
-@pytest.mark.parametrize("location", [None, "file:///etc/passwd"])
+@pytest.mark.parametrize("location", [None, "file:///etc/passwd", "http://127.0.0.1:99999/oai"])
 def test_a_redirect_loop_or_to_a_file_is_a_clear_error(up, location) -> None:  # noqa: ANN001
     up.add_fault(faults.Redirect(location), times=None)
-    with pytest.raises(FetchError, match="cannot be asked Identify: .*(TooManyRedirects|InvalidSchema)"):
+    with pytest.raises(FetchError, match="cannot be asked Identify: .*(TooManyRedirects|InvalidSchema|InvalidURL)"):
         client(up).fetch("Identify")
 
 
