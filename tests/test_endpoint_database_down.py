@@ -143,3 +143,19 @@ def test_a_read_only_store_without_a_secret_says_what_to_do(database_url: str, e
     assert "INSERT" not in str(info.value)
     server = live_server(database_url=read_only, secret_key="a secret of sixteen characters or more")
     _, root = get(server, verb="Identify")  # served, as the README says of a store it cannot write
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_health_says_so_when_the_sqlite_store_is_gone(database_url, engine, live_server, tmp_path: Path) -> None:  # noqa: ANN001
+    """An outside audit removed the store under a running server: the open file went on answering, and /health,
+    which ran SELECT 1 (touching no file), said ok. It reads a table of ours and looks for the file."""
+    moved = tmp_path / "elsewhere.sqlite3"
+    store = Path(make_url(database_url).database)
+    with closing(sqlite3.connect(store)) as source, closing(sqlite3.connect(moved)) as copy:
+        source.backup(copy)
+    server = live_server(database_url=f"sqlite:///{moved}")
+    assert fetch(server, "/health").status == 200
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{moved}{suffix}").unlink(missing_ok=True)
+    reply = fetch(server, "/health")
+    assert reply.status == 503 and b"database unavailable" in reply.body
