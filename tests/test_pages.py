@@ -58,8 +58,17 @@ def test_deleted_record_page_is_not_indexed(engine, live_server) -> None:
     r = requests.get(f"{server.root}/record/{SEED_ID}", timeout=10)
     assert r.status_code == 410  # Gone: crawlers drop it (an outside audit saw 200)
     assert "noindex" in r.text and not _meta(r.text)
-    sitemap = requests.get(f"{server.root}/sitemap/0.xml", timeout=10).content
-    assert b"<url>" not in sitemap
+    # no record to show: no sitemap, and no index of none (a sitemap must hold a url; an outside audit found one
+    # that did not listed)
+    assert requests.get(f"{server.root}/sitemap/0.xml", timeout=10).status_code == 404
+    assert requests.get(f"{server.root}/sitemap.xml", timeout=10).status_code == 404
+
+
+def test_robots_txt_names_the_sitemap(engine, live_server) -> None:
+    server = live_server()
+    reply = requests.get(f"{server.root}/robots.txt", timeout=10)
+    assert reply.status_code == 200 and reply.headers["Content-Type"].startswith("text/plain")
+    assert f"Sitemap: {server.root}/sitemap.xml" in reply.text.splitlines() and "Disallow:" in reply.text
 
 
 def test_sitemap_is_valid_and_lists_landing_pages(engine, live_server) -> None:

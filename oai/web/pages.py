@@ -73,14 +73,26 @@ def _esc(value: str) -> str:
     return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+@pages.get("/robots.txt")
+def robots() -> Response:
+    """Where the sitemap is: crawlers (Google Scholar's) find the landing pages through it, and nothing linked to it
+    (an outside audit)."""
+    return Response(f"User-agent: *\nDisallow:\n\nSitemap: {_site_root()}/sitemap.xml\n", mimetype="text/plain")
+
+
 @pages.get("/sitemap.xml")
 def sitemap_index() -> Response:
-    """A sitemap index with one sitemap per 50,000 record ids (stable URLs, keyed by id range)."""
+    """A sitemap index with one sitemap per 50,000 record ids (stable URLs, keyed by id range), for the ranges that
+    hold a record to show: a sitemap must hold a url (the schema), and an outside audit found an empty one listed.
+    None at all (an empty store): nothing to index, 404."""
     with _session() as session:
-        max_id = session.scalar(select(func.max(Record.id))) or 0
+        page_of = (Record.id - 1) // SITEMAP_PAGE
+        pages_held = session.scalars(select(page_of).where(Record.deleted.is_(False)).distinct().order_by(page_of)).all()
+    if not pages_held:
+        abort(404)
     parts = [
         f"<sitemap><loc>{_esc(_site_root() + url_for('pages.sitemap_page', page=p))}</loc></sitemap>"
-        for p in range(max_id // SITEMAP_PAGE + 1)
+        for p in pages_held
     ]
     return _xml(f'<sitemapindex xmlns="{SITEMAP_NS}">' + "".join(parts) + "</sitemapindex>\n")
 
@@ -97,6 +109,8 @@ def sitemap_page(page: int) -> Response:
             .where(Record.id > lo, Record.id <= hi, Record.deleted.is_(False))
             .order_by(Record.id)
         ).all()
+    if not rows:  # nothing to show in this range: not listed in the index either
+        abort(404)
     urls = "".join(
         f"<url><loc>{_esc(landing_url(r.identifier))}</loc><lastmod>{format_datestamp(r.datestamp)}</lastmod></url>"
         for r in rows
