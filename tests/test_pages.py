@@ -64,6 +64,21 @@ def test_deleted_record_page_is_not_indexed(engine, live_server) -> None:
     assert requests.get(f"{server.root}/sitemap.xml", timeout=10).status_code == 404
 
 
+def test_a_date_of_year_and_month_is_given_as_the_year(engine, live_server) -> None:
+    """Google Scholar takes a whole date or the year alone; SciELO's articles give year and month (2014/04 it was,
+    an outside audit)."""
+    from sqlalchemy import select
+
+    from oai.store.models import Record
+
+    article = SEED.parents[2] / "tests" / "data" / "jats" / "scielo" / "0034-8910-rsp-48-2-0322_es.xml"
+    load(engine, [str(article)], repository_identifier="example.org")
+    with transaction(engine) as s:
+        ident = s.scalar(select(Record.identifier))
+    r = requests.get(f"{live_server().root}/record/{ident}", timeout=10)
+    assert _meta(r.text)["citation_publication_date"] == ["2014"], _meta(r.text)
+
+
 def test_robots_txt_names_the_sitemap(engine, live_server) -> None:
     server = live_server()
     reply = requests.get(f"{server.root}/robots.txt", timeout=10)
