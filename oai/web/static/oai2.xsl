@@ -730,22 +730,24 @@
             <td><xsl:value-of select="normalize-space($meta/*[local-name() = 'title-group']/*[local-name() = 'article-title'])"/></td>
           </tr>
         </xsl:if>
-        <xsl:variable name="authors" select="$meta/*[local-name() = 'contrib-group']/*[local-name() = 'contrib'][@contrib-type = 'author']"/>
+        <!-- authors: contrib-type author, or none given (NLM samples); a name inside name-alternatives too (OJS) -->
+        <xsl:variable name="authors" select="$meta/*[local-name() = 'contrib-group']/*[local-name() = 'contrib'][@contrib-type = 'author' or not(@contrib-type)]"/>
         <xsl:if test="$authors">
           <tr>
             <th scope="row">Authors</th>
             <td>
               <xsl:for-each select="$authors">
                 <xsl:if test="position() &gt; 1">; </xsl:if>
+                <xsl:variable name="name" select="(*[local-name() = 'name'] | *[local-name() = 'name-alternatives']/*[local-name() = 'name'])[1]"/>
                 <xsl:choose>
-                  <xsl:when test="*[local-name() = 'name']">
-                    <xsl:value-of select="normalize-space(*[local-name() = 'name']/*[local-name() = 'surname'])"/>
-                    <xsl:if test="*[local-name() = 'name']/*[local-name() = 'given-names']">
+                  <xsl:when test="$name">
+                    <xsl:value-of select="normalize-space($name/*[local-name() = 'surname'])"/>
+                    <xsl:if test="$name/*[local-name() = 'given-names']">
                       <xsl:text>, </xsl:text>
-                      <xsl:value-of select="normalize-space(*[local-name() = 'name']/*[local-name() = 'given-names'])"/>
+                      <xsl:value-of select="normalize-space($name/*[local-name() = 'given-names'])"/>
                     </xsl:if>
                   </xsl:when>
-                  <xsl:otherwise><xsl:value-of select="normalize-space(*[local-name() = 'collab' or local-name() = 'string-name'])"/></xsl:otherwise>
+                  <xsl:otherwise><xsl:value-of select="normalize-space((*[local-name() = 'collab' or local-name() = 'string-name'] | *[local-name() = 'name-alternatives']/*[local-name() = 'string-name'])[1])"/></xsl:otherwise>
                 </xsl:choose>
               </xsl:for-each>
             </td>
