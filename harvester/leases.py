@@ -39,13 +39,11 @@ def this_host() -> str:
     """This machine and process namespace, as a lease owner names it: the host name, and a digest of the boot's id
     and the PID namespace. The host name alone was not enough (an outside audit): two containers sharing one
     (or two cloned machines) each took the other's live holders for dead, their pids not being its own."""
-    parts = []
-    for path in ("/proc/sys/kernel/random/boot_id", "/proc/self/ns/pid"):
-        try:
-            parts.append(Path(path).read_text().strip() if "boot_id" in path else os.readlink(path))
-        except OSError:
-            parts.append("?")
-    return f"{socket.gethostname()}@{hashlib.sha256('|'.join(parts).encode()).hexdigest()[:6]}"
+    try:
+        scope = Path("/proc/sys/kernel/random/boot_id").read_text().strip() + "|" + os.readlink("/proc/self/ns/pid")
+    except OSError:  # not Linux's /proc: the host name alone, as before
+        return socket.gethostname()
+    return f"{socket.gethostname()}@{hashlib.sha256(scope.encode()).hexdigest()[:6]}"
 
 
 def owner_id() -> str:

@@ -287,11 +287,6 @@ def get_source(session: Session, name: str) -> SourceView:
     return SourceView.of(row)
 
 
-def list_sources(engine: Engine) -> list[SourceView]:
-    with transaction(engine) as session:
-        return [SourceView.of(r) for r in session.scalars(select(Source).order_by(Source.name))]
-
-
 @dataclass(frozen=True)
 class SourceLine:
     """A source with when its last complete run ended (by our clock: the source's own responseDate may run on
@@ -304,12 +299,20 @@ class SourceLine:
 
 def source_lines(engine: Engine) -> list[SourceLine]:
     with transaction(engine) as session:
-        completed = dict(session.execute(select(HarvestRun.source_id, func.max(HarvestRun.ended))
-                                         .where(HarvestRun.status == "complete").group_by(HarvestRun.source_id)).all())
-        newest = select(func.max(HarvestRun.id)).group_by(HarvestRun.source_id)
-        last = {r.source_id: r for r in session.scalars(select(HarvestRun).where(HarvestRun.id.in_(newest)))}
+        completed, last = _runs_of(session)
         return [SourceLine(SourceView.of(r), completed.get(r.id), last.get(r.id))
                 for r in session.scalars(select(Source).order_by(Source.name))]
+
+
+def _runs_of(session: Session, source_id: int | None = None) -> tuple[dict[int, datetime], dict[int, HarvestRun]]:
+    """For each source (or the one): when its last complete run ended, and its last run."""
+    ended = select(HarvestRun.source_id, func.max(HarvestRun.ended)).where(HarvestRun.status == "complete")
+    newest = select(func.max(HarvestRun.id))
+    if source_id is not None:
+        ended, newest = ended.where(HarvestRun.source_id == source_id), newest.where(HarvestRun.source_id == source_id)
+    completed = dict(session.execute(ended.group_by(HarvestRun.source_id)).all())
+    runs = session.scalars(select(HarvestRun).where(HarvestRun.id.in_(newest.group_by(HarvestRun.source_id))))
+    return completed, {r.source_id: r for r in runs}
 
 
 @dataclass(frozen=True)
@@ -331,11 +334,9 @@ def show_source(engine: Engine, name: str) -> SourceDetails:
         quarantined = session.scalar(select(func.count()).select_from(Quarantine)
                                      .where(Quarantine.source_id == src.id)) or 0
         checkpoint = session.get(HarvestCheckpoint, src.id)
-        last = session.scalar(select(HarvestRun).where(HarvestRun.source_id == src.id)
-                              .order_by(HarvestRun.id.desc()).limit(1))
-        completed = session.scalar(select(func.max(HarvestRun.ended))
-                                   .where(HarvestRun.source_id == src.id, HarvestRun.status == "complete"))
-        return SourceDetails(src, counts.get(False, 0), counts.get(True, 0), quarantined, checkpoint, last, completed)
+        completed, last = _runs_of(session, src.id)
+        return SourceDetails(src, counts.get(False, 0), counts.get(True, 0), quarantined, checkpoint,
+                             last.get(src.id), completed.get(src.id))
 
 
 _UNCHANGED = object()

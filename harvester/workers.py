@@ -29,10 +29,10 @@ from typing import TypeVar
 from lxml import etree
 
 from harvester.parse import OAI_NS, strict_parser
-from oai.orphans import exit_with as exit_with_parent
 from oai.formats import dc, registry
 from oai.formats.base import XSI_NS, FormatError
 from oai.formats.safexml import canonical_bytes
+from oai.orphans import exit_with as exit_with_parent
 
 T = TypeVar("T")
 

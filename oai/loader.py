@@ -28,7 +28,7 @@ from oai.store.engine import transaction
 from oai.store.models import OAISet
 from oai.store.records import Change, RecordIn, ensure_sets, upsert_records
 from oai.store.statistics import GrowthAnalyzer, analyze
-from oai.store.validation import OAI_IDENTIFIER, check_identifier, shown
+from oai.store.validation import OAI_IDENTIFIER, check_identifier, in_oai_scheme, shown
 
 DEFAULT_TEMPLATE = "oai:{repository_identifier}:{doi_or_stem}"
 BATCH = 500
@@ -126,7 +126,7 @@ def make_identifier(template: str, *, repository_identifier: str, name: str, doi
         check_identifier(identifier)
     except ValueError as exc:
         raise LoadError(f"cannot serve it: {exc}") from None
-    if identifier[:4].lower() == "oai:" and not OAI_IDENTIFIER.fullmatch(identifier):
+    if in_oai_scheme(identifier) and not OAI_IDENTIFIER.fullmatch(identifier):
         raise LoadError(f"cannot serve it: {shown(identifier)} is in the oai scheme but not in its syntax "
                         "(oai:repository.example:local, with every character but letters, digits and "
                         "-_.!~*'();/?:@&=+$,% percent-encoded), which Identify promises harvesters")

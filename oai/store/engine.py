@@ -230,9 +230,9 @@ def error_reason(error: Exception) -> str:
 
 # PostgreSQL SQLSTATEs of a server that cannot serve now: connection exceptions (class 08), too many connections
 # and other resource shortages (class 53), shutting down or starting up (57P01-57P03), a lock not granted in time
-# (55P03: lock_timeout). A statement cancelled (57014) is a 500 (a query that always times out is a bug, not
-# "later"), except in the write fence's wait, which says so itself (oai.store.fence).
-# connection failures, resources, shutdowns, a lock timeout, a session ended for sitting idle inside the write fence
+# (55P03: lock_timeout), a session ended for sitting idle inside the write fence (25P03: oai.store.fence). A
+# statement cancelled (57014) is a 500 (a query that always times out is a bug, not "later"), except in the write
+# fence's wait, which says so itself.
 _UNAVAILABLE_STATES = ("08", "53", "57P01", "57P02", "57P03", "55P03", "25P03")
 _UNAVAILABLE_SQLITE = ("database is locked", "unable to open database file", "disk i/o error")
 

@@ -32,6 +32,13 @@ URI = re.compile(
 # oai-identifier.xsd's oai-identifierType: the syntax of the oai scheme (ASCII only; anything else %-encoded).
 # What we name ourselves in that scheme must follow it; what a harvest keeps from upstream need only be a URI.
 OAI_IDENTIFIER = re.compile(r"oai:[a-zA-Z][a-zA-Z0-9\-]*(\.[a-zA-Z][a-zA-Z0-9\-]*)+:[a-zA-Z0-9\-_.!~*'();/?:@&=+$,%]+")
+
+
+def in_oai_scheme(identifier: str) -> bool:
+    """Whether `identifier` is in the oai scheme (whose syntax OAI_IDENTIFIER is), however its scheme is cased."""
+    return identifier[:4].lower() == "oai:"
+
+
 # What we store and serve as an item's identifier: a URI with a scheme (oai:example.org:123).
 _IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:.+", re.DOTALL)
 

@@ -38,6 +38,7 @@ from oai.store.engine import (check_schema, database_unavailable, error_reason, 
                               single_statement_reader, sqlite_file)
 from oai.store.models import ForeignFormat
 from oai.store.settings import record_secret_fingerprint, shared_secret
+from oai.store.validation import in_oai_scheme
 from oai.web import compression
 from oai.web.flow import FlowControl
 from oai.web.lookahead import LatestWrite, LookAhead, Rendered, default_directory
@@ -57,7 +58,7 @@ def _warn_of_other_namespaces(sessions: Callable[[], Session], repository_identi
     ours = f"oai:{repository_identifier}:"
     with sessions() as session:
         newest = queries.newest_own_identifiers(session)
-    others = [i for i in newest if i[:4].lower() == "oai:" and not i.startswith(ours)]
+    others = [i for i in newest if in_oai_scheme(i) and not i.startswith(ours)]
     if others:
         log.warning("%d of the %d newest records named here are not under %s, the namespace Identify announces "
                     "(such as %s): loaded or harvested with another OAI_REPOSITORY_IDENTIFIER? Set that one again, "
