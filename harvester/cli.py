@@ -27,6 +27,7 @@ from harvester.progress import Board, BoardHandler
 from harvester.runs import RunOptions, RunSummary, harvest_source
 from harvester.schedule import SlotResult, format_interval, harvest_loop, parse_interval
 from harvester.sources import add_source, change_source, move_source, remove_source, show_source, source_lines
+from oai.clitext import TEXT
 
 
 def _engine(ctx: click.Context):  # noqa: ANN202
@@ -63,10 +64,10 @@ def source() -> None:
 
 
 @source.command("add")
-@click.argument("name")
-@click.argument("base_url")
-@click.option("--prefix", default="oai_dc", show_default=True, help="metadataPrefix to harvest.")
-@click.option("--set", "set_spec", metavar="SPEC", help="Harvest only this upstream set.")
+@click.argument("name", type=TEXT)
+@click.argument("base_url", type=TEXT)
+@click.option("--prefix", default="oai_dc", show_default=True, type=TEXT, help="metadataPrefix to harvest.")
+@click.option("--set", "set_spec", metavar="SPEC", type=TEXT, help="Harvest only this upstream set.")
 @click.option("--every", type=_Interval(), default="1d", show_default=True,
               help="How often the worker harvests it (1d, 12h, 30m, 1w, or never).")
 @click.option("--keep-identifiers", is_flag=True, help="Serve the upstream identifiers instead of ours.")
@@ -91,13 +92,13 @@ def source_add(ctx: click.Context, name: str, base_url: str, prefix: str, set_sp
 
 
 @source.command("edit")
-@click.argument("name")
+@click.argument("name", type=TEXT)
 @click.option("--every", type=_Interval(), help="How often the worker harvests it (1d, 12h, 30m, 1w, or never).")
 @click.option("--pause/--resume", "paused", default=None,
               help="Pause: the worker leaves it alone (`oai harvest NAME` still runs it). Resume: harvested again.")
 @click.option("--detect-deletions/--no-detect-deletions", "detect", default=None,
               help="Compare ListIdentifiers with the store after each run, or stop doing so.")
-@click.option("--base-url", help="Where the source has moved: checked as `source add` checks a source, for the same "
+@click.option("--base-url", type=TEXT, help="Where the source has moved: checked as `source add` checks a source, for the same "
                                  "format and set.")
 @click.pass_context
 def source_edit(ctx: click.Context, name: str, every: int | None, paused: bool | None, detect: bool | None,
@@ -148,7 +149,7 @@ def source_list(ctx: click.Context) -> None:
 
 
 @source.command("show")
-@click.argument("name")
+@click.argument("name", type=TEXT)
 @click.pass_context
 def source_show(ctx: click.Context, name: str) -> None:
     """Everything we know about one source."""
@@ -187,7 +188,7 @@ def source_show(ctx: click.Context, name: str) -> None:
 
 
 @source.command("remove")
-@click.argument("name")
+@click.argument("name", type=TEXT)
 @click.option("--records", type=click.Choice(["keep", "delete"]),
               help="keep: its records stay served; delete: they become tombstones (served as deleted).")
 @click.pass_context
@@ -310,7 +311,7 @@ def harvest() -> None:
 
 
 @harvest.command("run")
-@click.argument("name", required=False)
+@click.argument("name", required=False, type=TEXT)
 @click.option("--all", "all_due", is_flag=True, help="Harvest every due source (several at once, --jobs).")
 @click.option("--full", is_flag=True,
               help="Harvest everything again from the start, not only what changed (an unfinished run is abandoned).")
@@ -386,7 +387,7 @@ def harvest_worker(ctx: click.Context, jobs: int, poll: float, delay: float | No
 
 
 @harvest.command("runs")
-@click.argument("name", required=False)
+@click.argument("name", required=False, type=TEXT)
 @click.option("--limit", type=click.IntRange(1), default=20, show_default=True)
 @click.option("--warnings", "every_warning", is_flag=True, help="Every warning of each run, not only the first.")
 @click.pass_context
@@ -417,7 +418,7 @@ def harvest_runs(ctx: click.Context, name: str | None, limit: int, every_warning
 
 
 @harvest.command("quarantine")
-@click.argument("name", required=False)
+@click.argument("name", required=False, type=TEXT)
 @click.option("--limit", type=click.IntRange(1), default=100, show_default=True)
 @click.option("--raw", "raw_id", type=int, metavar="ID", help="Print the raw bytes of one entry.")
 @click.pass_context

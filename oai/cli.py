@@ -16,6 +16,7 @@ import click
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
+from oai.clitext import LINES, TEXT
 from oai.config import ConfigError, load_config, unknown_settings
 from oai.store import engine as store_engine
 from oai.store.engine import SchemaError, make_engine, transaction
@@ -126,9 +127,9 @@ def _refuse_sources_sets(engine, specs: list[str]) -> None:  # noqa: ANN001
 
 @main.command("load")
 @click.argument("paths", nargs=-1, required=True)
-@click.option("--set", "set_values", multiple=True, metavar="SPEC[=NAME]",
+@click.option("--set", "set_values", multiple=True, metavar="SPEC[=NAME]", type=TEXT,
               help="Put the records in this set (created if needed). Repeatable.")
-@click.option("--identifier-template", default=None,
+@click.option("--identifier-template", default=None, type=TEXT,
               help="OAI identifier: {repository_identifier}, {doi}, {stem}, {doi_or_stem} "
                    "(default oai:{repository_identifier}:{doi_or_stem}).")
 @click.option("--withhold-full-text", is_flag=True, help="Serve JATS front matter only (full text is not ours to share).")
@@ -166,7 +167,7 @@ def load_cmd(ctx: click.Context, paths: tuple[str, ...], set_values: tuple[str, 
 
 
 @main.command("delete")
-@click.argument("identifier")
+@click.argument("identifier", type=TEXT)
 @click.pass_context
 def delete_cmd(ctx: click.Context, identifier: str) -> None:
     """Delete a record: it stays as a tombstone, served as deleted."""
@@ -195,9 +196,9 @@ def sets_list(ctx: click.Context) -> None:
 
 
 @sets.command("add")
-@click.argument("spec")
-@click.argument("name", required=False)
-@click.option("--description", help="A plain-text description (served as oai_dc:description).")
+@click.argument("spec", type=TEXT)
+@click.argument("name", required=False, type=TEXT)
+@click.option("--description", type=LINES, help="A plain-text description (served as oai_dc:description).")
 @click.pass_context
 def sets_add(ctx: click.Context, spec: str, name: str | None, description: str | None) -> None:
     """Create a set (or rename it)."""
@@ -243,8 +244,8 @@ def records_list(ctx: click.Context, limit: int) -> None:
 
 
 @records.command("show")
-@click.argument("identifier")
-@click.option("--prefix", default=None, help="Print this format's metadata (default: list formats and oai_dc).")
+@click.argument("identifier", type=TEXT)
+@click.option("--prefix", default=None, type=TEXT, help="Print this format's metadata (default: list formats and oai_dc).")
 @click.pass_context
 def records_show(ctx: click.Context, identifier: str, prefix: str | None) -> None:
     from oai.store import queries
