@@ -322,3 +322,33 @@ def test_record_digests_stay_what_stores_already_hold() -> None:
         "0a1627742a3eaf5dec28666ad71df73e683831eebfc173d5de71a9c7b472e1ce",
         "ab0ac028176fda79bb46cda91be997f989285eeea6f5b5adf2299d1cdf0f8c42",
     ]
+
+
+def test_stepping_the_schema_down_and_up_keeps_the_harvest_history(database_url: str) -> None:
+    """An outside audit: on SQLite the downgrade through 0002 rebuilt `source` and `harvest_run` by copying and
+    dropping them, and with foreign keys on, the drops cascaded: every run and checkpoint deleted, every
+    harvested record's source_id set to NULL."""
+    from oai.store.models import HarvestCheckpoint, HarvestRun, Quarantine, Source
+
+    engine = store_engine.make_engine(database_url)
+    with transaction(engine) as s:
+        s.add(Source(id=1, name="up", base_url="http://127.0.0.1:9/oai", created=T0))
+        s.flush()
+        s.add(HarvestRun(id=1, source_id=1, started=T0, status="interrupted"))
+        s.flush()
+        s.add(HarvestCheckpoint(source_id=1, run_id=1, resumption_token="t", updated=T0))
+        s.add(Quarantine(id=1, source_id=1, run_id=1, upstream_identifier="oai:up:1", reason="r", raw=b"x", created=T0))
+        upsert_records(s, [rec("oai:x:1"), rec("oai:x:2")], now=T0)
+        s.execute(Record.__table__.update().values(source_id=1))
+    counts = ("SELECT (SELECT count(*) FROM harvest_run), (SELECT count(*) FROM harvest_checkpoint), "
+              "(SELECT count(*) FROM record WHERE source_id = 1), (SELECT count(*) FROM quarantine WHERE run_id = 1)")
+    for step in (lambda: store_engine.downgrade(engine, "0001"), lambda: store_engine.upgrade(engine)):
+        step()
+        with engine.connect() as conn:
+            assert tuple(conn.exec_driver_sql(counts).one()) == (1, 1, 2, 1)
+    with engine.connect() as conn:  # and the keys are enforced again on the connection the migration used
+        with pytest.raises(IntegrityError):
+            conn.exec_driver_sql("INSERT INTO harvest_run (id, source_id, started, status, \"full\", pages, seen, new, "
+                                 "updated, unchanged, deleted, quarantined) VALUES "
+                                 "(2, 99, '2024-01-01 00:00:00', 'x', false, 0, 0, 0, 0, 0, 0, 0)")
+    engine.dispose()
