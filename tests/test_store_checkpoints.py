@@ -11,6 +11,7 @@ import textwrap
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -88,15 +89,16 @@ def test_writers_leave_the_log_to_the_checkpoint_thread_and_it_copies_it(sqlite_
     assert worker is not None
     assert wait_for(lambda: worker.done >= 1)
     assert sqlite_store.stat().st_size > before  # only a checkpoint writes pages into the database file
-    with sqlite3.connect(sqlite_store) as plain:  # and what it copied is the records, readable by anyone
+    with closing(sqlite3.connect(sqlite_store)) as plain:  # and what it copied is the records, readable by anyone
         assert plain.execute("SELECT count(*) FROM record").fetchone() == (200,)
 
 
 def test_a_store_made_with_smaller_pages_keeps_them_and_the_same_bound_of_log(tmp_path: Path) -> None:
     path = tmp_path / "old.sqlite3"
-    with sqlite3.connect(path) as plain:  # as SQLite's default made our stores before
+    with closing(sqlite3.connect(path)) as plain:  # as SQLite's default made our stores before
         plain.execute("PRAGMA page_size=4096")
         plain.execute("CREATE TABLE t (x)")
+        plain.commit()
     engine = make_engine(f"sqlite:///{path}")
     try:
         with engine.connect() as conn:
@@ -193,7 +195,7 @@ def test_at_exit_the_log_is_copied_in_and_removed(sqlite_store: Path, tmp_path: 
     assert not Path(f"{sqlite_store}-wal").exists()
     alone = tmp_path / "alone.sqlite3"
     shutil.copy(sqlite_store, alone)  # the main file without its log
-    with sqlite3.connect(alone) as plain:
+    with closing(sqlite3.connect(alone)) as plain:
         assert plain.execute("SELECT count(*) FROM record").fetchone() == (1000,)
 
 
