@@ -176,6 +176,28 @@ def test_migrations_build_exactly_the_models(database_url: str) -> None:
     assert diff == []
 
 
+def test_a_store_stamped_by_the_withdrawn_0004_is_repaired_by_the_upgrade(database_url: str) -> None:
+    """An outside audit: two migrations were numbered 0004. A store made while the first (an index, later
+    withdrawn) was the newest kept that index and the column the second drops, and on SQLite the index made
+    every list page a sort of the whole format."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from oai.store.models import Base
+
+    engine = store_engine.make_engine(database_url)
+    store_engine.downgrade(engine, "0003")
+    with engine.begin() as conn:  # what the withdrawn 0004 did, stamped as the code of its time stamped it
+        conn.exec_driver_sql("CREATE INDEX ix_record_metadata_prefix_record ON record_metadata (prefix, record_id)")
+        conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0004'")
+    store_engine.upgrade(engine)
+    with engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
+    store_engine.downgrade(engine, "0003")  # and the way down is open again
+    store_engine.upgrade(engine)
+    engine.dispose()
+
+
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_sqlite_walks_list_pages_in_index_order(engine) -> None:  # noqa: ANN001
     """A page is an index range on (datestamp, id), never a sort of the whole format (no statistics needed)."""
