@@ -24,8 +24,9 @@ from oai.store.engine import SchemaError, make_engine, transaction
 DEMO_DIRS = [Path(__file__).resolve().parent / "demo", Path(__file__).resolve().parents[1] / "tests" / "data" / "jats"]
 
 
-def _engine(ctx: click.Context, *, check: bool = True):  # noqa: ANN202
-    """The writer engine for the configured database; refuses a schema that is behind."""
+def _engine(ctx: click.Context, *, check: bool = True, create: bool = True):  # noqa: ANN202
+    """The writer engine for the configured database; refuses a schema that is behind (`check`), and a SQLite
+    file that is not there unless the command may `create` it."""
     try:
         cfg = load_config()
     except ConfigError as exc:
@@ -35,6 +36,9 @@ def _engine(ctx: click.Context, *, check: bool = True):  # noqa: ANN202
     try:
         engine = make_engine(ctx.obj.get("database") or cfg.database_url)
         ctx.call_on_close(engine.dispose)  # its connections closed when the command ends (a PostgreSQL one too)
+        path = store_engine.sqlite_file(engine)
+        if not create and path is not None and not Path(path).exists():  # connecting would make an empty file
+            raise SchemaError(f"there is no database at {path}: `oai db upgrade` creates it")
         # the commands that make the schema only need to reach the database; the others, the schema of the code
         (store_engine.check_schema if check else store_engine.reachable)(engine)
     except SchemaError as exc:
@@ -66,6 +70,13 @@ def main(ctx: click.Context, database: str | None) -> None:
     ctx.ensure_object(dict)["database"] = database
 
 
+def _migrate(step, engine, revision: str) -> None:  # noqa: ANN001
+    try:
+        step(engine, revision)
+    except SchemaError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 @main.group()
 def db() -> None:
     """Create, upgrade and inspect the database schema."""
@@ -77,11 +88,7 @@ def db() -> None:
 def db_upgrade(ctx: click.Context, revision: str) -> None:
     """Create the schema or bring it up to date."""
     engine = _engine(ctx, check=False)
-    try:
-        store_engine.check_not_newer(engine, store_engine.current_revision(engine))
-    except SchemaError as exc:
-        raise click.ClickException(str(exc)) from None
-    store_engine.upgrade(engine, revision)
+    _migrate(store_engine.upgrade, engine, revision)
     click.echo(f"schema at revision {store_engine.current_revision(engine)} "
                f"({engine.url.render_as_string(hide_password=True)})")
 
@@ -91,8 +98,8 @@ def db_upgrade(ctx: click.Context, revision: str) -> None:
 @click.pass_context
 def db_downgrade(ctx: click.Context, revision: str) -> None:
     """Step the schema back (e.g. `-1`)."""
-    engine = _engine(ctx, check=False)
-    store_engine.downgrade(engine, revision)
+    engine = _engine(ctx, check=False, create=False)
+    _migrate(store_engine.downgrade, engine, revision)
     click.echo(f"schema at revision {store_engine.current_revision(engine)}")
 
 
@@ -100,7 +107,7 @@ def db_downgrade(ctx: click.Context, revision: str) -> None:
 @click.pass_context
 def db_current(ctx: click.Context) -> None:
     """Show the schema revision of the database and of the code."""
-    engine = _engine(ctx, check=False)
+    engine = _engine(ctx, check=False, create=False)
     click.echo(f"database: {store_engine.current_revision(engine)}  code: {store_engine.head_revision()}")
 
 
@@ -303,7 +310,7 @@ def demo(ctx: click.Context, host: str, port: int, no_serve: bool) -> None:
     from oai.loader import load
 
     engine = _engine(ctx, check=False)
-    store_engine.upgrade(engine)
+    _migrate(store_engine.upgrade, engine, "head")
     cfg = load_config()
     dirs = [str(d) for d in DEMO_DIRS if d.is_dir()]
     summary = load(engine, dirs, repository_identifier=cfg.repository_identifier,

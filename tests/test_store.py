@@ -374,3 +374,50 @@ def test_stepping_the_schema_down_and_up_keeps_the_harvest_history(database_url:
                                  "updated, unchanged, deleted, quarantined) VALUES "
                                  "(2, 99, '2024-01-01 00:00:00', 'x', false, 0, 0, 0, 0, 0, 0, 0)")
     engine.dispose()
+
+
+def test_schema_commands_say_in_one_line_what_they_cannot_do(tmp_path) -> None:  # noqa: ANN001
+    """An outside audit: a revision Alembic does not know, a schema newer than the code (for a downgrade, and for
+    `oai demo`), a file that is not a database and another application's Alembic schema ended in tracebacks or
+    were called "newer than this code"; `oai db current` on no file made an empty one."""
+    import sqlite3
+    from contextlib import closing
+
+    from click.testing import CliRunner
+
+    from oai.cli import main
+
+    def oai(url: str, *args: str):  # noqa: ANN202
+        return CliRunner().invoke(main, ["--database", url, *args])
+
+    url = f"sqlite:///{tmp_path / 'store.sqlite3'}"
+    assert oai(url, "db", "upgrade").exit_code == 0
+    for args in (("db", "upgrade", "0099"), ("db", "downgrade", "0099")):
+        result = oai(url, *args)
+        assert result.exit_code == 1 and isinstance(result.exception, SystemExit), (args, result.exception)
+        assert "Can't locate revision identified by '0099'" in result.output.splitlines()[-1]
+
+    def stamp(revision: str) -> None:
+        with closing(sqlite3.connect(tmp_path / "store.sqlite3")) as db:
+            db.execute("UPDATE alembic_version SET version_num = ?", (revision,))
+            db.commit()
+
+    stamp("0099")
+    for args in (("db", "downgrade", "-1"), ("demo", "--no-serve"), ("db", "upgrade")):
+        result = oai(url, *args)
+        assert result.exit_code == 1 and isinstance(result.exception, SystemExit), (args, result.exception)
+        assert "is at schema revision 0099, newer than this code knows" in result.output, result.output
+    stamp("ae1027a6acf")  # Alembic's own kind of id: another application's schema
+    result = oai(url, "records", "list")
+    assert result.exit_code == 1 and "belongs to another application (its schema revision ae1027a6acf" in result.output
+
+    (tmp_path / "text.sqlite3").write_text("not a database " * 100)
+    for args in (("db", "current"), ("db", "upgrade"), ("records", "list"), ("load", str(tmp_path))):
+        result = oai(f"sqlite:///{tmp_path / 'text.sqlite3'}", *args)
+        assert result.exit_code == 1 and isinstance(result.exception, SystemExit), (args, result.exception)
+        assert "cannot use the database" in result.output and "file is not a database" in result.output
+
+    for args in (("db", "current"), ("db", "downgrade", "-1")):
+        result = oai(f"sqlite:///{tmp_path / 'none.sqlite3'}", *args)
+        assert result.exit_code == 1 and "there is no database at" in result.output, result.output
+        assert not (tmp_path / "none.sqlite3").exists()

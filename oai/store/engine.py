@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -169,18 +170,27 @@ def _migrating_alone(engine: Engine) -> Iterator[None]:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Create or upgrade the schema (what `oai db upgrade` runs)."""
-    from alembic import command
-
-    with _migrating_alone(engine):
-        command.upgrade(alembic_config(engine), revision)
+    """Create or upgrade the schema (what `oai db upgrade` runs); raises SchemaError saying why it cannot."""
+    _migrate(engine, "upgrade", revision)
 
 
 def downgrade(engine: Engine, revision: str) -> None:
+    _migrate(engine, "downgrade", revision)
+
+
+def _migrate(engine: Engine, direction: str, revision: str) -> None:
+    """Alembic's upgrade or downgrade, after refusing a schema newer than this code (which Alembic would report
+    as a revision it cannot locate, in a traceback); a revision it does not know is one line too."""
     from alembic import command
+    from alembic.util.exc import CommandError
 
     with _migrating_alone(engine):
-        command.downgrade(alembic_config(engine), revision)
+        check_not_newer(engine, current_revision(engine))
+        try:
+            getattr(command, direction)(alembic_config(engine), revision)
+        except CommandError as error:
+            raise SchemaError(f"cannot {direction} the schema of {engine.url.render_as_string(hide_password=True)} "
+                              f"to {revision!r}: {error}") from None
 
 
 def current_revision(engine: Engine) -> str | None:
@@ -194,9 +204,16 @@ def reachable(engine: Engine) -> None:
     """Connect once; raises SchemaError saying why not (for the commands that make the schema)."""
     try:
         current_revision(engine)
-    except (exc.OperationalError, exc.InterfaceError) as error:
-        where = engine.url.render_as_string(hide_password=True)
-        raise SchemaError(f"cannot reach the database {where}: {error_reason(error)}") from None
+    except (exc.DatabaseError, exc.InterfaceError) as error:
+        raise SchemaError(_unusable(engine, error)) from None
+
+
+def _unusable(engine: Engine, error: Exception) -> str:
+    """Why the database cannot be used: it cannot be reached (refused, unreachable, a wrong password), or what
+    answers is not a database (a file that is not SQLite's)."""
+    where = engine.url.render_as_string(hide_password=True)
+    verb = "reach" if isinstance(error, (exc.OperationalError, exc.InterfaceError)) else "use"
+    return f"cannot {verb} the database {where}: {error_reason(error)}"
 
 
 def check_not_newer(engine: Engine, current: str | None) -> None:
@@ -210,6 +227,10 @@ def check_not_newer(engine: Engine, current: str | None) -> None:
     try:
         ScriptDirectory(str(MIGRATIONS_DIR)).get_revision(current)
     except CommandError:
+        if not re.fullmatch(r"\d{4}", current):  # ours are numbered; Alembic's own ids are hex
+            raise SchemaError(f"the database {engine.url.render_as_string(hide_password=True)} belongs to another "
+                              f"application (its schema revision {current} is not one of ours): give this one a "
+                              "database of its own") from None
         raise SchemaError(f"the database {engine.url.render_as_string(hide_password=True)} is at schema revision "
                           f"{current}, newer than this code knows (its newest is {head_revision()}): run the newer "
                           "code here, or downgrade the schema with it") from None
@@ -261,8 +282,8 @@ def check_schema(engine: Engine) -> None:
     where = engine.url.render_as_string(hide_password=True)
     try:
         current = current_revision(engine)
-    except (exc.OperationalError, exc.InterfaceError) as error:  # refused, unreachable, a wrong password
-        raise SchemaError(f"cannot reach the database {where}: {error_reason(error)}") from None
+    except (exc.DatabaseError, exc.InterfaceError) as error:
+        raise SchemaError(_unusable(engine, error)) from None
     head = head_revision()
     if current == head:
         return
