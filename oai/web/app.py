@@ -84,15 +84,20 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
     for name in unknown_settings():
         log.warning("%s is not a setting of ours, and is ignored (misspelt?)", name)
     engine = make_engine(cfg.database_url, writer=False)
-    check_schema(engine)
-    secret = (cfg.secret_key or shared_secret(engine)).encode()
-    if record_secret_fingerprint(engine, secret) is not None:
-        log.warning("another node sharing this database signs resumption tokens with another secret (OAI_SECRET_KEY "
-                    "differs, or is set on one and not the other): each refuses the other's tokens, and a harvester "
-                    "sent from one node to the other fails with badResumptionToken. Give every node the same one")
-    codec = TokenCodec(secret, timedelta(hours=cfg.token_ttl_hours))
-    sessions = session_factory(engine)
-    _warn_of_other_namespaces(sessions, cfg.repository_identifier)
+    try:  # a boot that fails leaves no connection open behind it (the caller may go on: a test, a retry)
+        check_schema(engine)
+        secret = (cfg.secret_key or shared_secret(engine)).encode()
+        if record_secret_fingerprint(engine, secret) is not None:
+            log.warning("another node sharing this database signs resumption tokens with another secret "
+                        "(OAI_SECRET_KEY differs, or is set on one and not the other): each refuses the other's "
+                        "tokens, and a harvester sent from one node to the other fails with badResumptionToken. "
+                        "Give every node the same one")
+        codec = TokenCodec(secret, timedelta(hours=cfg.token_ttl_hours))
+        sessions = session_factory(engine)
+        _warn_of_other_namespaces(sessions, cfg.repository_identifier)
+    except BaseException:
+        engine.dispose()
+        raise
     # A resumed list page reads with one statement (two for a set: its id, then the page; sets are
     # never removed), so it needs no transaction around them. A first page counts and lists in
     # one snapshot. (The rare resumed page whose window must be extended counts what is left and
