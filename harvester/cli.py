@@ -98,8 +98,9 @@ def source_add(ctx: click.Context, name: str, base_url: str, prefix: str, set_sp
               help="Pause: the worker leaves it alone (`oai harvest NAME` still runs it). Resume: harvested again.")
 @click.option("--detect-deletions/--no-detect-deletions", "detect", default=None,
               help="Compare ListIdentifiers with the store after each run, or stop doing so.")
-@click.option("--base-url", type=TEXT, help="Where the source has moved: checked as `source add` checks a source, for the same "
-                                 "format and set.")
+@click.option("--base-url", type=TEXT,
+              help="Where the source has moved: checked as `source add` checks a source, for the same "
+                   "format and set.")
 @click.pass_context
 def source_edit(ctx: click.Context, name: str, every: int | None, paused: bool | None, detect: bool | None,
                 base_url: str | None) -> None:

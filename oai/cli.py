@@ -252,7 +252,8 @@ def records_list(ctx: click.Context, limit: int) -> None:
 
 @records.command("show")
 @click.argument("identifier", type=TEXT)
-@click.option("--prefix", default=None, type=TEXT, help="Print this format's metadata (default: list formats and oai_dc).")
+@click.option("--prefix", default=None, type=TEXT,
+              help="Print this format's metadata (default: list formats and oai_dc).")
 @click.pass_context
 def records_show(ctx: click.Context, identifier: str, prefix: str | None) -> None:
     from oai.store import queries
