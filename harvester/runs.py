@@ -211,12 +211,8 @@ class _Run:
             if self.full:
                 self._rename_sets()
             self._harvest_list()
-            detect = self.options.detect_deletions
-            if detect if detect is not None else self.source.detect_deletions:
-                try:
-                    self._detect_deletions()
-                except HarvestError as exc:  # the list itself is complete; the check waits for the next run
-                    self._note(f"deletion check not finished: {exc}")
+            if self.check_deletions:
+                self._check_deletions()
             status, error = "complete", None
         except (Stopped, LeaseLost) as exc:
             if isinstance(exc, LeaseLost):  # (found at a page write, not by the renewing thread)
@@ -240,6 +236,18 @@ class _Run:
         finally:
             self.client.close()
         return self._finish(status, error)
+
+    def _check_deletions(self) -> None:
+        """The deletion check after a complete list. Its completion said the check is owed (in the same
+        transaction); only a check that ran to its end (or chose to believe nothing) settles it, so that one cut
+        short (an error, a stop, a kill) is done by the next complete run, asked for or not."""
+        try:
+            self._detect_deletions()
+        except HarvestError as exc:  # the list itself is complete; the check waits for the next run
+            self._note(f"deletion check not finished: {exc}; the next complete run of this source does it")
+            return
+        with transaction(self.engine) as s:
+            s.execute(update(Source).where(Source.id == self.source.id).values(deletion_check_owed=False))
 
     def _finish_when_the_database_answers(self, status: str, error: str) -> RunSummary:
         """Mark the run once the database answers again (within a lease's term), so that its history says why it
@@ -308,6 +316,9 @@ class _Run:
             self.token, self.cursor, self.from_date = cp.resumption_token, cp.cursor, cp.from_date
             self.complete_list_size, self.pages = run.complete_list_size, run.pages
             held = source_sets(s, src.name)  # once a run: which sets a page brings are new is then asked of memory
+            detect = self.options.detect_deletions  # None: as the source says, or a check a run before left owed
+            owed = s.scalar(select(Source.deletion_check_owed).where(Source.id == src.id))
+            self.check_deletions = detect if detect is not None else bool(src.detect_deletions or owed)
         log.info("resume" if self.resumed else "start", extra={"fields": {
             "event": "resume" if self.resumed else "start", "source": src.name, "run": self.run_id,
             "full": self.full, "from": self.from_date, "token": self.token, "cursor": self.cursor}})
@@ -554,6 +565,8 @@ class _Run:
         if self.granularity != src.granularity:
             src.granularity = self.granularity
         src.next_due = now + timedelta(seconds=src.every_seconds) if src.every_seconds else None
+        if self.check_deletions:
+            src.deletion_check_owed = True
         s.execute(delete(HarvestCheckpoint).where(HarvestCheckpoint.source_id == self.source.id))
 
     def _relist(self, exc: UpstreamOAIError) -> None:

@@ -565,6 +565,29 @@ def test_detect_deletions_for_a_source_that_keeps_none(engine, upstream_factory)
     assert got["oai:upstream.test:5"].deleted and sum(r.deleted for r in got.values()) == 1
 
 
+def test_a_deletion_check_cut_short_is_done_by_the_next_complete_run(engine, upstream_factory) -> None:  # noqa: ANN001, F811
+    """An outside audit killed `oai harvest --detect-deletions` during its check: the run had already said
+    complete, and since the request lived only on the command line, no later run checked; the records the source
+    had dropped were never tombstoned. The completion now says the check is owed, and only its end settles it."""
+    from upstream import SyntheticRepository
+
+    up = upstream_factory(SyntheticRepository(sample_records(12), deleted_record="no"))
+    add(engine, "up", up.base_url)  # the source does not check for deletions: only this run was asked to
+    harvest_source(engine, "up", options())
+    up.repo.purge("oai:upstream.test:5")
+    up.add_fault(faults.InternalServerError(), verb="ListIdentifiers", times=None)
+    summary = harvest_source(engine, "up", options(detect_deletions=True))
+    assert (summary.status, summary.deleted) == ("complete", 0)
+    assert any("deletion check not finished" in w and "the next complete run of this source does it" in w
+               for w in summary.warnings), summary.warnings
+    up.clear_faults()
+    summary = harvest_source(engine, "up", options())  # not asked, but owed
+    assert summary.deleted == 1 and stored(engine, "up")["oai:upstream.test:5"].deleted
+    up.repo.purge("oai:upstream.test:6")  # settled: the next run does not check again
+    assert harvest_source(engine, "up", options()).deleted == 0
+    assert not stored(engine, "up")["oai:upstream.test:6"].deleted
+
+
 def test_a_deletion_check_on_a_list_cut_short_tombstones_nothing(engine, upstream_factory) -> None:  # noqa: ANN001, F811
     """An identifier list that ends before the completeListSize it announced is not the source's whole
     list: what it left out was not deleted (an outside audit lost 77 of 97 records this way)."""
