@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import http.client
+import socket
 from datetime import timedelta
 
 import pytest
@@ -173,3 +175,28 @@ def test_nodes_signing_tokens_with_different_secrets_are_told_at_boot(engine, li
         assert said() == 1
         live_server(secret_key="node-two-secret-0123456789abcdef")  # the same as the last one to start
         assert said() == 1
+
+
+def _raw(server, request: bytes) -> tuple[int, bytes]:  # noqa: ANN001
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        sock.sendall(request)
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        return response.status, response.read()
+
+
+def test_a_host_that_is_not_a_host_name_is_a_bad_request(engine, live_server) -> None:  # noqa: ANN001
+    """RFC 9112 3.2: 400 for an HTTP/1.1 request without Host, or with one that is not a host name. An outside
+    audit sent `Host: a<b>&c` and got 200 with `<baseURL>http:///oai</baseURL>`. HTTP/1.0 need not send one."""
+    server = live_server()
+    for host in (b"a<b>&c", b"x y", b"", b"a/b", b"ex%61mple.org"):
+        status, body = _raw(server, b"GET /oai?verb=Identify HTTP/1.1\r\nHost: " + host + b"\r\nConnection: close\r\n\r\n")
+        assert status == 400 and b"Host header is missing or not a host name" in body, (host, status, body)
+    status, _ = _raw(server, b"GET /oai?verb=Identify HTTP/1.1\r\nConnection: close\r\n\r\n")
+    assert status == 400
+    for request, base in ((b"GET /oai?verb=Identify HTTP/1.0\r\n\r\n", f"http://127.0.0.1:{server.port}/oai"),
+                          (b"GET /oai?verb=Identify HTTP/1.1\r\nHost: example.org:8080\r\nConnection: close\r\n\r\n",
+                           "http://example.org:8080/oai")):
+        status, body = _raw(server, request)
+        assert status == 200 and f"<baseURL>{base}</baseURL>".encode() in body, (request, body[:300])
+    assert _raw(server, b"GET /health HTTP/1.1\r\nConnection: close\r\n\r\n")[0] == 200  # a probe's request

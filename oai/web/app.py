@@ -295,6 +295,17 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
             abort(404)
         return send_from_directory(SCHEMAS_DIR, name, max_age=86400, mimetype="application/xml")
 
+    @app.before_request
+    def _a_host_we_can_name() -> None:
+        """RFC 9112 3.2: a request whose Host is not a host name, or an HTTP/1.1 request without one, is 400.
+        Werkzeug reads such a Host as empty, and the answer's baseURL and links became 'http:///oai' (an
+        outside audit). /health is left alone: a load balancer's probe may send no Host."""
+        if request.path == "/health":
+            return
+        sent = "HTTP_HOST" in request.environ  # HTTP/1.0 need not send one: the server's address stands in
+        if (sent and not request.host) or (not sent and request.environ.get("SERVER_PROTOCOL") == "HTTP/1.1"):
+            abort(400, description="the request's Host header is missing or not a host name")
+
     @app.errorhandler(HTTPException)
     def plain_http_error(exc: HTTPException) -> Response | HTTPException:
         """HTTP errors outside OAI-PMH (an unknown path, PUT, a body too large) as one line of text, not
