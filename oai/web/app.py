@@ -112,7 +112,9 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
         app.wsgi_app = ProxyFix(_web_schemes_only(app.wsgi_app), x_for=cfg.proxy_hops,  # type: ignore[method-assign]
                                 x_proto=cfg.proxy_hops)
     app.config["OAI"] = cfg
-    app.config["MAX_CONTENT_LENGTH"] = cfg.max_request_bytes
+    # One byte more than a body may have is read, to tell "at most" from "more": a server that ends the input
+    # stream itself (gunicorn) had Werkzeug refuse a body of exactly the limit at the probe for one byte more.
+    app.config["MAX_CONTENT_LENGTH"] = cfg.max_request_bytes + 1
     app.extensions["oai_engine"] = engine
     app.extensions["oai_sessions"] = sessions
     app.url_map.merge_slashes = False  # an identifier may hold '//' or begin with '/' (its landing page URL)
@@ -428,12 +430,13 @@ def _arguments() -> tuple[dict[str, list[str]], str | None]:
             return {}, "POST requests must be application/x-www-form-urlencoded"
         if request.query_string:
             return {}, "a POST request carries its arguments in the body, not the URL"
-        try:
+        limit = current_app.config["OAI"].max_request_bytes
+        try:  # a chunked body has no Content-Length to refuse up front: get_data stops one byte past the limit
             raw = request.get_data(cache=False)
-            # a chunked body has no Content-Length to refuse up front: get_data stops at the limit, silently
-            request.stream.read(1)
         except RequestEntityTooLarge:
-            return {}, f"the request body is larger than {current_app.config['MAX_CONTENT_LENGTH']} bytes"
+            raw = None
+        if raw is None or len(raw) > limit:
+            return {}, f"the request body is larger than {limit} bytes"
     else:
         raw = _query_bytes()
     try:
