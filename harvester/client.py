@@ -78,7 +78,7 @@ class FetchPolicy:
         values.update({k: v for k, v in overrides.items() if v is not None})
         policy = replace(cls(), **values)
         if policy.attempts < 1:
-            raise ValueError("the number of attempts must be at least 1")
+            raise ValueError(f"the number of attempts (OAI_HARVEST_ATTEMPTS) must be at least 1, not {policy.attempts}")
         for name in ("connect_timeout", "read_timeout", "response_timeout", "max_response_mb"):
             if not 0 < getattr(policy, name) < math.inf:  # (NaN too)
                 raise ValueError(f"the {name.replace('_', ' ')} (OAI_HARVEST_{name.upper()}) must be more than 0 and finite, "

@@ -196,9 +196,12 @@ def processes() -> int:
     raw = os.environ.get("OAI_HARVEST_PROCESSES")
     if raw is not None and raw.strip():
         try:
-            return max(0, int(raw))
+            size = int(raw)
         except ValueError:
-            raise ValueError(f"OAI_HARVEST_PROCESSES must be a whole number, not {raw!r}") from None
+            size = -1
+        if size < 0:
+            raise ValueError(f"OAI_HARVEST_PROCESSES must be a whole number, 0 or more, not {raw!r}")
+        return size
     return min(4, os.cpu_count() or 1)
 
 

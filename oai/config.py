@@ -73,13 +73,19 @@ def _coerce(name: str, raw: object, current: object) -> object:
 # Read elsewhere: the config file's name, gunicorn's settings (deploy/gunicorn.conf.py), the tests' database;
 # OAI_HARVEST_* the harvester reads and checks itself.
 _READ_ELSEWHERE = {"OAI_CONFIG_FILE", "OAI_BIND", "OAI_WORKERS", "OAI_THREADS", "OAI_TEST_DATABASE_URL"}
+# The harvester's own settings, which it reads from the environment only (harvester.client.FetchPolicy, the
+# run's lease and retry delay, its worker processes): named here, where oai cannot import the harvester, so that
+# a misspelt one is warned about too. tests/test_harvest_cli.py checks the list against the harvester's.
+HARVEST_SETTINGS = frozenset(f"OAI_HARVEST_{name}" for name in (
+    "CONNECT_TIMEOUT", "READ_TIMEOUT", "RESPONSE_TIMEOUT", "MAX_RESPONSE_MB", "ATTEMPTS", "BACKOFF", "BACKOFF_MAX",
+    "RETRY_AFTER_MAX", "DELAY", "USER_AGENT", "LEASE_SECONDS", "RETRY_DELAY", "PROCESSES"))
 
 
 def unknown_settings(environ: Mapping[str, str] | None = None) -> list[str]:
     """The OAI_* variables that name no setting: a misspelt one (OAI_PAGESIZE) would be ignored without a word."""
     environ = os.environ if environ is None else environ
-    ours = {f"OAI_{f.name.upper()}" for f in fields(Config) if f.name != "extra"} | _READ_ELSEWHERE
-    return sorted(k for k in environ if k.startswith("OAI_") and k not in ours and not k.startswith("OAI_HARVEST_"))
+    ours = {f"OAI_{f.name.upper()}" for f in fields(Config) if f.name != "extra"} | _READ_ELSEWHERE | HARVEST_SETTINGS
+    return sorted(k for k in environ if k.startswith("OAI_") and k not in ours)
 
 
 def load_config(overrides: Mapping[str, object] | None = None, environ: Mapping[str, str] | None = None) -> Config:
@@ -114,7 +120,7 @@ def validate(cfg: Config) -> Config:
             raise ConfigError(f"the page size for {verb} must be between 1 and 10000, not {size}")
     if not cfg.endpoint_path.startswith("/") or cfg.endpoint_path.endswith("/") and cfg.endpoint_path != "/":
         raise ConfigError(f"endpoint_path must start with / and not end with one: {cfg.endpoint_path!r}")
-    if cfg.repository_identifier and not _REPO_ID.fullmatch(cfg.repository_identifier):
+    if not _REPO_ID.fullmatch(cfg.repository_identifier or ""):  # blank too: oai::local is no oai identifier
         raise ConfigError(
             "repository_identifier must be a domain name such as example.org "
             f"(OAI identifier guidelines), not {cfg.repository_identifier!r}"
@@ -129,6 +135,9 @@ def validate(cfg: Config) -> Config:
         raise ConfigError("token_ttl_hours must be at least 24 (harvesters pause between pages)")
     if cfg.secret_key is not None and len(cfg.secret_key) < 16:
         raise ConfigError("secret_key must be at least 16 characters")
+    if cfg.max_request_bytes < 1024:
+        raise ConfigError(f"max_request_bytes must be at least 1024 (a POST request's arguments), "
+                          f"not {cfg.max_request_bytes}")
     if cfg.rate_limit_per_minute < 0:
         raise ConfigError(f"rate_limit_per_minute must be 0 (off) or more, not {cfg.rate_limit_per_minute}")
     if not 0 <= cfg.proxy_hops <= 5:

@@ -50,13 +50,14 @@ def test_identify_earliest_datestamp_counts_deleted_records(engine, live_server)
 
 
 def test_identify_follows_configuration(engine, live_server) -> None:
-    server = live_server(compression="gzip", base_url="https://oai.example.org/oai", repository_identifier="")
+    server = live_server(compression="gzip", base_url="https://oai.example.org/oai", repository_identifier="oai.example.org")
     _, root = get(server, verb="Identify")
     ident = root.find("oai:Identify", X)
     assert ident.findtext("oai:baseURL", namespaces=X) == "https://oai.example.org/oai"
     assert root.findtext("oai:request", namespaces=X) == "https://oai.example.org/oai"
     assert [c.text for c in ident.findall("oai:compression", X)] == ["gzip"]
-    assert ident.find("oai:description", X) is None
+    assert ident.findtext("oai:description/id:oai-identifier/id:repositoryIdentifier",
+                          namespaces={**X, **OAI_ID}) == "oai.example.org"
     # an empty repository still gives a datestamp (no records yet: the earliest is 'now')
     assert ident.findtext("oai:earliestDatestamp", namespaces=X).endswith("Z")
 
@@ -83,6 +84,13 @@ def test_a_base_url_that_is_no_absolute_url_is_refused_at_start(engine, live_ser
             live_server(base_url=refused)
     with pytest.raises(ConfigError, match="rate_limit_per_minute"):
         live_server(rate_limit_per_minute=-5)
+    # an outside audit: a blank repository identifier was taken (harvested records became oai::source:...), and a
+    # negative body limit made every POST "larger than -5 bytes"
+    for blank in ("", "   "):
+        with pytest.raises(ConfigError, match="repository_identifier must be a domain name"):
+            live_server(repository_identifier=blank)
+    with pytest.raises(ConfigError, match="max_request_bytes must be at least 1024"):
+        live_server(max_request_bytes=-5)
 
 
 def test_identify_takes_no_arguments(engine, live_server) -> None:

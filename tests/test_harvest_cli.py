@@ -484,6 +484,24 @@ def test_a_schema_newer_than_the_code_says_so(database_url: str, engine) -> None
 def test_a_misspelt_setting_is_said_not_ignored(oai, monkeypatch) -> None:  # noqa: ANN001
     """An outside operations review: OAI_PAGESIZE=5 (for OAI_PAGE_SIZE) was ignored without a word."""
     monkeypatch.setenv("OAI_PAGESIZE", "5")
+    monkeypatch.setenv("OAI_HARVEST_DELAYS", "0")  # for OAI_HARVEST_DELAY: an outside audit found it unsaid
+    monkeypatch.setenv("OAI_HARVEST_DELAY", "0")
     result = oai("records", "list")
     assert result.exit_code == 0 and "warning: OAI_PAGESIZE is not a setting of ours, and is ignored" in result.stderr
-    assert "OAI_HARVEST" not in result.stderr and "OAI_TEST_DATABASE_URL" not in result.stderr
+    assert "warning: OAI_HARVEST_DELAYS is not a setting of ours" in result.stderr
+    assert "OAI_HARVEST_DELAY " not in result.stderr and "OAI_TEST_DATABASE_URL" not in result.stderr
+
+
+def test_the_harvest_settings_oai_knows_of_are_the_harvesters() -> None:
+    """oai.config names the harvester's settings (it cannot import the harvester) to warn of misspelt ones: the
+    list must be the one the harvester reads, or a real setting would be called misspelt."""
+    import dataclasses
+    import re
+
+    from harvester.client import FetchPolicy
+    from oai.config import HARVEST_SETTINGS
+
+    read = {f"OAI_HARVEST_{f.name.upper()}" for f in dataclasses.fields(FetchPolicy)}
+    for path in (Path(__file__).parents[1] / "harvester").glob("*.py"):
+        read |= set(re.findall(r"OAI_HARVEST_[A-Z][A-Z_]*[A-Z]", path.read_text(encoding="utf-8")))
+    assert HARVEST_SETTINGS == read
