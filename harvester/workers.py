@@ -195,13 +195,9 @@ def processes() -> int:
     """Worker processes to use: OAI_HARVEST_PROCESSES, else one per core (at most 4)."""
     raw = os.environ.get("OAI_HARVEST_PROCESSES")
     if raw is not None and raw.strip():
-        try:
-            size = int(raw)
-        except ValueError:
-            size = -1
-        if size < 0:
+        if not raw.strip().isdecimal():
             raise ValueError(f"OAI_HARVEST_PROCESSES must be a whole number, 0 or more, not {raw!r}")
-        return size
+        return int(raw)
     return min(4, os.cpu_count() or 1)
 
 

@@ -27,22 +27,16 @@ DEMO_DIRS = [Path(__file__).resolve().parent / "demo", Path(__file__).resolve().
 def _engine(ctx: click.Context, *, check: bool = True, create: bool = True):  # noqa: ANN202
     """The writer engine for the configured database; refuses a schema that is behind (`check`), and a SQLite
     file that is not there unless the command may `create` it."""
-    try:
-        cfg = load_config()
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
+    cfg = load_config()
     for name in unknown_settings():
         click.echo(f"warning: {name} is not a setting of ours, and is ignored (misspelt?)", err=True)
-    try:
-        engine = make_engine(ctx.obj.get("database") or cfg.database_url)
-        ctx.call_on_close(engine.dispose)  # its connections closed when the command ends (a PostgreSQL one too)
-        path = store_engine.sqlite_file(engine)
-        if not create and path is not None and not Path(path).exists():  # connecting would make an empty file
-            raise SchemaError(f"there is no database at {path}: `oai db upgrade` creates it")
-        # the commands that make the schema only need to reach the database; the others, the schema of the code
-        (store_engine.check_schema if check else store_engine.reachable)(engine)
-    except SchemaError as exc:
-        raise click.ClickException(str(exc)) from None
+    engine = make_engine(ctx.obj.get("database") or cfg.database_url)
+    ctx.call_on_close(engine.dispose)  # its connections closed when the command ends (a PostgreSQL one too)
+    path = store_engine.sqlite_file(engine)
+    if not create and path is not None and not Path(path).exists():  # connecting would make an empty file
+        raise SchemaError(f"there is no database at {path}: `oai db upgrade` creates it")
+    # the commands that make the schema only need to reach the database; the others, the schema of the code
+    (store_engine.check_schema if check else store_engine.reachable)(engine)
     return engine
 
 
@@ -61,6 +55,14 @@ class _Commands(click.Group):
             cmd = plugins[name].load()
         return cmd
 
+    def invoke(self, ctx: click.Context) -> object:
+        """Any command's bad setting or unusable store (ConfigError, SchemaError, each saying what to do) is one
+        line and exit 1, not a traceback: said here once rather than around each call that may raise them."""
+        try:
+            return super().invoke(ctx)
+        except (ConfigError, SchemaError) as exc:
+            raise click.ClickException(str(exc)) from None
+
 
 @click.group(cls=_Commands)
 @click.option("--database", envvar="OAI_DATABASE_URL", help="SQLAlchemy URL (default: sqlite:///oai.sqlite3).")
@@ -68,13 +70,6 @@ class _Commands(click.Group):
 def main(ctx: click.Context, database: str | None) -> None:
     """OAI-PMH repository server and harvester."""
     ctx.ensure_object(dict)["database"] = database
-
-
-def _migrate(step, engine, revision: str) -> None:  # noqa: ANN001
-    try:
-        step(engine, revision)
-    except SchemaError as exc:
-        raise click.ClickException(str(exc)) from None
 
 
 @main.group()
@@ -88,7 +83,7 @@ def db() -> None:
 def db_upgrade(ctx: click.Context, revision: str) -> None:
     """Create the schema or bring it up to date."""
     engine = _engine(ctx, check=False)
-    _migrate(store_engine.upgrade, engine, revision)
+    store_engine.upgrade(engine, revision)
     click.echo(f"schema at revision {store_engine.current_revision(engine)} "
                f"({engine.url.render_as_string(hide_password=True)})")
 
@@ -99,7 +94,7 @@ def db_upgrade(ctx: click.Context, revision: str) -> None:
 def db_downgrade(ctx: click.Context, revision: str) -> None:
     """Step the schema back (e.g. `-1`)."""
     engine = _engine(ctx, check=False, create=False)
-    _migrate(store_engine.downgrade, engine, revision)
+    store_engine.downgrade(engine, revision)
     click.echo(f"schema at revision {store_engine.current_revision(engine)}")
 
 
@@ -283,10 +278,7 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
     from oai.web.app import create_app
 
     overrides = {"database_url": ctx.obj["database"]} if ctx.obj.get("database") else {}
-    try:
-        app = create_app(overrides)
-    except (ConfigError, SchemaError) as exc:
-        raise click.ClickException(str(exc)) from None
+    app = create_app(overrides)
     from werkzeug.serving import make_server
 
     # Bound before the URL is printed: a port in use is said (by Werkzeug, exit 1), not a URL that answers nothing.
@@ -311,7 +303,7 @@ def demo(ctx: click.Context, host: str, port: int, no_serve: bool) -> None:
     from oai.loader import load
 
     engine = _engine(ctx, check=False)
-    _migrate(store_engine.upgrade, engine, "head")
+    store_engine.upgrade(engine)
     cfg = load_config()
     dirs = [str(d) for d in DEMO_DIRS if d.is_dir()]
     summary = load(engine, dirs, repository_identifier=cfg.repository_identifier,

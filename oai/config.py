@@ -70,8 +70,7 @@ def _coerce(name: str, raw: object, current: object) -> object:
     return None if raw is None else str(raw)
 
 
-# Read elsewhere: the config file's name, gunicorn's settings (deploy/gunicorn.conf.py), the tests' database;
-# OAI_HARVEST_* the harvester reads and checks itself.
+# Read elsewhere: the config file's name, gunicorn's settings (deploy/gunicorn.conf.py), the tests' database.
 _READ_ELSEWHERE = {"OAI_CONFIG_FILE", "OAI_BIND", "OAI_WORKERS", "OAI_THREADS", "OAI_TEST_DATABASE_URL"}
 # The harvester's own settings, which it reads from the environment only (harvester.client.FetchPolicy, the
 # run's lease and retry delay, its worker processes): named here, where oai cannot import the harvester, so that

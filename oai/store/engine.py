@@ -227,13 +227,13 @@ def check_not_newer(engine: Engine, current: str | None) -> None:
     try:
         ScriptDirectory(str(MIGRATIONS_DIR)).get_revision(current)
     except CommandError:
+        where = engine.url.render_as_string(hide_password=True)
         if not re.fullmatch(r"\d{4}", current):  # ours are numbered; Alembic's own ids are hex
-            raise SchemaError(f"the database {engine.url.render_as_string(hide_password=True)} belongs to another "
-                              f"application (its schema revision {current} is not one of ours): give this one a "
-                              "database of its own") from None
-        raise SchemaError(f"the database {engine.url.render_as_string(hide_password=True)} is at schema revision "
-                          f"{current}, newer than this code knows (its newest is {head_revision()}): run the newer "
-                          "code here, or downgrade the schema with it") from None
+            raise SchemaError(f"the database {where} belongs to another application (its schema revision {current} "
+                              "is not one of ours): give this one a database of its own") from None
+        raise SchemaError(f"the database {where} is at schema revision {current}, newer than this code knows (its "
+                          f"newest is {head_revision()}): run the newer code here, or downgrade the schema with it"
+                          ) from None
 
 
 def head_revision() -> str | None:
