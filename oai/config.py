@@ -33,6 +33,9 @@ class Config:
     page_size_listrecords: int | None = None
     page_size_listidentifiers: int | None = None
     page_size_listsets: int | None = None
+    # the most metadata (bytes as stored) a ListRecords page holds: a page ends before the record that would pass
+    # it (always one record), so that a worker's memory does not grow with the page size or the records' size
+    page_max_bytes: int = 4 * 1024 * 1024
     secret_key: str | None = None  # None: a random secret kept in the database
     token_ttl_hours: int = 72
     compression: tuple[str, ...] = ("gzip", "deflate")
@@ -61,7 +64,7 @@ def _coerce(name: str, raw: object, current: object) -> object:
     if isinstance(current, tuple):
         items = raw if isinstance(raw, list | tuple) else str(raw).split(",")
         return tuple(str(i).strip() for i in items if str(i).strip())
-    if name.startswith("page_size") or name in ("token_ttl_hours", "max_request_bytes", "rate_limit_per_minute",
+    if name.startswith("page_") or name in ("token_ttl_hours", "max_request_bytes", "rate_limit_per_minute",
                                                 "proxy_hops"):
         try:
             return int(raw)  # type: ignore[arg-type]
@@ -134,6 +137,8 @@ def validate(cfg: Config) -> Config:
         raise ConfigError("token_ttl_hours must be at least 24 (harvesters pause between pages)")
     if cfg.secret_key is not None and len(cfg.secret_key) < 16:
         raise ConfigError("secret_key must be at least 16 characters")
+    if cfg.page_max_bytes < 1024:
+        raise ConfigError(f"page_max_bytes must be at least 1024, not {cfg.page_max_bytes}")
     if cfg.max_request_bytes < 1024:
         raise ConfigError(f"max_request_bytes must be at least 1024 (a POST request's arguments), "
                           f"not {cfg.max_request_bytes}")

@@ -91,6 +91,11 @@ def test_a_base_url_that_is_no_absolute_url_is_refused_at_start(engine, live_ser
             live_server(repository_identifier=blank)
     with pytest.raises(ConfigError, match="max_request_bytes must be at least 1024"):
         live_server(max_request_bytes=-5)
+    for refused in (0, 1023):  # a page would hold one record, whatever the page size
+        with pytest.raises(ConfigError, match="page_max_bytes must be at least 1024"):
+            live_server(page_max_bytes=refused)
+    with pytest.raises(ConfigError, match="page_max_bytes must be a whole number"):
+        live_server(page_max_bytes="4M")
 
 
 def test_identify_takes_no_arguments(engine, live_server) -> None:

@@ -23,6 +23,7 @@ from endpoint_helpers import (
     get,
     identifiers,
     ident,
+    jats_record,
     populate,
     request_attrs,
     response_date,
@@ -412,3 +413,43 @@ def test_a_set_list_whose_remaining_records_left_the_set_still_ends(engine) -> N
             list_records(OAIRequest("ListRecords", {"resumptionToken": first.token.value}), ctx)
     finally:
         ctx.session.close()
+
+
+@pytest.mark.parametrize("rows_at_once", [500, 7])
+def test_a_list_records_page_holds_at_most_page_max_bytes_of_metadata(engine, live_server, monkeypatch,
+                                                                       rows_at_once: int) -> None:
+    """A large page size does not make a page (and the worker rendering it) as large as its records: a page ends
+    before the record that would take it past OAI_PAGE_MAX_BYTES, with one record at least. Read 7 rows at a time
+    too, so that a page is filled over several statements."""
+    from sqlalchemy import func, select
+
+    from oai.protocol import verbs
+    from oai.store.models import Record, RecordMetadata
+
+    monkeypatch.setattr(verbs, "ROWS_AT_ONCE", rows_at_once)
+    made = populate(engine, 100, per_stamp=30)
+    with transaction(engine) as session:
+        size = dict(session.execute(select(Record.identifier, func.length(RecordMetadata.xml))
+                                    .join(RecordMetadata, RecordMetadata.record_id == Record.id)
+                                    .where(RecordMetadata.prefix == "oai_dc")).all())
+    budget = 5 * max(size.values())  # 5 or more records a page, never 100
+    pages = walk(live_server(page_size=1000, page_max_bytes=budget), "ListRecords", metadataPrefix="oai_dc")
+    assert [i for ids, _, _ in pages for i in ids] == [g.identifier for g in made]
+    assert len(pages) > 2
+    served = 0
+    for number, (ids, info, _) in enumerate(pages):
+        held = sum(size[i] for i in ids)
+        assert held <= budget
+        if number < len(pages) - 1:  # full: the next record would have passed the budget
+            assert held + size[pages[number + 1][0][0]] > budget
+            assert info["text"]
+        else:
+            assert info["text"] == ""
+        assert (info["cursor"], info["completeListSize"]) == (str(served), "100")
+        served += len(ids)
+    # a record larger than the budget is served on a page of its own; identifiers alone are not limited
+    write(engine, [jats_record(f"oai:example.org:jats-{i}") for i in range(3)], T0 + timedelta(days=30))
+    small = live_server(page_size=1000, page_max_bytes=1024)
+    assert [ids for ids, _, _ in walk(small, "ListRecords", metadataPrefix="jats")] == [
+        [f"oai:example.org:jats-{i}"] for i in range(3)]
+    assert [len(ids) for ids, _, _ in walk(small, metadataPrefix="oai_dc")] == [103]

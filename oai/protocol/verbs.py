@@ -60,6 +60,7 @@ class Repository:
     repository_identifier: str | None  # oai-identifier scheme, e.g. "example.org"
     page_sizes: Mapping[str, int]
     compression: tuple[str, ...] = ("gzip", "deflate")
+    page_max_bytes: int = 4 * 1024 * 1024  # of metadata on a ListRecords page (see _page_rows)
 
 
 @dataclass
@@ -234,6 +235,35 @@ def _resumed_cursor(req: OAIRequest, ctx: Context) -> tuple[Cursor, queries.List
     return cur, query
 
 
+ROWS_AT_ONCE = 500  # rows with metadata read in one statement while a page is filled (see _page_rows)
+
+
+def _page_rows(ctx: Context, query: queries.ListQuery, after: tuple[datetime, int] | None, size: int,
+               with_metadata: bool) -> tuple[list[Row], bool]:
+    """(a page's rows, whether the list goes on after them): up to `size` rows after `after`, and with metadata
+    only as many as hold page_max_bytes of it, never fewer than one. The page is read ROWS_AT_ONCE rows at a
+    time, so that a large page size does not read (and hold) a page's worth of metadata it will not send: an
+    outside measurement found a worker serving 10,000 JATS records a page at 324 MB. Any number of records a
+    page is OAI-PMH's to choose (3.5); the token's cursor counts the records sent."""
+    if not with_metadata:
+        rows = queries.list_rows(ctx.session, query, after=after, limit=size + 1, with_metadata=False)
+        return rows[:size], len(rows) > size
+    budget = ctx.repository.page_max_bytes
+    page: list[Row] = []
+    held = 0
+    while True:
+        wanted = min(size + 1 - len(page), ROWS_AT_ONCE)
+        rows = queries.list_rows(ctx.session, query, after=after, limit=wanted, with_metadata=True)
+        for row in rows:
+            held += len(row.xml or b"") + len(row.about or b"")
+            if len(page) == size or (page and held > budget):
+                return page, True  # `row` begins the next page
+            page.append(row)
+        if len(rows) < wanted:
+            return page, False
+        after = (from_epoch(to_epoch(page[-1].datestamp)), page[-1].id)  # as a token would carry it
+
+
 def _list(req: OAIRequest, ctx: Context, with_metadata: bool) -> ListResult:
     resumed = "resumptionToken" in req.args
     cur, query = (_resumed_cursor if resumed else _first_cursor)(req, ctx)
@@ -241,7 +271,7 @@ def _list(req: OAIRequest, ctx: Context, with_metadata: bool) -> ListResult:
     after = None
     if cur.after_datestamp is not None and cur.after_id is not None:
         after = (from_epoch(cur.after_datestamp), cur.after_id)
-    items = queries.list_rows(ctx.session, query, after=after, limit=size + 1, with_metadata=with_metadata)
+    items, more = _page_rows(ctx, query, after, size, with_metadata)
     bound = ctx.now if cur.until_asked is None else min(ctx.now, from_epoch(cur.until_asked))
     if not items and resumed and query.until is not None and bound > query.until:
         # Every record left in the window changed since the token was issued and moved past the
@@ -253,7 +283,7 @@ def _list(req: OAIRequest, ctx: Context, with_metadata: bool) -> ListResult:
         if total:
             query = replace(query, until=bound)
             cur = replace(cur, until=to_epoch(bound), complete_list_size=cur.cursor + total)
-            items = queries.list_rows(ctx.session, query, after=after, limit=size + 1, with_metadata=with_metadata)
+            items, more = _page_rows(ctx, query, after, size, with_metadata)
     if not items and after is not None:
         # Every record left changed since the token was issued and left the list (past the request's
         # `until`, out of its set). The list must still end, with an empty token, on a page that is not
@@ -264,8 +294,6 @@ def _list(req: OAIRequest, ctx: Context, with_metadata: bool) -> ListResult:
     if not items:
         # Nothing is left in the list at all: every record of it changed since it began.
         raise NoRecordsMatch("no records match any longer: they all changed after this list began")
-    more = len(items) > size
-    items = items[:size]
     info = None
     if more:
         last = items[-1]

@@ -154,7 +154,7 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
         repo = repositories.get(url)
         if repo is None:
             repo = Repository(cfg.repository_name, url, cfg.admin_email, cfg.repository_identifier,
-                              cfg.page_sizes(), cfg.compression)
+                              cfg.page_sizes(), cfg.compression, cfg.page_max_bytes)
             if len(repositories) >= 64:
                 repositories.clear()
             repositories[url] = repo
