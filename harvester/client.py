@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import codecs
 import email.message
+import io
 import logging
 import math
 import os
@@ -29,7 +30,7 @@ from sickle import Sickle
 from sickle.response import OAIResponse
 
 from harvester.errors import FetchError, PageError, RepeatedToken, Stopped, UpstreamOAIError
-from harvester.parse import Page, list_token, read_page
+from harvester.parse import Page, list_token, read_large, read_page
 from harvester.redirect_guard import GuardedSession
 
 # The sickle API this module relies on: Sickle.__init__(endpoint, http_method, max_retries),
@@ -189,18 +190,19 @@ class HarvestClient(Sickle):
         gzip to whatever size it unpacks to."""
         limit = int(self.policy.max_response_mb * 1024 * 1024)
         deadline = time.monotonic() + self.policy.response_timeout
-        chunks, size = [], 0
+        chunks, size = io.BytesIO(), 0  # its value is taken without a copy: a list joined held the body twice
         while chunk := _read1(response.raw):
             size += len(chunk)
             if size > limit:
                 raise self._too_large()
-            chunks.append(chunk)
+            chunks.write(chunk)
             if self.stop is not None and self.stop.is_set():  # a slow answer must not hold a stop for minutes
                 raise Stopped("asked to stop while an answer was arriving")
             if time.monotonic() > deadline:
                 raise _Retry(f"the response took longer than {self.policy.response_timeout:g} s "
                              "(OAI_HARVEST_RESPONSE_TIMEOUT)")
-        body = b"".join(chunks)
+        body = chunks.getvalue()
+        del chunks
         if body.startswith(_GZIP_MAGIC) and not response.headers.get("Content-Encoding"):
             body = self._undeclared_gzip(body, limit)
         return body
@@ -278,7 +280,7 @@ class HarvestClient(Sickle):
         body = _in_http_charset(http.content, http.headers.get("Content-Type"))
         page: Page | None = None
         if 200 <= status < 300:
-            page = read_page(body, verb)
+            page = read_large(body, verb) or read_page(body, verb)
         else:
             try:  # OAI errors sent with a non-200 status (Zenodo: 422) still carry a readable body
                 page = read_page(body, verb)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -25,9 +25,11 @@ class _Failed:
 
 
 class Prefetcher(Generic[T]):
-    """Fetches with `fetch(params)` from `params` on, following `token_of(page)` (None: the last page)."""
+    """Fetches with `fetch(params)` from `params` on, following `token_of(page)` (None: the last page).
+    `fetch` gives a response's pages, most often one; a large response comes in parts, and the token of the
+    last one is followed."""
 
-    def __init__(self, fetch: Callable[[dict[str, str]], T], token_of: Callable[[T], str | None],
+    def __init__(self, fetch: Callable[[dict[str, str]], Iterable[T]], token_of: Callable[[T], str | None],
                  params: dict[str, str], *, depth: int = 1, name: str = "prefetch") -> None:
         self._fetch, self._token_of = fetch, token_of
         self._pages: queue.Queue[T | _Failed] = queue.Queue(depth)
@@ -62,13 +64,16 @@ class Prefetcher(Generic[T]):
     def _run(self, params: dict[str, str]) -> None:
         asked = {params["resumptionToken"]} if "resumptionToken" in params else set()
         while not self._closed.is_set():
+            page = None
             try:
-                page = self._fetch(params)
+                for page in self._fetch(params):  # noqa: B007 - the last one's token is followed
+                    if not self._put(page):
+                        return
             except BaseException as exc:  # noqa: BLE001 - handed to the loop, which raises it
                 self._put(_Failed(exc))
                 return
-            if not self._put(page):
-                return
+            if page is None:
+                raise RuntimeError("a fetch gave no page")
             token = self._token_of(page)
             if token is None or token in asked:
                 return

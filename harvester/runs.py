@@ -12,7 +12,7 @@ import re
 import shlex
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
@@ -188,6 +188,7 @@ class _Run:
         self.client = HarvestClient(source.base_url, options.policy, stop=stop)
         self.started = time.monotonic()
         self.seen_tokens: set[str] = set()
+        self.in_response = 0  # records written from earlier parts of the response being read in parts
         self.listed = ListedIdentifiers()  # this process's part of the run: a resumed run starts afresh
         self.last_listed: str | None = None  # the last identifier of the page before
         self.repeated = 0  # identifiers the run was listed on more than one page
@@ -409,24 +410,32 @@ class _Run:
                 # here, not in the prefetch thread: a run that fails meanwhile would wait there for every page
                 self._read_set_names()
             token = _token_of(page)
-            repeated = token is not None and (token == self.token or token in self.seen_tokens)
-            final = token is None
-            # the workers finish this page while the prefetcher fetches the next ones
-            self._write(page, preparing(), final=final, next_token=self.token if repeated else token)
+            repeated = not page.more and token is not None and (token == self.token or token in self.seen_tokens)
+            final = token is None and not page.more
+            # the workers finish this page while the prefetcher fetches the next ones; a part of a large
+            # response (page.more) leaves the checkpoint where the response began
+            self._write(page, preparing(), final=final, next_token=self.token if repeated or page.more else token)
             if repeated:
                 raise RepeatedToken(f"the source handed back the resumptionToken {token!r} it had already "
                                     "given; stopped to avoid a loop (the records so far are kept)")
             if final:
                 return True
+            if page.more:
+                continue
             self.seen_tokens.add(token)
             self.endless.check(page, self.cursor)
 
-    def _fetch(self, params: dict[str, str]) -> tuple[Page, Callable[[], tuple]]:
-        """One page, fetched and given to the workers to turn into store records (in the prefetch thread,
-        outside any transaction); calling the second item waits for them."""
+    def _fetch(self, params: dict[str, str]) -> Iterator[tuple[Page, Callable[[], tuple]]]:
+        """One response's page, fetched and given to the workers to turn into store records (in the prefetch
+        thread, outside any transaction); calling the second item waits for them. A large response gives its
+        records in parts (Page.parts), each read when the loop is ready for it."""
         page = self.client.fetch("ListRecords", **params)
         self._notice_redirect()
-        return page, self.ingestor.start(page.records)
+        if page.parts is None:
+            yield page, self.ingestor.start(page.records)
+            return
+        for part in page.parts():
+            yield replace(part, moved_to=page.moved_to), self.ingestor.start(part.records)
 
     # -- one page, one transaction --
 
@@ -443,6 +452,8 @@ class _Run:
             out = self.ingestor.write(s, ready, broken, self.run_id, now, base_url=page.moved_to if page else None,
                                       listed_before=listed_before)
             cursor = self.cursor + out.seen
+            # where a part's checkpoint resumes: the start of its response, which is asked for again
+            resume_at = self.cursor - self.in_response if page is not None and page.more else cursor
             # The run's row and the checkpoint through plain statements: the ORM's loads and flush of the
             # two objects cost as much of this thread's time as the page's records did.
             conn = s.connection()
@@ -452,7 +463,7 @@ class _Run:
             if page is None and listed_at is None and response_date:
                 listed_at = response_date  # an empty list still tells the upstream's time
             if page is not None:
-                pages += 1
+                pages += not page.more  # a response read in parts is one page
                 if listed_at is None:
                     listed_at = page.response_date or dates.format_moment(self.run_started)
                     if page.response_date is None:
@@ -481,7 +492,7 @@ class _Run:
                 self._complete(s, s.get(HarvestRun, self.run_id), now, keep_window=keep_window)
             else:
                 moved = conn.execute(_CHECKPOINT_UPDATE, {
-                    "of_source": self.source.id, "resumption_token": next_token, "cursor": cursor,
+                    "of_source": self.source.id, "resumption_token": next_token, "cursor": resume_at,
                     "from_date": self.from_date, "updated": now})
                 if moved.rowcount != 1:  # the page is not written without the point to resume from
                     raise HarvestError("the checkpoint of this run is gone (the source was removed?); stopped")
@@ -492,6 +503,7 @@ class _Run:
         checkpoints.after_commit(self.engine)
         self.growth.wrote(out.new)
         self.cursor, self.token = cursor, next_token
+        self.in_response = self.in_response + out.seen if page is not None and page.more else 0
         self.pages, seen, self.complete_list_size = summary[0], summary[1], summary[2]
         if repeated and not self.repeated:  # logged once; the run's history keeps the count up to date
             warnings.append(self._shift_warning(repeated))

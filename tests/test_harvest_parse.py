@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+from pathlib import Path
 
 import pytest
 from lxml import etree
@@ -318,3 +319,130 @@ def test_a_response_to_another_request_is_not_an_empty_answer() -> None:
         with pytest.raises(PageError, match=f"holds neither {verb} nor an error \\(it holds Identify\\)") as info:
             read_page(page, verb)
         assert not info.value.retry
+
+
+# -- a large ListRecords response, in parts (read_large) --------------------------------------
+
+DATA = Path(__file__).parent / "data" / "oai"
+REAL_LISTS = sorted(p for p in DATA.rglob("*.xml") if b"<ListRecords" in p.read_bytes())
+
+
+def _seen(page) -> tuple:  # noqa: ANN001
+    """What the page loop takes from a page's records, comparable: the trees in C14N (the order in which
+    inherited namespaces are declared may differ), and what the workers make of the metadata."""
+    from harvester.workers import Job, canonicalise
+
+    def tree(el) -> bytes | None:  # noqa: ANN001
+        return None if el is None else etree.tostring(el, method="c14n")
+
+    def stored(r) -> object:  # noqa: ANN001
+        if r.metadata is None:
+            return None
+        got = canonicalise(Job("oai_dc", None, etree.tostring(r.metadata, with_tail=False), r.repairs))
+        return got.metadata, got.refused, got.notes
+    return ([(r.header, tree(r.metadata), tree(r.provenance), r.repairs, tree(etree.fromstring(r.raw())), stored(r))
+             for r in page.records], [(b.raw, b.reason, b.identifier) for b in page.broken])
+
+
+def _mixed_page() -> bytes:
+    """Good, deleted, broken (no header, no datestamp) and provenance-carrying records, a nested MARC record and
+    a token: every kind of item a page holds."""
+    def rec(i: int, extra: str = "") -> str:
+        return (f"<record><header><identifier>oai:u:{i}</identifier><datestamp>2020-01-0{i % 9 + 1}</datestamp>"
+                f"<setSpec>s{i % 3}</setSpec></header>{DC_META}{extra}</record>")
+    marc = ('<record><header><identifier>oai:u:marc</identifier><datestamp>2020-01-01</datestamp></header>'
+            '<metadata><record xmlns="http://www.loc.gov/MARC21/slim"><leader>x</leader></record></metadata></record>')
+    items = [rec(i) for i in range(1, 8)] + [
+        rec(8, PROV.format("origin")), marc,
+        '<record><header status="deleted"><identifier>oai:u:9</identifier><datestamp>2020-01-09</datestamp>'
+        "</header></record>",
+        f"<record>{DC_META}</record>",
+        f"<record><header><identifier>oai:u:11</identifier></header>{DC_META}</record>",
+        rec(12)]
+    body = _listing(*items)
+    return body.replace(b"</ListRecords>", b'<resumptionToken cursor="0" completeListSize="40">t-1</resumptionToken>'
+                                           b"</ListRecords>")
+
+
+@pytest.mark.parametrize("part_bytes", [1, 700, 10**9])
+@pytest.mark.parametrize("source", ["mixed", *(str(p.relative_to(DATA)) for p in REAL_LISTS)])
+def test_a_large_response_read_in_parts_reads_as_the_whole_page(monkeypatch, source: str, part_bytes: int) -> None:
+    """read_large gives the records read_page gives, in order, in parts of about PART_BYTES of the response (one
+    record at least), the token on the last part only; read_page's checks, so that a large response reads the same
+    (issue 5: a 51 MB page as one tree had the harvester at 1.1 GB)."""
+    import harvester.parse as parse
+
+    monkeypatch.setattr(parse, "STREAM_BYTES", 0)
+    monkeypatch.setattr(parse, "PART_BYTES", part_bytes)
+    body = _mixed_page() if source == "mixed" else (DATA / source).read_bytes()
+    whole = read_page(body, "ListRecords")
+    assert not whole.errors
+    large = parse.read_large(body, "ListRecords")
+    assert large is not None and not large.records
+    assert (large.response_date, large.token) == (whole.response_date, whole.token)
+    parts = list(large.parts())
+    assert all(part.more for part in parts[:-1]) and not parts[-1].more
+    assert all(part.token is None for part in parts[:-1]) and parts[-1].token == whole.token
+    assert all(part.size for part in parts) and {part.response_date for part in parts} == {whole.response_date}
+    records, broken = [], []
+    for part in parts:
+        got = _seen(part)
+        records += got[0]
+        broken += got[1]
+    assert (records, broken) == _seen(whole)
+    if part_bytes == 1:
+        assert [part.size for part in parts] == [1] * whole.size
+    elif part_bytes == 10**9:
+        assert len(parts) == 1
+    if source == "mixed":
+        assert len(records) == 11 and len(broken) == 2
+
+
+@pytest.mark.parametrize("body", [
+    _listing(),  # no records: the one part is empty and ends the list
+    _listing().replace(b"<ListRecords></ListRecords>", b"<ListRecords/>"),
+])
+def test_a_large_response_without_records_is_one_empty_part(monkeypatch, body: bytes) -> None:
+    import harvester.parse as parse
+
+    monkeypatch.setattr(parse, "STREAM_BYTES", 0)
+    parts = list(parse.read_large(body, "ListRecords").parts())
+    assert len(parts) == 1 and parts[0].size == 0 and not parts[0].more and parts[0].token is None
+
+
+def _with_doctype(doctype: bytes) -> bytes:
+    return (b'<?xml version="1.0"?>' + doctype + b'<OAI-PMH xmlns="http://www.openarchives.org/OAI/2.0/">'
+            b"<responseDate>2020-01-01T00:00:00Z</responseDate><request>http://127.0.0.1/oai</request>"
+            b'<ListRecords><record><header status="&del;"><identifier>oai:x:1</identifier>'
+            b"<datestamp>2020-01-01</datestamp></header></record></ListRecords></OAI-PMH>")
+
+
+@pytest.mark.parametrize("body", [
+    _listing(f"<record><header><identifier>oai:u:1</identifier><datestamp>2020-01-01</datestamp></header>{DC_META}"
+             "</record>").replace(b"<dc:title>t</dc:title>", b"<dc:title>t & u</dc:title>"),  # broken: salvaged
+    _listing().replace(b"<ListRecords></ListRecords>", b'<error code="badArgument">no</error>'),
+    _listing().replace(b"<ListRecords></ListRecords>", b"<ListIdentifiers></ListIdentifiers>"),
+    _listing().replace(b"http://www.openarchives.org/OAI/2.0/", b"http://www.openarchives.org/OAI/1.1/"),
+    _listing().decode().encode("utf-16"),
+    *(_with_doctype(d) for d in (b'<!DOCTYPE OAI-PMH [<!ENTITY del "deleted">]>', b"<!DOCTYPE OAI-PMH>",
+                                 b'<!-- <OAI-PMH --><!DOCTYPE OAI-PMH [<!ENTITY del "deleted">]>',
+                                 b'<!-- <OAI-PMH --><!DOCTYPE OAI-PMH SYSTEM "a>b" [<!ATTLIST header status CDATA '
+                                 b'"deleted">]>')),
+], ids=["broken", "error", "other-verb", "oai-1.1", "utf-16", "doctype", "bare-doctype", "hidden-doctype",
+        "hidden-attlist"])
+def test_what_is_not_a_plain_list_records_page_is_left_to_read_page(monkeypatch, body: bytes) -> None:
+    """A broken response (salvaged record by record), an error, another answer, a DOCTYPE (refused, also one
+    a comment hides from a look at the bytes: libxml2 still applies its declarations) are read_page's."""
+    import harvester.parse as parse
+
+    monkeypatch.setattr(parse, "STREAM_BYTES", 0)
+    assert parse.read_large(body, "ListRecords") is None
+    assert parse.read_large(_listing(), "ListIdentifiers") is None
+
+
+def test_only_a_response_larger_than_stream_bytes_is_read_in_parts() -> None:
+    import harvester.parse as parse
+
+    body = page_bytes(5)
+    assert len(body) < parse.STREAM_BYTES and parse.read_large(body, "ListRecords") is None
+

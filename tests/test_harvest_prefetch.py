@@ -23,13 +23,13 @@ class Pages:
         self.asked: list[dict[str, str]] = []
         self.lock = threading.Lock()
 
-    def fetch(self, params: dict[str, str]) -> tuple[int, str | None]:
+    def fetch(self, params: dict[str, str]) -> list[tuple[int, str | None]]:
         with self.lock:
             self.asked.append(params)
             index = len(self.asked) - 1
         if index == self.fail_at:
             raise ValueError(f"page {index} failed")
-        return index, self.tokens[index]
+        return [(index, self.tokens[index])]
 
     def wait_for(self, n: int, timeout: float = 10.0) -> None:
         deadline = time.monotonic() + timeout
@@ -93,3 +93,33 @@ def test_closing_while_pages_wait_stops_the_thread_promptly() -> None:
     asked = len(pages.asked)
     time.sleep(0.2)
     assert len(pages.asked) == asked <= 3
+
+
+def test_a_response_in_parts_is_handed_over_part_by_part_and_its_last_parts_token_followed() -> None:
+    """A large response is read a part at a time (harvester.parse.read_large): the parts come in order, one
+    waiting at a time, the token is the last part's, and a failure after some parts is handed over after them."""
+    read: list[str] = []
+
+    def fetch(params: dict[str, str]):  # noqa: ANN202
+        if "resumptionToken" in params:
+            read.append("second")
+            yield ("second", None)
+            return
+        for part in ("a", "b", "c"):
+            read.append(part)
+            yield (part, "t1" if part == "c" else None)
+
+    with Prefetcher(fetch, token_of, {"verb": "first"}) as ahead:
+        assert ahead.get() == ("a", None)
+        time.sleep(0.2)
+        assert read == ["a", "b", "c"], "read further than one waiting part and one in the making"
+        assert [ahead.get() for _ in range(3)] == [("b", None), ("c", "t1"), ("second", None)]
+
+    def failing(params: dict[str, str]):  # noqa: ANN202, ARG001
+        yield ("a", None)
+        raise ValueError("the response broke off")
+
+    with Prefetcher(failing, token_of, {"verb": "first"}) as ahead:
+        assert ahead.get() == ("a", None)
+        with pytest.raises(ValueError, match="broke off"):
+            ahead.get()

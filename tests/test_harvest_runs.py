@@ -273,6 +273,36 @@ def test_a_stopped_run_resumes_from_its_checkpoint(engine, up) -> None:  # noqa:
     assert "resumed from its checkpoint after it was interrupted" in warnings and "asked to stop" in warnings
 
 
+def test_large_responses_are_read_in_parts_and_a_run_stopped_inside_one_resumes_at_its_start(
+        engine, up, monkeypatch) -> None:  # noqa: ANN001
+    """Every response read in parts of one record (harvester.parse.read_large, made to take every response): the
+    run counts responses as pages, and a stop inside a response leaves the checkpoint where it began, so that the
+    next session asks for it again and nothing is skipped or counted twice."""
+    import harvester.parse as parse
+
+    monkeypatch.setattr(parse, "STREAM_BYTES", 0)
+    monkeypatch.setattr(parse, "PART_BYTES", 1)
+    add(engine, "up", up.base_url)
+    stop = threading.Event()
+    first = harvest_source(engine, "up", options(), stop=stop,
+                           on_progress=lambda p: p.records >= 13 and stop.set())
+    assert (first.status, first.pages, first.seen, first.new) == ("interrupted", 1, 13, 13)
+    with transaction(engine) as s:
+        cp = s.get(HarvestCheckpoint, s.scalar(select(Source.id)))
+        token, cursor = cp.resumption_token, cp.cursor
+    assert token and cursor == 10  # the start of the second response (records 11-20)
+    asked = listed(up)
+    assert len(asked) >= 2 and asked[1] == {"verb": "ListRecords", "resumptionToken": token}
+    up.reset_log()
+    second = harvest_source(engine, "up", options())
+    assert second.run_id == first.run_id and second.status == "complete"
+    assert listed(up)[0] == {"verb": "ListRecords", "resumptionToken": token}
+    assert (second.pages, second.seen, second.new, second.updated) == (3, 25, 25, 0)
+    got = stored(engine, "up")
+    assert sorted(got) == sorted(f"oai:upstream.test:{i}" for i in range(1, 26))
+    assert dc_values(got["oai:upstream.test:17"].metadata["oai_dc"]) == [title(17)]
+
+
 def test_a_killed_run_resumed_says_so_in_its_history(engine, up) -> None:  # noqa: ANN001
     """A review: a run whose process was killed (kill -9, out of memory) is still marked running with no error,
     and resumed it read as plainly complete."""
