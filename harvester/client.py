@@ -234,14 +234,15 @@ class HarvestClient(Sickle):
         self.pacer.wait(self.host, self.policy.delay, self.stop)
         return OAIResponse(self._request(kwargs), params=kwargs)
 
-    def fetch(self, verb: str, **params: str) -> Page:
-        """One OAI-PMH request, retried with backoff; raises UpstreamOAIError, FetchError or Stopped."""
+    def fetch(self, verb: str, *, in_parts: bool = False, **params: str) -> Page:
+        """One OAI-PMH request, retried with backoff; raises UpstreamOAIError, FetchError or Stopped. With
+        `in_parts`, a large ListRecords response comes as a Page whose records are in its parts (read_large)."""
         last = "no attempt made"
         policy = self.policy
         for attempt in range(1, policy.attempts + 1):
             wait = None
             try:
-                return self._read(self.harvest(verb=verb, **params), verb, attempt)
+                return self._read(self.harvest(verb=verb, **params), verb, attempt, in_parts)
             except requests.Timeout:
                 last = f"no answer within {policy.read_timeout:g} s"
             except requests.exceptions.ContentDecodingError as exc:
@@ -269,7 +270,7 @@ class HarvestClient(Sickle):
         raise FetchError(f"{self.endpoint} did not answer {verb} usably after {policy.attempts} "
                          f"attempt(s): {last}")
 
-    def _read(self, oai: OAIResponse, verb: str, attempt: int) -> Page:
+    def _read(self, oai: OAIResponse, verb: str, attempt: int, in_parts: bool = False) -> Page:
         http = oai.http_response
         redirect = _redirect(http, self.endpoint)
         if redirect is not None and self.redirected is None:
@@ -280,7 +281,7 @@ class HarvestClient(Sickle):
         body = _in_http_charset(http.content, http.headers.get("Content-Type"))
         page: Page | None = None
         if 200 <= status < 300:
-            page = read_large(body, verb) or read_page(body, verb)
+            page = (read_large(body, verb) if in_parts else None) or read_page(body, verb)
         else:
             try:  # OAI errors sent with a non-200 status (Zenodo: 422) still carry a readable body
                 page = read_page(body, verb)

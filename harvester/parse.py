@@ -437,7 +437,7 @@ def read_page(data: bytes, verb: str) -> Page:
 
 # -- a large ListRecords response, in parts -----------------------------------------------------
 
-STREAM_BYTES = 8 * 1024 * 1024  # a ListRecords response larger than this is read in parts
+STREAM_BYTES = 2 * 1024 * 1024  # a ListRecords response larger than this is read in parts
 PART_BYTES = 1024 * 1024  # of the response's bytes a part holds records from (the one that passes it too)
 _ITERPARSE = {"resolve_entities": False, "no_network": True, "load_dtd": False, "huge_tree": True, "recover": False}
 _LIST_RECORDS, _RECORD, _TOKEN = f"{_O}ListRecords", f"{_O}record", f"{_O}resumptionToken"

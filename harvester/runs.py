@@ -429,7 +429,7 @@ class _Run:
         """One response's page, fetched and given to the workers to turn into store records (in the prefetch
         thread, outside any transaction); calling the second item waits for them. A large response gives its
         records in parts (Page.parts), each read when the loop is ready for it."""
-        page = self.client.fetch("ListRecords", **params)
+        page = self.client.fetch("ListRecords", in_parts=True, **params)
         self._notice_redirect()
         if page.parts is None:
             yield page, self.ingestor.start(page.records)
