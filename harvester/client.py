@@ -31,7 +31,7 @@ from sickle.response import OAIResponse
 
 from harvester.errors import FetchError, PageError, RepeatedToken, Stopped, UpstreamOAIError
 from harvester.parse import Page, list_token, read_large, read_page
-from harvester.redirect_guard import GuardedSession
+from harvester.redirect_guard import GuardedSession, RedirectRefused
 
 # The sickle API this module relies on: Sickle.__init__(endpoint, http_method, max_retries),
 # Sickle._request(kwargs) -> requests.Response, Sickle.harvest(**kwargs), OAIResponse(http, params).
@@ -254,7 +254,8 @@ class HarvestClient(Sickle):
             except _TooLarge as exc:
                 raise FetchError(f"{self.endpoint} answered {verb}: {exc}") from None
             except requests.RequestException as exc:  # redirect loops, a redirect to file://, a bad URL
-                raise FetchError(f"{self.endpoint} cannot be asked {verb}: {_short(exc)} "
+                said = str(exc) if isinstance(exc, RedirectRefused) else _short(exc)  # ours: said whole
+                raise FetchError(f"{self.endpoint} cannot be asked {verb}: {said} "
                                  f"({type(exc).__name__})") from None
             except PageError as exc:
                 if not exc.retry:
@@ -304,13 +305,13 @@ class HarvestClient(Sickle):
         """Seconds to wait as the server asked (OAI-PMH 3.1.2.2: 503 Retry-After), bounded."""
         value = (http.headers.get("Retry-After") or "").strip()
         seconds: float | None = None
-        if value.isdigit():
+        if value.isascii() and value.isdigit():  # str.isdigit() alone takes '²', which float() refuses (an audit)
             seconds = float(value)
         elif value:
             try:
                 moment = parsedate_to_datetime(value)
                 seconds = max(0.0, moment.timestamp() - time.time())
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError, OSError):
                 seconds = None
         if seconds is None:
             return self.policy.backoff_for(attempt)

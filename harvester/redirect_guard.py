@@ -39,16 +39,16 @@ def network_kinds(host: str | None, port: int | None = None) -> set[str]:
 
 
 def _kind(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv6Address):  # an IPv4 address inside (mapped, 6to4) is judged as such
+        address = address.ipv4_mapped or address.sixtofour or address
     if address.is_loopback:
         return "loopback"
     if address.is_link_local:
         return "link-local"
     if address.is_multicast or address.is_unspecified or address.is_reserved:
         return "reserved"
-    if address.is_private:
-        return "private"
+    if address.is_private or not address.is_global:  # also shared address space, 100.64.0.0/10: is_private is
+        return "private"  # False for it, and a cloud's metadata service is there (100.100.100.200; an audit)
     return PUBLIC
 
 
@@ -76,8 +76,10 @@ class GuardedSession(requests.Session):
             self._source_kinds = network_kinds(source.hostname, source.port)
         kinds = network_kinds(target.hostname, port) - {PUBLIC}
         if kinds - self._source_kinds:
+            shown = urljoin(resp.url, location)
+            shown = shown if len(shown) <= 200 else shown[:197] + "..."
             raise RedirectRefused(
-                f"redirected to {urljoin(resp.url, location)}, an address on a {'/'.join(sorted(kinds))} network, "
+                f"redirected to {shown}, an address on a {'/'.join(sorted(kinds))} network, "
                 "which the source is not on: not followed (an upstream may not send the harvester into our "
                 "own network)")
         return location

@@ -60,6 +60,16 @@ def test_retry_after_is_bounded(up) -> None:  # noqa: ANN001
     assert time.monotonic() - started < 2
 
 
+@pytest.mark.parametrize("value", ["\u00b2", "Fri, 31 Dec 99999 23:59:59 GMT", "soon"])
+def test_a_retry_after_we_cannot_read_is_answered_with_our_own_backoff(up, value: str) -> None:  # noqa: ANN001
+    """An outside audit: `Retry-After: \u00b2` passed str.isdigit(), and float() then raised out of the run."""
+    up.add_fault(faults.ServiceUnavailable(retry_after=value), verb="ListRecords")
+    started = time.monotonic()
+    page = client(up).fetch("ListRecords", **LIST)
+    assert len(page.records) == 5 and statuses(up) == [503, 200]
+    assert time.monotonic() - started < 5
+
+
 def test_500s_are_retried_with_backoff(up) -> None:  # noqa: ANN001
     up.add_fault(faults.InternalServerError(), verb="ListRecords", times=2)
     client(up).fetch("ListRecords", **LIST)
@@ -229,7 +239,9 @@ def test_a_url_no_request_can_be_made_to_is_a_clear_error() -> None:
 
 
 @pytest.mark.parametrize("location", ["http://169.254.169.254/latest/meta-data/", "http://[fe80::1]:8080/x",
-                                      "http://10.1.2.3/oai", "http://0.0.0.0:1/"])
+                                      "http://10.1.2.3/oai", "http://0.0.0.0:1/",
+                                      # shared address space, where a cloud's metadata service is, and 169.254 in 6to4
+                                      "http://100.100.100.200/latest/meta-data/", "http://[2002:a9fe:a9fe::]/"])
 def test_a_redirect_into_a_network_the_source_is_not_on_is_refused_before_connecting(up, location) -> None:  # noqa: ANN001
     """An outside audit had an upstream redirect the harvester to an internal address: it was followed, and the start
     of the answer landed in the run's history. A source on loopback may not send it to the cloud metadata service's
@@ -237,7 +249,8 @@ def test_a_redirect_into_a_network_the_source_is_not_on_is_refused_before_connec
     machine: a request made would fail on its connect timeout, not with this message)."""
     up.add_fault(faults.Redirect(location), times=None)
     with pytest.raises(FetchError, match="cannot be asked Identify: redirected to .* network, which the source is "
-                                         "not on: not followed"):
+                                         r"not on: not followed \(an upstream may not send the harvester into our "
+                                         r"own network\) \(RedirectRefused\)$"):  # said whole
         client(up).fetch("Identify")
     assert len(up.log) == 1  # refused, not retried
 
