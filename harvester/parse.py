@@ -167,6 +167,9 @@ def _as_utf8(data: bytes) -> bytes:
             except LookupError:
                 raise PageError(f"the response declares an unknown encoding {m.group(1).decode()!r}",
                                 retry=False) from None
+            except UnicodeError:  # a codec that refuses even with "replace" (idna: an audit found a traceback)
+                raise PageError(f"the response declares an encoding, {m.group(1).decode()!r}, that it cannot be "
+                                "read in", retry=False) from None
             data = text.encode("utf-8")
             m = _DECL.match(data)
         if m:  # (a declaration that does not survive its own encoding is left to the parser to refuse)
@@ -426,6 +429,11 @@ def read_page(data: bytes, verb: str) -> Page:
         if token_el is not None:
             token = Token(_text(token_el), _int(token_el.get("cursor")),
                           _int(token_el.get("completeListSize")), token_el.get("expirationDate"))
+    if errors and (records or headers or broken):
+        # an error says there is no answer (OAI-PMH 3.6): with records beside it, neither can be believed, and
+        # taking the error (noRecordsMatch) ended the list "complete" without them (an outside audit)
+        raise PageError(f"the response holds both an error ({errors[0][0]}) and {len(records) + len(headers) + len(broken)} "
+                        f"{ITEM_TAG.get(verb, 'item')}(s); neither can be believed", retry=False)
     if container is None and not errors:
         names = (etree.QName(c).localname for c in root.iterchildren(etree.Element))  # no comments, PIs
         answered = [name for name in names if name not in ("responseDate", "request")]

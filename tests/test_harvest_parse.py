@@ -446,3 +446,25 @@ def test_only_a_response_larger_than_stream_bytes_is_read_in_parts() -> None:
     body = page_bytes(5)
     assert len(body) < parse.STREAM_BYTES and parse.read_large(body, "ListRecords") is None
 
+
+def test_a_page_with_an_error_and_records_is_refused_not_taken_as_the_error() -> None:
+    """An outside audit: noRecordsMatch beside two records ended the list "complete" without them."""
+    record = (f"<record><header><identifier>oai:u:1</identifier><datestamp>2020-01-01</datestamp></header>{DC_META}"
+              "</record>")
+    body = _listing(record, record.replace("oai:u:1", "oai:u:2")).replace(
+        b"<ListRecords>", b'<error code="noRecordsMatch">none</error><ListRecords>')
+    with pytest.raises(PageError, match=r"both an error \(noRecordsMatch\) and 2 record") as info:
+        read_page(body, "ListRecords")
+    assert not info.value.retry
+    # an error beside an empty list element is the error
+    empty = _listing().replace(b"<ListRecords>", b'<error code="noRecordsMatch">none</error><ListRecords>')
+    assert read_page(empty, "ListRecords").errors == (("noRecordsMatch", "none"),)
+
+
+def test_an_encoding_whose_codec_refuses_to_decode_is_a_clear_refusal() -> None:
+    """An outside audit: a page declaring encoding="idna" with a broken record (so salvaged) raised UnicodeError."""
+    body = page_bytes(3).replace(b'encoding="UTF-8"', b'encoding="idna"').replace(b">Record 2:", b">Record 2 & 3:")
+    assert b'encoding="idna"' in body
+    with pytest.raises(PageError, match="'idna', that it cannot be read in") as info:
+        read_page(body, "ListRecords")
+    assert not info.value.retry
