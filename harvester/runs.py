@@ -712,7 +712,7 @@ class _Run:
 
     def _say(self, warning: str) -> None:
         """A warning the run keeps, in the log too."""
-        log.warning(warning, extra={"fields": {"event": "warning", "source": self.source.name, "run": self.run_id}})
+        log.warning(_bounded(warning), extra={"fields": {"event": "warning", "source": self.source.name, "run": self.run_id}})
 
     @staticmethod
     def _merge_warnings(existing: str | None, new: list[str]) -> str | None:
@@ -720,7 +720,7 @@ class _Run:
         extra = 0
         if lines and lines[-1].startswith("... and "):
             extra = int(lines.pop().split()[2])
-        for line in new:
+        for line in map(_bounded, new):
             if line in lines:
                 continue
             if len(lines) < MAX_WARNINGS:
@@ -768,6 +768,16 @@ class _Run:
             "pages": summary.pages, "seen": summary.seen, "new": summary.new, "updated": summary.updated,
             "deleted": summary.deleted, "quarantined": summary.quarantined, "error": error}})
         return summary
+
+
+MAX_WARNING_CHARS = 1000
+
+
+def _bounded(warning: str) -> str:
+    """One line of at most MAX_WARNING_CHARS: a warning quotes what a source sent (a namespace, an identifier), and
+    an outside audit had 20 records with 4 MB namespaces put 80 MB into one run's history and the log."""
+    line = " ".join(warning.splitlines())
+    return line if len(line) <= MAX_WARNING_CHARS else line[:MAX_WARNING_CHARS - 3] + "..."
 
 
 def _shift_count(warnings: str | None) -> int:

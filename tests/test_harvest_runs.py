@@ -738,12 +738,14 @@ def test_foreign_records_in_no_namespace_of_their_own_are_quarantined(engine, up
     class Careless(MarcRepository):
         def _record(self, rec):  # noqa: ANN001, ANN202
             el = super()._record(rec)
-            if getattr(self, "_prefix", "oai_dc") != "marc21" or rec.identifier[-2:] not in (":2", ":3"):
+            if getattr(self, "_prefix", "oai_dc") != "marc21" or rec.identifier[-2:] not in (":2", ":3", ":4"):
                 return el
             metadata = el.find(oai("metadata"))
             metadata.clear()
             if rec.identifier.endswith(":2"):
                 metadata.append(build_dc([("title", "not MARC", None)]))
+            elif rec.identifier.endswith(":4"):  # its namespace in the warning: one line, bounded (an audit: 4 MB)
+                etree.SubElement(metadata, "{urn:x:" + "y" * 5000 + "}record").text = "long namespace"
             else:
                 etree.SubElement(etree.SubElement(metadata, oai("record")), oai("title")).text = "no namespace"
             return el
@@ -756,6 +758,10 @@ def test_foreign_records_in_no_namespace_of_their_own_are_quarantined(engine, up
     assert list(reasons) == ["oai:upstream.test:3"] and "the OAI-PMH namespace" in reasons["oai:upstream.test:3"]
     assert any(w.startswith("oai:upstream.test:2: the metadata's root element {http://www.openarchives.org/OAI/2.0/"
                             "oai_dc/}dc is not in http://www.loc.gov/MARC21/slim") for w in summary.warnings)
+    long = [w for w in summary.warnings if w.startswith("oai:upstream.test:4: the metadata's root element {urn:x:y")]
+    assert len(long) == 1 and len(long[0]) == 1000 and long[0].endswith("yyy...")
+    assert all(len(w) <= 1000 and "\n" not in w for w in summary.warnings)
+    assert len(run_row(engine, summary.run_id).warnings) < 5000
     body = requests.get(live_server().url, params={"verb": "ListRecords", "metadataPrefix": "marc21"},
                         timeout=10).content
     root = etree.fromstring(body)  # (MARC has no schema here for assert_oai to check it with)
