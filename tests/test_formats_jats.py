@@ -898,3 +898,21 @@ def test_pubmed_and_arxiv_ids_are_openaire_alternative_identifiers() -> None:
     assert texts(record, "relation") == ["info:eu-repo/semantics/altIdentifier/pmid/25187957",
                                          "info:eu-repo/semantics/altIdentifier/arxiv/2101.00001"]
     assert texts(record, "identifier") == ["https://doi.org/10.5555/x.1"]
+
+
+@pytest.mark.parametrize("levels, refused", [(150, False), (250, True)])
+def test_an_article_nested_too_deep_to_be_served_readably_is_refused(levels: int, refused: bool) -> None:
+    """An outside audit: a record nested 1,500 levels deep was stored and served, and every page holding it was then
+    refused by lxml's and libxml2's default parsers ("Excessive depth in document: 256")."""
+    data = SEED.read_bytes().replace(b"<article-title xml:lang=\"en\">The Compromise",
+                                     b"<article-title xml:lang=\"en\">" + b"<italic>" * levels + b"deep"
+                                     + b"</italic>" * levels + b" The Compromise", 1)
+    assert data.count(b"<italic>") >= levels
+    if refused:
+        with pytest.raises(FormatError, match="nest more than 200 levels deep"):
+            registry.ingest_document(data, source="deep.xml")
+        return
+    served = registry.ingest_document(data, source="deep.xml").metadata["jats"]
+    page = (b'<OAI-PMH xmlns="http://www.openarchives.org/OAI/2.0/"><ListRecords><record><metadata>' + served
+            + b"</metadata></record></ListRecords></OAI-PMH>")
+    etree.fromstring(page)  # lxml's default parser, its depth limit kept

@@ -277,3 +277,14 @@ def test_shutdown_does_not_wait_forever_for_a_worker_that_does_not_stop(monkeypa
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_metadata_nested_too_deep_to_be_served_readably_is_refused() -> None:
+    """Foreign formats too, which no schema checks (an outside audit: 1,500 levels, stored and served)."""
+    def nested(levels: int) -> bytes:
+        return b'<r xmlns="urn:x">' + b"<i>" * (levels - 1) + b"x" + b"</i>" * (levels - 1) + b"</r>"
+
+    deep = workers.canonicalise(workers.Job("x", None, nested(201), namespace="urn:x"))
+    assert deep.refused and "more than 200 levels deep" in deep.refused
+    kept = workers.canonicalise(workers.Job("x", None, nested(200), namespace="urn:x"))
+    assert kept.refused is None and kept.metadata["x"].count(b"<i>") == 199

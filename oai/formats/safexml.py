@@ -190,6 +190,18 @@ def _refuse_declared_entities(root: etree._Element, source: str) -> None:
         raise FormatError(f"{_where(source)}undefined entity &{node.name}; at line {node.sourceline}")
 
 
+MAX_DEPTH = 200  # levels of elements in a record's metadata, its root the first
+# Served, a record sits 4 levels down a page (OAI-PMH, ListRecords, record, metadata), and libxml2 without its
+# huge-document option (lxml's default, most harvesters built on either) refuses a document nested past 256
+# levels: one record nested deeper would make every page serving it unreadable to them (an outside audit).
+_DEEPER = etree.XPath("boolean(" + "/".join(["*"] * MAX_DEPTH) + ")")
+
+
+def too_deep(element: etree._Element) -> bool:
+    """True when elements nest in `element` more than MAX_DEPTH levels deep (itself the first)."""
+    return bool(_DEEPER(element))
+
+
 def canonical_bytes(element: etree._Element) -> bytes:
     """UTF-8 bytes of one element, no XML declaration: same tree, same bytes (for digests).
 
