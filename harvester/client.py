@@ -8,17 +8,18 @@ from __future__ import annotations
 
 import codecs
 import email.message
-import io
 import logging
 import math
 import os
 import random
 import re
 import socket
+import tempfile
 import threading
 import time
 import zlib
 from collections.abc import Iterator, Mapping
+from typing import BinaryIO
 from dataclasses import dataclass, fields, replace
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit, urlunsplit
@@ -30,7 +31,7 @@ from sickle import Sickle
 from sickle.response import OAIResponse
 
 from harvester.errors import FetchError, PageError, RepeatedToken, Stopped, UpstreamOAIError
-from harvester.parse import Page, list_token, read_large, read_page
+from harvester.parse import STREAM_BYTES, Page, list_token, read_large, read_page
 from harvester.redirect_guard import GuardedSession, RedirectRefused
 
 # The sickle API this module relies on: Sickle.__init__(endpoint, http_method, max_retries),
@@ -180,32 +181,43 @@ class HarvestClient(Sickle):
         with response:  # on an error mid-body the connection is closed, not reused
             # requests keeps a body it has read in _content; .content then returns it, and a consumed
             # response gives its connection back to the pool for the next page (keep-alive)
-            response._content = self._bounded_body(response)  # noqa: SLF001
+            body = self._bounded_body(response)
+            # a large body waits in a temporary file (read_large reads it from there), not in memory
+            response._content = body if isinstance(body, bytes) else b""  # noqa: SLF001
+            response.spooled = None if isinstance(body, bytes) else body
             response._content_consumed = True  # noqa: SLF001
         return response
 
-    def _bounded_body(self, response: requests.Response) -> bytes:
+    def _bounded_body(self, response: requests.Response) -> bytes | BinaryIO:
         """The decompressed body, read as it arrives: refused past max_response_mb, abandoned (retried) past
         response_timeout. requests alone bounds neither: its read timeout is per read, and it inflates
-        gzip to whatever size it unpacks to."""
+        gzip to whatever size it unpacks to. A body past SPOOL_BYTES is given as a temporary file (at its start):
+        held in memory, a 51 MB page was most of the harvester's memory (issue 5)."""
         limit = int(self.policy.max_response_mb * 1024 * 1024)
         deadline = time.monotonic() + self.policy.response_timeout
-        chunks, size = io.BytesIO(), 0  # its value is taken without a copy: a list joined held the body twice
-        while chunk := _read1(response.raw):
-            size += len(chunk)
-            if size > limit:
-                raise self._too_large()
-            chunks.write(chunk)
-            if self.stop is not None and self.stop.is_set():  # a slow answer must not hold a stop for minutes
-                raise Stopped("asked to stop while an answer was arriving")
-            if time.monotonic() > deadline:
-                raise _Retry(f"the response took longer than {self.policy.response_timeout:g} s "
-                             "(OAI_HARVEST_RESPONSE_TIMEOUT)")
-        body = chunks.getvalue()
-        del chunks
-        if body.startswith(_GZIP_MAGIC) and not response.headers.get("Content-Encoding"):
-            body = self._undeclared_gzip(body, limit)
-        return body
+        spool, size = tempfile.SpooledTemporaryFile(SPOOL_BYTES), 0  # noqa: SIM115 - handed on, closed by its reader
+        try:
+            while chunk := _read1(response.raw):
+                size += len(chunk)
+                if size > limit:
+                    raise self._too_large()
+                spool.write(chunk)
+                if self.stop is not None and self.stop.is_set():  # a slow answer must not hold a stop for minutes
+                    raise Stopped("asked to stop while an answer was arriving")
+                if time.monotonic() > deadline:
+                    raise _Retry(f"the response took longer than {self.policy.response_timeout:g} s "
+                                 "(OAI_HARVEST_RESPONSE_TIMEOUT)")
+            spool.seek(0)
+            undeclared_gzip = spool.read(len(_GZIP_MAGIC)) == _GZIP_MAGIC and not response.headers.get("Content-Encoding")
+            spool.seek(0)
+            if spool._rolled and not undeclared_gzip:  # noqa: SLF001 - on disk: handed on as a file
+                return spool
+            body = spool.read()
+        except BaseException:
+            spool.close()
+            raise
+        spool.close()
+        return self._undeclared_gzip(body, limit) if undeclared_gzip else body
 
     def _too_large(self) -> _TooLarge:
         return _TooLarge(f"the response is larger than {self.policy.max_response_mb:g} MB "
@@ -279,27 +291,40 @@ class HarvestClient(Sickle):
             log.warning("the source redirects to another host; update its base URL if it has moved",
                         extra={"fields": {"event": "redirect", "url": self.endpoint, "to": http.url}})
         status = http.status_code
-        body = _in_http_charset(http.content, http.headers.get("Content-Type"))
+        content_type = http.headers.get("Content-Type")
+        spooled: BinaryIO | None = getattr(http, "spooled", None)
         page: Page | None = None
-        if 200 <= status < 300:
-            page = (read_large(body, verb) if in_parts else None) or read_page(body, verb)
-        else:
-            try:  # OAI errors sent with a non-200 status (Zenodo: 422) still carry a readable body
-                page = read_page(body, verb)
-            except PageError:
-                page = None
-            if page is None or not page.errors:
-                if status in (429, 503):
-                    raise _Retry(f"HTTP {status} (busy)", self._retry_after(http, attempt))
-                if status >= 500 or status == 408:
-                    raise _Retry(f"HTTP {status} {http.reason or ''}".strip())
-                hint = " - is the base URL right?" if status in (404, 410) else ""
-                raise FetchError(f"{self.endpoint} answered HTTP {status} {http.reason or ''}{hint}".strip())
+        if spooled is not None:
+            if in_parts and 200 <= status < 300 and _may_be_utf8(content_type):
+                page = read_large(spooled, verb)  # read from the file, which it closes once read
+            if page is None:  # read whole, as any other answer
+                with spooled:
+                    http._content = spooled.read()  # noqa: SLF001
+        if page is None:
+            page = self._page(http, _in_http_charset(http.content, content_type), verb, attempt, in_parts)
         if page.errors:
             code, message = page.errors[0]
             more = "; ".join(f"{c}: {m}" for c, m in page.errors[1:])
             raise UpstreamOAIError(code, message + (f" (also {more})" if more else ""), status, page.response_date)
         return replace(page, moved_to=redirect.base_url) if redirect is not None and redirect.permanent else page
+
+    def _page(self, http: requests.Response, body: bytes, verb: str, attempt: int, in_parts: bool) -> Page:
+        """The page a response's whole body holds; raises _Retry or FetchError for an HTTP error without one."""
+        status = http.status_code
+        if 200 <= status < 300:
+            return (read_large(body, verb) if in_parts else None) or read_page(body, verb)
+        try:  # OAI errors sent with a non-200 status (Zenodo: 422) still carry a readable body
+            page = read_page(body, verb)
+        except PageError:
+            page = None
+        if page is None or not page.errors:
+            if status in (429, 503):
+                raise _Retry(f"HTTP {status} (busy)", self._retry_after(http, attempt))
+            if status >= 500 or status == 408:
+                raise _Retry(f"HTTP {status} {http.reason or ''}".strip())
+            hint = " - is the base URL right?" if status in (404, 410) else ""
+            raise FetchError(f"{self.endpoint} answered HTTP {status} {http.reason or ''}{hint}".strip())
+        return page
 
     def _retry_after(self, http: requests.Response, attempt: int) -> float:
         """Seconds to wait as the server asked (OAI-PMH 3.1.2.2: 503 Retry-After), bounded."""
@@ -350,7 +375,17 @@ def _redirect(http: requests.Response, endpoint: str) -> Redirect | None:
 
 
 _GZIP_MAGIC = b"\x1f\x8b"
+SPOOL_BYTES = STREAM_BYTES  # a body larger than this waits in a temporary file: read_large reads it from there
 _DECLARED = re.compile(rb"\s*<\?xml[^>]*\bencoding\s*=")
+
+
+def _may_be_utf8(content_type: str | None) -> bool:
+    """True unless HTTP names a charset other than UTF-8 (or ASCII), which _in_http_charset may have to apply."""
+    if not content_type or "charset" not in content_type.lower():
+        return True
+    message = email.message.Message()
+    message["Content-Type"] = content_type
+    return (message.get_param("charset") or "").strip().lower() in ("", "utf-8", "utf8", "us-ascii", "ascii")
 
 
 def _in_http_charset(body: bytes, content_type: str | None) -> bytes:

@@ -12,6 +12,7 @@ import io
 import re
 import threading
 from collections.abc import Callable, Iterator
+from typing import BinaryIO
 from dataclasses import dataclass, field
 from xml.sax.saxutils import quoteattr, unescape
 
@@ -451,9 +452,11 @@ _ITERPARSE = {"resolve_entities": False, "no_network": True, "load_dtd": False, 
 _LIST_RECORDS, _RECORD, _TOKEN = f"{_O}ListRecords", f"{_O}record", f"{_O}resumptionToken"
 
 
-def read_large(data: bytes, verb: str) -> Page | None:
+def read_large(data: bytes | BinaryIO, verb: str) -> Page | None:
     """A large, well-formed ListRecords response without errors as a Page whose records come in parts
     (Page.parts), or None: read_page reads it (smaller, broken, an error, a DOCTYPE, another encoding).
+    `data` may be a file (a body the client spooled to disk): closed once its parts are read; when this gives
+    None, left at its start for read_page's reader.
 
     A page's tree takes about seven times its bytes (a response of 10,000 JATS records, 51 MB: 367 MB), and the
     page loop holds a page while the next is fetched: an outside measurement found the harvester at 1.1 GB on
@@ -461,28 +464,31 @@ def read_large(data: bytes, verb: str) -> Page | None:
     with iterparse, each record's tree let go once read: first to check it and find its token, then a part at a
     time, so that only about PART_BYTES of it is a tree at once. The checks are read_page's, so that a response
     reads the same either way (tests/test_harvest_parse.py compares the two)."""
-    if verb != "ListRecords" or len(data) <= STREAM_BYTES:
-        return None
-    if _ROOT.search(data, 0, 4096) is None:
-        return None  # (read_page says why: not OAI-PMH, another encoding, a long prolog)
+    source = io.BytesIO(data) if isinstance(data, bytes) else data
     try:
-        response_date, token, records = _scan(data)
+        size = source.seek(0, io.SEEK_END)
+        source.seek(0)
+        if verb != "ListRecords" or size <= STREAM_BYTES or _ROOT.search(source.read(4096)) is None:
+            raise _NotPlain  # (read_page says why: not OAI-PMH, another encoding, a long prolog)
+        source.seek(0)
+        response_date, token = _scan(source)
     except (etree.LxmlError, _NotPlain, LookupError, ValueError):  # read_page says what is wrong
+        source.seek(0)
         return None
     if response_date is not None:
         response_date = dates.normalise(response_date)
-    return Page(verb, response_date, (), token=token, parts=lambda: _parts(data, token, response_date))
+    return Page(verb, response_date, (), token=token, parts=lambda: _parts(source, token, response_date))
 
 
 class _NotPlain(Exception):
     """Not a plain ListRecords page (another root, an error, no ListRecords element): read_page reads it."""
 
 
-def _levels(data: bytes) -> Iterator[tuple[str, int, etree._Element]]:
+def _levels(source: BinaryIO) -> Iterator[tuple[str, int, etree._Element]]:
     """(event, level, element) of the document's start and end events, level 1 its root; the root must be
     OAI-PMH's. A record's tree, and anything else read at level 2 or 3, is the caller's to let go."""
     level = 0
-    for event, element in etree.iterparse(io.BytesIO(data), events=("start", "end"), **_ITERPARSE):
+    for event, element in etree.iterparse(source, events=("start", "end"), **_ITERPARSE):
         if event == "start":
             level += 1
             if level == 1:
@@ -495,14 +501,13 @@ def _levels(data: bytes) -> Iterator[tuple[str, int, etree._Element]]:
             level -= 1
 
 
-def _scan(data: bytes) -> tuple[str | None, Token | None, int]:
-    """(responseDate, token, records) of a plain ListRecords page, read without keeping its records."""
-    response_date, token, records, container = None, None, 0, False
-    for event, level, element in _levels(data):
+def _scan(source: BinaryIO) -> tuple[str | None, Token | None]:
+    """(responseDate, token) of a plain ListRecords page, read without keeping its records."""
+    response_date, token, container = None, None, False
+    for event, level, element in _levels(source):
         if event != "end" or level > 3:
             continue
         if level == 3 and element.tag == _RECORD:
-            records += 1
             element.clear()
             while element.getprevious() is not None:
                 del element.getparent()[0]
@@ -517,13 +522,18 @@ def _scan(data: bytes) -> tuple[str | None, Token | None, int]:
             container = container or element.tag == _LIST_RECORDS
     if not container:
         raise _NotPlain
-    return response_date, token, records
+    return response_date, token
 
 
-def _parts(data: bytes, token: Token | None, response_date: str | None) -> Iterator[Page]:
+def _parts(source: BinaryIO, token: Token | None, response_date: str | None) -> Iterator[Page]:
     """The records of a response read_large accepted, as Pages of about PART_BYTES of it each; the last one
-    (never empty but for an empty list) carries the token."""
-    source = io.BytesIO(data)
+    (never empty but for an empty list) carries the token. Closes `source` when done."""
+    with source:
+        source.seek(0)
+        yield from _parts_of(source, token, response_date)
+
+
+def _parts_of(source: BinaryIO, token: Token | None, response_date: str | None) -> Iterator[Page]:
     level = 0
     done: list | None = None  # a full part, handed over once a record after it shows it is not the last
     current: list = []

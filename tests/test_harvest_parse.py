@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import io
 from pathlib import Path
 
 import pytest
@@ -364,12 +365,15 @@ def _mixed_page() -> bytes:
                                            b"</ListRecords>")
 
 
+@pytest.mark.parametrize("in_file", [False, True])
 @pytest.mark.parametrize("part_bytes", [1, 700, 10**9])
 @pytest.mark.parametrize("source", ["mixed", *(str(p.relative_to(DATA)) for p in REAL_LISTS)])
-def test_a_large_response_read_in_parts_reads_as_the_whole_page(monkeypatch, source: str, part_bytes: int) -> None:
+def test_a_large_response_read_in_parts_reads_as_the_whole_page(monkeypatch, tmp_path, source: str, part_bytes: int,
+                                                                 in_file: bool) -> None:
     """read_large gives the records read_page gives, in order, in parts of about PART_BYTES of the response (one
     record at least), the token on the last part only; read_page's checks, so that a large response reads the same
-    (issue 5: a 51 MB page as one tree had the harvester at 1.1 GB)."""
+    (issue 5: a 51 MB page as one tree had the harvester at 1.1 GB). From bytes, or from the file the client
+    spools a large body to, which it closes once read."""
     import harvester.parse as parse
 
     monkeypatch.setattr(parse, "STREAM_BYTES", 0)
@@ -377,7 +381,10 @@ def test_a_large_response_read_in_parts_reads_as_the_whole_page(monkeypatch, sou
     body = _mixed_page() if source == "mixed" else (DATA / source).read_bytes()
     whole = read_page(body, "ListRecords")
     assert not whole.errors
-    large = parse.read_large(body, "ListRecords")
+    if in_file:
+        (tmp_path / "body").write_bytes(body)
+        spooled = (tmp_path / "body").open("rb")
+    large = parse.read_large(spooled if in_file else body, "ListRecords")
     assert large is not None and not large.records
     assert (large.response_date, large.token) == (whole.response_date, whole.token)
     parts = list(large.parts())
@@ -396,6 +403,8 @@ def test_a_large_response_read_in_parts_reads_as_the_whole_page(monkeypatch, sou
         assert len(parts) == 1
     if source == "mixed":
         assert len(records) == 11 and len(broken) == 2
+    if in_file:
+        assert spooled.closed
 
 
 @pytest.mark.parametrize("body", [
@@ -438,6 +447,9 @@ def test_what_is_not_a_plain_list_records_page_is_left_to_read_page(monkeypatch,
     monkeypatch.setattr(parse, "STREAM_BYTES", 0)
     assert parse.read_large(body, "ListRecords") is None
     assert parse.read_large(_listing(), "ListIdentifiers") is None
+    spooled = io.BytesIO(body)
+    spooled.read(10)
+    assert parse.read_large(spooled, "ListRecords") is None and spooled.read() == body  # left at its start
 
 
 def test_only_a_response_larger_than_stream_bytes_is_read_in_parts() -> None:
