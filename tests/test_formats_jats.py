@@ -484,7 +484,7 @@ def test_elife_article_without_jats_still_has_full_dublin_core(ingested: dict[st
         "m.harrison@elifesciences.org; https://orcid.org/0000-0003-3523-4408"
     )
     assert texts(record, "creator")[2].startswith("eLife Editorial Production Group")  # a collab
-    assert texts(record, "contributor") == ["Collings, Andrew"]
+    assert "Collings, Andrew" in texts(record, "contributor")  # (and the group authors' members: below)
     assert texts(record, "date") == ["2016-04-25"]  # electronic publication, not the update or collection
     assert texts(record, "identifier") == ["https://doi.org/10.7554/eLife.00666"]
     assert texts(record, "source") == ["eLife; ISSN 2050-084X; Vol. 5; Article e00666"]
@@ -916,3 +916,39 @@ def test_an_article_nested_too_deep_to_be_served_readably_is_refused(levels: int
     page = (b'<OAI-PMH xmlns="http://www.openarchives.org/OAI/2.0/"><ListRecords><record><metadata>' + served
             + b"</metadata></record></ListRecords></OAI-PMH>")
     etree.fromstring(page)  # lxml's default parser, its depth limit kept
+
+
+def test_the_named_members_of_a_group_author_are_contributors(ingested: dict[str, Ingested]) -> None:
+    """An outside audit: eLife's nine group members (<collab><contrib-group><contrib>) were in no dc field, and
+    elife-00666's front matter is not valid JATS 1.4, so oai_dc is all that is served of it."""
+    record = ingested["elife/elife-00666.xml"]
+    contributors = texts(record, "contributor")
+    assert len(contributors) == 10 and "Collings, Andrew" in contributors  # the editor, and the nine members
+    assert "Shearer, Alistair" in {c.split(";")[0] for c in contributors}
+    assert [c for c in texts(record, "creator") if c.startswith("eLife")] == [
+        "eLife Editorial Production Group; Department of Production, eLife, Cambridge, United Kingdom",
+        "eLife Technology Group; Department of Technology, eLife, Cambridge, United Kingdom"]
+
+
+def test_a_preprint_date_is_the_date_only_when_there_is_no_other() -> None:
+    dates = ('<pub-date pub-type="epreprint"><year>2019</year></pub-date>'
+             '<pub-date pub-type="ppub"><year>2020</year><month>3</month></pub-date>')
+    assert texts(inline(dates), "date") == ["2020-03"]
+    assert texts(inline('<pub-date pub-type="epreprint"><year>2019</year></pub-date>'), "date") == ["2019"]
+
+
+@pytest.mark.parametrize("meta, identifiers", [
+    ('<article-id pub-id-type="pmid">123</article-id><article-id pub-id-type="pmcid">PMC456</article-id>',
+     ["https://www.ncbi.nlm.nih.gov/pmc/articles/PMC456/"]),
+    ('<article-id pub-id-type="pmc">456</article-id>', ["https://www.ncbi.nlm.nih.gov/pmc/articles/PMC456/"]),
+    ('<article-id pub-id-type="pmid">123</article-id>', ["https://pubmed.ncbi.nlm.nih.gov/123/"]),
+    ('<article-id pub-id-type="pmid">123</article-id><self-uri content-type="pdf" '
+     'xlink:href="https://example.org/a.pdf"/>', ["https://example.org/a.pdf"]),
+    ('<article-id pub-id-type="pmid">not a number</article-id>', []),
+    ('<article-id pub-id-type="doi">10.1234/x</article-id><article-id pub-id-type="pmid">123</article-id>',
+     ["https://doi.org/10.1234/x"]),
+])
+def test_an_article_without_doi_or_page_is_linked_by_its_pdf_or_pubmed_page(meta: str, identifiers: list) -> None:
+    """An outside audit: an article without a DOI had no dc:identifier, and aggregators (BASE, OpenAIRE) need a
+    link to the item."""
+    assert texts(inline(meta), "identifier") == identifiers

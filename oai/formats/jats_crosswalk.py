@@ -487,13 +487,18 @@ def _contributors(meta: etree._Element) -> tuple[list[Author], list[list[str]]]:
                 )
             else:
                 others.append(names)
+            # the named members of a group author (<collab><contrib-group>): the group is the creator, they
+            # contribute (an outside audit found eLife's nine group members nowhere in oai_dc)
+            for member in contrib.iterfind("collab//contrib"):
+                if member_names := person_names(member):
+                    others.append(member_names)
     return authors, others
 
 
 def _date_rank(pub_date: etree._Element) -> int:
     kind = (pub_date.get("pub-type") or pub_date.get("date-type") or "").lower()
     medium = (pub_date.get("publication-format") or "").lower()
-    if kind in ("epub", "epreprint") or medium in ("electronic", "epub", "online") and kind in ("", "pub", "publication"):
+    if kind == "epub" or medium in ("electronic", "epub", "online") and kind in ("", "pub", "publication"):
         return 0
     if kind == "ppub" or medium in ("print", "ppub") and kind in ("", "pub", "publication"):
         return 1
@@ -501,6 +506,8 @@ def _date_rank(pub_date: etree._Element) -> int:
         return 2
     if kind in ("collection", "ecorrected", "pcorrected"):
         return 3
+    if kind == "epreprint":  # the preprint's date, before the article was published (an outside audit)
+        return 4
     return 9  # update, retracted, ...: not the publication date
 
 
@@ -546,6 +553,22 @@ def _alternative_ids(meta: etree._Element) -> Iterator[Field]:
         scheme, value = article_id.get("pub-id-type"), text_of(article_id)
         if scheme in _ALT_SCHEMES and value and " " not in value:
             yield "relation", f"info:eu-repo/semantics/altIdentifier/{scheme}/{value}", None
+
+
+_RESOLVERS = {"pmcid": "https://www.ncbi.nlm.nih.gov/pmc/articles/{}/", "pmid": "https://pubmed.ncbi.nlm.nih.gov/{}/"}
+_PMCID, _PMID = re.compile(r"(?:PMC)?(\d{1,10})"), re.compile(r"\d{1,10}")
+
+
+def _fallback_links(meta: etree._Element, pdf: str | None) -> list[str]:
+    """For an article with neither DOI nor page of its own: its PDF, else its PubMed Central or PubMed page."""
+    if pdf:
+        return [pdf]
+    for scheme, form in (("pmcid", _PMCID), ("pmc", _PMCID), ("pmid", _PMID)):
+        for article_id in meta.findall("article-id"):
+            if article_id.get("pub-id-type") == scheme and (m := form.fullmatch(text_of(article_id))):
+                key = f"PMC{m.group(1)}" if scheme != "pmid" else m.group(0)
+                return [_RESOLVERS["pmid" if scheme == "pmid" else "pmcid"].format(key)]
+    return []
 
 
 def _self_uris(meta: etree._Element) -> tuple[list[str], str | None]:
@@ -701,6 +724,8 @@ def crosswalk(article: etree._Element) -> tuple[list[Field], Citation]:
     fields += [("type", "Text", None), ("type", f"info:eu-repo/semantics/{eu_repo}", None), ("type", article_type, None)]
     fields += [("identifier", f"https://doi.org/{doi}", None)] if doi else []
     fields += [("identifier", url, None) for url in pages]
+    if not doi and not pages:  # a link to the item for aggregators all the same (BASE, OpenAIRE need one)
+        fields += [("identifier", url, None) for url in _fallback_links(meta, pdf)]
     fields.append(("source", _source(journal_title, issns, numbering, meta), None))
     fields.append(("language", language, None))
     fields += list(_relations(meta)) + list(_alternative_ids(meta))
