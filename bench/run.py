@@ -24,7 +24,7 @@ from bench import corpus, servers, suites  # noqa: E402
 from bench import store as S  # noqa: E402
 from bench.report import median, table, write  # noqa: E402
 
-BENCHES = ("load", "serve", "concurrent", "static", "harvest", "depth")
+BENCHES = ("load", "serve", "concurrent", "static", "harvest", "depth", "memory")
 KINDS = ("sqlite", "postgresql")
 
 
@@ -107,7 +107,7 @@ def _on_signal(signum: int, _frame: object) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("benches", nargs="*", default=["all"], help=f"any of {', '.join(BENCHES)}, all (all but depth), clean")
+    ap.add_argument("benches", nargs="*", default=["all"], help=f"any of {', '.join(BENCHES)}, all (all but depth and memory), clean")
     ap.add_argument("--count", type=int, default=20000, help="records in the serve/harvest store (default 20000)")
     ap.add_argument("--load-counts", default=None, help="comma-separated corpus sizes for `load` (default: --count)")
     ap.add_argument("--million", action="store_true", help="the 1M runs: --count 1000000 --load-counts 100000,1000000")
@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     if args.million:
         args.count, args.load_counts = 1_000_000, args.load_counts or "100000,1000000"
-    benches = [b for b in BENCHES if b != "depth"] if "all" in args.benches else args.benches
+    benches = [b for b in BENCHES if b not in ("depth", "memory")] if "all" in args.benches else args.benches
     unknown = set(benches) - set(BENCHES) - {"clean"}
     if unknown:
         ap.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")

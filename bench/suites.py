@@ -335,3 +335,52 @@ def harvest(ctx: Ctx, stores: dict[str, S.Store]) -> list[dict]:
                          "ratio", "of_ceiling"]))
     write("harvest", ctx.params(), rows + ratios + bounds, tables)
     return rows
+
+
+PAGE_SIZES = (100, 2000, 10000)  # OAI_PAGE_SIZE: the default, and the largest the server takes
+WHOLE_PAGES = {"OAI_PAGE_MAX_BYTES": str(2**30)}  # a source that sends every page whole, 51 MB of jats at 10,000
+
+
+def memory(ctx: Ctx, stores: dict[str, S.Store]) -> list[dict]:
+    """Peak RSS whatever the page size (issue 5): a server worker serving pages of 100 to 10,000 records, and the
+    harvester (its process and its workers) harvesting a source whose pages are that large and sent whole."""
+    import requests
+    from lxml import etree
+
+    oai = "{http://www.openarchives.org/OAI/2.0/}"
+    rows: list[dict] = []
+    for kind, st in stores.items():
+        for size in PAGE_SIZES:
+            with servers.running(lambda: servers.ours(st.env(), ctx.logdir, page_size=size, name=f"mem-{kind}")) as (srv,):
+                for prefix in ctx.prefixes:
+                    url, pages, largest = f"{srv.url}?verb=ListRecords&metadataPrefix={prefix}", 0, 0
+                    while url and pages < 6:  # the first pages: each as large as the page size makes it
+                        body = requests.get(url, timeout=600).content
+                        pages, largest = pages + 1, max(largest, len(body))
+                        token = etree.fromstring(body).findtext(f".//{oai}resumptionToken")
+                        url = f"{srv.url}?verb=ListRecords&resumptionToken={token}" if token else None
+                    rows.append({"db": kind, "what": "server worker", "page_size": size, "prefix": prefix,
+                                 "largest_page_mb": largest / 2**20, "peak_rss_mb": srv.peak_rss_mb(), "workers_rss_mb": 0.0})
+                    print(f"  {kind} server page size {size} {prefix}: {rows[-1]['peak_rss_mb']:.0f} MB", flush=True)
+        for size in PAGE_SIZES:
+            env = {**st.env(), **WHOLE_PAGES}
+            with servers.running(lambda: servers.ours(env, ctx.logdir, page_size=size, name=f"whole-{kind}")) as (srv,):
+                for prefix in ctx.prefixes:
+                    target = S.create(S.store(kind, ctx.work, "harvest_target"))
+                    try:
+                        r = _child(["ours", srv.url, prefix, target.url], max(600.0, ctx.count / 20))
+                    finally:
+                        S.drop(target)
+                    rows.append({"db": kind, "what": "harvester, whole pages", "page_size": size, "prefix": prefix,
+                                 "largest_page_mb": float("nan"), "peak_rss_mb": r["peak_rss_mb"],
+                                 "workers_rss_mb": r.get("workers_rss_mb", 0.0), "records": r["records"],
+                                 "ok": r["ok"], "note": r["note"]})
+                    print(f"  {kind} harvester page size {size} {prefix}: {r['peak_rss_mb']:.0f} MB "
+                          f"+ workers {rows[-1]['workers_rss_mb']:.0f} MB {r['note']}", flush=True)
+    for row in rows:
+        row["total_rss_mb"] = row["peak_rss_mb"] + row["workers_rss_mb"]
+    tables = [table(f"memory: peak RSS whatever the page size ({ctx.count} records)", rows,
+                    ["db", "what", "page_size", "prefix", "largest_page_mb", "peak_rss_mb", "workers_rss_mb",
+                     "total_rss_mb", "records", "ok", "note"])]
+    write("memory", ctx.params(), rows, tables)
+    return rows
