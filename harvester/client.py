@@ -342,14 +342,20 @@ class HarvestClient(Sickle):
             return self.policy.backoff_for(attempt)
         return min(seconds, self.policy.retry_after_max)
 
-    def pages(self, verb: str, *, max_pages: int | None = None, **params: str) -> Iterator[Page]:
-        """Every page of a list (ListSets, ListIdentifiers), following tokens; raises RepeatedToken."""
+    def pages(self, verb: str, *, max_pages: int | None = None, in_parts: bool = False,
+              **params: str) -> Iterator[Page]:
+        """Every page of a list (ListSets, ListIdentifiers), following tokens; raises RepeatedToken. With
+        `in_parts`, a large response comes as its parts (read_large), each a Page, the last with the token."""
         seen: set[str] = set()
-        page = self.fetch(verb, **params)
+        page = self.fetch(verb, in_parts=in_parts, **params)
         count = 1
         while True:
-            yield page
-            token = list_token(page, verb)
+            if page.parts is None:
+                yield page
+                token = list_token(page, verb)
+            else:
+                yield from page.parts()
+                token = page.token
             if token is None or not token.value:
                 return
             if token.value in seen:
@@ -357,7 +363,7 @@ class HarvestClient(Sickle):
             seen.add(token.value)
             if max_pages is not None and count >= max_pages:
                 return
-            page = self.fetch(verb, resumptionToken=token.value)
+            page = self.fetch(verb, in_parts=in_parts, resumptionToken=token.value)
             count += 1
 
 

@@ -446,14 +446,16 @@ def read_page(data: bytes, verb: str) -> Page:
 
 # -- a large ListRecords response, in parts -----------------------------------------------------
 
-STREAM_BYTES = 2 * 1024 * 1024  # a ListRecords response larger than this is read in parts
+STREAM_BYTES = 2 * 1024 * 1024  # a ListRecords or ListIdentifiers response larger than this is read in parts
 PART_BYTES = 1024 * 1024  # of the response's bytes a part holds records from (the one that passes it too)
 _ITERPARSE = {"resolve_entities": False, "no_network": True, "load_dtd": False, "huge_tree": True, "recover": False}
-_LIST_RECORDS, _RECORD, _TOKEN = f"{_O}ListRecords", f"{_O}record", f"{_O}resumptionToken"
+_TOKEN = f"{_O}resumptionToken"
+_IN_PARTS = ("ListRecords", "ListIdentifiers")
 
 
 def read_large(data: bytes | BinaryIO, verb: str) -> Page | None:
-    """A large, well-formed ListRecords response without errors as a Page whose records come in parts
+    """A large, well-formed ListRecords (or ListIdentifiers) response without errors as a Page whose records
+    (headers) come in parts
     (Page.parts), or None: read_page reads it (smaller, broken, an error, a DOCTYPE, another encoding).
     `data` may be a file (a body the client spooled to disk): closed once its parts are read; when this gives
     None, left at its start for read_page's reader.
@@ -468,16 +470,16 @@ def read_large(data: bytes | BinaryIO, verb: str) -> Page | None:
     try:
         size = source.seek(0, io.SEEK_END)
         source.seek(0)
-        if verb != "ListRecords" or size <= STREAM_BYTES or _ROOT.search(source.read(4096)) is None:
+        if verb not in _IN_PARTS or size <= STREAM_BYTES or _ROOT.search(source.read(4096)) is None:
             raise _NotPlain  # (read_page says why: not OAI-PMH, another encoding, a long prolog)
         source.seek(0)
-        response_date, token = _scan(source)
+        response_date, token = _scan(source, verb)
     except (etree.LxmlError, _NotPlain, LookupError, ValueError):  # read_page says what is wrong
         source.seek(0)
         return None
     if response_date is not None:
         response_date = dates.normalise(response_date)
-    return Page(verb, response_date, (), token=token, parts=lambda: _parts(source, token, response_date))
+    return Page(verb, response_date, (), token=token, parts=lambda: _parts(source, verb, token, response_date))
 
 
 class _NotPlain(Exception):
@@ -501,13 +503,14 @@ def _levels(source: BinaryIO) -> Iterator[tuple[str, int, etree._Element]]:
             level -= 1
 
 
-def _scan(source: BinaryIO) -> tuple[str | None, Token | None]:
-    """(responseDate, token) of a plain ListRecords page, read without keeping its records."""
+def _scan(source: BinaryIO, verb: str) -> tuple[str | None, Token | None]:
+    """(responseDate, token) of a plain `verb` page, read without keeping its items."""
     response_date, token, container = None, None, False
+    item = f"{_O}{ITEM_TAG[verb]}"
     for event, level, element in _levels(source):
         if event != "end" or level > 3:
             continue
-        if level == 3 and element.tag == _RECORD:
+        if level == 3 and element.tag == item:
             element.clear()
             while element.getprevious() is not None:
                 del element.getparent()[0]
@@ -519,21 +522,22 @@ def _scan(source: BinaryIO) -> tuple[str | None, Token | None]:
                 raise _NotPlain
             if element.tag == f"{_O}responseDate":
                 response_date = _text(element)
-            container = container or element.tag == _LIST_RECORDS
+            container = container or element.tag == f"{_O}{verb}"
     if not container:
         raise _NotPlain
     return response_date, token
 
 
-def _parts(source: BinaryIO, token: Token | None, response_date: str | None) -> Iterator[Page]:
-    """The records of a response read_large accepted, as Pages of about PART_BYTES of it each; the last one
+def _parts(source: BinaryIO, verb: str, token: Token | None, response_date: str | None) -> Iterator[Page]:
+    """The items of a response read_large accepted, as Pages of about PART_BYTES of it each; the last one
     (never empty but for an empty list) carries the token. Closes `source` when done."""
     with source:
         source.seek(0)
-        yield from _parts_of(source, token, response_date)
+        yield from _parts_of(source, verb, token, response_date)
 
 
-def _parts_of(source: BinaryIO, token: Token | None, response_date: str | None) -> Iterator[Page]:
+def _parts_of(source: BinaryIO, verb: str, token: Token | None, response_date: str | None) -> Iterator[Page]:
+    item, container = f"{_O}{ITEM_TAG[verb]}", f"{_O}{verb}"
     level = 0
     done: list | None = None  # a full part, handed over once a record after it shows it is not the last
     current: list = []
@@ -545,10 +549,10 @@ def _parts_of(source: BinaryIO, token: Token | None, response_date: str | None) 
             level += 1
             continue
         level -= 1
-        if level != 2 or element.tag != _RECORD or element.getparent().tag != _LIST_RECORDS:
+        if level != 2 or element.tag != item or element.getparent().tag != container:
             continue
         if done is not None:
-            yield _part(done, response_date, None, more=True)
+            yield _part(verb, done, response_date, None, more=True)
             done = None
         # a tree of its own, from the record's bytes as read_page's tree writes them (every declaration in scope
         # on its root): taken out of the parser's tree it wrote the default namespace as ns0, and a deep copy
@@ -560,20 +564,23 @@ def _parts_of(source: BinaryIO, token: Token | None, response_date: str | None) 
         if source.tell() - began >= PART_BYTES:
             done, current, began = current, [], source.tell()
     if done is not None and current:
-        yield _part(done, response_date, None, more=True)
+        yield _part(verb, done, response_date, None, more=True)
         done = None
-    yield _part(done if done is not None else current, response_date, token, more=False)
+    yield _part(verb, done if done is not None else current, response_date, token, more=False)
 
 
-def _part(elements: list, response_date: str | None, token: Token | None, *, more: bool) -> Page:
-    records, broken = [], []
+def _part(verb: str, elements: list, response_date: str | None, token: Token | None, *, more: bool) -> Page:
+    records, headers, broken = [], [], []
     for el in elements:
         try:
-            records.append(_record(el, ()))
+            if verb == "ListIdentifiers":
+                headers.append(_header(el))
+            else:
+                records.append(_record(el, ()))
         except ValueError as exc:
             broken.append(Broken(etree.tostring(el, encoding="utf-8", with_tail=False), str(exc),
                                  _text(el.find(f".//{_O}identifier"))))
-    return Page("ListRecords", response_date, (), tuple(records), (), tuple(broken), token, more=more)
+    return Page(verb, response_date, (), tuple(records), tuple(headers), tuple(broken), token, more=more)
 
 
 # -- the other verbs --------------------------------------------------------------------------

@@ -635,7 +635,7 @@ class _Run:
         listed = ListedIdentifiers()  # hashes: a set of a million identifiers would take 140 MB
         count, announced, repeated = 0, None, 0
         try:
-            for page in self.client.pages("ListIdentifiers", **params):
+            for page in self.client.pages("ListIdentifiers", in_parts=True, **params):
                 if page.broken:
                     self._note("deletion check skipped: the source's identifier list has unreadable entries")
                     return

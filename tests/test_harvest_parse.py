@@ -326,6 +326,7 @@ def test_a_response_to_another_request_is_not_an_empty_answer() -> None:
 
 DATA = Path(__file__).parent / "data" / "oai"
 REAL_LISTS = sorted(p for p in DATA.rglob("*.xml") if b"<ListRecords" in p.read_bytes())
+REAL_IDENTIFIER_LISTS = sorted(p for p in DATA.rglob("*.xml") if b"<ListIdentifiers" in p.read_bytes())
 
 
 def _seen(page) -> tuple:  # noqa: ANN001
@@ -342,7 +343,7 @@ def _seen(page) -> tuple:  # noqa: ANN001
         got = canonicalise(Job("oai_dc", None, etree.tostring(r.metadata, with_tail=False), r.repairs))
         return got.metadata, got.refused, got.notes
     return ([(r.header, tree(r.metadata), tree(r.provenance), r.repairs, tree(etree.fromstring(r.raw())), stored(r))
-             for r in page.records], [(b.raw, b.reason, b.identifier) for b in page.broken])
+             for r in page.records], list(page.headers), [(b.raw, b.reason, b.identifier) for b in page.broken])
 
 
 def _mixed_page() -> bytes:
@@ -367,7 +368,7 @@ def _mixed_page() -> bytes:
 
 @pytest.mark.parametrize("in_file", [False, True])
 @pytest.mark.parametrize("part_bytes", [1, 700, 10**9])
-@pytest.mark.parametrize("source", ["mixed", *(str(p.relative_to(DATA)) for p in REAL_LISTS)])
+@pytest.mark.parametrize("source", ["mixed", *(str(p.relative_to(DATA)) for p in REAL_LISTS + REAL_IDENTIFIER_LISTS)])
 def test_a_large_response_read_in_parts_reads_as_the_whole_page(monkeypatch, tmp_path, source: str, part_bytes: int,
                                                                  in_file: bool) -> None:
     """read_large gives the records read_page gives, in order, in parts of about PART_BYTES of the response (one
@@ -379,24 +380,27 @@ def test_a_large_response_read_in_parts_reads_as_the_whole_page(monkeypatch, tmp
     monkeypatch.setattr(parse, "STREAM_BYTES", 0)
     monkeypatch.setattr(parse, "PART_BYTES", part_bytes)
     body = _mixed_page() if source == "mixed" else (DATA / source).read_bytes()
-    whole = read_page(body, "ListRecords")
-    assert not whole.errors
+    verb = "ListIdentifiers" if b"<ListIdentifiers" in body else "ListRecords"
+    whole = read_page(body, verb)
+    assert not whole.errors and whole.size
     if in_file:
         (tmp_path / "body").write_bytes(body)
         spooled = (tmp_path / "body").open("rb")
-    large = parse.read_large(spooled if in_file else body, "ListRecords")
+    large = parse.read_large(spooled if in_file else body, verb)
     assert large is not None and not large.records
     assert (large.response_date, large.token) == (whole.response_date, whole.token)
     parts = list(large.parts())
     assert all(part.more for part in parts[:-1]) and not parts[-1].more
     assert all(part.token is None for part in parts[:-1]) and parts[-1].token == whole.token
     assert all(part.size for part in parts) and {part.response_date for part in parts} == {whole.response_date}
-    records, broken = [], []
+    records, headers, broken = [], [], []
     for part in parts:
         got = _seen(part)
         records += got[0]
-        broken += got[1]
-    assert (records, broken) == _seen(whole)
+        headers += got[1]
+        broken += got[2]
+        assert part.verb == verb
+    assert (records, headers, broken) == _seen(whole)
     if part_bytes == 1:
         assert [part.size for part in parts] == [1] * whole.size
     elif part_bytes == 10**9:
@@ -446,7 +450,7 @@ def test_what_is_not_a_plain_list_records_page_is_left_to_read_page(monkeypatch,
 
     monkeypatch.setattr(parse, "STREAM_BYTES", 0)
     assert parse.read_large(body, "ListRecords") is None
-    assert parse.read_large(_listing(), "ListIdentifiers") is None
+    assert parse.read_large(_listing(), "ListSets") is None
     spooled = io.BytesIO(body)
     spooled.read(10)
     assert parse.read_large(spooled, "ListRecords") is None and spooled.read() == body  # left at its start

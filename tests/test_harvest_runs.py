@@ -586,9 +586,16 @@ def test_completelistsize_shortfall_is_reported_on_the_run(engine, upstream_fact
     assert list_runs(engine, "up")[0].warnings == summary.warnings
 
 
-def test_detect_deletions_for_a_source_that_keeps_none(engine, upstream_factory) -> None:  # noqa: ANN001, F811
+@pytest.mark.parametrize("in_parts", [False, True])
+def test_detect_deletions_for_a_source_that_keeps_none(engine, upstream_factory, monkeypatch,  # noqa: ANN001, F811
+                                                        in_parts: bool) -> None:
+    """Also with every response read in parts of one item (as a large one is), its identifier lists included."""
+    import harvester.parse as parse
     from upstream import SyntheticRepository
 
+    if in_parts:
+        monkeypatch.setattr(parse, "STREAM_BYTES", 0)
+        monkeypatch.setattr(parse, "PART_BYTES", 1)
     up = upstream_factory(SyntheticRepository(sample_records(12), deleted_record="no"))
     add(engine, "up", up.base_url, detect_deletions=True)
     harvest_source(engine, "up", options())
