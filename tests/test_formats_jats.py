@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from xml.sax.saxutils import escape
 from pathlib import Path
 
 import pytest
@@ -952,3 +953,15 @@ def test_an_article_without_doi_or_page_is_linked_by_its_pdf_or_pubmed_page(meta
     """An outside audit: an article without a DOI had no dc:identifier, and aggregators (BASE, OpenAIRE) need a
     link to the item."""
     assert texts(inline(meta), "identifier") == identifiers
+
+
+@pytest.mark.parametrize("doi, url", [
+    ("10.1234/abc.5", "https://doi.org/10.1234/abc.5"),
+    ("10.1234/a#b?c%d", "https://doi.org/10.1234/a%23b%3Fc%25d"),  # '#', '?' would end the path
+    ("10.1002/(SICI)1097-4636(199709)36:3<316::AID-JBM6>3.0.CO;2-C",
+     "https://doi.org/10.1002/(SICI)1097-4636(199709)36:3%3C316::AID-JBM6%3E3.0.CO;2-C"),
+])
+def test_a_doi_link_escapes_what_would_end_or_break_it(doi: str, url: str) -> None:
+    """An outside audit: '#' and '?' in a DOI sent the link to another DOI, and old Wiley DOIs with '<' and '>'
+    made dc:identifier no URI."""
+    assert texts(inline(f'<article-id pub-id-type="doi">{escape(doi)}</article-id>'), "identifier") == [url]

@@ -40,6 +40,7 @@ def test_landing_page_has_citation_meta_tags(engine, live_server) -> None:
     assert meta["citation_volume"] == ["32"]
     assert meta["citation_firstpage"] == ["44"] and meta["citation_lastpage"] == ["51"]
     assert meta["citation_doi"] == ["10.26516/2073-3380.2020.32.44"]
+    assert '<a href="https://doi.org/10.26516/2073-3380.2020.32.44">' in r.text  # (a '#' in one: escaped, as in oai_dc)
     assert requests.get(f"{server.root}/record/oai:example.org:nope", timeout=10).status_code == 404
     # a Russian article with an English title and abstract: the page is in Russian, those two say they are not
     # (an outside audit: everything on the page was marked Russian)

@@ -47,6 +47,7 @@ import operator
 import re
 from collections.abc import Iterator
 from functools import lru_cache
+from urllib.parse import quote
 
 from lxml import etree
 
@@ -536,6 +537,15 @@ def publication_date(meta: etree._Element) -> str | None:
     return next((iso for d in dates if (iso := iso_date(d))), None)
 
 
+_DOI_SAFE = "/:;()-._~!$&'*+,=@"  # RFC 3986 path characters: '#', '?', '%', '<', '>' and the like are escaped
+
+
+def doi_url(doi: str) -> str:
+    """The DOI's https://doi.org/ link; a '#' or '?' in it would end the path and lead to another DOI, and old
+    DOIs with '<' or '>' made dc:identifier no URI (an outside audit)."""
+    return "https://doi.org/" + quote(doi, safe=_DOI_SAFE)
+
+
 def _doi(meta: etree._Element) -> str | None:
     for article_id in meta.findall("article-id"):
         if article_id.get("pub-id-type") == "doi" and (m := _DOI.search(text_of(article_id))):
@@ -693,7 +703,7 @@ def _relations(meta: etree._Element) -> Iterator[Field]:
             href = href[9:]
         if info_doi or related.get("ext-link-type") == "doi" or (href and _DOI.fullmatch(href)):
             if m := _DOI.search(href):
-                yield "relation", f"https://doi.org/{m.group(1)}", None
+                yield "relation", doi_url(m.group(1)), None
         elif _HTTP.match(href):
             yield "relation", href, None
 
@@ -722,7 +732,7 @@ def crosswalk(article: etree._Element) -> tuple[list[Field], Citation]:
     fields += [("contributor", "; ".join(names), None) for names in others]
     fields.append(("date", date or "", None))
     fields += [("type", "Text", None), ("type", f"info:eu-repo/semantics/{eu_repo}", None), ("type", article_type, None)]
-    fields += [("identifier", f"https://doi.org/{doi}", None)] if doi else []
+    fields += [("identifier", doi_url(doi), None)] if doi else []
     fields += [("identifier", url, None) for url in pages]
     if not doi and not pages:  # a link to the item for aggregators all the same (BASE, OpenAIRE need one)
         fields += [("identifier", url, None) for url in _fallback_links(meta, pdf)]

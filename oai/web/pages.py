@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from werkzeug.routing import PathConverter
 
+from oai.formats.jats_crosswalk import doi_url
 from oai.protocol.dates import format_datestamp
 from oai.store.models import Record
 
@@ -20,6 +21,7 @@ SITEMAP_PAGE = 50_000  # the sitemaps protocol's limit per file
 SITEMAP_NS = "http://www.sitemaps.org/schemas/sitemap/0.9"
 
 pages = Blueprint("pages", __name__, template_folder="templates")
+pages.add_app_template_filter(doi_url, "doi_url")
 
 
 def _session() -> Session:
