@@ -18,11 +18,12 @@ from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 from sqlalchemy import Engine, bindparam, delete, select, update
+from sqlalchemy.orm import Session
 
 from harvester import dates, leases, workers
 from harvester.client import FetchPolicy, HarvestClient
-from harvester.errors import (EndlessListError, HarvestError, LeaseLost, OverrunListError, RepeatedToken, Stopped,
-                              UpstreamOAIError)
+from harvester.errors import (EndlessListError, HarvestError, LeaseLost, OverrunListError, RepeatedToken,
+                              SourceError, Stopped, UpstreamOAIError)
 from harvester.ingest import Ingestor
 from harvester.listed import ListedIdentifiers
 from harvester.parse import Page, set_entries
@@ -177,7 +178,23 @@ def harvest_source(engine: Engine, name: str, options: RunOptions | None = None,
     with leases.Lease(engine, source.id, owner, options.lease_seconds, taken=lease_taken) as lease:
         with transaction(engine) as session:  # read again under the lease
             source = get_source(session, name)
+            _check_naming(session, source, options.repository_identifier or "")
         return _Run(engine, source, options, owner, lease, stop, on_progress).execute()
+
+
+def _check_naming(session: Session, source: SourceView, repository_identifier: str) -> None:
+    """Refuse to harvest under another repository identifier than the source's records already carry: our name for a
+    harvested record is built from it, so each record would be written again under a second name and served twice
+    (an outside audit: a run from cron without the settings file doubled the source). One record tells."""
+    if source.keep_identifiers:  # its records are named as upstream, not by us
+        return
+    held = session.scalar(select(Record.identifier).where(Record.source_id == source.id).limit(1))
+    if held is None or held.startswith(f"oai:{repository_identifier}:"):
+        return
+    theirs = held.split(":")[1] if held.count(":") >= 2 else held
+    raise SourceError(f"the records of source {source.name!r} are named in the repository identifier {theirs!r}, "
+                      f"but OAI_REPOSITORY_IDENTIFIER is {repository_identifier!r} here: harvesting would write every "
+                      f"record again under a second name. Set OAI_REPOSITORY_IDENTIFIER={theirs} (as the server has it)")
 
 
 class _Run:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 import requests
 from lxml import etree
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from harvest_fixtures import REPO_ID, add, dc_values, options, policy, sqlite_only, stored
 from harvester import dates
@@ -19,6 +19,7 @@ from harvester.listed import ListedIdentifiers
 from harvester.runs import INCREMENTAL_OVERLAP, EndlessList, harvest_source
 from oai.store.engine import transaction
 from oai.store.models import HarvestCheckpoint, HarvestRun, OAISet, Source
+from oai.store.models import Record as StoredRecord
 from oai.store.records import RecordIn, upsert_records
 from oaischema import NS, assert_oai
 from upstream import DAY, Record, SyntheticRepository, faults, sample_records
@@ -301,6 +302,22 @@ def test_large_responses_are_read_in_parts_and_a_run_stopped_inside_one_resumes_
     got = stored(engine, "up")
     assert sorted(got) == sorted(f"oai:upstream.test:{i}" for i in range(1, 26))
     assert dc_values(got["oai:upstream.test:17"].metadata["oai_dc"]) == [title(17)]
+
+
+def test_a_harvest_under_another_repository_identifier_is_refused_not_doubled(engine, up) -> None:  # noqa: ANN001
+    """An outside audit: a run from cron without the settings file (another OAI_REPOSITORY_IDENTIFIER) wrote every
+    record of the source again under a second name, each then served twice."""
+    from harvester.errors import SourceError
+
+    add(engine, "up", up.base_url)
+    assert harvest_source(engine, "up", options()).new == 25
+    with pytest.raises(SourceError, match=r"named in the repository identifier 'example.org', but "
+                                          r"OAI_REPOSITORY_IDENTIFIER is 'other.example' here.*"
+                                          r"Set OAI_REPOSITORY_IDENTIFIER=example.org"):
+        harvest_source(engine, "up", options(repository_identifier="other.example"))
+    with transaction(engine) as s:
+        assert s.scalar(select(func.count()).select_from(StoredRecord)) == 25  # (stored() keys by upstream id)
+    assert harvest_source(engine, "up", options()).status == "complete"
 
 
 def test_a_killed_run_resumed_says_so_in_its_history(engine, up) -> None:  # noqa: ANN001
