@@ -594,6 +594,10 @@ class Identity:
     deleted_record: str | None
     earliest_datestamp: str | None
     compression: tuple[str, ...]
+    repository_identifier: str | None = None  # of its oai-identifier description, if it gives one
+
+
+_OAI_IDENTIFIER = "{http://www.openarchives.org/OAI/2.0/oai-identifier}"
 
 
 @dataclass(frozen=True)
@@ -613,6 +617,7 @@ def identity(page: Page) -> Identity:
         _text(el.find(f"{_O}protocolVersion")), _text(el.find(f"{_O}granularity")),
         _text(el.find(f"{_O}deletedRecord")), _text(el.find(f"{_O}earliestDatestamp")),
         tuple(t for t in (_text(c) for c in el.findall(f"{_O}compression")) if t),
+        _text(el.find(f"{_O}description/{_OAI_IDENTIFIER}oai-identifier/{_OAI_IDENTIFIER}repositoryIdentifier")),
     )
 
 

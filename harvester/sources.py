@@ -166,6 +166,15 @@ def _probe_set(client: HarvestClient, prefix: str, set_spec: str, warnings: list
         warnings.append(f"the set {set_spec!r} is accepted but holds no {prefix} records yet")
 
 
+def _our_repository_identifier() -> str | None:
+    from oai.config import ConfigError, load_config
+
+    try:
+        return load_config().repository_identifier
+    except ConfigError:  # said where the settings are used
+        return None
+
+
 def check_base_url(base_url: str) -> None:
     """Raises SourceError unless `base_url` is an http(s) URL without an OAI-PMH request in it."""
     try:
@@ -174,6 +183,10 @@ def check_base_url(base_url: str) -> None:
         raise SourceError(f"{base_url!r} is not a URL: {exc}") from None
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise SourceError(f"{base_url!r} is not an http(s) URL")
+    if "@" in parts.netloc:  # an outside audit: the password was served in Identify and in every record's provenance
+        raise SourceError(f"the base URL carries a user name or password ({parts.scheme}://...@{parts.hostname}); the "
+                          "base URL is published (Identify's friends, each record's provenance), so it cannot hold "
+                          "credentials, and sources that need them are not supported")
     if "verb=" in parts.query:
         raise SourceError(f"{base_url!r} carries an OAI-PMH request; the base URL is the part before '?' "
                           f"({parts.scheme}://{parts.netloc}{parts.path})")
@@ -209,6 +222,10 @@ def add_source(engine: Engine, name: str, base_url: str, *, prefix: str = "oai_d
         _check_set_is_free(session, name)
     facts = _checked_endpoint(base_url, prefix, set_spec, policy)
     warnings = list(facts.warnings)
+    ours = _our_repository_identifier()
+    if ours and (facts.identity.repository_identifier or "").lower() == ours.lower():
+        warnings.append(f"the source names itself {ours!r}, as this repository is named: if it is this repository, "
+                        "remove the source (our own records, harvested, would be served twice)")
     warnings += _deletions_unnoticed(facts.identity.deleted_record, detect_deletions,
                                      "add it with --detect-deletions")
     from harvester.ingest import registry_format

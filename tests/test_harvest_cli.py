@@ -194,6 +194,8 @@ def test_remove_in_a_script_must_say_what_to_do_with_the_records(oai, up) -> Non
     (("up", "{url}", "--every", "soon"), "is not an interval"),
     (("up", "{url}", "--every", "1M"), "write minutes as 'm' (30m); for a month, 4w or 30d"),
     (("up", "http://[::1"), "is not a URL"),  # an outside audit met a traceback here
+    # an outside audit: the password was then served in Identify and in every harvested record's provenance
+    (("up", "http://librarian:s3cret@127.0.0.1:9/oai"), "carries a user name or password (http://...@127.0.0.1)"),
     (("up", "{url}", "--set", "s" * 600), "(600 characters) is not a setSpec we can keep"),
     (("up", "{url}", "--set", "s" * 510), "(513 characters) is not a setSpec we can keep"),  # served as up:sss...
 ])

@@ -12,6 +12,7 @@ from lxml import etree
 from sqlalchemy import func, select, update
 
 from harvest_fixtures import REPO_ID, add, dc_values, options, policy, sqlite_only, stored
+from harvester.sources import add_source
 from harvester import dates
 from harvester.history import list_quarantine, list_runs
 from harvester.ingest import local_identifier
@@ -318,6 +319,27 @@ def test_a_harvest_under_another_repository_identifier_is_refused_not_doubled(en
     with transaction(engine) as s:
         assert s.scalar(select(func.count()).select_from(StoredRecord)) == 25  # (stored() keys by upstream id)
     assert harvest_source(engine, "up", options()).status == "complete"
+
+
+def test_harvesting_this_repository_itself_does_not_grow_without_end(engine, live_server) -> None:  # noqa: ANN001
+    """An outside audit added our own endpoint as a source (the site's root redirects to /oai): each run served the
+    last run's records again under a longer name, 6, 12, 18 records. Adding it now warns; a record of the source
+    served back is quarantined, so the store stops at our records and one harvested copy of each."""
+    from endpoint_helpers import dc_record, write
+
+    from harvester.history import list_quarantine
+
+    write(engine, [dc_record(f"oai:{REPO_ID}:local-{i}") for i in range(3)], datetime(2024, 1, 1))
+    _view, warnings = add_source(engine, "me", live_server().url, policy=policy())
+    assert any(f"the source names itself '{REPO_ID}', as this repository is named" in w for w in warnings)
+    for _ in range(3):
+        summary = harvest_source(engine, "me", options(full=True))
+        assert summary.status == "complete"
+    with transaction(engine) as s:
+        assert s.scalar(select(func.count()).select_from(StoredRecord)) == 6
+    reasons = {q.reason for q in list_quarantine(engine, "me")}
+    assert reasons == {"it is our own record of this source, served back to us: the source is this repository or "
+                       "harvests it (remove the source)"}
 
 
 def test_a_killed_run_resumed_says_so_in_its_history(engine, up) -> None:  # noqa: ANN001
