@@ -749,7 +749,7 @@ def test_tex_math_is_left_out_only_beside_another_form_of_the_formula() -> None:
         r" be.</p></abstract>"
     )
     record = inline(title)
-    assert texts(record, "title") == [r"Bounds for \alpha > \beta_2 and y3"]
+    assert texts(record, "title") == [r"Bounds for \alpha > \beta_2 and y³"]  # MathML's superscript (it was "y3")
     assert texts(record, "description") == [r"Let \pi be."]  # alone in its <alternatives>: kept
     # (review) beside a graphic the TeX is still the only text; a whole LaTeX file (PMC's form) gives its body
     record = inline(
@@ -965,3 +965,18 @@ def test_a_doi_link_escapes_what_would_end_or_break_it(doi: str, url: str) -> No
     """An outside audit: '#' and '?' in a DOI sent the link to another DOI, and old Wiley DOIs with '<' and '>'
     made dc:identifier no URI."""
     assert texts(inline(f'<article-id pub-id-type="doi">{escape(doi)}</article-id>'), "identifier") == [url]
+
+
+def test_mathml_scripts_fractions_and_roots_keep_their_marks_in_plain_text() -> None:
+    """An outside audit: x² + y_i = 0 read "x2+yi=0", a/b "ab" and √2 "2" in dc:title."""
+    m = "<mml:math>{}</mml:math>"
+    formula = m.format(
+        "<mml:msup><mml:mi>x</mml:mi><mml:mn>2</mml:mn></mml:msup><mml:mo>+</mml:mo>"
+        "<mml:msub><mml:mi>y</mml:mi><mml:mi>i</mml:mi></mml:msub><mml:mo>=</mml:mo>"
+        "<mml:mfrac><mml:mi>a</mml:mi><mml:mrow><mml:mi>b</mml:mi><mml:mo>+</mml:mo><mml:mn>1</mml:mn></mml:mrow>"
+        "</mml:mfrac><mml:mo>-</mml:mo><mml:msqrt><mml:mn>2</mml:mn></mml:msqrt><mml:mo>+</mml:mo>"
+        "<mml:mroot><mml:mi>x</mml:mi><mml:mn>3</mml:mn></mml:mroot><mml:mo>+</mml:mo>"
+        "<mml:msubsup><mml:mi>z</mml:mi><mml:mn>0</mml:mn><mml:mi>k</mml:mi></mml:msubsup>")
+    record = inline(f"<title-group><article-title>On <inline-formula>{formula}</inline-formula> only"
+                    "</article-title></title-group>")
+    assert texts(record, "title") == ["On x²+y_i=a/(b+1)-√2+³√x+z₀^k only"]

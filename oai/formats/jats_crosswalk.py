@@ -24,7 +24,7 @@ Choices a harvester should know about (one dc element per line of the README tab
 * description: each abstract except graphical/teaser/toc ones, and each trans-abstract, flattened
   to plain text, paragraphs (and section titles) separated by a blank line.
 * plain text (titles, descriptions, subjects): labels, footnotes and footnote/affiliation markers
-  left out; a formula gives its MathML's text, or else its TeX (the body of a LaTeX file, without
+  left out; a formula gives its MathML's text (x², y_i, a/(b+1), √2), or else its TeX (the body of a LaTeX file, without
   $ delimiters); a <tex-math> beside MathML in <alternatives> is a duplicate and left out; a line
   break or a block (p, list, list-item, disp-quote, def-list, statement, boxed-text, table-wrap,
   fig, disp-formula, ...) is a space; <sup>/<sub> in Unicode super-/subscripts where each
@@ -68,7 +68,10 @@ _SCRIPTS = {  # every character with a Unicode form, and the table to it
     "sup": (frozenset("0123456789+\u2212-=()ni"), str.maketrans("0123456789+\u2212-=()ni", "⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻⁻⁼⁽⁾ⁿⁱ")),
     "sub": (frozenset("0123456789+\u2212-=()"), str.maketrans("0123456789+\u2212-=()", "₀₁₂₃₄₅₆₇₈₉₊₋₋₌₍₎")),
 }
-_MARKUP = _BLOCKS | set(_SCRIPTS) | {"tex-math"}
+_MML = "{http://www.w3.org/1998/Math/MathML}"
+# MathML layout whose plain text needs a mark: x² (not "x2"), y_i, a/b, √2 (an outside audit found "x2+yi=0")
+_MML_LAYOUT = frozenset(f"{_MML}{name}" for name in ("msup", "msub", "msubsup", "mfrac", "msqrt", "mroot"))
+_MARKUP = _BLOCKS | set(_SCRIPTS) | {"tex-math"} | _MML_LAYOUT
 _SEPARATOR = "\x00"  # where a block starts or ends; never in XML text
 _SEPARATOR_BEFORE_PUNCTUATION = re.compile("[ \t\r\n\x00]*\x00[ \t\r\n\x00]*(?=[,;.:)])")
 _NOTES = frozenset({"aff", "corresp", "fn"})  # where an author's e-mail may be, pointed to by id
@@ -134,6 +137,8 @@ def text_of(element: etree._Element | None, skip: frozenset[str] = _SKIP) -> str
                 elif tag == "tex-math":
                     if not (node.tag == "alternatives" and _has_mathml(node)):
                         parts.append(_tex(child))
+                elif tag in _MML_LAYOUT:
+                    parts.append(_math_layout(child, skip))
                 else:  # a block or a line break
                     separated = True
                     parts.append(_SEPARATOR)
@@ -147,6 +152,38 @@ def text_of(element: etree._Element | None, skip: frozenset[str] = _SKIP) -> str
     if separated:
         text = _SEPARATOR_BEFORE_PUNCTUATION.sub("", text).replace(_SEPARATOR, " ")
     return squash(text)
+
+
+def _script(text: str, kind: str) -> str:
+    """`text` as a super- or subscript: in Unicode where every character has a form, else after ^ or _."""
+    forms, table = _SCRIPTS[kind]
+    if text and set(text) <= forms:
+        return text.translate(table)
+    return ("^" if kind == "sup" else "_") + _grouped(text)
+
+
+def _grouped(text: str) -> str:
+    """`text` as one operand: in parentheses unless it is a single character, a number or a name."""
+    return text if len(text) <= 1 or text.isalnum() or (text[0] == "(" and text[-1] == ")") else f"({text})"
+
+
+def _math_layout(node: etree._Element, skip: frozenset[str]) -> str:
+    """The plain text of a MathML script, fraction or root: x², y_i, a/b, √2, ³√x."""
+    args = [text_of(child, skip) for child in node if isinstance(child.tag, str) and child.tag not in skip]
+    name = node.tag[len(_MML):]
+    if name == "msqrt":
+        return "√" + _grouped("".join(args))
+    if len(args) < 2:  # not as MathML has it: its text as it is
+        return "".join(args)
+    if name == "msup":
+        return args[0] + _script(args[1], "sup")
+    if name == "msub":
+        return args[0] + _script(args[1], "sub")
+    if name == "msubsup":
+        return args[0] + _script(args[1], "sub") + (_script(args[2], "sup") if len(args) > 2 else "")
+    if name == "mfrac":
+        return f"{_grouped(args[0])}/{_grouped(args[1])}"
+    return _script(args[1], "sup") + "√" + _grouped(args[0])  # mroot: base, index
 
 
 _MML_MATH = "{http://www.w3.org/1998/Math/MathML}math"
