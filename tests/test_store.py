@@ -421,3 +421,35 @@ def test_schema_commands_say_in_one_line_what_they_cannot_do(tmp_path) -> None: 
         result = oai(f"sqlite:///{tmp_path / 'none.sqlite3'}", *args)
         assert result.exit_code == 1 and "there is no database at" in result.output, result.output
         assert not (tmp_path / "none.sqlite3").exists()
+
+
+def test_run_and_quarantine_numbers_are_never_reused(database_url: str) -> None:
+    """An outside audit: on SQLite, after the newest runs or quarantine entries were deleted (a source removed, an
+    entry replaced), their numbers came back for others, and a `--raw ID` noted earlier showed another record. Also
+    for a store migrated from 0008 with rows in it."""
+    from datetime import datetime
+
+    from sqlalchemy import delete, insert
+
+    from oai.store.models import HarvestRun, Quarantine, Source
+
+    engine = store_engine.make_engine(database_url)
+    store_engine.downgrade(engine, "0008")
+    now = datetime(2026, 1, 1)
+    with engine.begin() as conn:
+        source = conn.execute(insert(Source).values(name="s", base_url="http://127.0.0.1:9/oai", prefix="oai_dc",
+                                                    created=now).returning(Source.id)).scalar()
+        conn.execute(insert(HarvestRun), [{"source_id": source, "started": now} for _ in range(3)])
+        conn.execute(insert(Quarantine), [{"source_id": source, "reason": "r", "raw": b"x", "created": now}] * 3)
+    store_engine.upgrade(engine)
+    with engine.begin() as conn:
+        runs = conn.execute(select(HarvestRun.id).where(HarvestRun.source_id == source)).scalars().all()
+        entries = conn.execute(select(Quarantine.id).where(Quarantine.source_id == source)).scalars().all()
+        conn.execute(delete(HarvestRun).where(HarvestRun.id == max(runs)))  # the newest: SQLite gave its number again
+        conn.execute(delete(Quarantine).where(Quarantine.id == max(entries)))
+        run = conn.execute(insert(HarvestRun).values(source_id=source, started=now).returning(HarvestRun.id)).scalar()
+        entry = conn.execute(insert(Quarantine).values(source_id=source, reason="r", raw=b"x", created=now)
+                             .returning(Quarantine.id)).scalar()
+        conn.execute(delete(Source).where(Source.id == source))
+    assert run > max(runs) and entry > max(entries)
+    engine.dispose()

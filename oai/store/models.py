@@ -136,6 +136,7 @@ class Source(Base):
 
 class HarvestRun(Base):
     __tablename__ = "harvest_run"
+    __table_args__ = {"sqlite_autoincrement": True}  # a run's number is never another's (migration 0009)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     source_id: Mapped[int] = mapped_column(ForeignKey("source.id", ondelete="CASCADE"), index=True)
@@ -175,6 +176,7 @@ class Quarantine(Base):
     """A harvested record that could not be ingested, kept with its raw bytes and the reason."""
 
     __tablename__ = "quarantine"
+    __table_args__ = {"sqlite_autoincrement": True}  # an entry's number is never another's (migration 0009)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     source_id: Mapped[int | None] = mapped_column(ForeignKey("source.id", ondelete="SET NULL"), index=True)
