@@ -181,7 +181,7 @@ def source_show(ctx: click.Context, name: str) -> None:
     if d.last_run is not None:
         r = d.last_run
         fields.append(("last run", f"#{r.id} {run_status(r.status, s.lease_expires, now, s.lease_owner)}, "
-                                   f"{r.pages} pages, "
+                                   f"{_pages(r.pages)}, "
                                    f"{r.seen} records"
                                    + (f": {r.error}" if r.error else "")))
     for label, value in fields:
@@ -277,9 +277,13 @@ def _options(full: bool, detect: bool | None, delay: float | None, timeout: floa
     return RunOptions(full=full, detect_deletions=detect, policy=policy, **extra)
 
 
+def _pages(n: int) -> str:
+    return "1 page" if n == 1 else f"{n} pages"
+
+
 def _summary_line(s: RunSummary) -> str:
     size = f" of {s.complete_list_size}" if s.complete_list_size is not None else ""
-    text = (f"{s.source}: run #{s.run_id} {s.status}: {s.pages} pages, {s.seen}{size} records (new {s.new}, "
+    text = (f"{s.source}: run #{s.run_id} {s.status}: {_pages(s.pages)}, {s.seen}{size} records (new {s.new}, "
             f"updated {s.updated}, unchanged {s.unchanged}, deleted {s.deleted}, quarantined {s.quarantined})")
     if s.error:
         text += f"\n  error: {s.error}"
@@ -348,7 +352,7 @@ def harvest_run(ctx: click.Context, name: str | None, all_due: bool, full: bool,
         results = harvest_loop(engine, jobs=jobs, options=options, stop=stop, once=True, on_progress=progress,
                                on_result=lambda r: _report(board, r.source, _result_line(r)))
     if not results:
-        click.echo("no source is due", err=True)
+        click.echo("no source is due (a due source being harvested elsewhere is left to that harvest)", err=True)
     if any(r.summary is None or r.summary.status != "complete" for r in results):
         raise click.ClickException("some harvests did not complete (see above)")
 
