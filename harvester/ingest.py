@@ -162,6 +162,10 @@ class Ingestor:
 
     def _identity(self, rec: UpstreamRecord, warnings: list[str]) -> tuple[str, tuple[str, ...]]:
         """Our identifier and sets for a record; raises _Reject."""
+        if rec.repairs and "\ufffd" in rec.header.identifier:
+            # a&#0;b and a&#x1F;b both became a\ufffdb, and two records were written as one (an outside audit)
+            raise _Reject("its identifier held characters XML cannot carry (replaced by U+FFFD), so it would not "
+                          "tell this record from others reliably")
         ident = self._identifier(rec.header.identifier)
         sets = [self.source.name]
         for spec in rec.header.set_specs:

@@ -440,6 +440,26 @@ def test_invalid_characters_are_repaired_and_the_record_marked_altered(engine, u
     assert b'altered="true"' in rec.about["oai_dc"]
 
 
+def test_identifiers_that_only_a_repair_makes_alike_are_quarantined_not_merged(engine, up) -> None:  # noqa: ANN001
+    """An outside audit: a&#0;b and a&#x1F;b were both repaired to a\ufffdb and written as one record."""
+    class TwoIllegalIdentifiers(faults.Fault):
+        stage = "body"
+
+        def apply(self, reply, ctx) -> bool:  # noqa: ANN001, ARG002
+            reply.body = (reply.body.replace(b"oai:upstream.test:1<", b"oai:upstream.test:a&#0;b<")
+                          .replace(b"oai:upstream.test:2<", b"oai:upstream.test:a&#x1F;b<"))
+            return True
+
+    add(engine, "up", up.base_url)
+    up.add_fault(TwoIllegalIdentifiers(), page=1, verb="ListRecords")
+    summary = harvest_source(engine, "up", options())
+    assert (summary.new, summary.quarantined) == (23, 2)
+    assert not any(FFFD in identifier for identifier in stored(engine, "up"))
+    reasons = {q.reason for q in list_quarantine(engine, "up")}
+    assert reasons == {"its identifier held characters XML cannot carry (replaced by U+FFFD), so it would not tell "
+                       "this record from others reliably"}
+
+
 @sqlite_only
 def test_huge_page_records_all_arrive_whole(engine, up) -> None:  # noqa: ANN001
     add(engine, "up", up.base_url)
