@@ -351,7 +351,8 @@ def memory(ctx: Ctx, stores: dict[str, S.Store]) -> list[dict]:
     rows: list[dict] = []
     for kind, st in stores.items():
         for size in PAGE_SIZES:
-            with servers.running(lambda: servers.ours(st.env(), ctx.logdir, page_size=size, name=f"mem-{kind}")) as (srv,):
+            start = lambda: servers.ours(st.env(), ctx.logdir, page_size=size, name=f"mem-{kind}")  # noqa: B023, E731
+            with servers.running(start) as (srv,):
                 for prefix in ctx.prefixes:
                     url, pages, largest = f"{srv.url}?verb=ListRecords&metadataPrefix={prefix}", 0, 0
                     while url and pages < 6:  # the first pages: each as large as the page size makes it
@@ -360,7 +361,8 @@ def memory(ctx: Ctx, stores: dict[str, S.Store]) -> list[dict]:
                         token = etree.fromstring(body).findtext(f".//{oai}resumptionToken")
                         url = f"{srv.url}?verb=ListRecords&resumptionToken={token}" if token else None
                     rows.append({"db": kind, "what": "server worker", "page_size": size, "prefix": prefix,
-                                 "largest_page_mb": largest / 2**20, "peak_rss_mb": srv.peak_rss_mb(), "workers_rss_mb": 0.0})
+                                 "largest_page_mb": largest / 2**20, "peak_rss_mb": srv.peak_rss_mb(),
+                                 "workers_rss_mb": 0.0})
                     print(f"  {kind} server page size {size} {prefix}: {rows[-1]['peak_rss_mb']:.0f} MB", flush=True)
         for size in PAGE_SIZES:
             env = {**st.env(), **WHOLE_PAGES}

@@ -19,9 +19,9 @@ import threading
 import time
 import zlib
 from collections.abc import Iterator, Mapping
-from typing import BinaryIO
 from dataclasses import dataclass, fields, replace
 from email.utils import parsedate_to_datetime
+from typing import BinaryIO
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
@@ -195,20 +195,28 @@ class HarvestClient(Sickle):
         held in memory, a 51 MB page was most of the harvester's memory (issue 5)."""
         limit = int(self.policy.max_response_mb * 1024 * 1024)
         deadline = time.monotonic() + self.policy.response_timeout
-        spool, size = tempfile.SpooledTemporaryFile(SPOOL_BYTES), 0  # noqa: SIM115 - handed on, closed by its reader
+        spool = tempfile.SpooledTemporaryFile(SPOOL_BYTES, dir=SPOOL_DIR)  # noqa: SIM115 - closed by its reader
+        size = 0
         try:
             while chunk := _read1(response.raw):
                 size += len(chunk)
                 if size > limit:
                     raise self._too_large()
-                spool.write(chunk)
+                try:
+                    spool.write(chunk)
+                except OSError as exc:  # the temporary directory is full or cannot be written
+                    where = SPOOL_DIR or tempfile.gettempdir()
+                    raise FetchError(f"a response larger than {SPOOL_BYTES // 2**20} MB waits in a temporary file, "
+                                     f"and {where} refused it ({exc}); set TMPDIR to a directory the harvester can "
+                                     "write") from None
                 if self.stop is not None and self.stop.is_set():  # a slow answer must not hold a stop for minutes
                     raise Stopped("asked to stop while an answer was arriving")
                 if time.monotonic() > deadline:
                     raise _Retry(f"the response took longer than {self.policy.response_timeout:g} s "
                                  "(OAI_HARVEST_RESPONSE_TIMEOUT)")
             spool.seek(0)
-            undeclared_gzip = spool.read(len(_GZIP_MAGIC)) == _GZIP_MAGIC and not response.headers.get("Content-Encoding")
+            undeclared_gzip = (spool.read(len(_GZIP_MAGIC)) == _GZIP_MAGIC
+                               and not response.headers.get("Content-Encoding"))
             spool.seek(0)
             if spool._rolled and not undeclared_gzip:  # noqa: SLF001 - on disk: handed on as a file
                 return spool
@@ -248,7 +256,8 @@ class HarvestClient(Sickle):
 
     def fetch(self, verb: str, *, in_parts: bool = False, **params: str) -> Page:
         """One OAI-PMH request, retried with backoff; raises UpstreamOAIError, FetchError or Stopped. With
-        `in_parts`, a large ListRecords response comes as a Page whose records are in its parts (read_large)."""
+        `in_parts`, a large ListRecords or ListIdentifiers response comes as a Page whose items are in its parts
+        (read_large)."""
         last = "no attempt made"
         policy = self.policy
         for attempt in range(1, policy.attempts + 1):
@@ -382,6 +391,7 @@ def _redirect(http: requests.Response, endpoint: str) -> Redirect | None:
 
 _GZIP_MAGIC = b"\x1f\x8b"
 SPOOL_BYTES = STREAM_BYTES  # a body larger than this waits in a temporary file: read_large reads it from there
+SPOOL_DIR: str | None = None  # where: None is the system's temporary directory (TMPDIR)
 _DECLARED = re.compile(rb"\s*<\?xml[^>]*\bencoding\s*=")
 
 

@@ -12,8 +12,8 @@ import io
 import re
 import threading
 from collections.abc import Callable, Iterator
-from typing import BinaryIO
 from dataclasses import dataclass, field
+from typing import BinaryIO
 from xml.sax.saxutils import quoteattr, unescape
 
 from lxml import etree
@@ -433,8 +433,9 @@ def read_page(data: bytes, verb: str) -> Page:
     if errors and (records or headers or broken):
         # an error says there is no answer (OAI-PMH 3.6): with records beside it, neither can be believed, and
         # taking the error (noRecordsMatch) ended the list "complete" without them (an outside audit)
-        raise PageError(f"the response holds both an error ({errors[0][0]}) and {len(records) + len(headers) + len(broken)} "
-                        f"{ITEM_TAG.get(verb, 'item')}(s); neither can be believed", retry=False)
+        items = len(records) + len(headers) + len(broken)
+        raise PageError(f"the response holds both an error ({errors[0][0]}) and {items} {ITEM_TAG.get(verb, 'item')}(s); "
+                        "neither can be believed", retry=False)
     if container is None and not errors:
         names = (etree.QName(c).localname for c in root.iterchildren(etree.Element))  # no comments, PIs
         answered = [name for name in names if name not in ("responseDate", "request")]
@@ -444,7 +445,7 @@ def read_page(data: bytes, verb: str) -> Page:
                 repaired, root)
 
 
-# -- a large ListRecords response, in parts -----------------------------------------------------
+# -- a large ListRecords or ListIdentifiers response, in parts ------------------------------------
 
 STREAM_BYTES = 2 * 1024 * 1024  # a ListRecords or ListIdentifiers response larger than this is read in parts
 PART_BYTES = 1024 * 1024  # of the response's bytes a part holds records from (the one that passes it too)
@@ -455,8 +456,8 @@ _IN_PARTS = ("ListRecords", "ListIdentifiers")
 
 def read_large(data: bytes | BinaryIO, verb: str) -> Page | None:
     """A large, well-formed ListRecords (or ListIdentifiers) response without errors as a Page whose records
-    (headers) come in parts
-    (Page.parts), or None: read_page reads it (smaller, broken, an error, a DOCTYPE, another encoding).
+    (headers) come in parts (Page.parts), or None: read_page reads it (smaller, broken, an error, a DOCTYPE,
+    another encoding).
     `data` may be a file (a body the client spooled to disk): closed once its parts are read; when this gives
     None, left at its start for read_page's reader.
 
@@ -483,7 +484,7 @@ def read_large(data: bytes | BinaryIO, verb: str) -> Page | None:
 
 
 class _NotPlain(Exception):
-    """Not a plain ListRecords page (another root, an error, no ListRecords element): read_page reads it."""
+    """Not a plain list page (another root, an error, no list element): read_page reads it."""
 
 
 def _levels(source: BinaryIO) -> Iterator[tuple[str, int, etree._Element]]:

@@ -194,7 +194,8 @@ def _check_naming(session: Session, source: SourceView, repository_identifier: s
     theirs = held.split(":")[1] if held.count(":") >= 2 else held
     raise SourceError(f"the records of source {source.name!r} are named in the repository identifier {theirs!r}, "
                       f"but OAI_REPOSITORY_IDENTIFIER is {repository_identifier!r} here: harvesting would write every "
-                      f"record again under a second name. Set OAI_REPOSITORY_IDENTIFIER={theirs} (as the server has it)")
+                      "record again under a second name. "
+                      f"Set OAI_REPOSITORY_IDENTIFIER={theirs} (as the server has it)")
 
 
 class _Run:
@@ -729,7 +730,8 @@ class _Run:
 
     def _say(self, warning: str) -> None:
         """A warning the run keeps, in the log too."""
-        log.warning(_bounded(warning), extra={"fields": {"event": "warning", "source": self.source.name, "run": self.run_id}})
+        log.warning(_bounded(warning),
+                    extra={"fields": {"event": "warning", "source": self.source.name, "run": self.run_id}})
 
     @staticmethod
     def _merge_warnings(existing: str | None, new: list[str]) -> str | None:

@@ -473,6 +473,21 @@ def test_huge_page_records_all_arrive_whole(engine, up) -> None:  # noqa: ANN001
 
 
 @sqlite_only
+def test_a_large_response_that_cannot_wait_in_a_temporary_file_fails_the_run_saying_so(engine, up, monkeypatch,  # noqa: ANN001
+                                                                                       tmp_path) -> None:
+    """A response over 2 MiB is spooled to a temporary file as it arrives (memory, issue 5); a temporary directory
+    that cannot be written is said, not an internal error."""
+    import harvester.client
+
+    add(engine, "up", up.base_url)
+    up.add_fault(faults.HugePage(3 * 1024 * 1024, piece=None), page=1, verb="ListRecords")
+    monkeypatch.setattr(harvester.client, "SPOOL_DIR", str(tmp_path / "gone"))
+    summary = harvest_source(engine, "up", options())
+    assert summary.status == "failed" and "waits in a temporary file" in summary.error
+    assert "set TMPDIR to a directory the harvester can write" in summary.error and "internal" not in summary.error
+
+
+@sqlite_only
 def test_transport_faults_during_a_run(engine, up) -> None:  # noqa: ANN001
     add(engine, "up", up.base_url)
     up.add_fault(faults.ServiceUnavailable(retry_after=0), page=2)
