@@ -216,7 +216,7 @@ class Ingestor:
                 return check_identifier(upstream)
             except ValueError as exc:
                 raise _Reject(f"cannot keep the upstream identifier: {exc}") from None
-        if upstream.startswith(f"oai:{self.repository_identifier}:{self.source.name}:"):
+        if upstream.startswith(local_identifier(self.repository_identifier, self.source.name, "")):
             # a source that is this repository (or harvests it) would have each run serve the last one's records
             # again under a longer name, without end (an outside audit: 6, 12, 18 records)
             raise _Reject("it is our own record of this source, served back to us: the source is this repository or "

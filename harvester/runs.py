@@ -24,7 +24,7 @@ from harvester import dates, leases, workers
 from harvester.client import FetchPolicy, HarvestClient
 from harvester.errors import (EndlessListError, HarvestError, LeaseLost, OverrunListError, RepeatedToken,
                               SourceError, Stopped, UpstreamOAIError)
-from harvester.ingest import Ingestor
+from harvester.ingest import Ingestor, local_identifier
 from harvester.listed import ListedIdentifiers
 from harvester.parse import Page, set_entries
 from harvester.prefetch import Prefetcher
@@ -189,7 +189,7 @@ def _check_naming(session: Session, source: SourceView, repository_identifier: s
     if source.keep_identifiers:  # its records are named as upstream, not by us
         return
     held = session.scalar(select(Record.identifier).where(Record.source_id == source.id).limit(1))
-    if held is None or held.startswith(f"oai:{repository_identifier}:"):
+    if held is None or held.startswith(local_identifier(repository_identifier, source.name, "")):
         return
     theirs = held.split(":")[1] if held.count(":") >= 2 else held
     raise SourceError(f"the records of source {source.name!r} are named in the repository identifier {theirs!r}, "

@@ -31,7 +31,7 @@ from lxml import etree
 from harvester.parse import OAI_NS, strict_parser
 from oai.formats import dc, registry
 from oai.formats.base import XSI_NS, FormatError
-from oai.formats.safexml import MAX_DEPTH, canonical_bytes, too_deep
+from oai.formats.safexml import TOO_DEEP, canonical_bytes, too_deep
 from oai.orphans import exit_with as exit_with_parent
 
 T = TypeVar("T")
@@ -69,8 +69,7 @@ def canonicalise(job: Job) -> Canonical:
     except etree.XMLSyntaxError as exc:  # refused with the reason: lxml's error (its log) does not pickle
         return _refused(f"the metadata does not parse on its own: {exc}")
     if too_deep(element):
-        return _refused(f"the metadata nests elements more than {MAX_DEPTH} levels deep: served, the page holding it "
-                        "would be refused by parsers that keep libxml2's default limit")
+        return _refused(f"the metadata's {TOO_DEEP}")
     etree.cleanup_namespaces(element)
     notes = job.repairs
     if job.format_prefix is not None and dc.repair_java_locales(element, job.data):

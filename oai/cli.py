@@ -313,7 +313,8 @@ def demo(ctx: click.Context, host: str, port: int, no_serve: bool) -> None:
     for name, reason in summary.failed:
         click.echo(f"failed: {name}: {reason}", err=True)
     if summary.warnings:  # not each: a page of them before the URL; `oai load` on the same files lists them
-        click.echo(f"{len({name for name, _ in summary.warnings})} of them loaded with warnings, which `oai load --set demo {' '.join(dirs)}` prints (an "
+        warned = len({name for name, _ in summary.warnings})
+        click.echo(f"{warned} of them loaded with warnings, which `oai load --set demo {' '.join(dirs)}` prints (an "
                    "article JATS Publishing 1.4 does not validate whole is served as front matter, or as oai_dc only)",
                    err=True)
     if not no_serve:

@@ -24,8 +24,8 @@ Choices a harvester should know about (one dc element per line of the README tab
 * description: each abstract except graphical/teaser/toc ones, and each trans-abstract, flattened
   to plain text, paragraphs (and section titles) separated by a blank line.
 * plain text (titles, descriptions, subjects): labels, footnotes and footnote/affiliation markers
-  left out; a formula gives its MathML's text (x², y_i, a/(b+1), √2), or else its TeX (the body of a LaTeX file, without
-  $ delimiters); a <tex-math> beside MathML in <alternatives> is a duplicate and left out; a line
+  left out; a formula gives its MathML's text (x², y_i, a/(b+1), √2), or else its TeX (the body of a
+  LaTeX file, without $ delimiters); a <tex-math> beside MathML in <alternatives> is a duplicate and left out; a line
   break or a block (p, list, list-item, disp-quote, def-list, statement, boxed-text, table-wrap,
   fig, disp-formula, ...) is a space; <sup>/<sub> in Unicode super-/subscripts where each
   character has one ("10⁻¹⁵M", "CO₂"), else as written.
@@ -57,7 +57,8 @@ from oai.formats.dc import LANGUAGE_TAG
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 XLINK_HREF = "{http://www.w3.org/1999/xlink}href"
 ALI_LICENSE_REF = "{http://www.niso.org/schemas/ali/1.0/}license_ref"
-_MML_SKIP = {"{http://www.w3.org/1998/Math/MathML}annotation", "{http://www.w3.org/1998/Math/MathML}annotation-xml"}
+_MML = "{http://www.w3.org/1998/Math/MathML}"
+_MML_SKIP = {f"{_MML}annotation", f"{_MML}annotation-xml"}
 _MARKER_XREFS = {"fn", "aff", "author-notes", "corresp", "table-fn", "other"}
 _SKIP = frozenset({"label", "fn", "institution-id", "email", "contrib-group", "object-id"} | _MML_SKIP)
 _NO_SKIP: frozenset[str] = frozenset()
@@ -68,7 +69,6 @@ _SCRIPTS = {  # every character with a Unicode form, and the table to it
     "sup": (frozenset("0123456789+\u2212-=()ni"), str.maketrans("0123456789+\u2212-=()ni", "⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻⁻⁼⁽⁾ⁿⁱ")),
     "sub": (frozenset("0123456789+\u2212-=()"), str.maketrans("0123456789+\u2212-=()", "₀₁₂₃₄₅₆₇₈₉₊₋₋₌₍₎")),
 }
-_MML = "{http://www.w3.org/1998/Math/MathML}"
 # MathML layout whose plain text needs a mark: x² (not "x2"), y_i, a/b, √2 (an outside audit found "x2+yi=0")
 _MML_LAYOUT = frozenset(f"{_MML}{name}" for name in ("msup", "msub", "msubsup", "mfrac", "msqrt", "mroot"))
 _MARKUP = _BLOCKS | set(_SCRIPTS) | {"tex-math"} | _MML_LAYOUT
@@ -186,7 +186,7 @@ def _math_layout(node: etree._Element, skip: frozenset[str]) -> str:
     return _script(args[1], "sup") + "√" + _grouped(args[0])  # mroot: base, index
 
 
-_MML_MATH = "{http://www.w3.org/1998/Math/MathML}math"
+_MML_MATH = f"{_MML}math"
 _TEX_DOCUMENT = re.compile(r"\\begin\{document\}(.*?)\\end\{document\}", re.DOTALL)
 _TEX_DELIMITERS = re.compile(r"^\s*(?:\$\$?|\\\[|\\\()(.*?)(?:\$\$?|\\\]|\\\))\s*$", re.DOTALL)
 
@@ -602,19 +602,19 @@ def _alternative_ids(meta: etree._Element) -> Iterator[Field]:
             yield "relation", f"info:eu-repo/semantics/altIdentifier/{scheme}/{value}", None
 
 
-_RESOLVERS = {"pmcid": "https://www.ncbi.nlm.nih.gov/pmc/articles/{}/", "pmid": "https://pubmed.ncbi.nlm.nih.gov/{}/"}
-_PMCID, _PMID = re.compile(r"(?:PMC)?(\d{1,10})"), re.compile(r"\d{1,10}")
+_PMC_PAGE = (re.compile(r"(?:PMC)?(\d{1,10})"), "https://www.ncbi.nlm.nih.gov/pmc/articles/PMC{}/")
+_PUBMED_PAGES = (("pmcid", *_PMC_PAGE), ("pmc", *_PMC_PAGE),
+                 ("pmid", re.compile(r"(\d{1,10})"), "https://pubmed.ncbi.nlm.nih.gov/{}/"))
 
 
 def _fallback_links(meta: etree._Element, pdf: str | None) -> list[str]:
     """For an article with neither DOI nor page of its own: its PDF, else its PubMed Central or PubMed page."""
     if pdf:
         return [pdf]
-    for scheme, form in (("pmcid", _PMCID), ("pmc", _PMCID), ("pmid", _PMID)):
+    for scheme, form, page in _PUBMED_PAGES:
         for article_id in meta.findall("article-id"):
             if article_id.get("pub-id-type") == scheme and (m := form.fullmatch(text_of(article_id))):
-                key = f"PMC{m.group(1)}" if scheme != "pmid" else m.group(0)
-                return [_RESOLVERS["pmid" if scheme == "pmid" else "pmcid"].format(key)]
+                return [page.format(m.group(1))]
     return []
 
 

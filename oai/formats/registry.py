@@ -11,7 +11,7 @@ from lxml import etree
 
 from oai.formats import dc, jats
 from oai.formats.base import FormatError, Ingested, MetadataFormat
-from oai.formats.safexml import MAX_BYTES, MAX_DEPTH, parse_document, too_deep
+from oai.formats.safexml import MAX_BYTES, TOO_DEEP, parse_document, too_deep
 
 _ALL: tuple[MetadataFormat, ...] = (
     dc.FORMAT,
@@ -48,8 +48,7 @@ def ingest_document(
     """Parse untrusted bytes safely, recognise the format and ingest (oai_dc always included)."""
     root = parse_document(data, max_bytes=max_bytes, source=source)
     if too_deep(root):  # (see MAX_DEPTH)
-        raise FormatError(f"{source or 'document'}: elements nest more than {MAX_DEPTH} levels deep; a page serving "
-                          "it would be refused by parsers that keep libxml2's default limit")
+        raise FormatError(f"{source or 'document'}: {TOO_DEEP}")
     repaired = dc.repair_java_locales(root, data)
     try:
         ingested = detect(root).ingest(root, full_text=full_text, consume=True)  # root is ours alone

@@ -197,8 +197,13 @@ MAX_DEPTH = 200  # levels of elements in a record's metadata, its root the first
 _DEEPER = etree.XPath("boolean(" + "/".join(["*"] * MAX_DEPTH) + ")")
 
 
+TOO_DEEP = (f"elements nest more than {MAX_DEPTH} levels deep; a page serving it would be refused by parsers that "
+            "keep libxml2's default limit")
+
+
 def too_deep(element: etree._Element) -> bool:
-    """True when elements nest in `element` more than MAX_DEPTH levels deep (itself the first)."""
+    """True when elements nest in `element` more than MAX_DEPTH levels deep (itself the first): TOO_DEEP says why
+    it is refused."""
     return bool(_DEEPER(element))
 
 

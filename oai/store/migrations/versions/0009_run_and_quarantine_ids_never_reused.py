@@ -21,16 +21,16 @@ TABLES = ("harvest_run", "quarantine")
 
 
 def upgrade() -> None:
-    if op.get_bind().dialect.name != "sqlite":
-        return
-    for name in TABLES:
-        with op.batch_alter_table(name, recreate="always", table_kwargs={"sqlite_autoincrement": True}):
-            pass
+    _recreate(autoincrement=True)
 
 
 def downgrade() -> None:
+    _recreate(autoincrement=False)
+
+
+def _recreate(*, autoincrement: bool) -> None:
     if op.get_bind().dialect.name != "sqlite":
         return
     for name in TABLES:
-        with op.batch_alter_table(name, recreate="always", table_kwargs={"sqlite_autoincrement": False}):
+        with op.batch_alter_table(name, recreate="always", table_kwargs={"sqlite_autoincrement": autoincrement}):
             pass
