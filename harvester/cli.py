@@ -52,6 +52,16 @@ class _Interval(click.ParamType):
             self.fail(str(exc), param, ctx)
 
 
+class _Seconds(click.FloatRange):
+    """A number of seconds: a FloatRange that refuses infinity and NaN too (an infinite delay waits forever)."""
+
+    def convert(self, value, param, ctx):  # noqa: ANN001, ANN201
+        seconds = super().convert(value, param, ctx)
+        if not math.isfinite(seconds):
+            self.fail(f"{value!r} is not a finite number of seconds.", param, ctx)
+        return seconds
+
+
 def _schedule(every_seconds: int | None) -> str:
     return f"every {format_interval(every_seconds)}" if every_seconds else "harvested by hand only"
 
@@ -296,8 +306,8 @@ def _summary_line(s: RunSummary) -> str:
 
 
 _fetch_options = [
-    click.option("--delay", type=float, help="Seconds between two requests to one host (default 1)."),
-    click.option("--timeout", type=click.FloatRange(0, min_open=True), help="Seconds to wait for an answer (default 60)."),
+    click.option("--delay", type=_Seconds(0), help="Seconds between two requests to one host (default 1)."),
+    click.option("--timeout", type=_Seconds(0, min_open=True), help="Seconds to wait for an answer (default 60)."),
     click.option("--attempts", type=click.IntRange(1, 50), help="Tries per request, retries included (default 6)."),
     click.option("--log-format", type=click.Choice(["logfmt", "json"]), default="logfmt", show_default=True),
     click.option("--no-progress", is_flag=True, help="No progress board, even on a terminal."),
@@ -370,7 +380,7 @@ def _report(board: Board | None, source_name: str, text: str) -> None:
 
 @harvest.command("worker")
 @click.option("--jobs", type=click.IntRange(1, 32), default=2, show_default=True, help="Sources at once.")
-@click.option("--poll", type=click.FloatRange(0.05), default=30.0, show_default=True,
+@click.option("--poll", type=_Seconds(0.05), default=30.0, show_default=True,
               help="Seconds between looks for due sources when idle.")
 @_with_fetch_options
 @click.pass_context
