@@ -177,8 +177,9 @@ def source_show(ctx: click.Context, name: str) -> None:
         ("identifiers", "upstream (kept)" if s.keep_identifiers else "ours (oai:<repository>:<source>:...)"),
         ("detect deletions", "yes" if s.detect_deletions else "no"),
         ("every", format_interval(s.every_seconds) + ("" if s.enabled else " (paused: `oai source edit --resume`)")),
-        ("last complete", f"{d.last_complete:%Y-%m-%d %H:%M:%S} UTC (the source's responseDate "
-                          f"{s.last_complete_response_date}, which the next run asks `from`)"
+        # (the `from` is the source's responseDate, or our clock when that was ahead of ours)
+        ("last complete", f"{d.last_complete:%Y-%m-%d %H:%M:%S} UTC (the next run asks "
+                          f"`from` {s.last_complete_response_date})"
          if d.last_complete and s.last_complete_response_date else "never"),
         ("next due", f"{s.next_due:%Y-%m-%d %H:%M:%S} UTC" if s.next_due else "-"),
         ("lease", "free" if not s.lease_owner else f"{s.lease_owner} until {s.lease_expires:%H:%M:%S}"
