@@ -239,6 +239,7 @@ class Ingestor:
         ready = self._one_copy_each(ready, out.warnings)
         existing = existing_records(session, [p.identifier for p in ready])
         items, clashes, left_out = [], [], []
+        not_carried: dict[str, list[str]] = {}  # an about-container's note -> the records it was made for
         for prep in ready:
             row = existing.get(prep.identifier)
             if self._older_than_earlier_copy(prep, row, listed_before):
@@ -261,7 +262,7 @@ class Ingestor:
                 # deletions do, so that a harvester selecting by set hears of it (a review found it did not).
                 prep = replace(prep, sets=tuple(dict.fromkeys(prep.sets + tuple(row.set_specs.split()))))
             item = self._item(prep, row.harvested_at if row is not None and row.harvested_at else now, base_url,
-                              left_out)
+                              left_out, not_carried)
             if row is not None and item.digest() != row.digest and row.harvested_at != now:
                 item = self._item(prep, now, base_url)  # changed: it is harvested (again) now
             items.append(item)
@@ -269,6 +270,8 @@ class Ingestor:
             which = f"{len(left_out)} records of the page" if len(left_out) > 1 else "a record of the page"
             out.warnings.append(f"{which} carried an upstream provenance that is not valid, left out of what we "
                                 f"serve (the first: {left_out[0]})")
+        out.warnings.extend(f"{who[0]}: {note}" if len(who) == 1 else f"{note}, in {len(who)} records of the page "
+                            f"({who[0]}, ...)" for note, who in not_carried.items())
         set_ids = ensure_sets(session, self._named_sets(items))
         counts = Counter(upsert_records(session, items, now=now, existing=existing, set_ids=set_ids))
         out.new, out.updated = counts[Change.NEW], counts[Change.UPDATED]
@@ -354,18 +357,23 @@ class Ingestor:
                  "reason": b.reason, "raw": b.raw, "created": now} for b, key in zip(broken, keys, strict=True)])
 
     def _item(self, prep: _Prepared, harvest_date: datetime, base_url: str | None = None,
-              left_out: list[str] | None = None) -> RecordIn:
-        """The record to store; `left_out` gets a note when the upstream's provenance is not valid."""
+              left_out: list[str] | None = None, not_carried: dict[str, list[str]] | None = None) -> RecordIn:
+        """The record to store; `left_out` gets a note when the upstream's provenance is not valid, `not_carried`
+        the record for each note on its other about-containers."""
         header = prep.upstream.header
         about: dict[str, bytes] = {}
         if not header.deleted:
+            rights, notes = provenance.carried(prep.upstream.about) if prep.upstream.about else (b"", [])
+            for note in notes if not_carried is not None else ():
+                not_carried.setdefault(note, []).append(header.identifier)
             # baseURL: "of the repository from which the record was harvested" (the provenance guidelines)
             origin = provenance.Origin(base_url or self.source.base_url, header.identifier, header.datestamp,
                                        self.source.metadata_namespace or "")
             for prefix in prep.metadata:
-                about[prefix], warning = provenance.build(origin, harvest_date=harvest_date,
-                                                          altered=prep.altered.get(prefix, True),
-                                                          nested=prep.upstream.provenance)
+                ours, warning = provenance.build(origin, harvest_date=harvest_date,
+                                                 altered=prep.altered.get(prefix, True),
+                                                 nested=prep.upstream.provenance)
+                about[prefix] = ours + rights  # served in one <about>...</about> (provenance.BETWEEN)
                 if warning is not None and left_out is not None:
                     left_out.append(f"{header.identifier}: {warning}")
                     left_out = None  # once a record

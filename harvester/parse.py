@@ -67,6 +67,7 @@ class UpstreamRecord:
     provenance: etree._Element | None = field(compare=False, repr=False)  # upstream originDescription
     repairs: tuple[str, ...] = ()
     element: etree._Element | None = field(default=None, compare=False, repr=False)
+    about: tuple[etree._Element, ...] = field(default=(), compare=False, repr=False)  # its other about-containers
 
     def raw(self) -> bytes:
         """The record's XML (as repaired), for the quarantine: UTF-8, its characters as they came, not the
@@ -363,18 +364,24 @@ _PROVENANCE, _ORIGIN = f"{{{PROV_NS}}}provenance", f"{{{PROV_NS}}}originDescript
 
 def _record(el: etree._Element, notes: tuple[str, ...]) -> UpstreamRecord:
     """A record element as an UpstreamRecord; raises ValueError for one we cannot use. The first header and
-    metadata count, and the upstream provenance of the first about that holds one (one pass)."""
+    metadata count, the upstream provenance of the first about that holds one, and the other abouts' containers
+    (one pass)."""
     header_el = metadata_el = provenance = None
+    about: list[etree._Element] = []
     for child in el:
         tag = child.tag
         if tag == _HEADER and header_el is None:
             header_el = child
         elif tag == _METADATA and metadata_el is None:
             metadata_el = child
-        elif tag == _ABOUT and provenance is None:
+        elif tag == _ABOUT:
             first = _first_child(child)
-            if first is not None and first.tag == _PROVENANCE:
+            if first is None:
+                continue
+            if first.tag == _PROVENANCE and provenance is None:
                 provenance = first
+            elif first.tag != _PROVENANCE:
+                about.append(first)
     if header_el is None:
         raise ValueError("the record has no header")
     header = _header(header_el)
@@ -384,7 +391,7 @@ def _record(el: etree._Element, notes: tuple[str, ...]) -> UpstreamRecord:
     if any(True for _ in el.iter(etree.Entity)):
         raise ValueError("the record contains an undefined entity reference")
     origin = provenance.find(_ORIGIN) if provenance is not None else None
-    return UpstreamRecord(header, None if header.deleted else metadata, origin, notes, el)
+    return UpstreamRecord(header, None if header.deleted else metadata, origin, notes, el, tuple(about))
 
 
 def read_page(data: bytes, verb: str) -> Page:

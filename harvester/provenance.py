@@ -1,19 +1,23 @@
-"""The OAI provenance about-container of a re-exposed record, built at ingest as canonical bytes.
+"""The about-containers of a re-exposed record, built at ingest as canonical bytes: our OAI provenance, and
+the upstream's rights statements carried along.
 
-Follows the OAI-PMH guidelines for aggregators and schemas/oai/provenance.xsd; knows nothing of the store.
+Follows the OAI-PMH guidelines for aggregators, schemas/oai/provenance.xsd and rights.xsd; knows nothing of
+the store.
 """
 
 from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import datetime
 from urllib.parse import quote
 
 from lxml import etree
 
-from oai.formats.base import SCHEMAS_DIR, XSI_NS, compile_schema, first_error
-from oai.formats.safexml import canonical_bytes, text_bytes_escape
+from oai.formats.base import SCHEMAS_DIR, XSI_NS, compile_schema, first_error, schema_of
+from oai.formats.dc import OAI_DC_NS
+from oai.formats.safexml import TOO_DEEP, canonical_bytes, text_bytes_escape, too_deep
 from oai.store.validation import URI
 
 PROV_NS = "http://www.openarchives.org/OAI/2.0/provenance"
@@ -90,3 +94,51 @@ def build_tree(origin: Origin, *, harvest_date: datetime, altered: bool,
 def validate(data: bytes) -> str | None:
     """The first provenance.xsd error of `data`, or None (for tests and checks)."""
     return first_error(compile_schema(SCHEMA_PATH), etree.fromstring(data))
+
+
+RIGHTS_NS = "http://www.openarchives.org/OAI/2.0/rights/"
+_RIGHTS = f"{{{RIGHTS_NS}}}rights"
+MAX_CARRIED = 64 * 1024  # bytes of the upstream's containers carried for one record
+# What the store's `about` holds between two containers: it is served inside one <about>...</about>.
+BETWEEN = b"</about><about>"
+
+
+@lru_cache(maxsize=1)
+def _rights_schema() -> etree.XMLSchema:
+    """rights.xsd, with oai_dc for a definition given inline (rightsDefinition's content is validated strictly;
+    the OAI rights guidelines' example defines a licence in oai_dc)."""
+    imports = "".join(f'<xs:import namespace="{ns}" schemaLocation="{(SCHEMAS_DIR / "oai" / name).as_uri()}"/>'
+                      for ns, name in ((RIGHTS_NS, "rights.xsd"), (OAI_DC_NS, "oai_dc.xsd")))
+    wrapper = f'<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema">{imports}</xs:schema>'
+    return schema_of(etree.ElementTree(etree.fromstring(wrapper, base_url=(SCHEMAS_DIR / "oai" / "rights-wrapper.xsd").as_uri())))
+
+
+def carried(containers: tuple[etree._Element, ...]) -> tuple[bytes, list[str]]:
+    """(what follows our provenance in `about`, notes): the upstream's other about-containers that we serve
+    again. A rights statement (the OAI rights guidelines put a record's licence there) is carried when it is
+    valid against rights.xsd, since OAI-PMH.xsd validates about-containers strictly; other containers (branding,
+    a repository's own) are left out and said, never dropped in silence (an outside audit)."""
+    kept: list[bytes] = []
+    notes: list[str] = []
+    size = 0
+    for container in containers:
+        if container.tag != _RIGHTS:
+            notes.append(f"an about-container {container.tag} is not served again (only provenance and OAI "
+                         "rights statements are)")
+            continue
+        if too_deep(container):
+            notes.append(f"the upstream rights statement's {TOO_DEEP}; left out")
+            continue
+        own = copy.deepcopy(container)  # its own document: only the namespaces it uses
+        etree.cleanup_namespaces(own)
+        error = first_error(_rights_schema(), own)
+        if error is not None:
+            notes.append(f"the upstream rights statement is not valid and is left out ({error})")
+            continue
+        data = canonical_bytes(own)
+        if size + len(data) > MAX_CARRIED:
+            notes.append(f"the upstream rights statements pass {MAX_CARRIED // 1024} KiB; the rest are left out")
+            break
+        size += len(data)
+        kept.append(data)
+    return b"".join(BETWEEN + data for data in kept), notes

@@ -18,6 +18,7 @@ _IMPORTS = {
     "http://www.openarchives.org/OAI/2.0/oai-identifier": "oai/oai-identifier.xsd",
     "http://www.openarchives.org/OAI/2.0/friends/": "oai/friends.xsd",
     "http://www.openarchives.org/OAI/2.0/provenance": "oai/provenance.xsd",
+    "http://www.openarchives.org/OAI/2.0/rights/": "oai/rights.xsd",
 }
 
 

@@ -342,20 +342,23 @@ def _seen(page) -> tuple:  # noqa: ANN001
             return None
         got = canonicalise(Job("oai_dc", None, etree.tostring(r.metadata, with_tail=False), r.repairs))
         return got.metadata, got.refused, got.notes
-    return ([(r.header, tree(r.metadata), tree(r.provenance), r.repairs, tree(etree.fromstring(r.raw())), stored(r))
+    return ([(r.header, tree(r.metadata), tree(r.provenance), tuple(map(tree, r.about)), r.repairs,
+              tree(etree.fromstring(r.raw())), stored(r))
              for r in page.records], list(page.headers), [(b.raw, b.reason, b.identifier) for b in page.broken])
 
 
 def _mixed_page() -> bytes:
-    """Good, deleted, broken (no header, no datestamp) and provenance-carrying records, a nested MARC record and
-    a token: every kind of item a page holds."""
+    """Good, deleted, broken (no header, no datestamp) and provenance- and rights-carrying records, a nested MARC
+    record and a token: every kind of item a page holds."""
     def rec(i: int, extra: str = "") -> str:
         return (f"<record><header><identifier>oai:u:{i}</identifier><datestamp>2020-01-0{i % 9 + 1}</datestamp>"
                 f"<setSpec>s{i % 3}</setSpec></header>{DC_META}{extra}</record>")
     marc = ('<record><header><identifier>oai:u:marc</identifier><datestamp>2020-01-01</datestamp></header>'
             '<metadata><record xmlns="http://www.loc.gov/MARC21/slim"><leader>x</leader></record></metadata></record>')
+    rights = ('<about><rights xmlns="http://www.openarchives.org/OAI/2.0/rights/">'
+              '<rightsReference ref="http://creativecommons.org/licenses/by/4.0/"/></rights></about>')
     items = [rec(i) for i in range(1, 8)] + [
-        rec(8, PROV.format("origin")), marc,
+        rec(8, PROV.format("origin") + rights), marc,
         '<record><header status="deleted"><identifier>oai:u:9</identifier><datestamp>2020-01-09</datestamp>'
         "</header></record>",
         f"<record>{DC_META}</record>",

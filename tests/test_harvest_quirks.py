@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import pytest
+import requests
 from lxml import etree
 
 from conftest import DATA
@@ -16,6 +17,7 @@ from harvester.ingest import Ingestor
 from harvester.parse import identity, read_page
 from harvester.runs import harvest_source
 from harvester.sources import SourceView
+from oaischema import NS, assert_oai
 from upstream import Upstream, faults
 from upstream.fixtures import upstream  # noqa: F401  (fixture)
 
@@ -188,3 +190,35 @@ def test_an_upstream_provenance_left_out_is_said_on_the_run(engine, upstream) ->
                            "what we serve (the first: oai:r2.org:klik001: the upstream provenance was not valid")
     about = stored(engine, "agg")["oai:r2.org:klik001"].about["oai_dc"]
     assert provenance.validate(about) is None and b"yesterday" not in about and b"http://the.oa.org" not in about
+
+
+RIGHTS = "{http://www.openarchives.org/OAI/2.0/rights/}"
+
+
+def test_rights_statements_in_about_are_served_again_and_the_rest_is_said(engine, upstream, live_server) -> None:  # noqa: ANN001, F811
+    """An outside audit found every about-container but the provenance dropped without a word: a record's
+    licence (the OAI rights guidelines put it there) was lost to whoever harvests us, and the provenance
+    said the record was not altered."""
+    add(engine, "rights", upstream.base_url)
+    upstream.add_fault(Canned(quirk("rights-about-containers.xml"), 200), verb="ListRecords", times=None)
+    summary = harvest_source(engine, "rights", options())
+    assert (summary.status, summary.new, summary.quarantined) == ("complete", 2, 0)
+    assert sorted(w for w in summary.warnings if "about" in w or "rights" in w) == [
+        "oai:rights.example.org:2: an about-container {http://www.openarchives.org/OAI/2.0/branding/}branding is "
+        "not served again (only provenance and OAI rights statements are)",
+        "oai:rights.example.org:2: the upstream rights statement is not valid and is left out (line 49: Element "
+        "'{http://www.openarchives.org/OAI/2.0/rights/}rightsReference': The attribute 'ref' is required but "
+        "missing.)"], summary.warnings
+    server = live_server()
+    root = assert_oai(requests.get(server.url, params={"verb": "ListRecords", "metadataPrefix": "oai_dc"},
+                                   timeout=10).content)  # rights.xsd and oai_dc.xsd validate them strictly
+    records = {r.findtext("oai:header/oai:identifier", namespaces=NS): r for r in root.iterfind(".//oai:record", NS)}
+    first, second = (records[f"oai:example.org:rights:oai:rights.example.org:{n}"] for n in (1, 2))
+    assert [etree.QName(a[0]).localname for a in first.iterfind("oai:about", NS)] == ["provenance", "rights"]
+    assert first.find(f"oai:about/{RIGHTS}rights/{RIGHTS}rightsReference", NS).get("ref") == \
+        "http://creativecommons.org/licenses/by-nd/2.0/rdf"
+    assert [etree.QName(a[0]).localname for a in second.iterfind("oai:about", NS)] == ["provenance", "rights"]
+    assert second.findtext(f"oai:about/{RIGHTS}rights/{RIGHTS}rightsDefinition/oai_dc:dc/dc:title", namespaces=NS) \
+        == "GNU Free Documentation License"
+    again = harvest_source(engine, "rights", options(full=True))  # what is carried is part of what is compared
+    assert (again.unchanged, again.updated) == (2, 0)

@@ -66,7 +66,8 @@ class RecordMetadata(Base):
     )
     prefix: Mapped[str] = mapped_column(String(64), primary_key=True)
     xml: Mapped[bytes | None] = mapped_column(LargeBinary)
-    # Pre-rendered <about> payload (e.g. OAI provenance for harvested records), or NULL.
+    # Pre-rendered <about> payload (e.g. OAI provenance for harvested records), or NULL; several containers
+    # are kept as one text with `</about><about>` between them, so that it is served as it is.
     about: Mapped[bytes | None] = mapped_column(LargeBinary)
 
     # No index led by `prefix`: SQLite's planner (without statistics) would drive list pages
