@@ -36,7 +36,20 @@ def test_identify_describes_the_repository(engine, live_server) -> None:
     assert sorted(c.text for c in ident.findall("oai:compression", X)) == ["deflate", "gzip"]
     desc = ident.find("oai:description/id:oai-identifier", {**X, **OAI_ID})
     assert desc.findtext("id:repositoryIdentifier", namespaces=OAI_ID) == "example.org"
-    assert desc.findtext("id:sampleIdentifier", namespaces=OAI_ID).startswith("oai:example.org:")
+    # a record that exists, the first stored (an outside audit: validators ask GetRecord for the sample)
+    assert desc.findtext("id:sampleIdentifier", namespaces=OAI_ID) == "oai:example.org:late"
+
+
+def test_the_sample_identifier_is_a_live_record_of_ours(engine, live_server) -> None:
+    server = live_server()
+    sample = ".//id:sampleIdentifier"
+    assert get(server, verb="Identify")[1].findtext(sample, namespaces=OAI_ID) == "oai:example.org:10.1234/example"
+    write(engine, [dc_record("urn:isbn:0451450523"), dc_record("oai:example.org:gone"),  # not ours; deleted below
+                   dc_record("oai:example.org.uk:1"),  # another repository's
+                   dc_record("oai:example.org:kept"), dc_record("oai:example.org:after")], T0)
+    with transaction(engine) as s:
+        delete_record(s, "oai:example.org:gone", now=T0 + timedelta(hours=1))
+    assert get(server, verb="Identify")[1].findtext(sample, namespaces=OAI_ID) == "oai:example.org:kept"
 
 
 def test_identify_earliest_datestamp_counts_deleted_records(engine, live_server) -> None:

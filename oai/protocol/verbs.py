@@ -29,6 +29,7 @@ from oai.protocol.errors import (
 from oai.protocol.tokens import Cursor, TokenCodec, from_epoch, to_epoch
 from oai.store import queries
 from oai.store.models import OAISet
+from oai.store.validation import OAI_IDENTIFIER
 
 
 @dataclass(frozen=True)
@@ -119,7 +120,10 @@ def identify(req: OAIRequest, ctx: Context) -> IdentifyResult:
     earliest = queries.earliest_datestamp(ctx.session) or ctx.now
     sample = None
     if ctx.repository.repository_identifier:
-        sample = f"oai:{ctx.repository.repository_identifier}:10.1234/example"
+        # a record that exists (validators ask GetRecord for it), in the oai-identifier syntax the schema wants
+        ours = f"oai:{ctx.repository.repository_identifier}:"
+        held = queries.first_identifier(ctx.session, ours)
+        sample = held if held is not None and OAI_IDENTIFIER.fullmatch(held) else f"{ours}10.1234/example"
     return IdentifyResult(earliest, tuple(queries.sources_for_friends(ctx.session)), sample)
 
 

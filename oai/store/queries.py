@@ -43,6 +43,14 @@ def earliest_datestamp(session: Session) -> datetime | None:
     return session.scalar(select(func.min(Record.datestamp)))
 
 
+def first_identifier(session: Session, prefix: str) -> str | None:
+    """The identifier of the first live record stored whose identifier starts with `prefix`. In the order of
+    the records' keys, not of identifiers: a range of strings depends on PostgreSQL's collation."""
+    return session.scalar(select(Record.identifier).where(Record.identifier.startswith(prefix, autoescape=True),
+                                                          Record.deleted.is_(False))
+                          .order_by(Record.id).limit(1))
+
+
 def latest_datestamp(session: Session) -> datetime | None:
     return session.scalar(select(func.max(Record.datestamp)))
 
