@@ -32,6 +32,7 @@ NO_JATS = {
 FRONT_ONLY = {
     "elife/elife-02833-v2.xml",
     "nlm-samples/samplesmall-pub1-mathml3_NEG-bad.xml",
+    "pmc-oa/1472-6831-8-11_nlm2.3.xml",  # NLM 2.3's <citation>
     "scielo/0034-8910-rsp-48-2-0206_en-pt-trans.xml",
 }
 
@@ -84,8 +85,8 @@ def served(record: Ingested) -> etree._Element:
 # --- every sample -------------------------------------------------------------------------
 
 
-def test_all_21_samples_are_here() -> None:
-    assert len(SAMPLES) == 21
+def test_all_23_samples_are_here() -> None:
+    assert len(SAMPLES) == 23
 
 
 def test_every_sample_gives_valid_oai_dc(ingested: dict[str, Ingested], oai_dc_xsd: etree.XMLSchema) -> None:
@@ -99,11 +100,11 @@ def test_every_sample_gives_valid_oai_dc(ingested: dict[str, Ingested], oai_dc_x
         assert bool(texts(record, "date")) == (sample != "elife/elife_poa_e06828_FRONT-ONLY.xml"), sample
 
 
-def test_exactly_19_samples_give_jats_all_valid_against_the_wrapper(
+def test_exactly_21_samples_give_jats_all_valid_against_the_wrapper(
     ingested: dict[str, Ingested], wrapper: etree.XMLSchema
 ) -> None:
     with_jats = {sample for sample, record in ingested.items() if "jats" in record.metadata}
-    assert len(with_jats) == 19
+    assert len(with_jats) == 21
     assert set(ingested) - with_jats == set(NO_JATS)
     for sample in with_jats:
         root = served(ingested[sample])
@@ -111,9 +112,9 @@ def test_exactly_19_samples_give_jats_all_valid_against_the_wrapper(
         assert wrapper.validate(root), (sample, wrapper.error_log)
     for sample, error in NO_JATS.items():
         assert error in ingested[sample].warnings[-1] and "oai_dc only" in ingested[sample].warnings[-1], sample
-    # 16 full texts (elife07586_correction among them, once its <contrib-id> is first), 3 front matters
+    # 17 full texts (elife07586_correction among them, once its <contrib-id> is first), 4 front matters
     full = {sample for sample in with_jats if len(served(ingested[sample])) > 1}
-    assert (len(full), len(with_jats - full), len(NO_JATS)) == (16, 3, 2)
+    assert (len(full), len(with_jats - full), len(NO_JATS)) == (17, 4, 2)
     assert with_jats - full == FRONT_ONLY and "elife/elife07586_correction.xml" in full
 
 
@@ -247,7 +248,7 @@ def test_wrapper_agrees_with_the_official_schema_on_every_sample(
             plain = official.validate(tree)
             assert plain == wrapper.validate(jats.into_namespace(copy.deepcopy(tree))), name(path)
             verdicts.append(plain)
-    assert verdicts.count(True) == 16 + 19
+    assert verdicts.count(True) == 17 + 21
 
 
 def test_jats_refers_to_mathml_only_through_mml_math() -> None:
@@ -980,3 +981,47 @@ def test_mathml_scripts_fractions_and_roots_keep_their_marks_in_plain_text() -> 
     record = inline(f"<title-group><article-title>On <inline-formula>{formula}</inline-formula> only"
                     "</article-title></title-group>")
     assert texts(record, "title") == ["On x²+y_i=a/(b+1)-√2+³√x+z₀^k only"]
+
+
+def test_nlm_2_and_3_names_jats_renamed_are_written_as_jats_names_them(ingested: dict[str, Ingested]) -> None:
+    """An outside audit loaded PubMed Central's open-access files: every one got no jats at all, only oai_dc, for
+    pub-id-type="pmc" (NLM 2.x/3.0's name of JATS's pmcid); NLM 2.3 articles also for their journal titles,
+    children of <journal-meta> before JATS 1.0 grouped them, and their licence paragraphs (<p>, now <license-p>).
+    The same facts, written as Publishing 1.4 names them; nothing else is rewritten."""
+    nlm = served(ingested["pmc-oa/1472-6831-8-11_nlm2.3.xml"])
+    ids = {e.get("pub-id-type"): e.text for e in nlm.iterfind(f".//{{{J}}}article-id")}
+    assert ids == {"pmid": "18405359", "pmcid": "2329613", "publisher-id": "1472-6831-8-11",
+                   "doi": "10.1186/1472-6831-8-11"}
+    meta = nlm.find(f"{{{J}}}front/{{{J}}}journal-meta")
+    assert [etree.QName(c).localname for c in meta] == ["journal-id", "journal-title-group", "issn", "publisher"]
+    assert meta.findtext(f"{{{J}}}journal-title-group/{{{J}}}journal-title") == "BMC Oral Health"
+    licence = nlm.find(f".//{{{J}}}license")
+    assert [etree.QName(c).localname for c in licence] == ["license-p"]
+    record = ingested["pmc-oa/1472-6831-8-11_nlm2.3.xml"]
+    assert "https://doi.org/10.1186/1472-6831-8-11" in texts(record, "identifier")
+    assert texts(record, "source")[0].startswith("BMC Oral Health")
+    archiving = served(ingested["pmc-oa/1471-2180-11-174_jats1.0-archiving.xml"])
+    assert [e.get("pub-id-type") for e in archiving.iterfind(f".//{{{J}}}article-id")] == [
+        "pmid", "pmcid", "publisher-id", "doi"]
+
+
+@pytest.mark.parametrize("names, expected", [
+    ('<journal-title>J</journal-title><journal-subtitle>S</journal-subtitle>'
+     '<trans-title xml:lang="fr">T</trans-title><abbrev-journal-title>A</abbrev-journal-title>',
+     "<journal-title-group><journal-title>J</journal-title><journal-subtitle>S</journal-subtitle><trans-title-group>"
+     '<trans-title xml:lang="fr">T</trans-title></trans-title-group><abbrev-journal-title>A</abbrev-journal-title>'
+     "</journal-title-group>"),
+])
+def test_nlm_journal_titles_are_grouped_in_order(names: str, expected: str) -> None:
+    tree = jats.normalise(etree.fromstring(
+        f"<article><front><journal-meta><journal-id>j</journal-id>{names}<issn>1234-5678</issn></journal-meta>"
+        "</front></article>".encode()))
+    meta = etree.tostring(tree.find("front/journal-meta"), encoding="unicode")
+    assert meta == f"<journal-meta><journal-id>j</journal-id>{expected}<issn>1234-5678</issn></journal-meta>"
+
+
+def test_nlm_3_coi_statement_is_spelt_as_jats_spells_it() -> None:
+    """NLM 3.0's fn-type "COI-statement" (PubMed Central's files still carry it) is JATS's "coi-statement"."""
+    tree = jats.normalise(etree.fromstring(b'<article><front><article-meta><author-notes><fn fn-type="COI-statement">'
+                                           b"<p>None declared.</p></fn></author-notes></article-meta></front></article>"))
+    assert tree.find(".//fn").get("fn-type") == "coi-statement"

@@ -112,7 +112,7 @@ def normalise(root: etree._Element, *, in_place: bool = False) -> etree._Element
     for hint in _SCHEMA_HINTS(article):
         del hint.getparent().attrib[hint.attrname]
     element_only = _facts().element_only
-    contrib_ids, groups = [], []
+    contrib_ids, groups, journal_metas, licenses = [], [], [], []
     for element in article.iter(etree.Element):
         tag = element.tag
         if tag[0] == "{":
@@ -133,10 +133,45 @@ def normalise(root: etree._Element, *, in_place: bool = False) -> etree._Element
             contrib_ids.append(element)
         elif tag == "contrib-group":
             groups.append(element)
+        elif tag == "article-id" or tag == "pub-id":
+            if element.get("pub-id-type") == "pmc":  # NLM 2.x/3.0's name of what JATS 1.0 on calls pmcid
+                element.set("pub-id-type", "pmcid")
+        elif tag == "journal-meta":
+            journal_metas.append(element)
+        elif tag == "license":
+            licenses.append(element)
+        elif tag == "fn" and element.get("fn-type") == "COI-statement":  # NLM 3.0's spelling of coi-statement
+            element.set("fn-type", "coi-statement")
     etree.cleanup_namespaces(article)
     if contrib_ids or groups:
         _reorder(contrib_ids, groups)
+    for journal_meta in journal_metas:
+        _group_journal_titles(journal_meta)
+    for license_ in licenses:  # NLM 2.x/3.0's license paragraphs, <license-p> since JATS 1.0
+        for child in license_:
+            if child.tag == "p":
+                child.tag = "license-p"
     return article
+
+
+_JOURNAL_TITLES = frozenset(("journal-title", "journal-subtitle", "trans-title", "abbrev-journal-title"))
+
+
+def _group_journal_titles(journal_meta: etree._Element) -> None:
+    """NLM 2.x's journal titles, children of <journal-meta>, into the <journal-title-group> JATS 1.0 put them in
+    (where the first of them stood; each <trans-title> in a <trans-title-group> of its own). The same titles
+    in the same order: what NLM 2.x said, in the form JATS says it."""
+    titles = [child for child in journal_meta if child.tag in _JOURNAL_TITLES]
+    if not titles or not _element_only(journal_meta):
+        return
+    group = etree.Element("journal-title-group")
+    titles[0].addprevious(group)
+    for title in titles:
+        if title.tag == "trans-title":
+            wrapper = etree.SubElement(group, "trans-title-group")
+            wrapper.append(title)
+        else:
+            group.append(title)
 
 
 def _reorder(contrib_ids: list[etree._Element], groups: list[etree._Element]) -> None:
