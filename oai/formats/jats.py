@@ -112,7 +112,7 @@ def normalise(root: etree._Element, *, in_place: bool = False) -> etree._Element
     for hint in _SCHEMA_HINTS(article):
         del hint.getparent().attrib[hint.attrname]
     element_only = _facts().element_only
-    contrib_ids, groups, journal_metas, licenses = [], [], [], []
+    noted: dict[str, list[etree._Element]] = {name: [] for name in _NOTED}
     for element in article.iter(etree.Element):
         tag = element.tag
         if tag[0] == "{":
@@ -129,29 +129,34 @@ def normalise(root: etree._Element, *, in_place: bool = False) -> etree._Element
                 tail = child.tail
                 if tail is not None and not tail.strip():
                     child.tail = None
-        if tag == "contrib-id":  # candidates for _reorder()
-            contrib_ids.append(element)
-        elif tag == "contrib-group":
-            groups.append(element)
-        elif tag == "article-id" or tag == "pub-id":
-            if element.get("pub-id-type") == "pmc":  # NLM 2.x/3.0's name of what JATS 1.0 on calls pmcid
-                element.set("pub-id-type", "pmcid")
-        elif tag == "journal-meta":
-            journal_metas.append(element)
-        elif tag == "license":
-            licenses.append(element)
-        elif tag == "fn" and element.get("fn-type") == "COI-statement":  # NLM 3.0's spelling of coi-statement
-            element.set("fn-type", "coi-statement")
+        found = noted.get(tag)  # one lookup an element: this loop runs over every element of every article
+        if found is not None:
+            found.append(element)
     etree.cleanup_namespaces(article)
-    if contrib_ids or groups:
-        _reorder(contrib_ids, groups)
-    for journal_meta in journal_metas:
+    if noted["contrib-id"] or noted["contrib-group"]:
+        _reorder(noted["contrib-id"], noted["contrib-group"])
+    _respell(noted)
+    return article
+
+
+# Elements normalise() notes for _reorder() and _respell().
+_NOTED = ("contrib-id", "contrib-group", "article-id", "pub-id", "journal-meta", "license", "fn")
+
+
+def _respell(noted: dict[str, list[etree._Element]]) -> None:
+    """Names JATS spelt anew, written as Publishing 1.4 spells them: the same facts in the same order."""
+    for element in noted["article-id"] + noted["pub-id"]:
+        if element.get("pub-id-type") == "pmc":  # NLM 2.x/3.0's name of what JATS 1.0 on calls pmcid
+            element.set("pub-id-type", "pmcid")
+    for element in noted["fn"]:
+        if element.get("fn-type") == "COI-statement":  # NLM 3.0's spelling
+            element.set("fn-type", "coi-statement")
+    for journal_meta in noted["journal-meta"]:
         _group_journal_titles(journal_meta)
-    for license_ in licenses:  # NLM 2.x/3.0's license paragraphs, <license-p> since JATS 1.0
+    for license_ in noted["license"]:  # NLM 2.x/3.0's license paragraphs, <license-p> since JATS 1.0
         for child in license_:
             if child.tag == "p":
                 child.tag = "license-p"
-    return article
 
 
 _JOURNAL_TITLES = frozenset(("journal-title", "journal-subtitle", "trans-title", "abbrev-journal-title"))
