@@ -1025,3 +1025,14 @@ def test_nlm_3_coi_statement_is_spelt_as_jats_spells_it() -> None:
     tree = jats.normalise(etree.fromstring(b'<article><front><article-meta><author-notes><fn fn-type="COI-statement">'
                                            b"<p>None declared.</p></fn></author-notes></article-meta></front></article>"))
     assert tree.find(".//fn").get("fn-type") == "coi-statement"
+
+
+def test_an_id_given_twice_is_said_so() -> None:
+    """An outside audit: libxml2 says "'AFF1' is not a valid value of the atomic type 'xs:ID'" for an id two
+    elements share, which reads as a malformed id; the warning names the lines."""
+    article = (JATS_DIR / "pmc-oa/1471-2180-11-174_jats1.0-archiving.xml").read_bytes()
+    assert registry.ingest_document(article).warnings == ()
+    twice = article.replace(b'<aff id="I2">', b'<aff id="I1">', 1).replace(b'rid="I2"', b'rid="I1"')
+    [warning] = registry.ingest_document(twice).warnings[-1:]
+    assert "'I1' is not a valid value of the atomic type 'xs:ID'. (the id 'I1' is given to 2 elements, on lines 2: " \
+           "an id names one element)" in warning, warning

@@ -389,8 +389,24 @@ def _validate(served: etree._Element, *, idrefs: bool, plain: bool = False) -> s
         schema = _schema_without_mathml(plain)
     error = first_error(schema, served)
     if error:
-        return error.replace(f"{{{JATS_NS}}}", "")
+        return _said_plainly(error.replace(f"{{{JATS_NS}}}", ""), served)
     return _dangling_idref(served) if idrefs else None
+
+
+_NOT_AN_ID = re.compile(r"attribute '[^']*': '([^']*)' is not a valid value of the atomic type 'xs:ID'")
+
+
+def _said_plainly(error: str, tree: etree._Element) -> str:
+    """`error`, with what a librarian can mend where libxml2 says it in the schema's terms: an id given to two
+    elements is "not a valid value of the atomic type 'xs:ID'", which reads as a malformed id (an outside audit)."""
+    match = _NOT_AN_ID.search(error)
+    if match is None:
+        return error
+    lines = [value.getparent().sourceline for value in _IDS(tree) if value == match.group(1)]
+    if len(lines) < 2:
+        return error
+    return (f"{error} (the id {match.group(1)!r} is given to {len(lines)} elements, on lines "
+            f"{', '.join(map(str, dict.fromkeys(lines)))}: an id names one element)")
 
 
 def _dangling_idref(tree: etree._Element) -> str | None:
