@@ -72,8 +72,8 @@ def canonicalise(job: Job) -> Canonical:
         return _refused(f"the metadata's {TOO_DEEP}")
     etree.cleanup_namespaces(element)
     notes = job.repairs
-    if job.format_prefix is not None and dc.repair_java_locales(element, job.data):
-        notes += (dc.JAVA_LOCALE_NOTE,)
+    if job.format_prefix is not None:
+        notes += dc.repair_java_locales(element, job.data)
     repaired = bool(notes)
     if job.format_prefix is None:  # a foreign format: stored canonical, served as harvested
         refused, warned = _foreign_namespace_problem(element, job)

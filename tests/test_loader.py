@@ -181,7 +181,8 @@ def test_a_java_locale_is_taken_as_its_language_tag_when_loading_too(engine, tmp
         b'<dc:identifier>https://doi.org/10.5555/locale.1</dc:identifier></oai_dc:dc>')
     summary = load(engine, [str(record)], repository_identifier="example.org", workers=1)
     assert (summary.new, summary.failed) == (1, [])
-    assert any("Java locale" in warning for _, warning in summary.warnings)
+    assert [w for _, w in summary.warnings if "Java locale" in w] == [
+        "xml:lang 'en_US' written with '_' (a Java locale) taken as the BCP 47 tag it means ('en-US')"]
     stored = _stored(engine)
     (citation, xml), = stored.values()
     assert b'xml:lang="en-US">A title<' in xml

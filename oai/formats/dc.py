@@ -83,22 +83,25 @@ LANGUAGE_TAG = re.compile(r"[a-zA-Z]{1,8}(?:-[a-zA-Z0-9]{1,8})*")
 
 # DSpace writes a field's language as a Java locale, xml:lang="en_US", which xs:language refuses (so the
 # whole record would be); written "en-US" it is the BCP 47 tag it means. Harvested and loaded records alike.
-JAVA_LOCALE_NOTE = "xml:lang written with '_' (a Java locale, en_US) taken as the BCP 47 tag it means (en-US)"
 _UNDERSCORED_LANGUAGE = re.compile(rb"""xml:lang\s*=\s*["'][^"'_]*_""")
 
 
-def repair_java_locales(root: etree._Element, data: bytes) -> bool:
+def repair_java_locales(root: etree._Element, data: bytes) -> tuple[str, ...]:
     """Rewrite each xml:lang="ll_CC" under `root` (parsed from `data`) as "ll-CC" where that is a language tag;
-    True if any. The tree is walked only when a cheap look at the bytes finds such a value."""
+    a note for each value rewritten (a page's records that share one are said once). The tree is walked only
+    when a cheap look at the bytes finds such a value."""
     if _UNDERSCORED_LANGUAGE.search(data) is None:
-        return False
-    fixed = False
+        return ()
+    fixed: dict[str, str] = {}
     for node in root.iter(etree.Element):
         value = node.get(XML_LANG)
         if value and "_" in value and LANGUAGE_TAG.fullmatch(tag := value.strip().replace("_", "-")):
             node.set(XML_LANG, tag)
-            fixed = True
-    return fixed
+            fixed[value] = tag
+    return tuple(f"xml:lang {value!r} written with '_' (a Java locale) taken as the BCP 47 tag it means ({tag!r})"
+                 for value, tag in fixed.items())
+
+
 _NOT_XML_CHAR = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 

@@ -56,4 +56,4 @@ def ingest_document(
         raise FormatError(f"{source}: {exc}" if source else str(exc)) from None
     if dc.FORMAT.prefix not in ingested.metadata:  # every format must derive oai_dc
         raise FormatError(f"{source or 'document'}: no oai_dc could be derived")
-    return replace(ingested, warnings=(dc.JAVA_LOCALE_NOTE, *ingested.warnings)) if repaired else ingested
+    return replace(ingested, warnings=(*repaired, *ingested.warnings)) if repaired else ingested
