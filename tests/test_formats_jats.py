@@ -1036,3 +1036,17 @@ def test_an_id_given_twice_is_said_so() -> None:
     [warning] = registry.ingest_document(twice).warnings[-1:]
     assert "'I1' is not a valid value of the atomic type 'xs:ID'. (the id 'I1' is given to 2 elements, on lines 2: " \
            "an id names one element)" in warning, warning
+
+
+def test_a_publisher_named_in_two_languages_keeps_each_language() -> None:
+    """An outside audit: <publisher-name xml:lang="ru"> and its English twin became two dc:publisher without
+    xml:lang; a name without one of its own does not take the article's."""
+    record = registry.ingest_document(
+        '<article xml:lang="ru"><front><journal-meta><journal-id>j</journal-id><publisher>'
+        '<publisher-name xml:lang="ru">Издательство ИГУ</publisher-name>'
+        '<publisher-name xml:lang="en">Irkutsk State University Press</publisher-name>'
+        "<publisher-name>ISU</publisher-name></publisher></journal-meta><article-meta><title-group>"
+        "<article-title>T</article-title></title-group></article-meta></front></article>".encode())
+    dc = parse_document(record.metadata["oai_dc"])
+    assert [(e.text, e.get(XML_LANG)) for e in dc.iter("{http://purl.org/dc/elements/1.1/}publisher")] == [
+        ("Издательство ИГУ", "ru"), ("Irkutsk State University Press", "en"), ("ISU", None)]

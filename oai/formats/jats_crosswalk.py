@@ -765,7 +765,9 @@ def crosswalk(article: etree._Element) -> tuple[list[Field], Citation]:
     fields += [("creator", "; ".join([*names, *affs, *mails, *ids]), None) for names, affs, mails, ids in authors]
     fields += [("subject", text, lang) for text, lang in keywords]
     fields += [("description", text, lang) for text, lang in abstracts]
-    fields += [("publisher", text_of(p), None) for p in journal.findall("publisher/publisher-name")]
+    # each name in its own language where it says one (a Russian journal names its publisher in ru and in en)
+    fields += [("publisher", text_of(p), normal_lang(p.get(XML_LANG) or p.getparent().get(XML_LANG)))
+               for p in journal.findall("publisher/publisher-name")]
     fields += [("contributor", "; ".join(names), None) for names in others]
     fields.append(("date", date or "", None))
     fields += [("type", "Text", None), ("type", f"info:eu-repo/semantics/{eu_repo}", None), ("type", article_type, None)]
