@@ -208,3 +208,13 @@ def test_the_citation_keeps_the_language_of_the_title_and_abstract_it_takes() ->
                               ("description", "An abstract.", "en"), ("description", "Аннотация.", "ru")])
     assert (c.title, c.title_language, c.abstract, c.abstract_language) == ("Заголовок", "ru", "An abstract.", "en")
     assert citation_from_fields([("title", "Untagged", None)]).title_language is None
+
+
+def test_the_publication_date_is_the_earliest_dc_date() -> None:
+    """DSpace writes dc.date.accessioned and dc.date.available before dc.date.issued, all as dc:date: an outside
+    audit found landing pages dating a 1978 report 2005/09/15."""
+    fields = [("title", "Energy report", None), ("date", "2005-09-15T14:12:55Z", None),
+              ("date", "2005-09-15T14:12:55Z", None), ("date", "1978", None)]
+    assert dc.citation_from_fields(fields).publication_date == "1978"
+    assert dc.citation_from_fields(fields[:2]).publication_date == "2005-09-15"
+    assert dc.citation_from_fields([("date", "spring 1978", None)]).publication_date is None

@@ -162,7 +162,9 @@ def citation_from_fields(fields: Iterable[Field]) -> Citation:
     identifiers = values.get("identifier", [])
     doi = next((m.group(1).rstrip(".,;") for i in identifiers if (m := DOI_RE.search(i))), None)
     pdf = next((i for i in identifiers if _HTTP.match(i) and i.lower().endswith(".pdf")), None)
-    date = next((m.group(0) for d in values.get("date", []) if (m := _ISO_DATE.match(d))), None)
+    # The earliest: DSpace lists the dates it accessioned and made available the item before the one it was
+    # issued (1978 after 2005-09-15, an outside audit); a publication comes before those, and before an embargo.
+    date = min((m.group(0) for d in values.get("date", []) if (m := _ISO_DATE.match(d))), default=None)
     source = _parse_source(first("source") or "")
     return Citation(
         title=first("title"),
