@@ -366,8 +366,9 @@ class _Run:
             raise
         except HarvestError as exc:
             if not (isinstance(exc, UpstreamOAIError) and exc.code == "noSetHierarchy"):  # a source without sets
-                self.fetch_notes.append(f"set names not read: {exc}; sets new to the store are named by their "
-                                        "setSpecs until a full harvest (--full) reads them")
+                self.fetch_notes.append(f"set names not read (the source's ListSets failed: {exc}); sets new to "
+                                        "the store are named by their setSpecs until a later run reads them (a full "
+                                        "one, or one that brings a set the store does not have)")
         self.ingestor.set_names = names  # those read before a failure too
 
     def _params(self) -> dict[str, str]:

@@ -93,6 +93,10 @@ def test_a_source_that_cannot_list_its_sets_is_harvested_all_the_same(engine, up
     assert served_sets(live_server)["up:books:poetry"] == "up:books:poetry"
     said = [w for w in summary.warnings if w.startswith("set names not read")]
     assert len(said) == 1 and "HTTP 500" in said[0], summary.warnings
+    # what ends it, also on a full run (an outside audit found a full run told to run --full)
+    assert said[0].startswith("set names not read (the source's ListSets failed: ")
+    assert said[0].endswith("until a later run reads them (a full one, or one that brings a set the store does "
+                            "not have)")
 
 
 def test_ancestors_and_the_sources_own_set_are_named_too(engine, up, live_server) -> None:  # noqa: ANN001
