@@ -99,6 +99,24 @@ def test_a_head_request_leaves_the_page_rendered_ahead_to_the_get(engine, live_s
     assert fetch(server, target).status == 200 and counts.hits == 1
 
 
+def test_a_compressed_head_gives_no_length_that_a_get_may_not_have(engine, live_server, tmp_path: Path) -> None:
+    """An outside audit: HEAD said Content-Length 902 where the GET, sent the page compressed ahead, had 1018
+    (RFC 9110 8.6: a HEAD's Content-Length must be what the GET's would be). Uncompressed, both agree."""
+    populate(engine, 30)
+    server = live_server(page_size=10, lookahead_dir=str(tmp_path / "ahead"))
+    _, root = get(server, verb="ListRecords", metadataPrefix="oai_dc")
+    target = f"{path_of(server)}?{query({'verb': 'ListRecords', 'resumptionToken': token(root).text})}"
+    _wait_rendered(tmp_path / "ahead")
+    gzip = {"Accept-Encoding": "gzip"}
+    head = fetch(server, target, method="HEAD", headers=gzip)
+    assert head.status == 200 and head.headers.get("Content-Encoding") == "gzip"
+    assert head.headers.get("Content-Length") is None
+    got = fetch(server, target, headers=gzip)
+    assert got.status == 200 and int(got.headers["Content-Length"]) == len(got.body)
+    plain = fetch(server, target, method="HEAD", headers={"Accept-Encoding": "identity"})
+    assert int(plain.headers["Content-Length"]) == len(fetch(server, target, headers={"Accept-Encoding": "identity"}).body)
+
+
 def test_another_process_serves_the_page_one_rendered(engine, live_server, tmp_path: Path) -> None:
     """Two servers (as two gunicorn workers: each its own LookAhead) on one directory; sickle opens a
     connection per request, so requests alternate between them here."""

@@ -515,4 +515,11 @@ def _xml_response(body: bytes, *, etag: str | None, cache: bool = False,
     if encoding in compression.ENCODINGS:
         headers["Content-Encoding"] = encoding
         body = compression.encode(body, encoding, tail)
+        if request.method == "HEAD":
+            # A GET may be sent a page rendered (and compressed) ahead, of another length than this one: a HEAD
+            # may leave the length out, and must not give a wrong one (RFC 9110, 8.6). An outside audit saw both.
+            response = Response(body, status=200, headers=headers, content_type="text/xml; charset=utf-8")
+            response.automatically_set_content_length = False
+            del response.headers["Content-Length"]
+            return response
     return Response(body, status=200, headers=headers, content_type="text/xml; charset=utf-8")
