@@ -1050,3 +1050,32 @@ def test_a_publisher_named_in_two_languages_keeps_each_language() -> None:
     dc = parse_document(record.metadata["oai_dc"])
     assert [(e.text, e.get(XML_LANG)) for e in dc.iter("{http://purl.org/dc/elements/1.1/}publisher")] == [
         ("Издательство ИГУ", "ru"), ("Irkutsk State University Press", "en"), ("ISU", None)]
+
+
+def test_an_identifier_of_a_type_jats_does_not_list_is_named_as_jats_names_such_types() -> None:
+    """An outside audit: Russian journals' JATS (Naukaru, Elpub) carries eLibrary's EDN as
+    <article-id pub-id-type="edn">, which Publishing 1.4's list refuses, and every such article was served as
+    oai_dc only. JATS gives such types as pub-id-type="custom" with custom-type naming them."""
+    edn = b'<article-id pub-id-type="edn">ZQHWVB</article-id>'
+    article = SEED.read_bytes().replace(b'<article-id pub-id-type="doi">', edn + b'<article-id pub-id-type="doi">', 1)
+    assert edn in article
+    record = registry.ingest_document(article)
+    assert record.warnings == ()
+    [served_edn] = [e for e in served(record).iterfind(f".//{{{J}}}article-id") if e.text == "ZQHWVB"]
+    assert dict(served_edn.attrib) == {"pub-id-type": "custom", "custom-type": "edn"}
+    tree = jats.normalise(etree.fromstring(
+        b'<article><front><article-meta><article-id pub-id-type="edn" custom-type="x">A</article-id>'
+        b'<article-id pub-id-type="doi">10.1/b</article-id></article-meta></front><back><ref-list><ref>'
+        b'<element-citation><pub-id pub-id-type="edn">C</pub-id></element-citation></ref></ref-list></back></article>'))
+    assert [dict(e.attrib) for e in tree.iter("article-id", "pub-id")] == [
+        {"pub-id-type": "edn", "custom-type": "x"},  # it names a custom type already: left for the schema to judge
+        {"pub-id-type": "doi"}, {"pub-id-type": "custom", "custom-type": "edn"}]
+
+
+def test_pub_id_takes_the_types_article_id_takes() -> None:
+    """_respell reads the list from article-id's declaration and applies it to pub-id too."""
+    xs = {"xs": "http://www.w3.org/2001/XMLSchema"}
+    tree = read_schema(SCHEMAS_DIR / "jats-oai/1.4-publishing-mathml3/JATS-journalpublishing1-4-mathml3-elements.xsd")
+    pub_id = tree.xpath("/xs:schema/xs:element[@name='pub-id']//xs:attribute[@name='pub-id-type']//xs:enumeration/@value",
+                        namespaces=xs)
+    assert frozenset(pub_id) == jats._facts().pub_id_types and "pmcid" in pub_id  # noqa: SLF001

@@ -85,6 +85,11 @@ class _SchemaFacts:
             namespaces={"xs": xs[1:-1]},
         )
         self.dtd_versions = frozenset(versions)
+        types = tree.xpath(
+            "/xs:schema/xs:element[@name='article-id']//xs:attribute[@name='pub-id-type']//xs:enumeration/@value",
+            namespaces={"xs": xs[1:-1]},
+        )
+        self.pub_id_types = frozenset(types)  # pub-id's are the same (a test checks)
         # every IDREF(S) attribute (all unqualified) of `tree` and below, in document order
         paths = (f"descendant-or-self::*/@{name}" for name in sorted(self.idref_attributes))
         self.idrefs = etree.XPath(" | ".join(paths))
@@ -145,9 +150,15 @@ _NOTED = ("contrib-id", "contrib-group", "article-id", "pub-id", "journal-meta",
 
 def _respell(noted: dict[str, list[etree._Element]]) -> None:
     """Names JATS spelt anew, written as Publishing 1.4 spells them: the same facts in the same order."""
+    known = _facts().pub_id_types
     for element in noted["article-id"] + noted["pub-id"]:
-        if element.get("pub-id-type") == "pmc":  # NLM 2.x/3.0's name of what JATS 1.0 on calls pmcid
+        kind = element.get("pub-id-type")
+        if kind == "pmc":  # NLM 2.x/3.0's name of what JATS 1.0 on calls pmcid
             element.set("pub-id-type", "pmcid")
+        elif kind is not None and kind not in known and element.get("custom-type") is None:
+            # a type JATS does not list (eLibrary's EDN in Russian journals): JATS names it so, "custom"
+            element.set("pub-id-type", "custom")
+            element.set("custom-type", kind)
     for element in noted["fn"]:
         if element.get("fn-type") == "COI-statement":  # NLM 3.0's spelling
             element.set("fn-type", "coi-statement")
