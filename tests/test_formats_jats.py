@@ -712,14 +712,20 @@ def test_name_alternatives_keep_every_form_the_first_alone_first() -> None:
         '<name xml:lang="en"><surname>Oleynikov</surname><given-names>Ilya</given-names></name></name-alternatives>'
     )
     editor = alternatives.replace("Олейников", "Якимова").replace("Oleynikov", "Yakimova")
-    record = inline(
-        f'<contrib-group>{author(alternatives, "<aff>Irkutsk State University</aff>")}'
-        f'<contrib contrib-type="editor">{editor}<aff>Irkutsk</aff></contrib></contrib-group>'
-    )
+    group = (f'<contrib-group>{author(alternatives, "<aff>Irkutsk State University</aff>")}'
+             f'<contrib contrib-type="editor">{editor}<aff>Irkutsk</aff></contrib></contrib-group>')
+    record = inline(group, lang="ru")
     # (review) a form with the same words as one before ("Ilya Oleynikov", OJS's display name) adds nothing
     assert texts(record, "creator") == ["Олейников, Илья; Oleynikov, Ilya; Irkutsk State University"]
     assert texts(record, "contributor") == ["Якимова, Илья; Yakimova, Ilya"]
     assert record.citation.authors == ("Олейников, Илья",)
+    # an article in English names them in its language first, on its landing page too (an outside audit found
+    # a page with English and Cyrillic authors); an article in neither language, by the first <name>
+    english = inline(group, lang="en")
+    assert texts(english, "creator") == ["Oleynikov, Ilya; Олейников, Илья; Irkutsk State University"]
+    assert texts(english, "contributor") == ["Yakimova, Ilya; Якимова, Илья"]
+    assert english.citation.authors == ("Oleynikov, Ilya",)
+    assert inline(group, lang="de").citation.authors == ("Олейников, Илья",)
     # a <name> comes first even after a <string-name>
     reordered = "<name-alternatives><string-name>I. Oleynikov</string-name><name><surname>Oleynikov</surname></name>"
     assert texts(inline(f"<contrib-group>{author(reordered + '</name-alternatives>')}</contrib-group>"),

@@ -313,19 +313,23 @@ def _keywords(meta: etree._Element) -> Iterator[tuple[str, str]]:
                 yield text_of(kwd), lang_of(kwd)
 
 
-def person_names(contrib: etree._Element) -> list[str]:
+def person_names(contrib: etree._Element, lang: str | None = None) -> list[str]:
     """The distinct name forms of a <contrib>, 'Surname, Given names[, Suffix]' (or the group or
     string name); [] for none.
 
-    Of a <name-alternatives>, the first <name> (else <string-name>) comes first, and alone is what
-    a citation takes; every other form follows (the Latin form of a Cyrillic name is how
-    most readers will search for the author).
+    Of a <name-alternatives>, the first <name> (else <string-name>) in the article's language `lang`, else
+    the first <name> (else <string-name>), comes first, and alone is what a citation takes: a landing page
+    in one language names its authors in that script (an outside audit found Latin and Cyrillic authors on
+    one page). Every other form follows (the Latin form of a Cyrillic name is how most readers will search
+    for the author).
     """
     for child in contrib:
         tag = child.tag
         if tag == "name-alternatives":
             forms = [form for form in child if form.tag == "name" or form.tag == "string-name"]
-            first = next((form for form in forms if form.tag == "name"), forms[0] if forms else None)
+            primary = _primary_subtag(lang)
+            ours = [form for form in forms if primary and _primary_subtag(lang_of(form)) == primary]
+            first = next((form for form in ours + forms if form.tag == "name"), (ours + forms or [None])[0])
             if first is None:
                 continue
             names: dict[tuple[str, ...], str] = {}  # one per set of words: OJS adds "Jane Doe" to "Doe, Jane"
@@ -340,6 +344,10 @@ def person_names(contrib: etree._Element) -> list[str]:
         elif tag == "collab-alternatives" and len(child):
             return [text_of(child[0])]
     return []
+
+
+def _primary_subtag(lang: str | None) -> str | None:
+    return lang.partition("-")[0].lower() if lang else None
 
 
 def _name_form(name: etree._Element) -> str:
@@ -507,14 +515,14 @@ def orcids(contrib: etree._Element) -> list[str]:
 Author = tuple[list[str], list[str], list[str], list[str]]  # name forms, affiliations, e-mails, ORCID URLs
 
 
-def _contributors(meta: etree._Element) -> tuple[list[Author], list[list[str]]]:
+def _contributors(meta: etree._Element, lang: str | None) -> tuple[list[Author], list[list[str]]]:
     """(byline authors with affiliations, e-mails and ORCIDs, other contributors' name forms) from
-    article-meta contrib-groups."""
+    article-meta contrib-groups; each name first in the article's language `lang` where it has that form."""
     authors, others = [], []
     index = _AffIndex(meta)
     for group in meta.findall("contrib-group"):
         for contrib in group.findall("contrib"):
-            names = person_names(contrib)
+            names = person_names(contrib, lang)
             if not names:
                 continue
             kind = (contrib.get("contrib-type") or group.get("content-type") or "author").strip().lower()
@@ -528,7 +536,7 @@ def _contributors(meta: etree._Element) -> tuple[list[Author], list[list[str]]]:
             # the named members of a group author (<collab><contrib-group>): the group is the creator, they
             # contribute (an outside audit found eLife's nine group members nowhere in oai_dc)
             for member in contrib.iterfind("collab//contrib"):
-                if member_names := person_names(member):
+                if member_names := person_names(member, lang):
                     others.append(member_names)
     return authors, others
 
@@ -753,10 +761,11 @@ def crosswalk(article: etree._Element) -> tuple[list[Field], Citation]:
     keywords = [kwd for m in metas for kwd in _keywords(m)]
     main_abstracts = list(_abstracts(meta))
     abstracts = main_abstracts + [abstract for m in metas[1:] for abstract in _abstracts(m)]
-    authors, others = _contributors(meta)
+    language = lang_of(article)
+    authors, others = _contributors(meta, language)
     journal_title, issns, numbering = _journal_title(journal), _issns(journal), _numbering(meta)
     volume, issue, first, last = numbering
-    date, doi, language = publication_date(meta), _doi(meta), lang_of(article)
+    date, doi = publication_date(meta), _doi(meta)
     pages, pdf = _self_uris(meta)
     article_type = (article.get("article-type") or "").strip()
     eu_repo = "review" if article_type in _REVIEW_TYPES else "article"
