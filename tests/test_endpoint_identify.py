@@ -226,3 +226,14 @@ def test_a_host_that_is_not_a_host_name_is_a_bad_request(engine, live_server) ->
         status, body = _raw(server, request)
         assert status == 200 and f"<baseURL>{base}</baseURL>".encode() in body, (request, body[:300])
     assert _raw(server, b"GET /health HTTP/1.1\r\nConnection: close\r\n\r\n")[0] == 200  # a probe's request
+
+
+def test_the_stylesheet_is_asked_for_under_the_public_base_url(engine, live_server) -> None:  # noqa: ANN001
+    """An outside audit: behind a proxy that serves us under /prefix (OAI_BASE_URL .../prefix/oai), every
+    response named /oai/static/oai2.xsl, which the proxy does not serve: a blank page in a browser."""
+    pi = b'<?xml-stylesheet type="text/xsl" href="%s"?>'
+    server = live_server()
+    assert pi % b"/oai/static/oai2.xsl" in fetch(server, f"{path_of(server)}?verb=Identify").body
+    prefixed = live_server(base_url="https://repo.example.org/prefix/oai")
+    assert pi % b"/prefix/oai/static/oai2.xsl" in fetch(prefixed, f"{path_of(prefixed)}?verb=Identify").body
+    assert fetch(prefixed, f"{path_of(prefixed)}/static/oai2.xsl").status == 200  # where the proxy sends it

@@ -258,7 +258,8 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
         if not problem and not resumed and params.get("verb") in _DATED:
             fence.wait(session)  # (the session is closed at teardown, should it fail)
         ctx = Context(session, repository(), formats(session), codec, now)
-        stylesheet = f"{path.rstrip('/')}/static/oai2.xsl" if cfg.stylesheet else None
+        # at the public base URL's path: behind a proxy that adds a prefix (/prefix/oai) a browser asks there
+        stylesheet = f"{urlsplit(base_url()).path.rstrip('/')}/static/oai2.xsl" if cfg.stylesheet else None
         try:
             if problem:
                 raise BadArgument(problem)
