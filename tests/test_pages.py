@@ -164,3 +164,22 @@ def test_right_to_left_overrides_in_a_record_stay_inside_their_value(engine, liv
     page = requests.get(f"{live_server().root}/record/oai:example.org:rlo", timeout=10).text
     assert "<bdi>Smith, J.\u202e gnp.exe</bdi>; <bdi>Doe, A.</bdi>" in page
     assert "<bdi>fish\u202e</bdi>" in page and "OAI identifier <bdi>oai:example.org:rlo</bdi>" in page
+
+
+def test_a_sitemap_file_stays_under_50_mb_whatever_the_identifiers(engine, live_server) -> None:
+    """An outside audit: 50,000 identifiers of 480 characters made a sitemap file of 123 MB (the protocol allows
+    50 MB) and a worker of 593 MB. A file now lists SITEMAP_PAGE ids: at the widest URL an identifier makes (512
+    characters, each 12 once percent-encoded, under a long base URL) it stays under the limit."""
+    from oai.store.records import RecordIn, upsert_records
+    from oai.store.validation import MAX_IDENTIFIER
+    from oai.web.pages import SITEMAP_PAGE
+
+    from endpoint_helpers import dc_bytes
+
+    widest = "urn:x:" + "\U0001f600" * (MAX_IDENTIFIER - len("urn:x:"))  # 4 bytes in UTF-8, each %XX
+    with transaction(engine) as s:
+        upsert_records(s, [RecordIn(widest, {"oai_dc": dc_bytes("Widest", "x")})])
+    server = live_server(base_url="https://repository.example.org/" + "p" * 200 + "/oai")
+    page = requests.get(f"{server.root}/sitemap/0.xml", timeout=10).content
+    [entry] = re.findall(rb"<url>.*?</url>", page)
+    assert len(entry) > 6000 and SITEMAP_PAGE * len(entry) + len(page) < 50 * 1024 * 1024
