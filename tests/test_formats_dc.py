@@ -218,3 +218,8 @@ def test_the_publication_date_is_the_earliest_dc_date() -> None:
     assert dc.citation_from_fields(fields).publication_date == "1978"
     assert dc.citation_from_fields(fields[:2]).publication_date == "2005-09-15"
     assert dc.citation_from_fields([("date", "spring 1978", None)]).publication_date is None
+    # of one year the most precise; what no calendar has is no date (an outside audit: 2020/13/45 on a page)
+    assert dc.citation_from_fields([("date", "1999", None), ("date", "1999-05-01T12:00:00Z", None)]
+                                   ).publication_date == "1999-05-01"
+    assert dc.citation_from_fields([("date", "2020-13-45", None), ("date", "2020-02-30", None),
+                                    ("date", "2021-02", None)]).publication_date == "2021-02"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from urllib.parse import quote
 from pathlib import Path
@@ -183,3 +184,33 @@ def test_a_sitemap_file_stays_under_50_mb_whatever_the_identifiers(engine, live_
     page = requests.get(f"{server.root}/sitemap/0.xml", timeout=10).content
     [entry] = re.findall(rb"<url>.*?</url>", page)
     assert len(entry) > 6000 and SITEMAP_PAGE * len(entry) + len(page) < 50 * 1024 * 1024
+
+
+def test_a_page_says_its_language_and_date_as_html_and_scholar_read_them(engine, live_server) -> None:
+    """An outside audit: lang="fre", "ger", "en_US" and "English" (dc:language as repositories write it) on pages
+    and in citation_language; lang="en" for a record that names no language; citation_publication_date
+    2020/13/45; no canonical link, while the page answers at several URLs."""
+    from oai.store.records import RecordIn, upsert_records
+
+    from oai.formats.dc import build_dc, citation_from_fields
+    from oai.formats.safexml import canonical_bytes
+
+    cases = {"oai:x:fre": ("fre", "1889-04", "fr", "1889"), "oai:x:us": ("en_US", "2020-02-29", "en-US", "2020/02/29"),
+             "oai:x:english": ("English", "2020-13-45", None, None), "oai:x:none": (None, "2019-07-04", None, "2019/07/04"),
+             "oai:x:haw": ("haw", "2001", "haw", "2001")}
+    records = []
+    for ident, (language, day, _, _) in cases.items():
+        fields = [("title", f"Title {ident}", None), ("date", day, None)] + ([("language", language, None)] if language else [])
+        records.append(RecordIn(ident, {"oai_dc": canonical_bytes(build_dc(fields))},
+                                citation=json.dumps(vars(citation_from_fields(fields)))))
+    with transaction(engine) as s:
+        upsert_records(s, records)
+    server = live_server(base_url="https://repository.example.org/oai")
+    for ident, (_, _, lang, published) in cases.items():
+        for asked in (ident, quote(ident, safe="")):  # two URLs of one page: one canonical
+            html = requests.get(f"{server.root}/record/{asked}", timeout=10).text
+            page = etree.fromstring(html.encode(), etree.HTMLParser())
+            assert page.get("lang") == lang, (ident, html[:200])
+            assert _meta(html).get("citation_language") == ([lang] if lang else None), ident
+            assert _meta(html).get("citation_publication_date") == ([published] if published else None), ident
+            assert page.xpath("//link[@rel='canonical']/@href") == [f"https://repository.example.org/record/{ident}"]

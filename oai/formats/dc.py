@@ -6,6 +6,7 @@ which the web layer also serves at /schemas/<schema_relpath>.
 
 from __future__ import annotations
 
+import datetime as _dt
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -164,7 +165,9 @@ def citation_from_fields(fields: Iterable[Field]) -> Citation:
     pdf = next((i for i in identifiers if _HTTP.match(i) and i.lower().endswith(".pdf")), None)
     # The earliest: DSpace lists the dates it accessioned and made available the item before the one it was
     # issued (1978 after 2005-09-15, an outside audit); a publication comes before those, and before an embargo.
-    date = min((m.group(0) for d in values.get("date", []) if (m := _ISO_DATE.match(d))), default=None)
+    # Of one year, the most precise; a date no calendar has (2020-13-45) is none.
+    dated = [(key, m.group(0)) for d in values.get("date", []) if (m := _ISO_DATE.match(d)) and (key := _date_key(m))]
+    date = min(dated)[1] if dated else None
     source = _parse_source(first("source") or "")
     return Citation(
         title=first("title"),
@@ -179,6 +182,16 @@ def citation_from_fields(fields: Iterable[Field]) -> Citation:
         abstract_language=languages.get("description"),
         **source,
     )
+
+
+def _date_key(m: re.Match) -> tuple[int, int, int] | None:
+    """(year, month, day) of an _ISO_DATE match, 13 and 32 standing for what it leaves out; None if no real date."""
+    year, month, day = int(m[1]), int(m[2] or 0), int(m[3] or 0)
+    try:
+        _dt.date(year, month or 1, day or 1)
+    except ValueError:
+        return None
+    return year, month or 13, day or 32
 
 
 _HTTP = re.compile(r"https?://")

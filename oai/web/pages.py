@@ -6,6 +6,8 @@ Reads the citation facts computed at ingest; never parses metadata per request.
 from __future__ import annotations
 
 import json
+import re
+from datetime import date
 from urllib.parse import quote
 
 from flask import Blueprint, Response, abort, current_app, render_template, url_for
@@ -13,7 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from werkzeug.routing import PathConverter
 
-from oai.formats.jats_crosswalk import doi_url
+from oai.formats.jats_crosswalk import doi_url, normal_lang
 from oai.protocol.dates import format_datestamp
 from oai.store.models import Record
 
@@ -67,7 +69,51 @@ def landing(identifier: str) -> tuple[str, int]:
         endpoint = current_app.config["OAI"].endpoint_path
         oai_url = f"{_site_root()}{endpoint}?verb=GetRecord&metadataPrefix=oai_dc&identifier={quote(identifier, safe='')}"
         return render_template("landing.html", record=rec, c=citation, oai_url=oai_url,
-                               datestamp=format_datestamp(rec.datestamp)), 410 if rec.deleted else 200
+                               datestamp=format_datestamp(rec.datestamp), canonical=landing_url(identifier),
+                               language=html_language(citation.get("language")),
+                               published=scholar_date(citation.get("publication_date"))), 410 if rec.deleted else 200
+
+
+# ISO 639-2 codes (bibliographic and terminological) of languages with an ISO 639-1 code, which BCP 47 takes
+# instead (RFC 5646 2.2.1): repositories write dc:language "fre", "ger", "rus".
+_ISO_639_1 = {
+    "ara": "ar", "bel": "be", "bul": "bg", "cat": "ca", "ces": "cs", "cze": "cs", "chi": "zh", "zho": "zh",
+    "dan": "da", "deu": "de", "ger": "de", "dut": "nl", "nld": "nl", "ell": "el", "gre": "el", "eng": "en",
+    "est": "et", "fas": "fa", "per": "fa", "fin": "fi", "fra": "fr", "fre": "fr", "heb": "he", "hin": "hi",
+    "hrv": "hr", "hun": "hu", "ind": "id", "ita": "it", "jpn": "ja", "kaz": "kk", "kor": "ko", "lat": "la",
+    "lav": "lv", "lit": "lt", "nor": "no", "pol": "pl", "por": "pt", "ron": "ro", "rum": "ro", "rus": "ru",
+    "slk": "sk", "slo": "sk", "slv": "sl", "spa": "es", "srp": "sr", "swe": "sv", "tur": "tr", "ukr": "uk",
+    "vie": "vi",
+}
+
+
+def html_language(value: str | None) -> str | None:
+    """A record's language as the BCP 47 tag HTML's lang and citation_language want, or None where it is not
+    one: en_US as en-US, fre as fr, "English" none (an outside audit found lang="fre", "en_US", "English")."""
+    tag = normal_lang(value)
+    if tag is None:
+        return None
+    primary, dash, rest = tag.partition("-")
+    if not 2 <= len(primary) <= 3 or not primary.isalpha():
+        return None
+    return _ISO_639_1.get(primary, primary) + dash + rest
+
+
+_DATE = re.compile(r"(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")
+
+
+def scholar_date(value: str | None) -> str | None:
+    """A publication date as Google Scholar takes it: 2010/05/12 where the whole date is known (and is one),
+    else the year alone (an outside audit found 2020/13/45)."""
+    m = _DATE.match(value or "")
+    if m is None:
+        return None
+    if m[3]:
+        try:
+            return date(int(m[1]), int(m[2]), int(m[3])).strftime("%Y/%m/%d")
+        except ValueError:
+            pass
+    return m[1]
 
 
 def _xml(body: str) -> Response:
