@@ -586,6 +586,12 @@ def test_jats_record_summary_source_and_provenance(transform: etree.XSLT) -> Non
         assert cells.get("Authors") == authors, cells
     assert summary["DOI"] == "10.7554/eLife.07586"
     assert page.links()["https://doi.org/10.7554/eLife.07586"] == "10.7554/eLife.07586"
+    # a '#', '?' or '%' in a DOI is escaped in its link, as in oai_dc (an outside audit: the link led elsewhere)
+    odd = _parse(DATA / "jats/elife07586_correction.xml").getroot()
+    [doi] = [e for e in odd.iter("article-id") if e.get("pub-id-type") == "doi"]
+    doi.text = "10.9999/a#b?x=1&y=50%off"
+    links = render(transform, _jats_getrecord(odd)).links()
+    assert links["https://doi.org/10.9999/a%23b%3Fx%3D1%26y%3D50%25off"] == "10.9999/a#b?x=1&y=50%off"
     source = page.xpath("//details[@class='source' and @open]//div[@class='xml']")[0].text_content()
     assert "<article-title>Correction: Mucosal effects for tenofovir 1% gel</article-title>" in source
     assert page.xpath("//section[@class='metadata']/h3/span[@class='ns']")[0].text_content() == ""

@@ -774,7 +774,15 @@
         <xsl:if test="$doi">
           <tr>
             <th scope="row">DOI</th>
-            <td><a href="https://doi.org/{$doi}"><xsl:value-of select="$doi"/></a></td>
+            <td>
+              <a>
+                <xsl:attribute name="href">
+                  <xsl:text>https://doi.org/</xsl:text>
+                  <xsl:call-template name="path-encode"><xsl:with-param name="s" select="$doi"/></xsl:call-template>
+                </xsl:attribute>
+                <xsl:value-of select="$doi"/>
+              </a>
+            </td>
           </tr>
         </xsl:if>
       </tbody>
@@ -1122,6 +1130,22 @@
         <xsl:call-template name="url-encode">
           <xsl:with-param name="s" select="substring($s, $safe + 2)"/>
         </xsl:call-template>
+      </xsl:otherwise>
+    </xsl:choose>
+  </xsl:template>
+
+  <!-- url-encode each '/'-separated segment, keeping the '/'s: a DOI's path at doi.org (a '#' or '?' in a DOI
+       would otherwise end the path and lead to another DOI; an outside audit). -->
+  <xsl:template name="path-encode">
+    <xsl:param name="s"/>
+    <xsl:choose>
+      <xsl:when test="contains($s, '/')">
+        <xsl:call-template name="url-encode"><xsl:with-param name="s" select="substring-before($s, '/')"/></xsl:call-template>
+        <xsl:text>/</xsl:text>
+        <xsl:call-template name="path-encode"><xsl:with-param name="s" select="substring-after($s, '/')"/></xsl:call-template>
+      </xsl:when>
+      <xsl:otherwise>
+        <xsl:call-template name="url-encode"><xsl:with-param name="s" select="$s"/></xsl:call-template>
       </xsl:otherwise>
     </xsl:choose>
   </xsl:template>
