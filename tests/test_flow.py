@@ -20,5 +20,9 @@ def test_an_ipv6_client_is_counted_by_its_64() -> None:
     assert client_key("2001:db8:1:2::1") == client_key("2001:db8:1:2:ffff:ffff:ffff:ffff") == "2001:db8:1:2::/64"
     assert client_key("2001:db8:1:3::1") != client_key("2001:db8:1:2::1")
     assert client_key("192.0.2.7") == "192.0.2.7" and client_key("not an address") == "not an address"
+    # IPv4 clients seen through IPv6 are counted apart (an outside audit: as one /64 they shared one limit)
+    assert client_key("::ffff:9.9.9.9") == "9.9.9.9" and client_key("::ffff:8.8.8.8") == "8.8.8.8"
+    assert client_key("64:ff9b::203.0.113.5") == "203.0.113.5"
+    assert client_key("fe80::1%eth0") == "fe80::/64"
     flow = FlowControl(2)
     assert [flow.wait(f"2001:db8::{i}") > 0 for i in (1, 2, 3)] == [False, False, True]

@@ -11,15 +11,25 @@ from collections import deque
 MAX_CLIENTS = 10_000  # clients remembered at once (memory bound)
 
 
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+
+
 def client_key(address: str) -> str:
     """Who a limit counts: an IPv4 address, or an IPv6 address's /64 (one subscriber's network: an outside audit
-    noted a /64 gives a client as many addresses as it wants)."""
+    noted a /64 gives a client as many addresses as it wants). An IPv4 client seen through IPv6 (a dual-stack
+    socket's ::ffff:a.b.c.d, NAT64's 64:ff9b::a.b.c.d) is its IPv4 address: as a /64 every IPv4 client shared
+    one limit, and one of them could use it up for all (an outside audit)."""
     if ":" not in address:
         return address
     try:
-        return str(ipaddress.IPv6Network(f"{address}/64", strict=False))
+        ip = ipaddress.IPv6Address(address.split("%", 1)[0])
     except ValueError:
         return address
+    if ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    if ip in _NAT64:
+        return str(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    return str(ipaddress.IPv6Network(f"{ip}/64", strict=False))
 
 
 class FlowControl:
