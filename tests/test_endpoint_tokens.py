@@ -221,6 +221,8 @@ def test_bad_tokens(engine, live_server) -> None:
         "old version": _resign(ours, 0, fields),
         "future version": _resign(ours, 2, fields),
         "not json": f"{_b64(b'hello')}.{_b64(ours._sign(b'hello'))}",
+        # nested deeper than json can read (RecursionError): a 500 it was, for whoever holds the secret (an audit)
+        "nested too deep": f"{_b64(b'[' * 20000 + b']' * 20000)}.{_b64(ours._sign(b'[' * 20000 + b']' * 20000))}",
         "wrong shape": _resign(ours, 1, {**fields, "surprise": 1}),
         # signed with our secret, but out of range: an overflow deep inside, not a 500
         "datestamp before the epoch": _resign(ours, 1, {**fields, "after_datestamp": -10**12}),

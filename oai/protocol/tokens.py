@@ -118,7 +118,7 @@ class TokenCodec:
             if version != VERSION:
                 raise BadResumptionToken("the resumptionToken is from an older version of this repository")
             cursor = _checked(Cursor(**fields))
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, RecursionError):
             raise BadResumptionToken("the resumptionToken is malformed") from None
         if cursor.verb != verb:
             raise BadResumptionToken(f"the resumptionToken belongs to {cursor.verb}, not {verb}")
