@@ -117,6 +117,10 @@ def test_list_pages_carry_validators(engine, server) -> None:  # noqa: ANN001
     for target, tag in ((LIST, etag), (args, page2.header("ETag"))):
         reply = fetch(server, f"{path_of(server)}?{query(target)}", headers={"If-None-Match": tag})
         assert reply.status == 304 and reply.body == b"" and reply.header("ETag") == tag
+    # the same request as a POST: its precondition fails with 412, not 304 (RFC 9110 13.1.2; an outside audit)
+    posted = fetch(server, path_of(server), method="POST", body=query(LIST).encode(),
+                   headers={"If-None-Match": etag, "Content-Type": "application/x-www-form-urlencoded"})
+    assert posted.status == 412 and posted.body == b""
     # a validator for something else does not match
     reply = fetch(server, f"{path_of(server)}?{query(LIST)}", headers={"If-None-Match": 'W/"other"'})
     assert reply.status == 200

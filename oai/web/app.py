@@ -542,7 +542,8 @@ def _xml_response(body: bytes, *, etag: str | None, cache: bool = False,
         headers["ETag"] = etag
         headers["Cache-Control"] = "public, max-age=300" if cache else "no-cache"
         if etag in request.if_none_match or request.if_none_match.contains_weak(etag.removeprefix("W/").strip('"')):
-            return Response(status=304, headers=headers)
+            # RFC 9110 13.1.2: 304 answers a GET or HEAD; another method whose precondition fails gets 412
+            return Response(status=304 if request.method in ("GET", "HEAD") else 412, headers=headers)
     encoding = coding or _content_coding()
     if encoding in compression.ENCODINGS:
         headers["Content-Encoding"] = encoding
