@@ -385,7 +385,7 @@ def test_seed_dublin_core_has_every_fact_of_the_record(seed: Ingested) -> None:
     assert texts(seed, "date") == ["2020"]
     assert texts(seed, "type") == ["Text", "info:eu-repo/semantics/article", "research-article"]
     assert texts(seed, "identifier") == ["https://doi.org/10.26516/2073-3380.2020.32.44"]
-    assert texts(seed, "source") == [f"{SEED_JOURNAL}; ISSN 2073-3380; Vol. 32; pp. 44-51"]
+    assert texts(seed, "source") == [f"{SEED_JOURNAL}; ISSN 2073-3380 (print); Vol. 32; pp. 44-51"]
     assert texts(seed, "language") == ["ru"]
 
 
@@ -443,7 +443,7 @@ def test_scielo_translations_keep_every_language(ingested: dict[str, Ingested]) 
     assert descriptions[1][0].startswith("OBJETIVO\n\nAvaliar o nível de conhecimento")
     subjects = dc_values(record, "subject")
     assert ("Homosexuality, Male", "en") in subjects and ("Homossexualidade Masculina", "pt") in subjects
-    assert texts(record, "source") == ["Revista de Saúde Pública; ISSN 0034-8910; ISSN 1518-8787; Vol. 48; No. 2; pp. 206-215"]
+    assert texts(record, "source") == ["Revista de Saúde Pública; ISSN 0034-8910 (print); ISSN 1518-8787 (online); Vol. 48; No. 2; pp. 206-215"]
     assert texts(record, "creator")[1] == (
         "Batista, José Rodrigues; Grupo de Avaliação e Medidas Educacionais. Faculdade de Educação. "
         "Universidade Federal de Minas Gerais. Belo Horizonte, MG, Brasil"
@@ -474,7 +474,7 @@ def test_orcids_and_emails_in_dc_creators_and_in_jats(ingested: dict[str, Ingest
     assert dc_values(record, "title")[1] == (
         "Campylocentrum Benth. (Orchidaceae, Epidendroideae) in the Federal District and Goiás State, Brazil", "en")
     assert texts(record, "relation") == ["https://doi.org/10.1590/2236-8906-76/2021"]
-    assert texts(record, "source") == ["Hoehnea; ISSN 0073-2877; ISSN 2236-8906; Vol. 49; Article e762021"]
+    assert texts(record, "source") == ["Hoehnea; ISSN 0073-2877 (print); ISSN 2236-8906 (online); Vol. 49; Article e762021"]
     assert texts(record, "date") == ["2022-11-28"]
 
 
@@ -489,7 +489,7 @@ def test_elife_article_without_jats_still_has_full_dublin_core(ingested: dict[st
     assert "Collings, Andrew" in texts(record, "contributor")  # (and the group authors' members: below)
     assert texts(record, "date") == ["2016-04-25"]  # electronic publication, not the update or collection
     assert texts(record, "identifier") == ["https://doi.org/10.7554/eLife.00666"]
-    assert texts(record, "source") == ["eLife; ISSN 2050-084X; Vol. 5; Article e00666"]
+    assert texts(record, "source") == ["eLife; ISSN 2050-084X (online); Vol. 5; Article e00666"]
     assert texts(record, "rights") == ["© 2016, Harrison et al", "http://creativecommons.org/licenses/by/4.0/", OPEN]
     assert texts(record, "language") == ["en"]  # JATS default, no xml:lang in the file
     assert record.citation.pdf_url is None  # self-uri "elife-00666.pdf" is relative
@@ -517,7 +517,7 @@ def test_plos_article(ingested: dict[str, Ingested]) -> None:
     assert texts(record, "contributor") == ["Jbabdi, Saad"]  # the academic editor
     assert texts(record, "publisher") == ["Public Library of Science"]
     assert texts(record, "source") == [
-        "PLOS Computational Biology; ISSN 1553-734X; ISSN 1553-7358; Vol. 12; No. 2; Article e1004692"]
+        "PLOS Computational Biology; ISSN 1553-734X (print); ISSN 1553-7358 (online); Vol. 12; No. 2; Article e1004692"]
     assert texts(record, "date") == ["2016-02-04"]
     assert texts(record, "description")[0].startswith("Tractography uses diffusion MRI")
     c = record.citation
@@ -1085,3 +1085,19 @@ def test_pub_id_takes_the_types_article_id_takes() -> None:
     pub_id = tree.xpath("/xs:schema/xs:element[@name='pub-id']//xs:attribute[@name='pub-id-type']//xs:enumeration/@value",
                         namespaces=xs)
     assert frozenset(pub_id) == jats._facts().pub_id_types and "pmcid" in pub_id  # noqa: SLF001
+
+
+def test_the_source_gives_the_journal_in_every_language_and_each_issn_its_medium() -> None:
+    """An outside audit of Russian journals' JATS: the journal's English title was nowhere in oai_dc, and which
+    ISSN is the print one was lost (the seed's record says "ISSN 2073-3380 (Print)")."""
+    record = registry.ingest_document(
+        '<article xml:lang="ru"><front><journal-meta><journal-id>j</journal-id><journal-title-group>'
+        '<journal-title xml:lang="ru">Электронные библиотеки</journal-title>'
+        '<trans-title-group xml:lang="en"><trans-title>Russian Digital Libraries Journal</trans-title>'
+        '</trans-title-group></journal-title-group><issn publication-format="print">1562-5419</issn>'
+        '<issn pub-type="epub">1562-5420</issn><issn>1562-5421</issn></journal-meta><article-meta><title-group>'
+        "<article-title>T</article-title></title-group><volume>26</volume></article-meta></front></article>".encode())
+    assert texts(record, "source") == ["Электронные библиотеки = Russian Digital Libraries Journal; ISSN 1562-5419 "
+                                       "(print); ISSN 1562-5420 (online); ISSN 1562-5421; Vol. 26"]
+    assert record.citation.journal_title == "Электронные библиотеки"
+    assert record.citation.issn == ("1562-5419", "1562-5420", "1562-5421")

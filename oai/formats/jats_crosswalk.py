@@ -640,23 +640,28 @@ def _self_uris(meta: etree._Element) -> tuple[list[str], str | None]:
     return pages, pdf
 
 
-def _issns(journal: etree._Element) -> list[str]:
-    out = []
+def _issns(journal: etree._Element) -> list[tuple[str, str]]:
+    """(ISSN, "print" or "online" or "") of each distinct ISSN: the medium is a fact of the record (the seed's
+    journal gives its print ISSN)."""
+    out: dict[str, str] = {}
     for issn in journal.findall("issn"):
         value = text_of(issn)
         if value and value not in out:
-            out.append(value)
-    return out
+            medium = f"{issn.get('publication-format') or ''} {issn.get('pub-type') or ''}".lower().split()
+            out[value] = ("print" if {"print", "ppub"} & set(medium) else
+                          "online" if {"electronic", "online", "epub"} & set(medium) else "")
+    return list(out.items())
 
 
 def _journal_title(journal: etree._Element) -> str:
     return text_of(journal.find("journal-title-group/journal-title")) or text_of(journal.find("journal-title"))
 
 
-def source_text(article: etree._Element) -> str:
-    """'Journal; ISSN x; Vol. v; No. n; pp. a-b' (the parts that are known)."""
-    meta, journal = _article_meta(article), _journal_meta(article)
-    return _source(_journal_title(journal), _issns(journal), _numbering(meta), meta)
+def _journal_titles(journal: etree._Element) -> list[str]:
+    """The journal's title and its titles in other languages (journal-title, trans-title), each once."""
+    found = journal.findall("journal-title-group/journal-title") + journal.findall(
+        "journal-title-group/trans-title-group/trans-title") or journal.findall("journal-title")
+    return list(dict.fromkeys(title for title in map(text_of, found) if title))
 
 
 def _numbering(meta: etree._Element) -> tuple[str, str, str, str]:
@@ -668,9 +673,13 @@ def _numbering(meta: etree._Element) -> tuple[str, str, str, str]:
     return found["volume"] or "", found["issue"] or "", found["fpage"] or "", found["lpage"] or ""
 
 
-def _source(journal_title: str, issns: list[str], numbering: tuple[str, str, str, str], meta: etree._Element) -> str:
+def _source(journal_titles: list[str], issns: list[tuple[str, str]], numbering: tuple[str, str, str, str],
+            meta: etree._Element) -> str:
+    """'Journal = Its title in another language; ISSN x (print); Vol. v; No. n; pp. a-b', the parts known (a
+    title in several languages as ISBD writes parallel titles)."""
     volume, issue, first, last = numbering
-    parts = [journal_title] + [f"ISSN {issn}" for issn in issns]
+    parts = [" = ".join(journal_titles)]
+    parts += [f"ISSN {issn} ({medium})" if medium else f"ISSN {issn}" for issn, medium in issns]
     parts += [f"Vol. {volume}" if volume else "", f"No. {issue}" if issue else ""]
     if first:
         parts.append(f"pp. {first}-{last}" if last and last != first else f"p. {first}")
@@ -764,6 +773,7 @@ def crosswalk(article: etree._Element) -> tuple[list[Field], Citation]:
     language = lang_of(article)
     authors, others = _contributors(meta, language)
     journal_title, issns, numbering = _journal_title(journal), _issns(journal), _numbering(meta)
+    journal_titles = _journal_titles(journal)
     volume, issue, first, last = numbering
     date, doi = publication_date(meta), _doi(meta)
     pages, pdf = _self_uris(meta)
@@ -784,7 +794,7 @@ def crosswalk(article: etree._Element) -> tuple[list[Field], Citation]:
     fields += [("identifier", url, None) for url in pages]
     if not doi and not pages:  # a link to the item for aggregators all the same (BASE, OpenAIRE need one)
         fields += [("identifier", url, None) for url in _fallback_links(meta, pdf)]
-    fields.append(("source", _source(journal_title, issns, numbering, meta), None))
+    fields.append(("source", _source(journal_titles, issns, numbering, meta), None))
     fields.append(("language", language, None))
     fields += list(_relations(meta)) + list(_alternative_ids(meta))
     rights = list(_rights(meta))
@@ -796,7 +806,7 @@ def crosswalk(article: etree._Element) -> tuple[list[Field], Citation]:
         authors=tuple(author[0][0] for author in authors),
         publication_date=date,
         journal_title=journal_title or None,
-        issn=tuple(issns),
+        issn=tuple(issn for issn, _ in issns),
         volume=volume or None,
         issue=issue or None,
         firstpage=first or None,
