@@ -223,3 +223,14 @@ def test_the_publication_date_is_the_earliest_dc_date() -> None:
                                    ).publication_date == "1999-05-01"
     assert dc.citation_from_fields([("date", "2020-13-45", None), ("date", "2020-02-30", None),
                                     ("date", "2021-02", None)]).publication_date == "2021-02"
+
+
+@pytest.mark.parametrize("url, pdf", [
+    ("HTTPS://EXAMPLE.ORG/X.PDF", True), ("https://example.org/y.pdf#page=2", True),
+    ("https://example.org/y.pdf?download=1", True), ("https://example.org/y.html", False),
+    ("ftp://example.org/y.pdf", False), ("https://example.org/pdf", False),
+])
+def test_a_pdf_is_known_by_its_path_whatever_its_case_query_or_fragment(url: str, pdf: bool) -> None:
+    """An outside audit: HTTPS://EXAMPLE.ORG/X.PDF and y.pdf#page=2 were not taken for the PDF (citation_pdf_url)."""
+    fields = [("title", "T", None), ("identifier", url, None)]
+    assert dc.citation_from_fields(fields).pdf_url == (url if pdf else None)

@@ -1101,3 +1101,12 @@ def test_the_source_gives_the_journal_in_every_language_and_each_issn_its_medium
                                        "(print); ISSN 1562-5420 (online); ISSN 1562-5421; Vol. 26"]
     assert record.citation.journal_title == "Электронные библиотеки"
     assert record.citation.issn == ("1562-5419", "1562-5420", "1562-5421")
+
+
+def test_a_self_uri_said_to_be_application_pdf_is_the_pdf() -> None:
+    """An outside audit: content-type="application/pdf" (the media type) was not taken as content-type="pdf"."""
+    meta = ('<self-uri content-type="application/pdf" xlink:href="https://example.org/download/123"/>'
+            '<self-uri xlink:href="https://example.org/article/123"/>')
+    record = inline(meta)
+    assert record.citation.pdf_url == "https://example.org/download/123"
+    assert texts(record, "identifier") == ["https://example.org/article/123"]

@@ -10,6 +10,7 @@ import datetime as _dt
 import re
 from collections.abc import Iterable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from lxml import etree
 
@@ -162,7 +163,7 @@ def citation_from_fields(fields: Iterable[Field]) -> Citation:
 
     identifiers = values.get("identifier", [])
     doi = next((m.group(1).rstrip(".,;") for i in identifiers if (m := DOI_RE.search(i))), None)
-    pdf = next((i for i in identifiers if _HTTP.match(i) and i.lower().endswith(".pdf")), None)
+    pdf = next((i for i in identifiers if is_pdf_url(i)), None)
     # The earliest: DSpace lists the dates it accessioned and made available the item before the one it was
     # issued (1978 after 2005-09-15, an outside audit); a publication comes before those, and before an embargo.
     # Of one year, the most precise; a date no calendar has (2020-13-45) is none.
@@ -194,7 +195,13 @@ def _date_key(m: re.Match) -> tuple[int, int, int] | None:
     return year, month or 13, day or 32
 
 
-_HTTP = re.compile(r"https?://")
+_HTTP = re.compile(r"https?://", re.IGNORECASE)
+
+
+def is_pdf_url(url: str) -> bool:
+    """An absolute http(s) URL whose path ends in .pdf, whatever its case, query or fragment (a.pdf#page=2; an
+    outside audit found HTTPS://X/Y.PDF and y.pdf#page=2 not taken for a PDF)."""
+    return bool(_HTTP.match(url)) and urlsplit(url).path.lower().endswith(".pdf")
 # The parts of a source text as jats_crosswalk writes it.
 _ISSN_PART = re.compile(r"ISSN (\d{4}-\d{3}[\dXx])")
 _VOLUME_PART = re.compile(r"Vol\. (\S+)")

@@ -52,7 +52,7 @@ from urllib.parse import quote
 from lxml import etree
 
 from oai.formats.base import Citation
-from oai.formats.dc import LANGUAGE_TAG
+from oai.formats.dc import LANGUAGE_TAG, is_pdf_url
 
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 XLINK_HREF = "{http://www.w3.org/1999/xlink}href"
@@ -86,7 +86,7 @@ _DOI = re.compile(r"(10\.\d{4,9}/\S+)")
 _YEAR = re.compile(r"\d{4}")
 _WORD = re.compile(r"\w+")
 _ISO_PREFIX = re.compile(r"(\d{4})(?:-(\d{1,2})(?:-(\d{1,2}))?)?")
-_HTTP = re.compile(r"https?://")
+_HTTP = re.compile(r"https?://", re.IGNORECASE)
 _ORCID = re.compile(r"(?<![\dA-Za-z-])(\d{4}-\d{4}-\d{4}-\d{3}[\dXx])(?![\dA-Za-z-])")
 _MAILTO = re.compile(r"^mailto:", re.IGNORECASE)
 
@@ -633,7 +633,7 @@ def _self_uris(meta: etree._Element) -> tuple[list[str], str | None]:
         href = (uri.get(XLINK_HREF) or text_of(uri)).strip()
         if not _HTTP.match(href):
             continue
-        if uri.get("content-type") == "pdf" or href.lower().endswith(".pdf"):
+        if (uri.get("content-type") or "").strip().lower() in ("pdf", "application/pdf") or is_pdf_url(href):
             pdf = pdf or href
         else:
             pages.append(href)
