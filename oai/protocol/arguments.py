@@ -46,6 +46,10 @@ def _pattern(regex: re.Pattern[str], what: str) -> Callable[[str, str], object]:
 #: anything else, which also keeps every argument echoed in <request> valid against OAI-PMH.xsd.
 #: An identifier that is not a URI is badArgument too, as the OAI's FAQ and Repository Explorer have it
 #: (`identifier=invalid"id`), though 3.6 says idDoesNotExist covers "unknown or illegal" ones.
+#: Unknown arguments said one by one, then counted: a request of 11,648 of them was answered with as many
+#: errors, 835 KB for 64 KB (an outside audit).
+SAID_UNKNOWN = 20
+
 SYNTAX: dict[str, Callable[[str, str], object]] = {
     "identifier": _pattern(URI, "a URI"),
     "metadataPrefix": _pattern(_PREFIX, "made of letters, digits and - _ . ! ~ * ' ( )"),
@@ -84,11 +88,14 @@ def parse_request(params: Mapping[str, Sequence[str]]) -> OAIRequest:
     allowed = spec.required | spec.optional | ({spec.exclusive} if spec.exclusive else set())
     args: dict[str, str] = {}
     problems: list[BadArgument] = []
+    unknown = 0
     for name, values in params.items():
         if name == "verb":
             continue
         if name not in allowed:
-            problems.append(BadArgument(f"{name!r} is not an argument of {verb}"))
+            unknown += 1
+            if unknown <= SAID_UNKNOWN:
+                problems.append(BadArgument(f"{name!r} is not an argument of {verb}"))
         elif len(values) != 1:
             problems.append(BadArgument(f"the argument {name!r} is repeated"))
         elif values[0] == "":
@@ -100,6 +107,8 @@ def parse_request(params: Mapping[str, Sequence[str]]) -> OAIRequest:
                 args[name] = values[0]
             except BadArgument as exc:
                 problems.append(exc)
+    if unknown > SAID_UNKNOWN:
+        problems.append(BadArgument(f"and {unknown - SAID_UNKNOWN} more arguments that are not arguments of {verb}"))
     given = set(params) & allowed  # a repeated or empty argument is there, though not usable: not also "missing"
     if spec.exclusive and spec.exclusive in given:
         if len(given) > 1:
