@@ -1110,3 +1110,14 @@ def test_a_self_uri_said_to_be_application_pdf_is_the_pdf() -> None:
     record = inline(meta)
     assert record.citation.pdf_url == "https://example.org/download/123"
     assert texts(record, "identifier") == ["https://example.org/article/123"]
+
+
+def test_a_three_letter_language_code_with_a_two_letter_one_is_written_short() -> None:
+    """BCP 47 takes the shortest code (RFC 5646 2.2.1): xml:lang="rus" and "RUS" were served as dc:language rus
+    (an outside audit); a code without a two-letter one stays."""
+    assert texts(inline("", lang="RUS"), "language") == ["ru"]
+    record = inline('<title-group><article-title xml:lang="fre">Titre</article-title></title-group>', lang="rus")
+    dc_root = parse_document(record.metadata["oai_dc"])
+    assert [(e.text, e.get(XML_LANG)) for e in dc_root.iter("{http://purl.org/dc/elements/1.1/}title")] == [
+        ("Titre", "fr")]
+    assert texts(inline("", lang="haw"), "language") == ["haw"]

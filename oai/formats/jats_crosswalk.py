@@ -226,15 +226,29 @@ def _paragraphs(abstract: etree._Element) -> str:
     return "\n\n".join(block for block in blocks if block)
 
 
+# ISO 639-2 codes (bibliographic and terminological) of languages with an ISO 639-1 code, which BCP 47 takes
+# instead (RFC 5646 2.2.1): repositories write dc:language "fre", "ger", "rus".
+ISO_639_1 = {
+    "ara": "ar", "bel": "be", "bul": "bg", "cat": "ca", "ces": "cs", "cze": "cs", "chi": "zh", "zho": "zh",
+    "dan": "da", "deu": "de", "ger": "de", "dut": "nl", "nld": "nl", "ell": "el", "gre": "el", "eng": "en",
+    "est": "et", "fas": "fa", "per": "fa", "fin": "fi", "fra": "fr", "fre": "fr", "heb": "he", "hin": "hi",
+    "hrv": "hr", "hun": "hu", "ind": "id", "ita": "it", "jpn": "ja", "kaz": "kk", "kor": "ko", "lat": "la",
+    "lav": "lv", "lit": "lt", "nor": "no", "pol": "pl", "por": "pt", "ron": "ro", "rum": "ro", "rus": "ru",
+    "slk": "sk", "slo": "sk", "slv": "sl", "spa": "es", "srp": "sr", "swe": "sv", "tur": "tr", "ukr": "uk",
+    "vie": "vi",
+}
+
+
 @lru_cache(maxsize=256)
 def normal_lang(value: str | None) -> str | None:
-    """BCP 47 case conventions ("EN" -> "en", "en-us" -> "en-US"); None for empty, and for what is no
-    language tag at all ("en US"): oai_dc's xml:lang (xs:language) would refuse the whole record for it, and
-    the text is worth more than its label."""
+    """BCP 47 case conventions ("EN" -> "en", "en-us" -> "en-US") and its shortest code ("rus" -> "ru", which an
+    outside audit found served as it came); None for empty, and for what is no language tag at all ("en US"):
+    oai_dc's xml:lang (xs:language) would refuse the whole record for it, and the text is worth more than its
+    label."""
     if not value or not value.strip():
         return None
     parts = value.strip().replace("_", "-").split("-")
-    out = [parts[0].lower()]
+    out = [ISO_639_1.get(parts[0].lower(), parts[0].lower())]
     for part in parts[1:]:
         out.append(part.upper() if len(part) == 2 else part.title() if len(part) == 4 else part.lower())
     tag = "-".join(out)

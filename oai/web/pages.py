@@ -74,29 +74,14 @@ def landing(identifier: str) -> tuple[str, int]:
                                published=scholar_date(citation.get("publication_date"))), 410 if rec.deleted else 200
 
 
-# ISO 639-2 codes (bibliographic and terminological) of languages with an ISO 639-1 code, which BCP 47 takes
-# instead (RFC 5646 2.2.1): repositories write dc:language "fre", "ger", "rus".
-_ISO_639_1 = {
-    "ara": "ar", "bel": "be", "bul": "bg", "cat": "ca", "ces": "cs", "cze": "cs", "chi": "zh", "zho": "zh",
-    "dan": "da", "deu": "de", "ger": "de", "dut": "nl", "nld": "nl", "ell": "el", "gre": "el", "eng": "en",
-    "est": "et", "fas": "fa", "per": "fa", "fin": "fi", "fra": "fr", "fre": "fr", "heb": "he", "hin": "hi",
-    "hrv": "hr", "hun": "hu", "ind": "id", "ita": "it", "jpn": "ja", "kaz": "kk", "kor": "ko", "lat": "la",
-    "lav": "lv", "lit": "lt", "nor": "no", "pol": "pl", "por": "pt", "ron": "ro", "rum": "ro", "rus": "ru",
-    "slk": "sk", "slo": "sk", "slv": "sl", "spa": "es", "srp": "sr", "swe": "sv", "tur": "tr", "ukr": "uk",
-    "vie": "vi",
-}
-
-
 def html_language(value: str | None) -> str | None:
     """A record's language as the BCP 47 tag HTML's lang and citation_language want, or None where it is not
     one: en_US as en-US, fre as fr, "English" none (an outside audit found lang="fre", "en_US", "English")."""
     tag = normal_lang(value)
     if tag is None:
         return None
-    primary, dash, rest = tag.partition("-")
-    if not 2 <= len(primary) <= 3 or not primary.isalpha():
-        return None
-    return _ISO_639_1.get(primary, primary) + dash + rest
+    primary = tag.partition("-")[0]
+    return tag if 2 <= len(primary) <= 3 and primary.isalpha() else None
 
 
 _DATE = re.compile(r"(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")
