@@ -1121,3 +1121,17 @@ def test_a_three_letter_language_code_with_a_two_letter_one_is_written_short() -
     assert [(e.text, e.get(XML_LANG)) for e in dc_root.iter("{http://purl.org/dc/elements/1.1/}title")] == [
         ("Titre", "fr")]
     assert texts(inline("", lang="haw"), "language") == ["haw"]
+
+
+def test_jats4r_date_types_date_the_version_of_record() -> None:
+    """An outside audit: JATS4R's publication-history example (date-type="version-of-record", "corrected-version-
+    of-record", "accepted-manuscript") gave no dc:date at all; the version of record online is the date."""
+    dates = ('<pub-date date-type="corrected-version-of-record" publication-format="online"><day>30</day>'
+             '<month>03</month><year>2016</year></pub-date>'
+             '<pub-date date-type="version-of-record" publication-format="print"><month>03</month><year>2016</year>'
+             '</pub-date><pub-date date-type="version-of-record" publication-format="online"><day>16</day>'
+             '<month>02</month><year>2016</year></pub-date>'
+             '<pub-date date-type="accepted-manuscript"><day>10</day><month>01</month><year>2016</year></pub-date>')
+    assert texts(inline(dates), "date") == ["2016-02-16"]
+    manuscript = '<pub-date date-type="accepted-manuscript"><day>10</day><month>01</month><year>2016</year></pub-date>'
+    assert texts(inline(manuscript), "date") == ["2016-01-10"]  # the only date there is

@@ -555,18 +555,23 @@ def _contributors(meta: etree._Element, lang: str | None) -> tuple[list[Author],
     return authors, others
 
 
+# pub-date kinds (pub-type, or date-type as JATS 1.1 on and JATS4R write it) that date the published article
+_PUBLISHED = frozenset(("", "pub", "publication", "version-of-record", "vor"))
+
+
 def _date_rank(pub_date: etree._Element) -> int:
     kind = (pub_date.get("pub-type") or pub_date.get("date-type") or "").lower()
     medium = (pub_date.get("publication-format") or "").lower()
-    if kind == "epub" or medium in ("electronic", "epub", "online") and kind in ("", "pub", "publication"):
+    if kind == "epub" or medium in ("electronic", "epub", "online") and kind in _PUBLISHED:
         return 0
-    if kind == "ppub" or medium in ("print", "ppub") and kind in ("", "pub", "publication"):
+    if kind == "ppub" or medium in ("print", "ppub") and kind in _PUBLISHED:
         return 1
-    if kind in ("epub-ppub", "pub", "publication", ""):
+    if kind == "epub-ppub" or kind in _PUBLISHED:
         return 2
-    if kind in ("collection", "ecorrected", "pcorrected"):
+    if kind in ("collection", "ecorrected", "pcorrected", "corrected-version-of-record"):
         return 3
-    if kind == "epreprint":  # the preprint's date, before the article was published (an outside audit)
+    # a preprint's or accepted manuscript's date, before the article was published (an outside audit)
+    if kind in ("epreprint", "preprint", "accepted-manuscript", "am"):
         return 4
     return 9  # update, retracted, ...: not the publication date
 
