@@ -424,8 +424,14 @@ def test_seed_reindented_or_namespaced_as_pmc_gives_the_same_bytes(seed: Ingeste
     compact = etree.tostring(jats.normalise(parse_document(SEED.read_bytes())))
     doctype = b'<!DOCTYPE article PUBLIC "-//NLM//DTD JATS (Z39.96) Journal Publishing DTD v1.4//EN" "JATS.dtd">'
     assert registry.ingest_document(b"<?xml version='1.0'?>" + doctype + compact) == seed
-    pmc = compact.replace(b"<article ", b'<article xmlns="https://jats.nlm.nih.gov/ns/archiving/1.3/" ', 1)
-    assert registry.ingest_document(pmc) == seed
+    for namespace in (b"https://jats.nlm.nih.gov/ns/archiving/1.3/",  # PMC's
+                      b"https://jats.nlm.nih.gov/publishing/1.2/",  # Janeway's OAI jats (refused, an outside audit)
+                      b"http://specifications.silverchair.com/xsd/1/42/SCJATS-journalpublishing-mathml3.xsd"):
+        namespaced = compact.replace(b"<article ", b'<article xmlns="' + namespace + b'" ', 1)
+        assert registry.ingest_document(namespaced) == seed, namespace
+    erudit = compact.replace(b"<article ", b'<article xmlns="http://www.erudit.org/xsd/article" ', 1)
+    with pytest.raises(FormatError, match="not a JATS article"):  # another vocabulary's <article>
+        registry.ingest_document(erudit)
 
 
 # --- other articles, field by field -------------------------------------------------------

@@ -53,9 +53,12 @@ XSD_NS = "http://www.w3.org/2001/XMLSchema"
 _XSI = {"xsi": XSI_NS}
 _TOP_NSMAP = {None: JATS_NS, "xlink": XLINK_NS, "mml": MML_NS, "ali": ALI_NS}
 
-# Namespaces JATS/NLM articles arrive in: PMC's https://jats.nlm.nih.gov/ns/archiving/1.3/,
-# the NLM 2.x/3.0 XSD namespaces http://dtd.nlm.nih.gov/..., and our own.
-_INPUT_NS = re.compile(r"^https?://(jats\.nlm\.nih\.gov/ns/|dtd\.nlm\.nih\.gov/)")
+# Namespaces JATS/NLM articles arrive in (JATS has none; a namespace around it changes nothing of what it says):
+# PMC's https://jats.nlm.nih.gov/ns/archiving/1.3/, the NLM 2.x/3.0 XSD namespaces http://dtd.nlm.nih.gov/...,
+# ours, and any other that names JATS: Janeway's https://jats.nlm.nih.gov/publishing/1.2/, Silverchair's
+# http://specifications.silverchair.com/xsd/1/42/SCJATS-journalpublishing-mathml3.xsd (an outside audit found
+# both refused as not JATS).
+_INPUT_NS = re.compile(r"jats|^https?://dtd\.nlm\.nih\.gov/", re.IGNORECASE)
 _BEYOND_FRONT = frozenset(("body", "back", "floats-group", "sub-article", "response"))
 
 # Compiled once: schema hints to drop, IDs (document-wide, as libxml2 sees them), namespaced elements.
@@ -101,7 +104,7 @@ def _facts() -> _SchemaFacts:
 
 
 def _is_jats_namespace(namespace: str | None) -> bool:
-    return namespace is None or namespace == JATS_NS or bool(_INPUT_NS.match(namespace))
+    return namespace is None or namespace == JATS_NS or bool(_INPUT_NS.search(namespace))
 
 
 def normalise(root: etree._Element, *, in_place: bool = False) -> etree._Element:
