@@ -364,8 +364,9 @@ class Ingestor:
         about: dict[str, bytes] = {}
         if not header.deleted:
             rights, notes = provenance.carried(prep.upstream.about) if prep.upstream.about else (b"", [])
-            for note in notes if not_carried is not None else ():
-                not_carried.setdefault(note, []).append(header.identifier)
+            if not_carried is not None:
+                for note in notes:
+                    not_carried.setdefault(note, []).append(header.identifier)
             # baseURL: "of the repository from which the record was harvested" (the provenance guidelines)
             origin = provenance.Origin(base_url or self.source.base_url, header.identifier, header.datestamp,
                                        self.source.metadata_namespace or "")

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from functools import lru_cache
 from datetime import datetime
+from functools import lru_cache
 from urllib.parse import quote
 
 from lxml import etree
@@ -110,7 +110,8 @@ def _rights_schema() -> etree.XMLSchema:
     imports = "".join(f'<xs:import namespace="{ns}" schemaLocation="{(SCHEMAS_DIR / "oai" / name).as_uri()}"/>'
                       for ns, name in ((RIGHTS_NS, "rights.xsd"), (OAI_DC_NS, "oai_dc.xsd")))
     wrapper = f'<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema">{imports}</xs:schema>'
-    return schema_of(etree.ElementTree(etree.fromstring(wrapper, base_url=(SCHEMAS_DIR / "oai" / "rights-wrapper.xsd").as_uri())))
+    base = (SCHEMAS_DIR / "oai" / "rights-wrapper.xsd").as_uri()  # (the imports resolve from beside it)
+    return schema_of(etree.ElementTree(etree.fromstring(wrapper, base_url=base)))
 
 
 def carried(containers: tuple[etree._Element, ...]) -> tuple[bytes, list[str]]:

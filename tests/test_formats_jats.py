@@ -732,6 +732,11 @@ def test_name_alternatives_keep_every_form_the_first_alone_first() -> None:
     assert texts(english, "contributor") == ["Yakimova, Ilya; Якимова, Илья"]
     assert english.citation.authors == ("Oleynikov, Ilya",)
     assert inline(group, lang="de").citation.authors == ("Олейников, Илья",)
+    # a <string-name> in the article's language comes before a <name> in another
+    belarusian = ('<name-alternatives><string-name xml:lang="be">Алесь Лукашэвіч</string-name><name xml:lang="en">'
+                  "<surname>Lukashevich</surname><given-names>Ales</given-names></name></name-alternatives>")
+    record = inline(f"<contrib-group>{author(belarusian)}</contrib-group>", lang="be")
+    assert texts(record, "creator") == ["Алесь Лукашэвіч; Lukashevich, Ales"]
     # a <name> comes first even after a <string-name>
     reordered = "<name-alternatives><string-name>I. Oleynikov</string-name><name><surname>Oleynikov</surname></name>"
     assert texts(inline(f"<contrib-group>{author(reordered + '</name-alternatives>')}</contrib-group>"),

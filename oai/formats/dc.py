@@ -202,6 +202,8 @@ def is_pdf_url(url: str) -> bool:
     """An absolute http(s) URL whose path ends in .pdf, whatever its case, query or fragment (a.pdf#page=2; an
     outside audit found HTTPS://X/Y.PDF and y.pdf#page=2 not taken for a PDF)."""
     return bool(_HTTP.match(url)) and urlsplit(url).path.lower().endswith(".pdf")
+
+
 # The parts of a source text as jats_crosswalk writes it.
 _ISSN_PART = re.compile(r"ISSN (\d{4}-\d{3}[\dXx])")
 _VOLUME_PART = re.compile(r"Vol\. (\S+)")

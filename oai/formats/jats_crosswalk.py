@@ -342,8 +342,11 @@ def person_names(contrib: etree._Element, lang: str | None = None) -> list[str]:
         if tag == "name-alternatives":
             forms = [form for form in child if form.tag == "name" or form.tag == "string-name"]
             primary = _primary_subtag(lang)
-            ours = [form for form in forms if primary and _primary_subtag(lang_of(form)) == primary]
-            first = next((form for form in ours + forms if form.tag == "name"), (ours + forms or [None])[0])
+            # (a form's own xml:lang: one without says nothing of its script, whatever the article's language)
+            in_lang = [form for form in forms if primary and _primary_subtag(form.get(XML_LANG)) == primary]
+            first = _first_name_form(in_lang)
+            if first is None:
+                first = _first_name_form(forms)
             if first is None:
                 continue
             names: dict[tuple[str, ...], str] = {}  # one per set of words: OJS adds "Jane Doe" to "Doe, Jane"
@@ -358,6 +361,11 @@ def person_names(contrib: etree._Element, lang: str | None = None) -> list[str]:
         elif tag == "collab-alternatives" and len(child):
             return [text_of(child[0])]
     return []
+
+
+def _first_name_form(forms: list[etree._Element]) -> etree._Element | None:
+    """The first <name> of `forms`, else the first of them (a <string-name>), else None."""
+    return next((form for form in forms if form.tag == "name"), forms[0] if forms else None)
 
 
 def _primary_subtag(lang: str | None) -> str | None:
