@@ -101,8 +101,11 @@ class Ingestor:
 
     def __init__(self, source: SourceView, repository_identifier: str,
                  set_names: Mapping[str, str | None] | None = None, *, since: datetime | None = None,
-                 held_sets: Mapping[str, str] | None = None) -> None:
+                 held_sets: Mapping[str, str] | None = None, our_sources: Iterable[str] = ()) -> None:
         self.source = source
+        # how our records of each of our sources are named: one that comes back through another repository is
+        # a harvesting cycle (the source harvests us, or a repository that does)
+        self._ours = tuple(local_identifier(repository_identifier, name, "") for name in {*our_sources, source.name})
         self.since = since  # when the run began: a record written since came earlier in this run
         self.repository_identifier = repository_identifier
         self.format = registry_format(source.prefix, source.metadata_namespace)
@@ -221,6 +224,11 @@ class Ingestor:
             # again under a longer name, without end (an outside audit: 6, 12, 18 records)
             raise _Reject("it is our own record of this source, served back to us: the source is this repository or "
                           "harvests it (remove the source)")
+        if ours := next((prefix for prefix in self._ours if prefix in upstream), None):
+            # ... and so would two aggregators harvesting each other (B harvests C, which harvests B: an outside
+            # audit saw 115 more records each round, under ever longer names)
+            raise _Reject(f"it is our own record (named {ours}...), come back through the source: the source "
+                          "harvests this repository, directly or not, and serving it again would start a cycle")
         ident = local_identifier(self.repository_identifier, self.source.name, upstream)
         if len(ident) > MAX_IDENTIFIER:
             raise _Reject(f"our identifier for {shown(upstream)} would be longer than {MAX_IDENTIFIER} characters")

@@ -335,6 +335,7 @@ class _Run:
             self.token, self.cursor, self.from_date = cp.resumption_token, cp.cursor, cp.from_date
             self.complete_list_size, self.pages = run.complete_list_size, run.pages
             held = source_sets(s, src.name)  # once a run: which sets a page brings are new is then asked of memory
+            names = s.scalars(select(Source.name)).all()  # (whose records, come back, would be a cycle)
             detect = self.options.detect_deletions  # None: as the source says, or a check a run before left owed
             owed = s.scalar(select(Source.deletion_check_owed).where(Source.id == src.id))
             self.check_deletions = detect if detect is not None else bool(src.detect_deletions or owed)
@@ -342,7 +343,7 @@ class _Run:
             "event": "resume" if self.resumed else "start", "source": src.name, "run": self.run_id,
             "full": self.full, "from": self.from_date, "token": self.token, "cursor": self.cursor}})
         self.ingestor = Ingestor(src, self.options.repository_identifier or "", since=self.run_started,
-                                 held_sets=held)
+                                 held_sets=held, our_sources=names)
 
     def _rename_sets(self) -> None:
         """A full run brings the names of the source's sets up to date with the upstream's."""

@@ -13,20 +13,21 @@ import re
 import string
 import sys
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from oai import orphans
 from oai.formats.base import FormatError, Ingested
 from oai.store import checkpoints
 from oai.store.engine import transaction
-from oai.store.models import OAISet
-from oai.store.records import Change, RecordIn, ensure_sets, upsert_records
+from oai.store.models import OAISet, Source
+from oai.store.records import Change, Existing, RecordIn, ensure_sets, existing_records, upsert_records
 from oai.store.statistics import GrowthAnalyzer, analyze
 from oai.store.validation import OAI_IDENTIFIER, check_identifier, in_oai_scheme, shown
 
@@ -173,6 +174,19 @@ def _results(jobs: list[tuple[str, bytes | None, bool]], workers: int) -> Iterat
         pool.shutdown(cancel_futures=True)
 
 
+def _harvested(session: Session, existing: Mapping[str, Existing]) -> dict[str, str]:
+    """Why each of `existing` that a harvest source holds is not loaded over: loaded, it would lose its source,
+    sets and provenance, and the source's next versions would be quarantined as clashes (an outside audit), as a
+    harvest does not write over a record loaded here either."""
+    sources = {row.source_id for row in existing.values() if row.source_id is not None}
+    if not sources:
+        return {}
+    names = dict(session.execute(select(Source.id, Source.name).where(Source.id.in_(sources))).all())
+    return {ident: f"its identifier {ident} is a record harvested by source {names.get(row.source_id, '?')}; not "
+                   "loaded over it (load it under another identifier, or remove the source first)"
+            for ident, row in existing.items() if row.source_id is not None}
+
+
 def load(
     engine: Engine,
     paths: Sequence[str],
@@ -215,7 +229,10 @@ def load(
         for attempt in range(1, WRITE_ATTEMPTS + 1):
             try:
                 with transaction(engine) as session:
-                    counts = Counter(upsert_records(session, [r for _, r in batch]))
+                    existing = existing_records(session, [r.identifier for _, r in batch])
+                    taken = _harvested(session, existing)
+                    counts = Counter(upsert_records(session, [r for _, r in batch if r.identifier not in taken],
+                                                   existing=existing))
                 break
             except (IntegrityError, engine.dialect.dbapi.IntegrityError):  # (COPY raises the driver's own)
                 # Another writer (a load of the same files on another machine) inserted some of these records
@@ -223,6 +240,7 @@ def load(
                 if attempt == WRITE_ATTEMPTS:
                     raise
         checkpoints.after_commit(engine)
+        summary.failed += [(name, taken[record.identifier]) for name, record in batch if record.identifier in taken]
         growth.wrote(counts[Change.NEW])
         summary.new += counts[Change.NEW]
         summary.updated += counts[Change.UPDATED]

@@ -201,3 +201,37 @@ def test_harvested_jats_keeps_jats_and_yields_dublin_core(engine, tmp_path, _sql
     finally:
         server.close()
         source_engine.dispose()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_two_aggregators_harvesting_each_other_stop_at_one_copy(engine, sqlite_upstream, tmp_path,
+                                                               _sqlite_template) -> None:  # noqa: ANN001
+    """An outside audit: B harvests the source, C harvests B, and B then harvests C. Each round brought B's own
+    records back under a longer name (115 more a round, identifiers of 40, 63, 86 ... characters). A record of
+    any of our sources that comes back through another repository is quarantined as a cycle."""
+    from harvester.history import list_quarantine
+
+    server, _ = sqlite_upstream
+    add(engine, "ours", server.url)  # B (REPO_ID) harvests the source
+    assert harvest_source(engine, "ours", options()).new == N - 2
+    b = LiveServer(_app(engine.url.render_as_string(hide_password=False)))
+    shutil.copy(_sqlite_template, tmp_path / "c.sqlite3")
+    c_engine = make_engine(f"sqlite:///{tmp_path / 'c.sqlite3'}")
+    try:
+        add(c_engine, "b", b.url)  # C harvests B
+        assert harvest_source(c_engine, "b", options(repository_identifier="c.example.org")).new == N - 2
+        c = LiveServer(_app(f"sqlite:///{tmp_path / 'c.sqlite3'}"))
+        try:
+            add(engine, "c", c.url)  # and B harvests C
+            for _ in range(2):
+                back = harvest_source(engine, "c", options(full=True))
+                assert (back.status, back.new, back.quarantined) == ("complete", 0, N)  # tombstones too
+            assert len(stored(engine)) == N  # the source's, tombstones included, once
+            [reason] = {q.reason for q in list_quarantine(engine, "c")}
+            assert reason.startswith(f"it is our own record (named oai:{REPO_ID}:ours:...), come back through "
+                                     "the source: the source harvests this repository")
+        finally:
+            c.close()
+    finally:
+        b.close()
+        c_engine.dispose()

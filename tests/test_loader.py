@@ -276,3 +276,32 @@ def test_a_load_the_database_fails_ends_with_a_message_not_a_traceback(database_
             load_.kill()
     assert load_.returncode == 1 and "Traceback" not in err, err
     assert err.startswith("Error: the database failed the load: ") and "load the same paths again" in err, err
+
+
+def test_a_record_a_harvest_source_holds_is_not_loaded_over(engine, tmp_path) -> None:  # noqa: ANN001
+    """An outside audit: `oai load` under a harvested record's identifier took it over silently ("updated 1"): it
+    lost its source, sets and provenance, and the source's next versions were quarantined as clashes for good.
+    A harvest does not write over a record loaded here either."""
+    from datetime import datetime
+
+    from sqlalchemy import insert
+
+    from oai.store.models import Source
+    from oai.store.records import RecordIn, upsert_records
+
+    with transaction(engine) as s:
+        source = s.execute(insert(Source).values(name="up", base_url="http://127.0.0.1:9/oai", prefix="oai_dc",
+                                                 created=datetime(2026, 1, 1)).returning(Source.id)).scalar()
+        upsert_records(s, [RecordIn("oai:example.org:harvested", {"oai_dc": canonical_bytes(build_dc(
+            [("title", "As harvested", None)]))}, sets=("up",), source_id=source, upstream_identifier="oai:u:1")])
+    for stem in ("harvested", "fresh"):
+        (tmp_path / f"{stem}.xml").write_bytes(canonical_bytes(build_dc([("title", f"Loaded {stem}", None)])))
+    summary = load(engine, [str(tmp_path)], repository_identifier="example.org", workers=1,
+                   identifier_template="oai:{repository_identifier}:{stem}")
+    assert (summary.new, summary.updated) == (1, 0)
+    assert summary.failed == [(str(tmp_path / "harvested.xml"), "its identifier oai:example.org:harvested is a record "
+                               "harvested by source up; not loaded over it (load it under another identifier, or "
+                               "remove the source first)")]
+    with transaction(engine) as s:
+        kept = s.scalar(select(Record).where(Record.identifier == "oai:example.org:harvested"))
+        assert (kept.source_id, kept.upstream_identifier) == (source, "oai:u:1")
