@@ -301,8 +301,8 @@ def _summary_line(s: RunSummary) -> str:
     for w in s.warnings:
         text += f"\n  warning: {w}"
     if s.quarantined:  # an incremental run asks only for what changed since: they would stay out for good
-        text += (f"\n  quarantined: `oai harvest quarantine {s.source}` says why; once the source has mended them, "
-                 f"`oai harvest {s.source} --full` asks for them again")
+        text += (f"\n  quarantined: `oai harvest quarantine {s.source}` says why; once that is mended (by the source, "
+                 f"or here for an identifier clash), `oai harvest {s.source} --full` asks for them again")
     return text
 
 

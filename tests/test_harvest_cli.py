@@ -60,7 +60,8 @@ def test_source_lifecycle_and_harvest_commands(oai, up) -> None:  # noqa: ANN001
     run = oai("harvest", "up")
     assert run.exit_code == 0, run.output
     assert "run #1 complete: 2 pages, 12 of 12 records (new 11" in run.stderr
-    assert "once the source has mended them, `oai harvest up --full` asks for them again" in run.stderr
+    assert ("once that is mended (by the source, or here for an identifier clash), `oai harvest up --full` asks for "
+            "them again") in run.stderr
     log_lines = [line for line in run.stderr.splitlines() if line.startswith("ts=")]
     assert log_lines and all(LOGFMT.match(line) for line in log_lines)
     assert any("event=page" in line and "source=up" in line for line in log_lines)
