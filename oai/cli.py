@@ -285,6 +285,7 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
     server = make_server(host, port, app, threaded=True)
     path = app.config["OAI"].endpoint_path
     click.echo(f"OAI-PMH endpoint: http://{host}:{server.server_port}{path}?verb=Identify", err=True)
+    click.echo(f"browser view:     http://{host}:{server.server_port}{path.rstrip('/')}/view?verb=Identify", err=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

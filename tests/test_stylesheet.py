@@ -643,3 +643,32 @@ def test_namespace_declarations_are_not_repeated_in_source(transform: etree.XSLT
         decl = f'xmlns:{prefix}="{uri}"' if prefix else f'xmlns="{uri}"'
         inherited = doc.getroot().nsmap.get(prefix) == uri
         assert source.count(decl) == (0 if inherited else 1), decl
+
+
+def test_the_view_is_rendered_here_and_its_links_stay_in_it(engine, live_server) -> None:  # noqa: ANN001
+    """Browsers are dropping XSLT (Chromium 156 says so on every page; an outside audit): /oai/view renders the
+    same answer with the same stylesheet here, as HTML, and its links (the next page's included) lead to it."""
+    import requests
+
+    from endpoint_helpers import T0, dc_record, write
+
+    write(engine, [dc_record(f"oai:example.org:{i}", title=f"Title <{i}> & more") for i in range(12)], T0)
+    for public in (None, "https://repo.example.org/oai"):
+        server = live_server(page_size=5, **({"base_url": public} if public else {}))
+        view, public_view = f"{server.url}/view", f"{public or server.url}/view"
+        reply = requests.get(view, params={"verb": "ListRecords", "metadataPrefix": "oai_dc"}, timeout=10,
+                             headers={"Accept-Encoding": "gzip"})
+        assert reply.status_code == 200 and reply.headers["Content-Type"] == "text/html; charset=utf-8"
+        page = lxml.html.fromstring(reply.content)
+        assert "Title <0> & more" in page.text_content() and "Title <5> & more" not in page.text_content()
+        assert [link.get("href") for link in page.iter("link") if link.get("rel") == "stylesheet"] == [
+            "/oai/static/oai2.css"]
+        following = [a.get("href") for a in page.iter("a") if "resumptionToken=" in (a.get("href") or "")]
+        assert following and all(href.startswith(f"{public_view}?") for href in following), following
+        nxt = requests.get(following[0].replace(public_view, view), timeout=10)
+        assert nxt.status_code == 200 and "Title <5> & more" in lxml.html.fromstring(nxt.content).text_content()
+        # an error is a page too; the endpoint itself still answers XML, naming itself as the baseURL
+        error = requests.get(view, params={"verb": "Nonsense"}, timeout=10)
+        assert error.status_code == 200 and "badVerb" in error.text
+        identify = requests.get(server.url, params={"verb": "Identify"}, timeout=10).content
+        assert f"<baseURL>{public or server.url}</baseURL>".encode() in identify

@@ -18,6 +18,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 from flask import Flask, Response, abort, current_app, g, jsonify, request, send_from_directory
+from lxml import etree
 from sqlalchemy import exc as db_errors
 from sqlalchemy import select, text
 from sqlalchemy.engine import Engine
@@ -129,7 +130,8 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
             session.close()
 
     def base_url() -> str:
-        return cfg.base_url or request.base_url
+        # (the endpoint's URL also when the browser view, at its /view, asks it)
+        return cfg.base_url or f"{request.host_url.rstrip('/')}{request.script_root}{path}"
 
     def site_root() -> str:
         """Where this app's /schemas/ are seen from outside: the configured baseURL without the
@@ -287,6 +289,20 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
         finally:
             session.close()
         return send(_rendered(ctx, req, result, stylesheet), req.verb, ctx, stylesheet)
+
+    @app.get(f"{path.rstrip('/')}/view")
+    def browser_view() -> Response:
+        """The browser view rendered here: the endpoint's answer to the same arguments, through the same
+        stylesheet. Browsers are dropping XSLT (Chromium 156 already says so on every page), so the page a
+        browser renders from /oai itself may become raw XML; this one is HTML, and its links lead here."""
+        g.oai_view = True  # the answer uncompressed (_content_coding)
+        response = endpoint()
+        if response.status_code != 200 or response.mimetype != "text/xml":
+            return response  # 304, 503, a broken request's 400: as the endpoint answers them
+        view_url = f"{site_root()}{path.rstrip('/')}/view"
+        html = _render_view(response.get_data(), f"{urlsplit(base_url()).path.rstrip('/')}/static/oai2.xsl",
+                            view_url)
+        return Response(html, status=200, headers={"Vary": "Accept-Encoding"}, content_type="text/html; charset=utf-8")
 
     @app.get(f"{path.rstrip('/')}/static/<path:name>")
     def static_file(name: str) -> Response:
@@ -528,9 +544,31 @@ def _cacheable(args: Mapping[str, str], ctx: Context) -> bool:
 
 
 def _content_coding() -> str:
-    """The coding this request's response is sent in: gzip, deflate (if enabled and asked for) or identity."""
+    """The coding this request's response is sent in: gzip, deflate (if enabled and asked for) or identity
+    (always for the browser view, which renders the answer)."""
     cfg: Config = current_app.config["OAI"]
+    if g.get("oai_view"):
+        return "identity"
     return request.accept_encodings.best_match([*cfg.compression, "identity"], default="identity")
+
+
+@functools.cache
+def _view_transform() -> etree.XSLT:
+    parser = etree.XMLParser(no_network=True, resolve_entities=False)
+    return etree.XSLT(etree.parse(str(STATIC_DIR / "oai2.xsl"), parser),
+                      access_control=etree.XSLTAccessControl.DENY_ALL)
+
+
+def _render_view(body: bytes, stylesheet: str, view_url: str) -> bytes:
+    """An OAI-PMH answer as the browser view's HTML, its links to `view_url`. The stylesheet's address is given
+    as the answer's own instruction names it (the page takes its CSS from beside it), also where answers carry
+    none (OAI_STYLESHEET=false)."""
+    document = etree.fromstring(body, etree.XMLParser(no_network=True, resolve_entities=False))
+    if not any(isinstance(node, etree._ProcessingInstruction) and node.target == "xml-stylesheet"  # noqa: SLF001
+               for node in document.itersiblings(preceding=True)):
+        document.addprevious(etree.ProcessingInstruction("xml-stylesheet", f'type="text/xsl" href="{stylesheet}"'))
+    result = _view_transform()(document, linkBase=etree.XSLT.strparam(view_url))
+    return bytes(result)
 
 
 def _xml_response(body: bytes, *, etag: str | None, cache: bool = False,

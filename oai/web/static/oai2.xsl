@@ -22,12 +22,14 @@
   <xsl:variable name="root" select="/oai:OAI-PMH"/>
   <xsl:variable name="request" select="$root/oai:request"/>
   <xsl:variable name="baseURL" select="normalize-space($request)"/>
-  <!-- Links start from the baseURL when it is an http(s) URL, else stay relative to the page. -->
-  <xsl:variable name="linkBase">
+  <!-- Links start from the baseURL when it is an http(s) URL, else stay relative to the page. The server's
+       own rendering of this view (/oai/view) gives its address instead, so that its links lead to pages
+       rendered there too. -->
+  <xsl:param name="linkBase">
     <xsl:if test="starts-with($baseURL, 'http://') or starts-with($baseURL, 'https://')">
       <xsl:value-of select="$baseURL"/>
     </xsl:if>
-  </xsl:variable>
+  </xsl:param>
 
   <!-- The verb of the request; an error response may omit it, so fall back to the payload. -->
   <xsl:variable name="verb">
