@@ -672,3 +672,35 @@ def test_the_view_is_rendered_here_and_its_links_stay_in_it(engine, live_server)
         assert error.status_code == 200 and "badVerb" in error.text
         identify = requests.get(server.url, params={"verb": "Identify"}, timeout=10).content
         assert f"<baseURL>{public or server.url}</baseURL>".encode() in identify
+
+
+def test_the_view_renders_what_the_endpoint_serves_or_says_it_cannot(engine, live_server) -> None:  # noqa: ANN001
+    """A review of the view: a text node over 10 MB (which the harvester takes and /oai serves) and a DOI of
+    3,200 '/'s (past libxslt's recursion depth) were 500s; links left OAI_BASE_URL's path (/pmh) for /oai."""
+    import requests
+
+    from oai.formats import registry
+    from oai.formats.dc import build_dc
+    from oai.formats.safexml import canonical_bytes
+    from oai.store.engine import transaction
+    from oai.store.records import RecordIn, upsert_records
+
+    seed = registry.ingest_document((Path(__file__).parents[1] / "oai/demo/irkutsk-bulletin-2020-32-44.xml").read_bytes())
+    deep = seed.metadata["jats"].replace(b"10.26516/2073-3380.2020.32.44", b"10.1234/" + b"a/" * 3200 + b"z")
+    huge = canonical_bytes(build_dc([("title", "Huge", None), ("description", "x" * 10_500_000, None)]))
+    with transaction(engine) as s:
+        upsert_records(s, [RecordIn("oai:example.org:deep", {"jats": deep, "oai_dc": seed.metadata["oai_dc"]}),
+                           RecordIn("oai:example.org:huge", {"oai_dc": huge})])
+    server = live_server(base_url="https://example.org/pmh")
+    view = f"{server.url}/view"
+    got = requests.get(view, params={"verb": "GetRecord", "metadataPrefix": "oai_dc",
+                                     "identifier": "oai:example.org:huge"}, timeout=30)
+    assert got.status_code == 200 and "x" * 1000 in got.text
+    links = [a.get("href") for a in lxml.html.fromstring(got.content).iter("a")]
+    assert any(href.startswith("https://example.org/pmh/view?verb=") for href in links), links
+    assert not any(href.startswith("https://example.org/oai/") for href in links), links
+    got = requests.get(view, params={"verb": "GetRecord", "metadataPrefix": "jats",
+                                     "identifier": "oai:example.org:deep"}, timeout=30)
+    assert got.status_code == 200 and "too large or deep to show as a page" in got.text
+    assert ('href="https://example.org/pmh?verb=GetRecord&amp;metadataPrefix=jats&amp;identifier=oai%3Aexample.org'
+            '%3Adeep"') in got.text

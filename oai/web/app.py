@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
+from html import escape as html_escape
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
@@ -299,9 +300,16 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
         response = endpoint()
         if response.status_code != 200 or response.mimetype != "text/xml":
             return response  # 304, 503, a broken request's 400: as the endpoint answers them
-        view_url = f"{site_root()}{path.rstrip('/')}/view"
-        html = _render_view(response.get_data(), f"{urlsplit(base_url()).path.rstrip('/')}/static/oai2.xsl",
-                            view_url)
+        view_url = f"{base_url().rstrip('/')}/view"  # under the public base URL, as the stylesheet is
+        try:
+            html = _render_view(response.get_data(), f"{urlsplit(base_url()).path.rstrip('/')}/static/oai2.xsl",
+                                view_url)
+        except etree.XSLTError as exc:  # libxslt's limits (a DOI of 3,000 '/'s: its recursion depth; a review)
+            log.warning("browser view not rendered: %s", exc)
+            plain = html_escape(f"{base_url()}?{request.query_string.decode('latin-1')}", quote=True)
+            html = (f'<!doctype html><html><head><meta charset="utf-8"><title>OAI-PMH</title></head><body><p>This '
+                    f'answer is too large or deep to show as a page here: <a href="{plain}">its XML</a>.</p></body>'
+                    "</html>").encode()
         return Response(html, status=200, headers={"Vary": "Accept-Encoding"}, content_type="text/html; charset=utf-8")
 
     @app.get(f"{path.rstrip('/')}/static/<path:name>")
@@ -563,7 +571,8 @@ def _render_view(body: bytes, stylesheet: str, view_url: str) -> bytes:
     """An OAI-PMH answer as the browser view's HTML, its links to `view_url`. The stylesheet's address is given
     as the answer's own instruction names it (the page takes its CSS from beside it), also where answers carry
     none (OAI_STYLESHEET=false)."""
-    document = etree.fromstring(body, etree.XMLParser(no_network=True, resolve_entities=False))
+    # huge_tree: a text node over 10 MB, which the harvester takes and /oai serves (a review found a 500)
+    document = etree.fromstring(body, etree.XMLParser(no_network=True, resolve_entities=False, huge_tree=True))
     if not any(isinstance(node, etree._ProcessingInstruction) and node.target == "xml-stylesheet"  # noqa: SLF001
                for node in document.itersiblings(preceding=True)):
         document.addprevious(etree.ProcessingInstruction("xml-stylesheet", f'type="text/xsl" href="{stylesheet}"'))
