@@ -219,14 +219,10 @@ class Ingestor:
                 return check_identifier(upstream)
             except ValueError as exc:
                 raise _Reject(f"cannot keep the upstream identifier: {exc}") from None
-        if upstream.startswith(local_identifier(self.repository_identifier, self.source.name, "")):
-            # a source that is this repository (or harvests it) would have each run serve the last one's records
-            # again under a longer name, without end (an outside audit: 6, 12, 18 records)
-            raise _Reject("it is our own record of this source, served back to us: the source is this repository or "
-                          "harvests it (remove the source)")
         if ours := next((prefix for prefix in self._ours if prefix in upstream), None):
-            # ... and so would two aggregators harvesting each other (B harvests C, which harvests B: an outside
-            # audit saw 115 more records each round, under ever longer names)
+            # a source that is this repository (or harvests it) would have each run serve the last one's records
+            # again under a longer name, without end (an outside audit: 6, 12, 18 records), and so would two
+            # aggregators harvesting each other (B harvests C, which harvests B: 115 more records each round)
             raise _Reject(f"it is our own record (named {ours}...), come back through the source: the source "
                           "harvests this repository, directly or not, and serving it again would start a cycle")
         ident = local_identifier(self.repository_identifier, self.source.name, upstream)
@@ -246,9 +242,15 @@ class Ingestor:
         out.seen = len(ready) + len(broken)
         ready = self._one_copy_each(ready, out.warnings)
         existing = existing_records(session, [p.identifier for p in ready])
+        returned = self._returned(session, ready)
         items, clashes, left_out = [], [], []
         not_carried: dict[str, list[str]] = {}  # an about-container's note -> the records it was made for
         for prep in ready:
+            if (ours := returned.get(prep.upstream.header.identifier)) is not None:
+                clashes.append(Broken(prep.upstream.raw(), f"it is our own record {ours}, come back through the "
+                                      "source: the source harvests this repository, directly or not, and serving it "
+                                      "again would start a cycle", prep.upstream.header.identifier))
+                continue
             row = existing.get(prep.identifier)
             if self._older_than_earlier_copy(prep, row, listed_before):
                 out.warnings.append(f"{prep.upstream.header.identifier} came again in this list with an older "
@@ -292,6 +294,20 @@ class Ingestor:
         out.quarantined = len(broken) + len(clashes)
         out.warnings.extend(self._too_long(broken))
         return out
+
+    def _returned(self, session: Session, ready: list[_Prepared]) -> dict[str, str]:
+        """{upstream identifier: our record's identifier} for the records of ours, loaded here or left by a removed
+        source, that the page brings back inside its identifiers (oai:b.org:a:oai:a.org:10.1/x): a review found
+        each of them stored a second time. Those of our sources are caught by name (_identifier)."""
+        marker = f"oai:{self.repository_identifier}:"
+        candidates = {up: up[at:] for prep in ready
+                      if (at := (up := prep.upstream.header.identifier).find(marker)) >= 0}
+        if not candidates:
+            return {}
+        found = existing_records(session, sorted(set(candidates.values())))
+        return {up: ours for up, ours in candidates.items()
+                if ours in found and found[ours].source_id is None and ours != local_identifier(
+                    self.repository_identifier, self.source.name, up)}
 
     def _named_sets(self, items: list[RecordIn]) -> dict[str, str | None]:
         """The items' sets and their ancestors, with the names they get if they are new (ensure_sets)."""

@@ -214,22 +214,29 @@ def test_two_aggregators_harvesting_each_other_stop_at_one_copy(engine, sqlite_u
     server, _ = sqlite_upstream
     add(engine, "ours", server.url)  # B (REPO_ID) harvests the source
     assert harvest_source(engine, "ours", options()).new == N - 2
+    with transaction(engine) as s:  # and holds records of its own (a review found those stored again too)
+        upsert_records(s, [RecordIn(f"oai:{REPO_ID}:local-{i}", {"oai_dc": dc(i)}) for i in range(3)])
     b = LiveServer(_app(engine.url.render_as_string(hide_password=False)))
     shutil.copy(_sqlite_template, tmp_path / "c.sqlite3")
     c_engine = make_engine(f"sqlite:///{tmp_path / 'c.sqlite3'}")
     try:
         add(c_engine, "b", b.url)  # C harvests B
-        assert harvest_source(c_engine, "b", options(repository_identifier="c.example.org")).new == N - 2
+        assert harvest_source(c_engine, "b", options(repository_identifier="c.example.org")).new == N - 2 + 3
         c = LiveServer(_app(f"sqlite:///{tmp_path / 'c.sqlite3'}"))
         try:
             add(engine, "c", c.url)  # and B harvests C
             for _ in range(2):
                 back = harvest_source(engine, "c", options(full=True))
-                assert (back.status, back.new, back.quarantined) == ("complete", 0, N)  # tombstones too
-            assert len(stored(engine)) == N  # the source's, tombstones included, once
-            [reason] = {q.reason for q in list_quarantine(engine, "c")}
-            assert reason.startswith(f"it is our own record (named oai:{REPO_ID}:ours:...), come back through "
-                                     "the source: the source harvests this repository")
+                assert (back.status, back.new, back.quarantined) == ("complete", 0, N + 3)  # tombstones too
+            assert len(stored(engine)) == N + 3  # the source's, tombstones included, and our own, once
+            reasons = sorted({q.reason for q in list_quarantine(engine, "c")})
+            assert len(reasons) == 4, reasons
+            assert reasons[0] == (f"it is our own record (named oai:{REPO_ID}:ours:...), come back through the source: "
+                                  "the source harvests this repository, directly or not, and serving it again would "
+                                  "start a cycle")
+            assert reasons[1:] == [f"it is our own record oai:{REPO_ID}:local-{i}, come back through the source: the "
+                                   "source harvests this repository, directly or not, and serving it again would start "
+                                   "a cycle" for i in range(3)]
         finally:
             c.close()
     finally:
