@@ -69,11 +69,11 @@ class Prefetcher(Generic[T]):
                 for page in self._fetch(params):  # noqa: B007 - the last one's token is followed
                     if not self._put(page):
                         return
+                if page is None:  # (in here: raised in this thread, it would leave the loop waiting)
+                    raise RuntimeError("a fetch gave no page")
             except BaseException as exc:  # noqa: BLE001 - handed to the loop, which raises it
                 self._put(_Failed(exc))
                 return
-            if page is None:
-                raise RuntimeError("a fetch gave no page")
             token = self._token_of(page)
             if token is None or token in asked:
                 return

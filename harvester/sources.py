@@ -225,7 +225,7 @@ def add_source(engine: Engine, name: str, base_url: str, *, prefix: str = "oai_d
     ours = _our_repository_identifier()
     if ours and (facts.identity.repository_identifier or "").lower() == ours.lower():
         warnings.append(f"the source names itself {ours!r}, as this repository is named: if it is this repository, "
-                        "remove the source (our own records, harvested, would be served twice)")
+                        "remove the source (our own records would come back through it, and be quarantined)")
     warnings += _deletions_unnoticed(facts.identity.deleted_record, detect_deletions,
                                      "add it with --detect-deletions")
     from harvester.ingest import registry_format

@@ -123,3 +123,11 @@ def test_a_response_in_parts_is_handed_over_part_by_part_and_its_last_parts_toke
         assert ahead.get() == ("a", None)
         with pytest.raises(ValueError, match="broke off"):
             ahead.get()
+
+
+def test_a_fetch_that_gives_no_page_is_an_error_handed_over_not_a_wait() -> None:
+    """A review: the check sat outside the handed-over errors, so it would have ended the thread and left the
+    loop waiting for a page for ever."""
+    with Prefetcher(lambda params: iter(()), token_of, {"verb": "first"}) as ahead:
+        with pytest.raises(RuntimeError, match="a fetch gave no page"):
+            ahead.get()

@@ -637,8 +637,8 @@ def _alternative_ids(meta: etree._Element) -> Iterator[Field]:
             yield "relation", f"info:eu-repo/semantics/altIdentifier/{scheme}/{value}", None
 
 
-_PMC_PAGE = (re.compile(r"(?:PMC)?(\d{1,10})"), "https://www.ncbi.nlm.nih.gov/pmc/articles/PMC{}/")
-_PUBMED_PAGES = (("pmcid", *_PMC_PAGE), ("pmc", *_PMC_PAGE),
+# (NLM's pub-id-type "pmc" arrives here as "pmcid": jats.normalise respells it)
+_PUBMED_PAGES = (("pmcid", re.compile(r"(?:PMC)?(\d{1,10})"), "https://www.ncbi.nlm.nih.gov/pmc/articles/PMC{}/"),
                  ("pmid", re.compile(r"(\d{1,10})"), "https://pubmed.ncbi.nlm.nih.gov/{}/"))
 
 

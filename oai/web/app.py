@@ -134,6 +134,11 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
         # (the endpoint's URL also when the browser view, at its /view, asks it)
         return cfg.base_url or f"{request.host_url.rstrip('/')}{request.script_root}{path}"
 
+    def stylesheet_url() -> str:
+        """The browser view's stylesheet, at the public base URL's path: behind a proxy that adds a prefix
+        (/prefix/oai) a browser asks there."""
+        return f"{urlsplit(base_url()).path.rstrip('/')}/static/oai2.xsl"
+
     def site_root() -> str:
         """Where this app's /schemas/ are seen from outside: the configured baseURL without the
         endpoint path (behind a proxy, the request's own host may be an internal one), else the host asked."""
@@ -261,8 +266,7 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
         if not problem and not resumed and params.get("verb") in _DATED:
             fence.wait(session)  # (the session is closed at teardown, should it fail)
         ctx = Context(session, repository(), formats(session), codec, now)
-        # at the public base URL's path: behind a proxy that adds a prefix (/prefix/oai) a browser asks there
-        stylesheet = f"{urlsplit(base_url()).path.rstrip('/')}/static/oai2.xsl" if cfg.stylesheet else None
+        stylesheet = stylesheet_url() if cfg.stylesheet else None
         try:
             if problem:
                 raise BadArgument(problem)
@@ -302,8 +306,7 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
             return response  # 304, 503, a broken request's 400: as the endpoint answers them
         view_url = f"{base_url().rstrip('/')}/view"  # under the public base URL, as the stylesheet is
         try:
-            html = _render_view(response.get_data(), f"{urlsplit(base_url()).path.rstrip('/')}/static/oai2.xsl",
-                                view_url)
+            html = _render_view(response.get_data(), stylesheet_url(), view_url)
         except etree.XSLTError as exc:  # libxslt's limits (a DOI of 3,000 '/'s: its recursion depth; a review)
             log.warning("browser view not rendered: %s", exc)
             plain = html_escape(f"{base_url()}?{request.query_string.decode('latin-1')}", quote=True)
