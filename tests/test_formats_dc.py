@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -234,3 +235,27 @@ def test_a_pdf_is_known_by_its_path_whatever_its_case_query_or_fragment(url: str
     """An outside audit: HTTPS://EXAMPLE.ORG/X.PDF and y.pdf#page=2 were not taken for the PDF (citation_pdf_url)."""
     fields = [("title", "T", None), ("identifier", url, None)]
     assert dc.citation_from_fields(fields).pdf_url == (url if pdf else None)
+
+
+def test_the_citation_read_back_from_derived_dc_is_the_one_jats_gave() -> None:
+    """A record harvested as oai_dc has only dc:source for its landing page: what the crosswalk writes there must
+    read back whole. An outside audit found every ISSN with its medium ('ISSN x (print)') lost, both titles of
+    'Title = Parallel title' in one tag, and article numbers (eLife's e00666) gone."""
+    keys = ("journal_title", "issn", "volume", "issue", "firstpage", "lastpage", "article_number")
+    samples = sorted((DATA.parents[0] / "jats").rglob("*.xml"))
+    checked = 0
+    for path in samples:
+        ingested = registry.ingest_document(path.read_bytes())
+        back = registry.ingest_document(ingested.metadata["oai_dc"]).citation
+        given = {key: getattr(ingested.citation, key) for key in keys}
+        given["issn"] = tuple(i for i in given["issn"] if re.fullmatch(r"\d{4}-\d{3}[\dX]", i))  # (placeholders)
+        assert {key: getattr(back, key) for key in keys} == given, path.name
+        checked += bool(given["issn"] and given["journal_title"])
+    assert checked >= 15
+    numbered = registry.ingest_document((DATA.parents[0] / "jats" / "elife" / "elife-02833-v2.xml").read_bytes())
+    assert numbered.citation.article_number == "e02833" and numbered.citation.firstpage is None
+    russian = dc.citation_from_fields([("source", "Известия = The Bulletin; ISSN 2073-3380 (print); "
+                                                  "ISSN 2307-4582 (online); Vol. 32", None)])
+    assert (russian.journal_title, russian.issn) == ("Известия", ("2073-3380", "2307-4582"))
+    untitled = dc.citation_from_fields([("source", "ISSN 2073-3380; Vol. 3", None)])
+    assert (untitled.journal_title, untitled.issn, untitled.volume) == (None, ("2073-3380",), "3")

@@ -1146,3 +1146,27 @@ def test_jats4r_date_types_date_the_version_of_record() -> None:
     assert texts(inline(dates), "date") == ["2016-02-16"]
     manuscript = '<pub-date date-type="accepted-manuscript"><day>10</day><month>01</month><year>2016</year></pub-date>'
     assert texts(inline(manuscript), "date") == ["2016-01-10"]  # the only date there is
+
+
+def test_a_date_no_calendar_has_is_dated_by_its_month() -> None:
+    """An outside audit: 31 February 2021 was served as dc:date 2021-02-31, no W3CDTF date (OpenAIRE and BASE check);
+    29 February is a date in a leap year only."""
+    def dated(day: int, month: int, year: int) -> list[str]:
+        return texts(inline(f'<pub-date date-type="pub" publication-format="electronic"><day>{day}</day>'
+                            f'<month>{month:02d}</month><year>{year}</year></pub-date>'), "date")
+
+    assert dated(31, 2, 2021) == ["2021-02"]
+    assert dated(29, 2, 2021) == ["2021-02"] and dated(29, 2, 2024) == ["2024-02-29"]
+    assert dated(31, 4, 2021) == ["2021-04"] and dated(31, 5, 2021) == ["2021-05-31"]
+
+
+def test_a_group_author_keeps_every_language_form_the_articles_first() -> None:
+    """An outside audit: of <collab-alternatives>, only the first form reached dc:creator ('NEAR Working Group' lost
+    for a Russian article), where a person's name-alternatives keep every form."""
+    group = ('<contrib-group>' + author('<collab-alternatives><collab xml:lang="en">NEAR Working Group</collab>'
+                                        '<collab xml:lang="ru">Рабочая группа АРАСВА</collab>'
+                                        '<collab xml:lang="ru">Рабочая группа АРАСВА</collab></collab-alternatives>')
+             + '</contrib-group>')
+    assert texts(inline(group, lang="ru"), "creator") == ["Рабочая группа АРАСВА; NEAR Working Group"]
+    assert texts(inline(group, lang="en"), "creator") == ["NEAR Working Group; Рабочая группа АРАСВА"]
+    assert inline(group, lang="ru").citation.authors == ("Рабочая группа АРАСВА",)

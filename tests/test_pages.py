@@ -218,3 +218,25 @@ def test_a_page_says_its_language_and_date_as_html_and_scholar_read_them(engine,
             assert _meta(html).get("citation_language") == ([lang] if lang else None), ident
             assert _meta(html).get("citation_publication_date") == ([published] if published else None), ident
             assert page.xpath("//link[@rel='canonical']/@href") == [f"https://repository.example.org/record/{ident}"]
+
+
+def test_a_page_gives_an_article_number_and_a_single_page_as_such(engine, live_server) -> None:
+    """An outside audit: eLife's article number (elocation-id e02833) was on no page and in no meta tag, and a one-
+    page erratum read 'pp. 366–366'. Scholar takes an article number as the first page, as PLOS's pages give it."""
+    from sqlalchemy import select
+
+    from oai.store.models import Record
+
+    jats_dir = SEED.parents[2] / "tests" / "data" / "jats"
+    load(engine, [str(jats_dir / "elife" / "elife-02833-v2.xml"),
+                  str(jats_dir / "scielo" / "0034-8910-rsp-48-2-0366_pt-correction-small.xml")],
+         repository_identifier="example.org")
+    with transaction(engine) as s:
+        idents = s.scalars(select(Record.identifier).order_by(Record.identifier)).all()
+    root = live_server().root
+    pages = {ident: requests.get(f"{root}/record/{ident}", timeout=10).text for ident in idents}
+    elife = next(text for ident, text in pages.items() if "02833" in ident)
+    assert _meta(elife)["citation_firstpage"] == ["e02833"] and "citation_lastpage" not in _meta(elife)
+    assert ", vol. 3, article e02833" in elife
+    erratum = next(text for ident, text in pages.items() if "02833" not in ident)
+    assert ", p. 366\n" in erratum and "pp. 366" not in erratum

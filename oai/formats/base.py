@@ -31,6 +31,7 @@ class Citation:
     issue: str | None = None
     firstpage: str | None = None
     lastpage: str | None = None
+    article_number: str | None = None  # an elocation-id, where there are no pages (eLife, PLOS)
     doi: str | None = None
     pdf_url: str | None = None
     language: str | None = None  # of the article

@@ -205,10 +205,12 @@ def is_pdf_url(url: str) -> bool:
 
 
 # The parts of a source text as jats_crosswalk writes it.
-_ISSN_PART = re.compile(r"ISSN (\d{4}-\d{3}[\dXx])")
+_ISSN_PART = re.compile(r"ISSN (\d{4}-\d{3}[\dXx])(?: \([^()]*\))?")  # (print), (online): the medium
 _VOLUME_PART = re.compile(r"Vol\. (\S+)")
 _ISSUE_PART = re.compile(r"No\. (\S+)")
 _PAGES_PART = re.compile(r"pp?\. (\w+)(?:-(\w+))?")
+_ARTICLE_PART = re.compile(r"Article (\S+)")  # an article number (elocation-id) where there are no pages
+_UNTITLED = re.compile(r"(?:ISSN|Vol\.|No\.|pp?\.|Article) ")  # a source whose journal has no title starts so
 
 
 def _parse_source(source: str) -> dict:
@@ -216,7 +218,8 @@ def _parse_source(source: str) -> dict:
     parts = [part.strip() for part in source.split(";") if part.strip()]
     facts: dict = {}
     issns = []
-    for part in parts[1:]:
+    titled = bool(parts) and not _UNTITLED.match(parts[0])
+    for part in parts[1:] if titled else parts:
         if m := _ISSN_PART.fullmatch(part):
             issns.append(m.group(1).upper())
         elif m := _VOLUME_PART.fullmatch(part):
@@ -225,9 +228,12 @@ def _parse_source(source: str) -> dict:
             facts["issue"] = m.group(1)
         elif m := _PAGES_PART.fullmatch(part):
             facts["firstpage"], facts["lastpage"] = m.group(1), m.group(2) or m.group(1)
+        elif m := _ARTICLE_PART.fullmatch(part):
+            facts["article_number"] = m.group(1)
     if facts or issns:
-        facts["journal_title"] = parts[0]
         facts["issn"] = tuple(issns)
+        if titled:  # of 'Title = Parallel title' (ISBD), the first: an outside audit found both in one tag
+            facts["journal_title"] = parts[0].split(" = ", 1)[0]
     return facts
 
 

@@ -43,6 +43,7 @@ Choices a harvester should know about (one dc element per line of the README tab
 
 from __future__ import annotations
 
+import calendar
 import operator
 import re
 from collections.abc import Iterator
@@ -358,8 +359,12 @@ def person_names(contrib: etree._Element, lang: str | None = None) -> list[str]:
         elif tag == "name" or tag == "string-name" or tag == "collab":
             if name := _name_form(child):
                 return [name]
-        elif tag == "collab-alternatives" and len(child):
-            return [text_of(child[0])]
+        elif tag == "collab-alternatives":  # every form, the article's language first, as for persons
+            forms = [form for form in child if form.tag == "collab"]
+            primary = _primary_subtag(lang)
+            forms.sort(key=lambda form: not (primary and _primary_subtag(form.get(XML_LANG)) == primary))
+            if groups := list(dict.fromkeys(name for form in forms if (name := text_of(form)))):
+                return groups
     return []
 
 
@@ -598,8 +603,8 @@ def iso_date(date: etree._Element) -> str | None:
         month = str(_MONTHS.get(month[:3].lower(), ""))
     if not month.isdigit() or not 1 <= int(month) <= 12:
         return year
-    if not day.isdigit() or not 1 <= int(day) <= 31:
-        return f"{year}-{int(month):02d}"
+    if not day.isdigit() or not 1 <= int(day) <= calendar.monthrange(int(year), int(month))[1]:
+        return f"{year}-{int(month):02d}"  # (2021-02-31 is no date: an outside audit found it served)
     return f"{year}-{int(month):02d}-{int(day):02d}"
 
 
@@ -838,6 +843,7 @@ def crosswalk(article: etree._Element) -> tuple[list[Field], Citation]:
         issue=issue or None,
         firstpage=first or None,
         lastpage=last or None,
+        article_number=None if first else text_of(meta.find("elocation-id")) or None,
         doi=doi,
         pdf_url=pdf,
         language=language,
