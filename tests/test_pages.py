@@ -240,3 +240,30 @@ def test_a_page_gives_an_article_number_and_a_single_page_as_such(engine, live_s
     assert ", vol. 3, article e02833" in elife
     erratum = next(text for ident, text in pages.items() if "02833" not in ident)
     assert ", p. 366\n" in erratum and "pp. 366" not in erratum
+
+
+def test_a_page_shows_the_title_in_every_language_the_record_gives(engine, live_server) -> None:
+    """An outside audit: a Russian article's page showed its Russian title only, its English title nowhere (not for
+    a reader, not for a crawler). Each other title is shown once, marked with its language, from JATS and from
+    oai_dc alike."""
+    from sqlalchemy import select
+
+    from oai.store.models import Record
+
+    article = SEED.parents[2] / "tests" / "data" / "jats" / "scielo" / "0034-8910-rsp-48-2-0322_es.xml"
+    load(engine, [str(article)], repository_identifier="example.org")
+    dc_record = ('<oai_dc:dc xmlns:oai_dc="http://www.openarchives.org/OAI/2.0/oai_dc/" '
+                 'xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:title xml:lang="ru">Заголовок</dc:title>'
+                 '<dc:title xml:lang="en">A title</dc:title><dc:title xml:lang="ru">Заголовок</dc:title>'
+                 '<dc:identifier>oai:example.org:ru-dc</dc:identifier></oai_dc:dc>')
+    with transaction(engine) as s:
+        ident = s.scalar(select(Record.identifier))
+    root = live_server().root
+    page = etree.fromstring(requests.get(f"{root}/record/{ident}", timeout=10).content, etree.HTMLParser())
+    assert page.find(".//h1").get("lang") == "es"
+    others = [(p.get("lang"), "".join(p.itertext())) for p in page.iterfind(".//p[@class='title']")]
+    assert others == [("en", "Group A β-hemolytic streptococcal pharyngotonsillitis outbreak")]
+    from oai.formats import dc
+
+    facts = dc.citation_from_fields(dc.fields_of(etree.fromstring(dc_record.encode())))
+    assert facts.other_titles == (("A title", "en"),)

@@ -39,6 +39,7 @@ class Citation:
     abstract: str | None = None
     title_language: str | None = None  # the title's and the abstract's own, where known (a Russian article's
     abstract_language: str | None = None  # first title may be English): pages mark them for readers and crawlers
+    other_titles: tuple[tuple[str, str | None], ...] = ()  # (title, its language): the title in other languages
 
 
 @dataclass(frozen=True)

@@ -151,11 +151,14 @@ def citation_from_fields(fields: Iterable[Field]) -> Citation:
     """Citation facts a landing page needs, read back from Dublin Core values."""
     values: dict[str, list[str]] = {}
     languages: dict[str, str | None] = {}  # of the first value of each element
+    titles: list[tuple[str, str | None]] = []
     for name, text, lang in fields:
         text = text.strip()
         if text:
             values.setdefault(name, []).append(text)
             languages.setdefault(name, lang)
+            if name == "title":
+                titles.append((text, lang))
 
     def first(name: str) -> str | None:
         return values.get(name, [None])[0]
@@ -180,6 +183,7 @@ def citation_from_fields(fields: Iterable[Field]) -> Citation:
         abstract=first("description"),
         title_language=languages.get("title"),
         abstract_language=languages.get("description"),
+        other_titles=tuple(dict.fromkeys(other for other in titles[1:] if other[0] != titles[0][0])),
         **source,
     )
 

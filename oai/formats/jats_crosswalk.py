@@ -304,6 +304,13 @@ def _titles(meta: etree._Element) -> Iterator[tuple[str, str | None]]:
             yield _with_subtitle(text_of(trans), subtitle), normal_lang(lang)
 
 
+def _other_titles(titles: list[tuple[str, str | None]]) -> tuple[tuple[str, str | None], ...]:
+    """The titles after the first, each once and not the first again: a landing page in Russian shows its
+    English title too (an outside audit found a Russian article's page without a word of English)."""
+    seen = {titles[0][0]} if titles else set()
+    return tuple((text, lang) for text, lang in titles[1:] if text and not (text in seen or seen.add(text)))
+
+
 def _with_subtitle(title: str, subtitle: etree._Element | None) -> str:
     sub = text_of(subtitle)
     if not sub:
@@ -851,5 +858,6 @@ def crosswalk(article: etree._Element) -> tuple[list[Field], Citation]:
         abstract=main_abstracts[0][0] if main_abstracts else None,
         title_language=titles[0][1] if titles else None,
         abstract_language=main_abstracts[0][1] if main_abstracts else None,
+        other_titles=_other_titles(titles),
     )
     return fields, facts
