@@ -91,7 +91,8 @@ def source_add(ctx: click.Context, name: str, base_url: str, prefix: str, set_sp
     engine = _engine(ctx)
     try:
         view, warnings = add_source(engine, name, base_url, prefix=prefix, set_spec=set_spec, every_seconds=every,
-                                    keep_identifiers=keep_identifiers, detect_deletions=detect_deletions)
+                                    keep_identifiers=keep_identifiers, detect_deletions=detect_deletions,
+                                    policy=_policy())
     except HarvestError as exc:
         raise _fail(exc) from None
     for w in warnings:
@@ -126,7 +127,7 @@ def source_edit(ctx: click.Context, name: str, every: int | None, paused: bool |
     try:
         if base_url is not None:
             logs.configure("logfmt", logging.WARNING)  # retries are said with their reasons, as by `source add`
-            moved, warnings = move_source(engine, name, base_url, detect_deletions=detect)
+            moved, warnings = move_source(engine, name, base_url, detect_deletions=detect, policy=_policy())
             for w in warnings:
                 click.echo(f"warning: {w}", err=True)
             click.echo(f"{moved.name}: base URL {moved.base_url} ({moved.repository_name or 'no repositoryName'}; "
@@ -264,12 +265,17 @@ def _stop_on_signals() -> Iterator[threading.Event]:
             signal.signal(s, h)
 
 
-def _options(full: bool, detect: bool | None, delay: float | None, timeout: float | None,
-             attempts: int | None) -> RunOptions:
+def _policy(**overrides: object) -> FetchPolicy:
+    """The fetch policy of OAI_HARVEST_* and `overrides`; a bad setting is a one-line error, not a traceback."""
     try:
-        policy = FetchPolicy.from_environ(delay=delay, read_timeout=timeout, attempts=attempts)
+        return FetchPolicy.from_environ(**overrides)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def _options(full: bool, detect: bool | None, delay: float | None, timeout: float | None,
+             attempts: int | None) -> RunOptions:
+    policy = _policy(delay=delay, read_timeout=timeout, attempts=attempts)
     env = os.environ
     try:
         extra = {k: float(env[v]) for k, v in (("lease_seconds", "OAI_HARVEST_LEASE_SECONDS"),

@@ -514,3 +514,17 @@ def test_the_harvest_settings_oai_knows_of_are_the_harvesters() -> None:
     for path in (Path(__file__).parents[1] / "harvester").glob("*.py"):
         read |= set(re.findall(r"OAI_HARVEST_[A-Z][A-Z_]*[A-Z]", path.read_text(encoding="utf-8")))
     assert HARVEST_SETTINGS == read
+
+
+@sqlite_only
+def test_a_bad_harvest_setting_is_a_one_line_error_when_a_source_is_added_or_moved(oai, up, monkeypatch) -> None:  # noqa: ANN001
+    """An outside audit: `oai harvest` said it in a line, `source add` and `source edit --base-url` (which fetch too)
+    with a 40-line traceback."""
+    assert oai("source", "add", "up", up.base_url, "--every", "never").exit_code == 0
+    monkeypatch.setenv("OAI_HARVEST_CONNECT_TIMEOUT", "abc")
+    for args in (("source", "add", "up2", up.base_url), ("source", "edit", "up", "--base-url", up.base_url)):
+        result = oai(*args)
+        assert result.exit_code == 1, result.output
+        assert "OAI_HARVEST_CONNECT_TIMEOUT must be a number, not 'abc'" in result.output, result.output
+        assert "Traceback" not in result.output, result.output
+    assert "up2" not in oai("source", "list").output
