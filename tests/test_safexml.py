@@ -164,3 +164,21 @@ def test_canonical_bytes_are_utf8_without_declaration_and_stable() -> None:
     assert first == canonical_bytes(parse_document(data))
     assert first == '<r xmlns:x="urn:x"><x:a b="é">ü</x:a></r>'.encode()
     assert not first.startswith(b"<?xml")
+
+
+def test_an_archive_is_named_as_such_and_no_raw_bytes_reach_the_message(tmp_path: Path) -> None:
+    """An outside audit: a publisher's zip of articles (or a .xml.gz) given to `oai load` was 'undefined entity'
+    of line noise, control bytes written to the librarian's terminal."""
+    import gzip
+    import io
+    import zipfile
+
+    article = b"<article><front/></article>" * 20
+    packed = io.BytesIO()
+    with zipfile.ZipFile(packed, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("a.xml", article)
+    for data, kind in ((packed.getvalue(), "a zip archive"), (gzip.compress(article), "a gzip file")):
+        message = refused(data, source="arts")
+        assert message == f"arts: not XML but {kind}: unpack it and give the XML files it holds"
+    message = refused(b"<r>&a\x06\x1b[2Jb;</r>")
+    assert "undefined entity &a\\x06\\x1b[2Jb;" in message and message.isprintable()

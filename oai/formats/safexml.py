@@ -110,6 +110,7 @@ def _replace_named_entities(data: bytes, source: str) -> bytes:
         if name is None:  # comment, CDATA section or processing instruction: keep as is
             return match.group(0)
         key = name.decode("ascii", "replace") if isinstance(name, bytes) else name
+        key = key if key.isprintable() else ascii(key)[1:-1]  # (binary input: no raw bytes to the terminal)
         if key in _XML_PREDEFINED:
             return match.group(0)
         if key in named:
@@ -142,6 +143,15 @@ def _wide_encoding(data: bytes) -> str | None:
     return None
 
 
+_ARCHIVES = ((b"PK\x03\x04", "a zip archive"), (b"\x1f\x8b", "a gzip file"), (b"BZh", "a bzip2 file"),
+             (b"\xfd7zXZ\x00", "an xz file"), (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"), (b"%PDF-", "a PDF"))
+
+
+def _archive_kind(data: bytes) -> str | None:
+    """What a file that is not XML but a known container is (a publisher's zip of articles, a .xml.gz), or None."""
+    return next((kind for magic, kind in _ARCHIVES if data.startswith(magic)), None)
+
+
 def _where(source: str) -> str:
     return f"{source}: " if source else ""
 
@@ -154,6 +164,8 @@ def parse_document(data: bytes, *, max_bytes: int = MAX_BYTES, source: str = "")
         raise FormatError(f"{_where(source)}document too large: {len(data)} bytes (limit {max_bytes})")
     if not data.strip():
         raise FormatError(f"{_where(source)}empty document")
+    if kind := _archive_kind(data):  # (read as XML, an archive's bytes gave an 'undefined entity' of line noise)
+        raise FormatError(f"{_where(source)}not XML but {kind}: unpack it and give the XML files it holds")
     prepared = _replace_named_entities(data, source)
     parser, resolver = _parser()
     resolver.attempts.clear()
