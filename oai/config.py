@@ -102,6 +102,7 @@ def load_config(overrides: Mapping[str, object] | None = None, environ: Mapping[
             layers.append(tomllib.loads(Path(str(path)).read_text(encoding="utf-8")))
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"cannot read the config file {path}: {exc}") from None
+        _refuse_unknown_keys(layers[0], names, path)
     layers.append({k[4:].lower(): v for k, v in environ.items() if k.startswith("OAI_")})
     layers.append(dict(overrides or {}))
     for layer in layers:
@@ -110,6 +111,22 @@ def load_config(overrides: Mapping[str, object] | None = None, environ: Mapping[
             if key in names:
                 cfg = replace(cfg, **{key: _coerce(key, raw, getattr(cfg, key))})
     return validate(cfg)
+
+
+def _refuse_unknown_keys(table: Mapping[str, object], names: set[str], path: object) -> None:
+    """A key of the config file that names no setting stops the start: it was written for us, and a misspelt one
+    (page_sise) would be ignored without a word (an outside audit)."""
+    for key in table:
+        if key.lower() in names:
+            continue
+        bare = key.lower().removeprefix("oai_")
+        if bare in names:
+            hint = f"write it {bare} (lower case, without OAI_)"
+        elif f"OAI_{bare.upper()}" in HARVEST_SETTINGS:
+            hint = f"the harvester reads OAI_{bare.upper()} from the environment only"
+        else:
+            hint = "it names no setting; the README's Configuration section lists them"
+        raise ConfigError(f"the config file {path} has a key {key!r}: {hint}")
 
 
 # OAI-PMH.xsd, emailType: Identify is invalid with an address it refuses (admin@localhost)

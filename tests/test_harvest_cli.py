@@ -528,3 +528,18 @@ def test_a_bad_harvest_setting_is_a_one_line_error_when_a_source_is_added_or_mov
         assert "OAI_HARVEST_CONNECT_TIMEOUT must be a number, not 'abc'" in result.output, result.output
         assert "Traceback" not in result.output, result.output
     assert "up2" not in oai("source", "list").output
+
+
+def test_a_key_of_the_config_file_that_names_no_setting_stops_the_start(oai, monkeypatch, tmp_path) -> None:  # noqa: ANN001
+    """An outside audit: page_sise, harvest_delay and OAI_PAGE_SIZE in the OAI_CONFIG_FILE were ignored without a
+    word, where the same misspelling in the environment is warned about."""
+    config = tmp_path / "oai.toml"
+    monkeypatch.setenv("OAI_CONFIG_FILE", str(config))
+    for line, said in (("page_sise = 5", "has a key 'page_sise': it names no setting"),
+                       ("OAI_PAGE_SIZE = 7", "has a key 'OAI_PAGE_SIZE': write it page_size (lower case, without OAI_)"),
+                       ("harvest_delay = 0", "the harvester reads OAI_HARVEST_DELAY from the environment only")):
+        config.write_text(f"page_size = 5\n{line}\n", encoding="utf-8")
+        result = oai("records", "list")
+        assert result.exit_code == 1 and said in result.output and "Traceback" not in result.output, result.output
+    config.write_text("page_size = 5\nPage_Size_ListRecords = 3\n", encoding="utf-8")
+    assert oai("records", "list").exit_code == 0
