@@ -122,8 +122,8 @@ def _refuse_unknown_keys(table: Mapping[str, object], names: set[str], path: obj
         bare = key.lower().removeprefix("oai_")
         if bare in names:
             hint = f"write it {bare} (lower case, without OAI_)"
-        elif f"OAI_{bare.upper()}" in HARVEST_SETTINGS:
-            hint = f"the harvester reads OAI_{bare.upper()} from the environment only"
+        elif f"OAI_{bare.upper()}" in HARVEST_SETTINGS | _READ_ELSEWHERE:
+            hint = f"OAI_{bare.upper()} is read from the environment only"
         else:
             hint = "it names no setting; the README's Configuration section lists them"
         raise ConfigError(f"the config file {path} has a key {key!r}: {hint}")

@@ -537,7 +537,8 @@ def test_a_key_of_the_config_file_that_names_no_setting_stops_the_start(oai, mon
     monkeypatch.setenv("OAI_CONFIG_FILE", str(config))
     for line, said in (("page_sise = 5", "has a key 'page_sise': it names no setting"),
                        ("OAI_PAGE_SIZE = 7", "has a key 'OAI_PAGE_SIZE': write it page_size (lower case, without OAI_)"),
-                       ("harvest_delay = 0", "the harvester reads OAI_HARVEST_DELAY from the environment only")):
+                       ("harvest_delay = 0", "OAI_HARVEST_DELAY is read from the environment only"),
+                       ("workers = 4", "OAI_WORKERS is read from the environment only")):
         config.write_text(f"page_size = 5\n{line}\n", encoding="utf-8")
         result = oai("records", "list")
         assert result.exit_code == 1 and said in result.output and "Traceback" not in result.output, result.output
