@@ -92,7 +92,7 @@ def db_upgrade(ctx: click.Context, revision: str) -> None:
 @click.argument("revision")
 @click.pass_context
 def db_downgrade(ctx: click.Context, revision: str) -> None:
-    """Step the schema back (e.g. `-1`)."""
+    """Step the schema back to REVISION (-1: one step)."""
     engine = _engine(ctx, check=False, create=False)
     store_engine.downgrade(engine, revision)
     click.echo(f"schema at revision {store_engine.current_revision(engine)}")
@@ -190,6 +190,7 @@ def sets() -> None:
 @sets.command("list")
 @click.pass_context
 def sets_list(ctx: click.Context) -> None:
+    """List the sets: spec and name."""
     from oai.store.models import OAISet
 
     with transaction(_engine(ctx)) as session:
@@ -251,6 +252,7 @@ def records_list(ctx: click.Context, limit: int) -> None:
               help="Print this format's metadata (default: list formats and oai_dc).")
 @click.pass_context
 def records_show(ctx: click.Context, identifier: str, prefix: str | None) -> None:
+    """Print a record's header and formats, and its metadata (oai_dc unless --prefix names another)."""
     from oai.store import queries
 
     with transaction(_engine(ctx)) as session:
@@ -260,6 +262,8 @@ def records_show(ctx: click.Context, identifier: str, prefix: str | None) -> Non
         prefixes = queries.record_prefixes(session, rec.id)
         click.echo(f"identifier: {rec.identifier}\ndatestamp:  {rec.datestamp:%Y-%m-%dT%H:%M:%SZ}\n"
                    f"deleted:    {rec.deleted}\nsets:       {rec.set_specs or '-'}\nformats:    {' '.join(prefixes)}")
+        if prefix is not None and prefix not in prefixes:  # (it printed the header and nothing, an outside audit)
+            raise click.ClickException(f"{identifier} has no {prefix} metadata; its formats: {' '.join(prefixes)}")
         item = queries.get_item(session, identifier, prefix or "oai_dc")
         if rec.citation and prefix is None:
             click.echo("citation:   " + json.dumps(json.loads(rec.citation), ensure_ascii=False))

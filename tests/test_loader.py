@@ -305,3 +305,21 @@ def test_a_record_a_harvest_source_holds_is_not_loaded_over(engine, tmp_path) ->
     with transaction(engine) as s:
         kept = s.scalar(select(Record).where(Record.identifier == "oai:example.org:harvested"))
         assert (kept.source_id, kept.upstream_identifier) == (source, "oai:u:1")
+
+
+def test_records_show_names_a_format_the_record_lacks(database_url, engine, tmp_path) -> None:  # noqa: ANN001
+    """An outside audit: `oai records show ID --prefix marc` printed the header, no metadata and no word, exit 0."""
+    from click.testing import CliRunner
+
+    from oai.cli import main
+
+    (tmp_path / "b.xml").write_bytes(canonical_bytes(build_dc([("title", "B", "en")])))
+    load(engine, [str(tmp_path / "b.xml")], repository_identifier="example.org", workers=1)
+    env = {"OAI_REPOSITORY_IDENTIFIER": "example.org"}
+    shown = CliRunner().invoke(main, ["--database", database_url, "records", "show", "oai:example.org:b"], env=env)
+    assert shown.exit_code == 0 and "<dc:title xml:lang=\"en\">B</dc:title>" in shown.output, shown.output
+    for prefix in ("jats", "marc"):
+        result = CliRunner().invoke(main, ["--database", database_url, "records", "show", "oai:example.org:b",
+                                           "--prefix", prefix], env=env)
+        assert result.exit_code == 1 and f"oai:example.org:b has no {prefix} metadata; its formats: oai_dc" \
+            in result.output, result.output
