@@ -273,6 +273,22 @@ def records_show(ctx: click.Context, identifier: str, prefix: str | None) -> Non
             click.echo(etree.tostring(etree.fromstring(item.xml), pretty_print=True, encoding="unicode"))
 
 
+def _check_port(host: str, port: int) -> None:
+    """Say a port in use, naming --port, before anything else is done (`oai demo` loaded its records first)."""
+    import socket
+
+    if port == 0:
+        return
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds
+            probe.bind((host, port))
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on {host} port {port} ({exc.strerror or exc}): stop the "
+                                   "program using it, or choose another port with --port N") from None
+
+
 @main.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, type=click.IntRange(0, 65535), show_default=True)
@@ -281,6 +297,7 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
     """Run the development server (production: gunicorn 'oai:create_app()')."""
     from oai.web.app import create_app
 
+    _check_port(host, port)
     overrides = {"database_url": ctx.obj["database"]} if ctx.obj.get("database") else {}
     app = create_app(overrides)
     from werkzeug.serving import make_server
@@ -307,6 +324,8 @@ def demo(ctx: click.Context, host: str, port: int, no_serve: bool) -> None:
     """Create the store, load the demo articles, and serve them."""
     from oai.loader import load
 
+    if not no_serve:
+        _check_port(host, port)
     engine = _engine(ctx, check=False)
     store_engine.upgrade(engine)
     cfg = load_config()
@@ -319,7 +338,9 @@ def demo(ctx: click.Context, host: str, port: int, no_serve: bool) -> None:
         click.echo(f"failed: {name}: {reason}", err=True)
     if summary.warnings:  # not each: a page of them before the URL; `oai load` on the same files lists them
         warned = len({name for name, _ in summary.warnings})
-        click.echo(f"{warned} of them loaded with warnings, which `oai load --set demo {' '.join(dirs)}` prints (an "
+        database = f"--database {ctx.obj['database']} " if ctx.obj.get("database") else ""
+        click.echo(f"{warned} of them loaded with warnings, which `oai {database}load --set demo {' '.join(dirs)}` "
+                   "prints (an "
                    "article JATS Publishing 1.4 does not validate whole is served as front matter, or as oai_dc only)",
                    err=True)
     if not no_serve:

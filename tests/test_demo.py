@@ -56,6 +56,14 @@ def test_the_demo_serves_its_articles_from_a_fresh_directory(tmp_path: Path) -> 
                                     capture_output=True, text=True, timeout=120)
             assert second.returncode == 1
             assert "in use" in second.stderr and "OAI-PMH endpoint" not in second.stderr + second.stdout
+            assert "--port N" in second.stderr  # how to choose another (an outside audit: the option was unnamed)
+            # a second demo says so before it loads anything (it loaded, then failed), in a directory of its own
+            elsewhere = tmp_path / "elsewhere"
+            elsewhere.mkdir()
+            again = subprocess.run([str(OAI_BIN), "demo", "--port", port], cwd=elsewhere, env=env,
+                                   capture_output=True, text=True, timeout=120)
+            assert again.returncode == 1 and "--port N" in again.stderr and "demo records" not in again.stderr
+            assert not (elsewhere / "oai.sqlite3").exists()
         finally:
             proc.send_signal(signal.SIGINT)
             code = proc.wait(timeout=60)
