@@ -453,3 +453,19 @@ def test_run_and_quarantine_numbers_are_never_reused(database_url: str) -> None:
         conn.execute(delete(Source).where(Source.id == source))
     assert run > max(runs) and entry > max(entries)
     engine.dispose()
+
+
+def test_a_postgresql_database_not_yet_created_is_said_with_the_step_that_makes_it(empty_postgres_database) -> None:  # noqa: ANN001
+    """An outside audit: 'database "x" does not exist' without the next step, where the README says `oai db upgrade`
+    makes the schema (it does not make the database)."""
+    from click.testing import CliRunner
+    from sqlalchemy.engine import make_url
+
+    from oai.cli import main
+
+    missing = make_url(empty_postgres_database).set(database=make_url(empty_postgres_database).database + "_never")
+    url = missing.render_as_string(hide_password=False)
+    result = CliRunner().invoke(main, ["--database", url, "db", "upgrade"])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.exception
+    assert f"does not exist; create it first (createdb {missing.database}, or CREATE DATABASE in psql), then run " \
+           "`oai db upgrade`" in result.output, result.output

@@ -213,7 +213,11 @@ def _unusable(engine: Engine, error: Exception) -> str:
     answers is not a database (a file that is not SQLite's)."""
     where = engine.url.render_as_string(hide_password=True)
     verb = "reach" if isinstance(error, (exc.OperationalError, exc.InterfaceError)) else "use"
-    return f"cannot {verb} the database {where}: {error_reason(error)}"
+    reason = error_reason(error)
+    if engine.dialect.name == "postgresql" and re.search(r'database "[^"]*" does not exist', reason):
+        # (`oai db upgrade` makes the schema, not the database: an outside audit found the next step unsaid)
+        reason += f"; create it first (createdb {engine.url.database}, or CREATE DATABASE in psql), then run "                   "`oai db upgrade`"
+    return f"cannot {verb} the database {where}: {reason}"
 
 
 def check_not_newer(engine: Engine, current: str | None) -> None:
