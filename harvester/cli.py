@@ -329,7 +329,11 @@ def _with_fetch_options(f):  # noqa: ANN001, ANN202
 
 @click.group(cls=_HarvestGroup)
 def harvest() -> None:
-    """Harvest sources: `oai harvest NAME`, `oai harvest --all`, `oai harvest worker`, runs, quarantine."""
+    """Harvest sources: `oai harvest NAME`, `oai harvest --all`, `oai harvest worker`, runs, quarantine.
+
+    `oai harvest NAME ...` and `oai harvest --all ...` are `oai harvest run NAME ...`: its options
+    (--full, --all, --jobs, --detect-deletions, --delay, --timeout, ...) are in `oai harvest run --help`.
+    """
 
 
 @harvest.command("run")
