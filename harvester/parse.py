@@ -315,11 +315,17 @@ def _text(element: etree._Element | None) -> str | None:
     return element.text.strip() or None
 
 
+MAX_COUNT = 2**31 - 1  # what the run's columns hold (PostgreSQL's integer)
+
+
 def _int(value: str | None) -> int | None:
+    """A token's cursor or completeListSize, or None where it is none (an outside audit saw completeListSize -5 and
+    10**26 believed: "3 of -5 records", and a count no integer column holds)."""
     try:
-        return int(value) if value is not None else None
+        number = int(value) if value is not None else None
     except ValueError:
         return None
+    return number if number is not None and 0 <= number <= MAX_COUNT else None
 
 
 _IDENTIFIER, _DATESTAMP, _SET_SPEC = f"{_O}identifier", f"{_O}datestamp", f"{_O}setSpec"
@@ -349,7 +355,11 @@ def _header(el: etree._Element) -> Header:
     datestamp = dates.normalise(raw_date)
     if datestamp is None:
         raise ValueError(f"its datestamp {raw_date!r} is not a date")
-    return Header(identifier, datestamp, el.get("status") == "deleted", tuple(specs))
+    status = el.get("status")
+    if status is not None and status != "deleted" and status.strip().lower() != "deleted":
+        # the only status OAI-PMH has: a record said to be something else is neither served as live nor deleted
+        raise ValueError(f"its header's status {status!r} is not 'deleted', the only status OAI-PMH defines")
+    return Header(identifier, datestamp, status is not None, tuple(specs))
 
 
 def _first_child(el: etree._Element | None) -> etree._Element | None:
@@ -386,6 +396,9 @@ def _record(el: etree._Element, notes: tuple[str, ...]) -> UpstreamRecord:
         raise ValueError("the record has no header")
     header = _header(header_el)
     metadata = _first_child(metadata_el)
+    if metadata is not None and not header.deleted and metadata.getnext() is not None and any(
+            True for _ in metadata.itersiblings(etree.Element)):  # (the second was dropped unsaid, an outside audit)
+        raise ValueError("its <metadata> holds more than one element; OAI-PMH allows one")
     if metadata is None and not header.deleted:
         raise ValueError("the record has no metadata and is not marked deleted")
     if any(True for _ in el.iter(etree.Entity)):

@@ -487,3 +487,42 @@ def test_an_encoding_whose_codec_refuses_to_decode_is_a_clear_refusal() -> None:
     with pytest.raises(PageError, match="'idna', that it cannot be read in") as info:
         read_page(body, "ListRecords")
     assert not info.value.retry
+
+
+_HEAD = "<header{}><identifier>oai:u:1</identifier><datestamp>2020-01-01</datestamp></header>"
+
+
+def test_a_header_status_other_than_deleted_is_refused_and_a_padded_one_read_as_deleted() -> None:
+    """An outside audit: status="bogus" and " deleted " were served as live records, unsaid. OAI-PMH has one status;
+    a padded or capitalised one means it, anything else is neither live nor deleted."""
+    for status in ("bogus", "", "active"):
+        page = read_page(_listing(f'<record>{_HEAD.format(f" status={status!r}")}{DC_META}</record>'), "ListRecords")
+        assert not page.records and f"status {status!r} is not 'deleted'" in page.broken[0].reason
+    for status in (" deleted ", "Deleted"):
+        page = read_page(_listing(f'<record>{_HEAD.format(f" status={status!r}")}{DC_META}</record>'), "ListRecords")
+        assert page.records[0].header.deleted and page.records[0].metadata is None
+
+
+def test_metadata_of_two_elements_is_refused_not_cut_to_the_first() -> None:
+    """An outside audit: the second oai_dc:dc inside one <metadata> was dropped without a word."""
+    two = DC_META.replace("</oai_dc:dc></metadata>", "</oai_dc:dc><!-- c --><oai_dc:dc "
+                          f'xmlns:oai_dc="http://www.openarchives.org/OAI/2.0/oai_dc/" xmlns:dc="{DC}">'
+                          "<dc:title>b</dc:title></oai_dc:dc></metadata>")
+    page = read_page(_listing(f"<record>{_HEAD.format('')}{two}</record>"), "ListRecords")
+    assert not page.records and "holds more than one element" in page.broken[0].reason
+    commented = DC_META.replace("</oai_dc:dc></metadata>", "</oai_dc:dc><!-- c --> </metadata>")
+    assert read_page(_listing(f"<record>{_HEAD.format('')}{commented}</record>"), "ListRecords").records
+
+
+@pytest.mark.parametrize("attributes, cursor, size", [
+    ('cursor="abc" completeListSize="-5"', None, None),
+    ('cursor="-1" completeListSize="99999999999999999999999999"', None, None),
+    ('cursor="10" completeListSize="2147483647"', 10, 2147483647),
+])
+def test_a_tokens_counts_are_believed_only_when_they_are_counts(attributes: str, cursor, size) -> None:  # noqa: ANN001
+    """An outside audit: completeListSize -5 was believed ('3 of -5 records'), and one past an integer column's range
+    is no count the run could keep."""
+    body = _listing(f"<record>{_HEAD.format('')}{DC_META}</record>").replace(
+        b"</ListRecords>", f"<resumptionToken {attributes}>t1</resumptionToken></ListRecords>".encode())
+    token = read_page(body, "ListRecords").token
+    assert (token.value, token.cursor, token.complete_list_size) == ("t1", cursor, size)
