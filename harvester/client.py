@@ -166,6 +166,7 @@ class HarvestClient(Sickle):
         self.host = urlsplit(base_url).netloc
         self.requests_sent = 0
         self.redirected: Redirect | None = None  # the first redirect to another host seen (and logged)
+        self.notes: list[str] = []  # what a run should say of the responses (each once): see _in_http_charset
         self.said_undeclared_gzip = False
 
     def close(self) -> None:
@@ -310,7 +311,10 @@ class HarvestClient(Sickle):
                 with spooled:
                     http._content = spooled.read()  # noqa: SLF001
         if page is None:
-            page = self._page(http, _in_http_charset(http.content, content_type), verb, attempt, in_parts)
+            body, note = _in_http_charset(http.content, content_type)
+            if note is not None and note not in self.notes:
+                self.notes.append(note)
+            page = self._page(http, body, verb, attempt, in_parts)
         if page.errors:
             code, message = page.errors[0]
             more = "; ".join(f"{c}: {m}" for c, m in page.errors[1:])
@@ -392,39 +396,74 @@ def _redirect(http: requests.Response, endpoint: str) -> Redirect | None:
 _GZIP_MAGIC = b"\x1f\x8b"
 SPOOL_BYTES = STREAM_BYTES  # a body larger than this waits in a temporary file: read_large reads it from there
 SPOOL_DIR: str | None = None  # where: None is the system's temporary directory (TMPDIR)
-_DECLARED = re.compile(rb"\s*<\?xml[^>]*\bencoding\s*=")
+_DECLARED = re.compile(rb"\s*<\?xml[^>]*?\bencoding\s*=\s*[\"']([A-Za-z0-9._\-]+)[\"']")
+_UTF8 = ("utf-8", "utf8", "us-ascii", "ascii")
+
+
+def _http_charset(content_type: str | None) -> str:
+    """The charset a Content-Type names, lower case; "" for none."""
+    if not content_type or "charset" not in content_type.lower():
+        return ""
+    message = email.message.Message()
+    message["Content-Type"] = content_type
+    return (message.get_param("charset") or "").strip().lower()
 
 
 def _may_be_utf8(content_type: str | None) -> bool:
     """True unless HTTP names a charset other than UTF-8 (or ASCII), which _in_http_charset may have to apply."""
-    if not content_type or "charset" not in content_type.lower():
-        return True
-    message = email.message.Message()
-    message["Content-Type"] = content_type
-    return (message.get_param("charset") or "").strip().lower() in ("", "utf-8", "utf8", "us-ascii", "ascii")
+    return _http_charset(content_type) in ("", *_UTF8)
 
 
-def _in_http_charset(body: bytes, content_type: str | None) -> bytes:
-    """A document with neither byte order mark nor encoding declaration is in the charset HTTP names (RFC 7303,
-    3.2); as UTF-8 otherwise. Applied only to bytes that are not UTF-8: servers often name a charset by
-    default that their documents do not use."""
-    if not content_type or "charset" not in content_type.lower():
-        return body
-    message = email.message.Message()
-    message["Content-Type"] = content_type
-    charset = (message.get_param("charset") or "").strip().lower()
-    if (not charset or charset in ("utf-8", "utf8", "us-ascii", "ascii") or body.startswith(_BOMS)
-            or _DECLARED.match(body)):
-        return body
+def _in_http_charset(body: bytes, content_type: str | None) -> tuple[bytes, str | None]:
+    """(the body to parse, what to say of it or None). A document with neither byte order mark nor encoding
+    declaration is in the charset HTTP names (RFC 7303, 3.2). Where the two disagree, HTTP's is taken when the
+    bytes agree with it and not with the declaration, and said (an outside audit: UTF-8 sent as HTTP says, under
+    a declaration of ISO-8859-1, stored as mojibake unsaid); otherwise the document's: servers often name a
+    charset by default that their documents do not use (UTF-8 documents sent as ISO-8859-1)."""
+    charset = _http_charset(content_type)
+    if not charset or body.startswith(_BOMS):
+        return body, None
+    declared = _DECLARED.match(body)
+    name = declared.group(1).decode("ascii").lower() if declared else None
+    if charset in _UTF8:
+        if name is None or name in _UTF8 or not _is_utf8(body) or body.isascii():
+            return body, None
+        if _codec(name) is None or _codec(name) == "utf-8":
+            return body, None
+        return (_declared_utf8(body, declared),
+                f"the source's responses declare the encoding {name} but are UTF-8, as HTTP says: read as UTF-8")
+    if name is not None and _codec(name) == _codec(charset):
+        return body, None  # the two agree: the parser reads the declaration
+    if _is_utf8(body) or (name is not None and name not in _UTF8):
+        return body, None  # UTF-8 whatever HTTP says, or a declaration of a third encoding: the document's own
+    try:
+        recoded = body.decode(charset).encode("utf-8")
+    except (LookupError, UnicodeDecodeError):
+        return body, None  # an unknown or wrong charset: read as UTF-8, repaired and reported as before
+    if declared is None:
+        return recoded, None
+    return (_declared_utf8(recoded, _DECLARED.match(recoded)),
+            f"the source's responses declare the encoding {name} but are {charset}, as HTTP says: read as {charset}")
+
+
+def _is_utf8(body: bytes) -> bool:
     try:
         body.decode("utf-8")
-        return body
     except UnicodeDecodeError:
-        pass
+        return False
+    return True
+
+
+def _codec(name: str) -> str | None:
     try:
-        return body.decode(charset).encode("utf-8")
-    except (LookupError, UnicodeDecodeError):
-        return body  # an unknown or wrong charset: read as UTF-8, repaired and reported as before
+        return codecs.lookup(name).name
+    except LookupError:
+        return None
+
+
+def _declared_utf8(body: bytes, declared: re.Match | None) -> bytes:
+    """`body` with its declaration naming UTF-8."""
+    return body if declared is None else body[:declared.start(1)] + b"UTF-8" + body[declared.end(1):]
 
 
 _BOMS = (codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)

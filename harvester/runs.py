@@ -217,6 +217,7 @@ class _Run:
         self.growth = GrowthAnalyzer(engine)  # a first harvest into PostgreSQL grows the store fast
         self.set_names_read = False  # ListSets is asked once a run at most
         self.said_moved = False
+        self.client_notes_taken = 0  # of self.client.notes, those already in fetch_notes
         # Warnings noticed while fetching, in the prefetch thread too: the loop writes them with the next page (a
         # transaction of their own there could lose a page's update of the run's warnings on PostgreSQL).
         self.fetch_notes: list[str] = []
@@ -551,7 +552,10 @@ class _Run:
         return again
 
     def _notice_redirect(self) -> None:
-        """A source that redirects to another host is said once a run, on the run: it may have moved."""
+        """A source that redirects to another host is said once a run, on the run: it may have moved. What the
+        client noticed of its responses (an encoding HTTP corrects) is said on the run too."""
+        self.fetch_notes += self.client.notes[self.client_notes_taken:]
+        self.client_notes_taken = len(self.client.notes)
         to = self.client.redirected
         if to is None or self.said_moved:
             return

@@ -272,6 +272,23 @@ def test_the_http_charset_decides_for_a_document_that_declares_none(up) -> None:
     assert creators[0].text == "Müller, Zoë" and not page.records[0].repairs
 
 
+@pytest.mark.parametrize("declared, sent, http, said", [
+    ("ISO-8859-1", "utf-8", "UTF-8", "declare the encoding iso-8859-1 but are UTF-8, as HTTP says: read as UTF-8"),
+    ("UTF-8", "iso-8859-1", "ISO-8859-1", "declare the encoding utf-8 but are iso-8859-1, as HTTP says"),
+    ("UTF-8", "utf-8", "ISO-8859-1", None),  # a server's default charset, the document UTF-8: the document's own
+    ("ISO-8859-1", "iso-8859-1", "ISO-8859-1", None),  # the two agree
+    ("ISO-8859-1", "iso-8859-1", "UTF-8", None),  # not UTF-8 whatever HTTP says: the declaration's
+])
+def test_where_http_and_the_declaration_disagree_the_bytes_decide(up, declared: str, sent: str, http: str,  # noqa: ANN001
+                                                                  said: str | None) -> None:
+    up.add_fault(faults.DeclarationDisagrees(declared, sent, http), verb="ListRecords")
+    c = client(up)
+    page = c.fetch("ListRecords", **LIST)
+    creators = page.records[0].metadata.findall("{http://purl.org/dc/elements/1.1/}creator")
+    assert creators[0].text == "Müller, Zoë" and not page.records[0].repairs
+    assert [note for note in c.notes if said and said in note] if said else not c.notes, c.notes
+
+
 def test_a_redirect_to_another_host_is_followed_and_said(up, upstream_factory, caplog) -> None:  # noqa: ANN001, F811
     moved = upstream_factory()
     moved.repo.add(*sample_records(3))
