@@ -275,7 +275,10 @@ class HarvestClient(Sickle):
                 last, wait = exc.reason, exc.wait
             except _TooLarge as exc:
                 raise FetchError(f"{self.endpoint} answered {verb}: {exc}") from None
-            except requests.RequestException as exc:  # redirect loops, a redirect to file://, a bad URL
+            except requests.TooManyRedirects:
+                raise FetchError(f"{self.endpoint} cannot be asked {verb}: it redirects in a loop (more than "
+                                 f"{self.session.max_redirects} redirects); check the base URL in a browser") from None
+            except requests.RequestException as exc:  # a bad URL; redirects we refuse (RedirectRefused)
                 said = str(exc) if isinstance(exc, RedirectRefused) else _short(exc)  # ours: said whole
                 raise FetchError(f"{self.endpoint} cannot be asked {verb}: {said} "
                                  f"({type(exc).__name__})") from None

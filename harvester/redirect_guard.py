@@ -65,8 +65,10 @@ class GuardedSession(requests.Session):
         if location is None:
             return None
         target = urlsplit(urljoin(resp.url, location))
-        if target.scheme not in ("http", "https"):
-            return location  # requests refuses it itself (InvalidSchema)
+        if target.scheme not in ("http", "https"):  # (requests said "No connection adapters were found")
+            shown = urljoin(resp.url, location)
+            raise RedirectRefused(f"redirected to {shown if len(shown) <= 200 else shown[:197] + '...'}, which is not "
+                                  "an http or https address: not followed")
         try:
             port = target.port
         except ValueError:  # not a port: requests refuses the URL itself (InvalidURL)

@@ -28,7 +28,7 @@ from typing import TypeVar
 
 from lxml import etree
 
-from harvester.parse import OAI_NS, strict_parser
+from harvester.parse import OAI_NS, nested_too_deep, strict_parser
 from oai.formats import dc, registry
 from oai.formats.base import XSI_NS, FormatError
 from oai.formats.safexml import TOO_DEEP, canonical_bytes, too_deep
@@ -67,6 +67,8 @@ def canonicalise(job: Job) -> Canonical:
     try:  # its own document: only the namespaces it uses
         element = etree.fromstring(job.data, strict_parser())
     except etree.XMLSyntaxError as exc:  # refused with the reason: lxml's error (its log) does not pickle
+        if nested_too_deep(exc):
+            return _refused(f"the metadata's {TOO_DEEP}")
         return _refused(f"the metadata does not parse on its own: {exc}")
     if too_deep(element):
         return _refused(f"the metadata's {TOO_DEEP}")
