@@ -5,6 +5,7 @@ Owns the source's facts read from Identify/ListMetadataFormats/ListSets; harvest
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
@@ -107,7 +108,10 @@ def check_endpoint(client: HarvestClient, prefix: str, set_spec: str | None) -> 
     if ident.deleted_record not in DELETED_RECORD:
         warnings.append(f"the source declares deletedRecord {ident.deleted_record!r}; treated as 'no'")
     if ident.base_url and ident.base_url.rstrip("/") != url.rstrip("/"):
-        warnings.append(f"the source calls its base URL {ident.base_url}")
+        # (what to do was unsaid, and the URL given is the one provenance and Identify's friends name: an audit)
+        warnings.append(f"the source calls its base URL {ident.base_url}: if it answers there, give that address "
+                        f"(`oai source edit NAME --base-url {shlex.quote(ident.base_url)}`), which its records' "
+                        "provenance then names")
     try:
         offers = format_offers(client.fetch("ListMetadataFormats"))
     except UpstreamOAIError as exc:
@@ -221,7 +225,9 @@ def add_source(engine: Engine, name: str, base_url: str, *, prefix: str = "oai_d
             raise SourceError(f"there is already a source named {name!r}")
         _check_set_is_free(session, name)
     facts = _checked_endpoint(base_url, prefix, set_spec, policy)
-    warnings = list(facts.warnings)
+    warnings = [w.replace("`oai source edit NAME", f"`oai source edit {name}") for w in facts.warnings]
+    with transaction(engine) as session:
+        warnings += _harvested_already(session, {base_url, facts.identity.base_url or base_url}, prefix, set_spec)
     ours = _our_repository_identifier()
     if ours and (facts.identity.repository_identifier or "").lower() == ours.lower():
         warnings.append(f"the source names itself {ours!r}, as this repository is named: if it is this repository, "
@@ -257,6 +263,36 @@ def add_source(engine: Engine, name: str, base_url: str, *, prefix: str = "oai_d
             set_info(session, f"{name}:{set_spec}", facts.set_name or set_spec)
         view = SourceView.of(row)
     return view, tuple(warnings)
+
+
+def _same_endpoint(url: str) -> tuple[str, str]:
+    """A base URL as compared with another: the scheme (http and https), the host's case, a default port and a
+    closing slash do not make another repository."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    port = parts.port if parts.port not in (None, 80, 443) else None
+    return f"{host}:{port}" if port else host, parts.path.rstrip("/") + ("?" + parts.query if parts.query else "")
+
+
+def _harvested_already(session: Session, urls: set[str], prefix: str, set_spec: str | None) -> list[str]:
+    """Refuse a source another one already harvests (the same repository, format and set: every record would be
+    served twice, an outside audit found, under two names and in two set trees); warn where their records overlap
+    (one of them takes every set). The same repository in another format is allowed: `jats` and `oai_dc`."""
+    wanted = {_same_endpoint(url) for url in urls}
+    warnings = []
+    for other in session.scalars(select(Source).where(Source.prefix == prefix).order_by(Source.name)):
+        if _same_endpoint(other.base_url) not in wanted:
+            continue
+        if other.set_spec == set_spec:
+            taken = f"set {set_spec!r}" if set_spec else "every set"
+            raise SourceError(f"the source {other.name!r} already harvests {other.base_url} ({prefix}, {taken}): a "
+                              "second would serve every record again under another name; change that one with "
+                              f"`oai source edit {other.name}`, or remove it first")
+        if other.set_spec is None or set_spec is None:
+            warnings.append(f"the source {other.name!r} harvests {other.base_url} ({prefix}) too, "
+                            f"{'every set' if other.set_spec is None else 'the set ' + repr(other.set_spec)}: the "
+                            "records in both are served twice, once under each source's name")
+    return warnings
 
 
 def _deletions_unnoticed(deleted_record: str | None, detect_deletions: bool, how: str) -> list[str]:
@@ -393,7 +429,7 @@ def move_source(engine: Engine, name: str, base_url: str, *, policy: FetchPolicy
         src = get_source(session, name)
     _check_not_harvested(src, dates.utcnow())
     facts = _checked_endpoint(base_url, src.prefix, src.set_spec, policy)
-    warnings = list(facts.warnings)
+    warnings = [w.replace("`oai source edit NAME", f"`oai source edit {name}") for w in facts.warnings]
     warnings += _deletions_unnoticed(facts.identity.deleted_record,
                                      src.detect_deletions if detect_deletions is None else detect_deletions,
                                      f"`oai source edit {name} --detect-deletions`")

@@ -544,3 +544,27 @@ def test_a_key_of_the_config_file_that_names_no_setting_stops_the_start(oai, mon
         assert result.exit_code == 1 and said in result.output and "Traceback" not in result.output, result.output
     config.write_text("page_size = 5\nPage_Size_ListRecords = 3\n", encoding="utf-8")
     assert oai("records", "list").exit_code == 0
+
+
+@sqlite_only
+def test_the_same_repository_format_and_set_cannot_be_added_twice(oai, up) -> None:  # noqa: ANN001
+    """An outside audit: `source add y` with the URL, format and set of source `upa` was taken without a word, and
+    every record was served twice. The same repository in another format stays allowed (jats beside oai_dc)."""
+    assert oai("source", "add", "upa", up.base_url, "--every", "never").exit_code == 0
+    for url in (up.base_url, up.base_url.replace("http://127.0.0.1", "HTTP://127.0.0.1")):
+        again = oai("source", "add", "y", url)
+        assert again.exit_code == 1, again.output
+        assert "the source 'upa' already harvests" in again.output and "(oai_dc, every set)" in again.output
+    assert not any(line.startswith("y\t") for line in oai("source", "list").output.splitlines())
+    part = oai("source", "add", "part", up.base_url, "--set", "journal")
+    assert part.exit_code == 0 and "the source 'upa' harvests" in part.output and "served twice" in part.output
+
+
+@sqlite_only
+def test_a_base_url_the_source_calls_otherwise_is_said_with_the_command_that_changes_it(oai, up) -> None:  # noqa: ANN001
+    """An outside audit: 'the source calls its base URL X' said nothing of what to do, and the URL given is the one
+    every record's provenance names."""
+    up.repo.announced_base_url = up.base_url + "/elsewhere"
+    added = oai("source", "add", "up", up.base_url, "--every", "never")
+    assert added.exit_code == 0, added.output
+    assert f"`oai source edit up --base-url {up.base_url}/elsewhere`" in added.output, added.output

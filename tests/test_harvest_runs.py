@@ -779,9 +779,11 @@ def test_a_record_quarantined_and_read_again_good_in_the_same_run_leaves_the_qua
     assert dc_values(stored(engine, "up")["oai:upstream.test:3"].metadata["oai_dc"])[0] == "Record 3, corrected"
 
 
-def test_identifier_clashes_between_sources_are_quarantined_never_overwritten(engine, up) -> None:  # noqa: ANN001
+def test_identifier_clashes_between_sources_are_quarantined_never_overwritten(engine, up, upstream_factory) -> None:  # noqa: ANN001, F811
+    twin = upstream_factory()  # another repository with the same identifiers (the same one twice is refused)
+    twin.repo.add(*sample_records(25))
     add(engine, "one", up.base_url, keep_identifiers=True)
-    add(engine, "two", up.base_url, keep_identifiers=True)
+    add(engine, "two", twin.base_url, keep_identifiers=True)
     with transaction(engine) as s:  # and a local record that happens to use an upstream identifier
         upsert_records(s, [RecordIn("oai:upstream.test:7", {"oai_dc": b"<x/>"})])
     assert harvest_source(engine, "one", options()).quarantined == 1

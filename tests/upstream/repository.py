@@ -271,7 +271,8 @@ class SyntheticRepository:
         earliest = self.earliest_datestamp or format_datestamp(
             min((r.datestamp for r in self._records.values()),
                 default=parse_datestamp("2000-01-01")), self.granularity)
-        for tag, text in (("repositoryName", self.repository_name), ("baseURL", base_url),
+        announced = getattr(self, "announced_base_url", None) or base_url  # a repository that names another
+        for tag, text in (("repositoryName", self.repository_name), ("baseURL", announced),
                           ("protocolVersion", "2.0"), ("adminEmail", self.admin_email),
                           ("earliestDatestamp", earliest),
                           ("deletedRecord", self.deleted_record),
