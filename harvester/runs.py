@@ -500,7 +500,11 @@ class _Run:
             # already seen once more, which are not more records ("140 of 100" it said)
             counts["seen"] = max(run.seen, cursor)
             if final and size is not None and size != cursor:
-                fewer = (f"fewer: if records are missing, `oai harvest {self.source.name} --full` fetches them"
+                # (records that change while the list is read move past its end and come with the next run: an
+                # outside audit was sent to a full harvest that found nothing missing)
+                fewer = ("fewer: records that changed while it was read move past its end, and the next incremental "
+                         f"run fetches them; if records are still missing after it, `oai harvest {self.source.name} "
+                         "--full` fetches them"
                          if cursor < size else "more")
                 warnings.append(f"the source announced completeListSize={size} but sent {cursor} records "
                                 f"in this list ({fewer})")
