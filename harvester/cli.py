@@ -370,8 +370,11 @@ def harvest_run(ctx: click.Context, name: str | None, all_due: bool, full: bool,
                 raise click.ClickException(f"the harvest of {name} did not complete ({summary.status}); run it "
                                            "again to go on with it")
             return
-        results = harvest_loop(engine, jobs=jobs, options=options, stop=stop, once=True, on_progress=progress,
-                               on_result=lambda r: _report(board, r.source, _result_line(r)))
+        try:
+            results = harvest_loop(engine, jobs=jobs, options=options, stop=stop, once=True, on_progress=progress,
+                                   on_result=lambda r: _report(board, r.source, _result_line(r)))
+        except HarvestError as exc:  # the schema changed under it
+            raise _fail(exc) from None
     if not results:
         click.echo("no source is due (a due source being harvested elsewhere is left to that harvest)", err=True)
     if any(r.summary is None or r.summary.status != "complete" for r in results):

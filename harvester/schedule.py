@@ -17,7 +17,8 @@ from sqlalchemy import Engine
 from harvester import leases
 from harvester.errors import HarvestError
 from harvester.runs import ProgressCallback, RunOptions, RunSummary, harvest_source
-from oai.store.engine import database_unavailable, error_reason
+from oai.store.engine import SchemaError, check_not_newer, current_revision, database_unavailable, error_reason, \
+    head_revision
 
 log = logging.getLogger("harvester.schedule")
 _UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
@@ -69,15 +70,23 @@ def harvest_loop(engine: Engine, *, jobs: int, options: RunOptions, stop: thread
     lock = threading.Lock()
     done: set[str] = set()
     results: list[SlotResult] = []
+    moved: list[str] = []  # why the schema is no longer this code's, once a slot finds it so
 
     def slot() -> None:
         while not stop.is_set():
             with lock:
                 exclude = set(done) if once else set()
+            if (why := schema_moved(engine)) is not None:
+                with lock:
+                    moved.append(why)
+                log.error("schema changed", extra={"fields": {"event": "schema", "error": why}})
+                stop.set()
+                return
             try:
                 claimed = leases.claim_due(engine, prefix, 1, options.lease_seconds, exclude=exclude)
             except Exception as exc:  # noqa: BLE001 - the database may be back at the next poll
-                log.error("claim failed", extra={"fields": {"event": "claim", "error": str(exc)}})
+                said = error_reason(exc) if database_unavailable(exc) else str(exc)  # (one line: not the driver's)
+                log.error("claim failed", extra={"fields": {"event": "claim", "error": said}})
                 claimed = []
                 if once:
                     return
@@ -115,4 +124,25 @@ def harvest_loop(engine: Engine, *, jobs: int, options: RunOptions, stop: thread
     for t in threads:
         while t.is_alive():  # join in steps so that the main thread keeps handling signals
             t.join(0.5)
+    if moved:
+        raise HarvestError(f"stopped: {moved[0]} (the schema changed under this worker; start it again with the code "
+                           "that matches)")
     return results
+
+
+def schema_moved(engine: Engine) -> str | None:
+    """Why the store's schema is no longer this code's (upgraded by newer code on another node while this worker
+    ran), or None. Checked before each claim: a worker on older code went on harvesting into a newer schema, where
+    the README says it refuses (an outside audit). An unreachable database is the claim's to say."""
+    try:
+        current = current_revision(engine)
+    except Exception:  # noqa: BLE001 - the database may be back at the next poll
+        return None
+    head = head_revision()
+    if current == head:
+        return None
+    try:
+        check_not_newer(engine, current)
+    except SchemaError as exc:
+        return str(exc)
+    return f"the database is at schema revision {current}, this code needs {head}"

@@ -180,3 +180,27 @@ def test_two_workers_on_postgresql_never_take_the_same_source(engine, database_u
     assert pids <= {str(w.popen.pid) for w in workers}
     for up in ups:  # each list was walked once: one first-page request per upstream
         assert sum(1 for q in up.requests if q.get("verb") == "ListRecords" and "metadataPrefix" in q) == 1
+
+
+def test_a_worker_stops_when_newer_code_upgrades_the_schema_under_it(engine, database_url) -> None:  # noqa: ANN001
+    """An outside audit of a rolling upgrade: a worker on older code went on harvesting into the newer schema, where
+    the README says it refuses. It looks before each claim, says why and exits 1 (systemd starts the new code)."""
+    from sqlalchemy import text
+
+    from oai.store.engine import head_revision
+
+    worker = Proc(database_url, "harvest", "worker", "--poll", "0.1", "--jobs", "2")
+    try:
+        worker.wait_for_line("worker started")
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+        try:
+            assert worker.finish(30) == 1, "\n".join(worker.lines)
+        finally:
+            with engine.begin() as conn:
+                conn.execute(text("UPDATE alembic_version SET version_num = :head"), {"head": head_revision()})
+    finally:
+        worker.kill()
+    said = "\n".join(worker.lines)
+    assert "is at schema revision 9999, newer than this code knows" in said and "start it again with the code" in said
+    assert "Traceback" not in said
