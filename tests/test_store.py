@@ -469,3 +469,18 @@ def test_a_postgresql_database_not_yet_created_is_said_with_the_step_that_makes_
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.exception
     assert f"does not exist; create it first (createdb {missing.database}, or CREATE DATABASE in psql), then run " \
            "`oai db upgrade`" in result.output, result.output
+
+
+def test_landing_page_facts_newer_code_derives_are_written_without_moving_the_datestamp(engine) -> None:  # noqa: ANN001
+    """Loading or harvesting a record again whose served bytes are unchanged wrote nothing: landing-page facts that
+    newer code derives (an article number, the title in other languages) never reached records stored before (an
+    outside audit of an upgrade). They are written; the datestamp stays, for no harvester has anything new."""
+    old = RecordIn("oai:example.org:c", {"oai_dc": b"<x/>"}, citation='{"title": "T"}')
+    with transaction(engine) as s:
+        upsert_records(s, [old], now=datetime(2020, 1, 1))
+    new = RecordIn("oai:example.org:c", {"oai_dc": b"<x/>"}, citation='{"title": "T", "article_number": "e1"}')
+    with transaction(engine) as s:
+        assert upsert_records(s, [new], now=datetime(2021, 1, 1)) == [Change.UNCHANGED]
+    with transaction(engine) as s:
+        row = s.scalar(select(Record))
+        assert (row.citation, row.datestamp) == (new.citation, datetime(2020, 1, 1))

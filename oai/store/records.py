@@ -154,7 +154,7 @@ def upsert_records(
         set_ids = ensure_sets(session, {s: None for it in latest.values() for s in it.sets})
 
     outcome: dict[str, Change] = {}
-    new_items, changed, adopted = [], [], []
+    new_items, changed, adopted, refreshed = [], [], [], []
     for ident, item in latest.items():
         digest = item.digest()
         row = existing.get(ident)
@@ -165,6 +165,10 @@ def upsert_records(
             outcome[ident] = Change.UNCHANGED
             if row.source_id != item.source_id:  # the same bytes, now a source's: taken back, datestamp kept
                 adopted.append({"rid": row.id, "sid": item.source_id})
+            if not item.deleted and item.citation != row.citation:
+                # what newer code derives for the landing page, from the same served bytes: no datestamp moves (no
+                # harvester has anything new to fetch), and the page is the new code's (an outside audit)
+                refreshed.append({"rid": row.id, "cit": item.citation})
         else:
             changed.append((row.id, item, digest))
             outcome[ident] = Change.DELETED if item.deleted and not row.deleted else Change.UPDATED
@@ -173,6 +177,10 @@ def upsert_records(
         table = Record.__table__
         session.connection().execute(
             update(table).where(table.c.id == bindparam("rid")).values(source_id=bindparam("sid")), adopted)
+    if refreshed:
+        table = Record.__table__
+        session.connection().execute(
+            update(table).where(table.c.id == bindparam("rid")).values(citation=bindparam("cit")), refreshed)
 
     if new_items:
         rows, pairs = [], []
@@ -288,10 +296,12 @@ class Existing(NamedTuple):
     harvested_at: datetime | None
     upstream_datestamp: str | None
     set_specs: str
+    citation: str | None = None
 
 
 _EXISTING = (select(Record.identifier, Record.id, Record.digest, Record.deleted, Record.source_id,
-                    Record.upstream_identifier, Record.harvested_at, Record.upstream_datestamp, Record.set_specs)
+                    Record.upstream_identifier, Record.harvested_at, Record.upstream_datestamp, Record.set_specs,
+                    Record.citation)
              .where(Record.identifier.in_(bindparam("identifiers", expanding=True))))
 
 
