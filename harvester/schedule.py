@@ -71,12 +71,15 @@ def harvest_loop(engine: Engine, *, jobs: int, options: RunOptions, stop: thread
     done: set[str] = set()
     results: list[SlotResult] = []
     moved: list[str] = []  # why the schema is no longer this code's, once a slot finds it so
+    # This code's schema, read once: read again, it is what the migrations on disk say, which an upgrade in place
+    # (the deploy units run from one directory) has already replaced under this process (an outside review).
+    head = head_revision()
 
     def slot() -> None:
         while not stop.is_set():
             with lock:
                 exclude = set(done) if once else set()
-            if (why := schema_moved(engine)) is not None:
+            if (why := schema_moved(engine, head)) is not None:
                 with lock:
                     moved.append(why)
                 log.error("schema changed", extra={"fields": {"event": "schema", "error": why}})
@@ -130,19 +133,19 @@ def harvest_loop(engine: Engine, *, jobs: int, options: RunOptions, stop: thread
     return results
 
 
-def schema_moved(engine: Engine) -> str | None:
-    """Why the store's schema is no longer this code's (upgraded by newer code on another node while this worker
-    ran), or None. Checked before each claim: a worker on older code went on harvesting into a newer schema, where
-    the README says it refuses (an outside audit). An unreachable database is the claim's to say."""
+def schema_moved(engine: Engine, head: str | None) -> str | None:
+    """Why the store's schema is no longer `head`, this code's (upgraded by newer code on another node, or here,
+    while this worker ran), or None. Checked before each claim: a worker on older code went on harvesting into a
+    newer schema, where the README says it refuses (an outside audit). An unreachable database is the claim's to
+    say."""
     try:
         current = current_revision(engine)
     except Exception:  # noqa: BLE001 - the database may be back at the next poll
         return None
-    head = head_revision()
     if current == head:
         return None
     try:
         check_not_newer(engine, current)
     except SchemaError as exc:
         return str(exc)
-    return f"the database is at schema revision {current}, this code needs {head}"
+    return f"the database is at schema revision {current}, this code's is {head}"

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from datetime import datetime
 
 import pytest
@@ -204,3 +205,34 @@ def test_a_worker_stops_when_newer_code_upgrades_the_schema_under_it(engine, dat
     said = "\n".join(worker.lines)
     assert "is at schema revision 9999, newer than this code knows" in said and "start it again with the code" in said
     assert "Traceback" not in said
+
+
+def test_a_worker_keeps_the_schema_of_its_code_when_an_upgrade_in_place_brings_new_migrations(engine, monkeypatch) -> None:  # noqa: ANN001
+    """An outside review: the worker read the migrations on disk before each claim, and an upgrade in place (the
+    deploy units run from one directory) had replaced them, so the old code took the new schema for its own."""
+    from harvester import schedule
+    from harvester.errors import HarvestError
+    from oai.store.engine import head_revision
+
+    ours = head_revision()
+    seen = {"database": ours, "disk": ours}  # what the store and the migrations on disk say, changed at once below
+    monkeypatch.setattr(schedule, "current_revision", lambda _engine: seen["database"])
+    monkeypatch.setattr(schedule, "head_revision", lambda: seen["disk"])
+    stop, failure = threading.Event(), []
+
+    def loop() -> None:
+        try:
+            schedule.harvest_loop(engine, jobs=1, options=options(), stop=stop, once=False, poll=0.05)
+        except HarvestError as exc:
+            failure.append(str(exc))
+
+    worker = threading.Thread(target=loop)
+    worker.start()
+    try:
+        time.sleep(0.3)  # it has read its schema and polls
+        seen.update(database="9999", disk="9999")  # the new code's upgrade: its migration on disk, the store at it
+        worker.join(10)
+        assert not worker.is_alive() and failure and "newer than this code knows" in failure[0], failure
+    finally:
+        stop.set()
+        worker.join(10)
