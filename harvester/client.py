@@ -308,7 +308,7 @@ class HarvestClient(Sickle):
         spooled: BinaryIO | None = getattr(http, "spooled", None)
         page: Page | None = None
         if spooled is not None:
-            if in_parts and 200 <= status < 300 and _may_be_utf8(content_type):
+            if in_parts and 200 <= status < 300 and _parts_readable(spooled, content_type):
                 page = read_large(spooled, verb)  # read from the file, which it closes once read
             if page is None:  # read whole, as any other answer
                 with spooled:
@@ -412,9 +412,18 @@ def _http_charset(content_type: str | None) -> str:
     return (message.get_param("charset") or "").strip().lower()
 
 
-def _may_be_utf8(content_type: str | None) -> bool:
-    """True unless HTTP names a charset other than UTF-8 (or ASCII), which _in_http_charset may have to apply."""
-    return _http_charset(content_type) in ("", *_UTF8)
+def _parts_readable(spooled: BinaryIO, content_type: str | None) -> bool:
+    """Whether a large body can be read in parts as it is (read_large): not when _in_http_charset may have to
+    change it, HTTP naming a charset other than UTF-8, or naming UTF-8 where the document declares another (an
+    outside review: every large page declaring ISO-8859-1 was read whole, HTTP naming none)."""
+    charset = _http_charset(content_type)
+    if charset not in ("", *_UTF8):
+        return False
+    if not charset:
+        return True
+    declared = _DECLARED.match(spooled.read(4096))
+    spooled.seek(0)
+    return declared is None or declared.group(1).decode("ascii").lower() in _UTF8
 
 
 def _in_http_charset(body: bytes, content_type: str | None) -> tuple[bytes, str | None]:
@@ -437,7 +446,7 @@ def _in_http_charset(body: bytes, content_type: str | None) -> tuple[bytes, str 
                 f"the source's responses declare the encoding {name} but are UTF-8, as HTTP says: read as UTF-8")
     if name is not None and _codec(name) == _codec(charset):
         return body, None  # the two agree: the parser reads the declaration
-    if _is_utf8(body) or (name is not None and name not in _UTF8):
+    if _mostly_utf8(body) or (name is not None and name not in _UTF8):
         return body, None  # UTF-8 whatever HTTP says, or a declaration of a third encoding: the document's own
     try:
         recoded = body.decode(charset).encode("utf-8")
@@ -455,6 +464,20 @@ def _is_utf8(body: bytes) -> bool:
     except UnicodeDecodeError:
         return False
     return True
+
+
+def _mostly_utf8(body: bytes) -> bool:
+    """UTF-8 with, at most, a few invalid bytes among more characters that decode (one title cut mid-character,
+    which the record's repair marks): a page of ISO-8859-1 has almost no byte pair UTF-8 reads as a character,
+    and its every accented letter is invalid. An outside review found one bad byte sending a whole UTF-8 page to
+    ISO-8859-1, every record on it stored as mojibake."""
+    if _is_utf8(body):
+        return True
+    text = body.decode("utf-8", "replace")
+    replaced = text.count("\ufffd")
+    invalid = replaced - body.count("\ufffd".encode())  # (a U+FFFD the document holds is no error)
+    decoded = len(text) - len(text.encode("ascii", "ignore")) - replaced  # characters past ASCII, read whole
+    return decoded > invalid
 
 
 def _codec(name: str) -> str | None:

@@ -499,10 +499,7 @@ def read_large(data: bytes | BinaryIO, verb: str) -> Page | None:
     try:
         size = source.seek(0, io.SEEK_END)
         source.seek(0)
-        head = source.read(4096)
-        declared = _DECL.match(head)
-        if (verb not in _IN_PARTS or size <= STREAM_BYTES or _ROOT.search(head) is None
-                or declared and declared.group(1).lower() not in (b"utf-8", b"utf8", b"us-ascii", b"ascii")):
+        if verb not in _IN_PARTS or size <= STREAM_BYTES or _ROOT.search(source.read(4096)) is None:
             raise _NotPlain  # (read_page says why: not OAI-PMH, another encoding, a long prolog)
         source.seek(0)
         response_date, token = _scan(source, verb)

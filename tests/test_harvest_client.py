@@ -296,6 +296,18 @@ def test_where_http_and_the_declaration_disagree_the_bytes_decide(up, declared: 
     assert [note for note in c.notes if said and said in note] if said else not c.notes, c.notes
 
 
+def test_one_stray_byte_in_a_utf8_page_is_repaired_where_it_is_not_taken_for_another_encoding(up) -> None:  # noqa: ANN001
+    """An outside review: one title cut mid-character (a lone 0xC3) in a UTF-8 page that a server's default calls
+    ISO-8859-1 sent the whole page to ISO-8859-1, every record on it stored as mojibake."""
+    up.add_fault(faults.DeclarationDisagrees("UTF-8", "utf-8", "ISO-8859-1", stray=b"\xc3"), verb="ListRecords")
+    c = client(up)
+    page = c.fetch("ListRecords", **LIST)
+    creators = [r.metadata.findall("{http://purl.org/dc/elements/1.1/}creator")[0].text for r in page.records]
+    assert creators[0] == "Müller, Zoë" and not c.notes
+    assert page.records[0].repairs == ("invalid UTF-8 replaced by U+FFFD",)
+    assert page.records[0].metadata.findtext("{http://purl.org/dc/elements/1.1/}title").endswith("\ufffd")
+
+
 def test_a_redirect_to_another_host_is_followed_and_said(up, upstream_factory, caplog) -> None:  # noqa: ANN001, F811
     moved = upstream_factory()
     moved.repo.add(*sample_records(3))
@@ -316,3 +328,25 @@ def test_a_redirect_to_the_same_host_written_otherwise_is_no_move(up) -> None:  
     c = HarvestClient(typed, policy(), pacer=HostPacer())
     assert len(c.fetch("ListRecords", **LIST).records) == 5
     assert c.redirected is None and up.log[0].status in (301, 302)
+
+
+@pytest.mark.parametrize("content_type, declaration, in_parts", [
+    ("text/xml", "ISO-8859-1", True),  # HTTP names none: the declaration, which iterparse reads
+    ("text/xml; charset=UTF-8", "UTF-8", True),
+    ("text/xml; charset=utf-8", None, True),
+    ("text/xml; charset=UTF-8", "ISO-8859-1", False),  # HTTP may correct it: read whole (_in_http_charset)
+    ("text/xml; charset=ISO-8859-1", "UTF-8", False),
+])
+def test_a_large_body_is_read_in_parts_unless_http_may_correct_its_encoding(content_type: str,
+                                                                            declaration: str | None,
+                                                                            in_parts: bool) -> None:
+    """An outside review: every large page declaring ISO-8859-1 was read whole (twice the memory), where only one
+    that HTTP calls UTF-8 may need correcting."""
+    import io
+
+    from harvester.client import _parts_readable
+
+    head = f'<?xml version="1.0" encoding="{declaration}"?>' if declaration else ""
+    spooled = io.BytesIO((head + "<OAI-PMH/>").encode())
+    assert _parts_readable(spooled, content_type) is in_parts
+    assert spooled.tell() == 0

@@ -523,13 +523,15 @@ class DeclarationDisagrees(Fault):
 
     stage = "encode"
 
-    def __init__(self, declared: str, sent: str, http: str):
+    def __init__(self, declared: str, sent: str, http: str, stray: bytes = b""):
         self.declared, self.sent, self.http = declared, sent, http
+        self.stray = stray  # bytes put inside the first title: one cut mid-character is no other encoding
 
     def apply(self, reply, ctx):
         text = re.sub(r"^<\?xml[^>]*\?>\s*", "", reply.body.decode("utf-8"))
         reply.body = (f'<?xml version="1.0" encoding="{self.declared}"?>\n' + text).encode(self.sent,
                                                                                          "xmlcharrefreplace")
+        reply.body = reply.body.replace(b"</dc:title>", self.stray + b"</dc:title>", 1)
         reply.headers["Content-Type"] = f"text/xml; charset={self.http}"
         return True
 
