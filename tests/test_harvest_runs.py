@@ -984,3 +984,17 @@ def test_listed_identifiers_count_repeats_across_pages_only() -> None:
     assert listed.nbytes == 8 * 16_384  # grown by doubling, never more than 3/4 full
     assert all(page[0] in listed and page[-1] in listed for page in pages) and "a" in listed
     assert "oai:x:100-0" not in listed and "" not in listed
+
+
+@pytest.mark.parametrize("hint", [b"", b'xsi:schemaLocation="http://www.openarchives.org/OAI/2.0/oai_dc/ '
+                                       b'https://mirror.example.org/oai_dc.xsd"'])
+def test_a_record_whose_schema_hint_alone_differs_is_not_altered(engine, up, hint: bytes) -> None:  # noqa: ANN001
+    """An outside audit: oai_dc sent without xsi:schemaLocation (or naming another copy of the schema), which we serve
+    with oai_dc's, was said altered="true" for that alone; a hint says where a schema is, not what the record says."""
+    ours = (b'xsi:schemaLocation="http://www.openarchives.org/OAI/2.0/oai_dc/ '
+            b'http://www.openarchives.org/OAI/2.0/oai_dc.xsd"')
+    up.add_fault(faults.Rewrite(ours, hint), verb="ListRecords", times=None)
+    add(engine, "up", up.base_url)
+    assert harvest_source(engine, "up", options()).new == 25
+    first = stored(engine, "up")["oai:upstream.test:1"]
+    assert ours in first.metadata["oai_dc"] and b'altered="false"' in first.about["oai_dc"]
