@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
-from sqlalchemy import Engine, func, or_, select
+from sqlalchemy import Engine, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from harvester import dates
@@ -274,14 +274,15 @@ def _same_endpoint(url: str) -> tuple[str, str]:
     return f"{host}:{port}" if port else host, parts.path.rstrip("/") + ("?" + parts.query if parts.query else "")
 
 
-def _harvested_already(session: Session, urls: set[str], prefix: str, set_spec: str | None) -> list[str]:
+def _harvested_already(session: Session, urls: set[str], prefix: str, set_spec: str | None,
+                       other_than: str | None = None) -> list[str]:
     """Refuse a source another one already harvests (the same repository, format and set: every record would be
     served twice, an outside audit found, under two names and in two set trees); warn where their records overlap
     (one of them takes every set). The same repository in another format is allowed: `jats` and `oai_dc`."""
     wanted = {_same_endpoint(url) for url in urls}
     warnings = []
     for other in session.scalars(select(Source).where(Source.prefix == prefix).order_by(Source.name)):
-        if _same_endpoint(other.base_url) not in wanted:
+        if other.name == other_than or _same_endpoint(other.base_url) not in wanted:
             continue
         if other.set_spec == set_spec:
             taken = f"set {set_spec!r}" if set_spec else "every set"
@@ -430,6 +431,9 @@ def move_source(engine: Engine, name: str, base_url: str, *, policy: FetchPolicy
     _check_not_harvested(src, dates.utcnow())
     facts = _checked_endpoint(base_url, src.prefix, src.set_spec, policy)
     warnings = [w.replace("`oai source edit NAME", f"`oai source edit {name}") for w in facts.warnings]
+    with transaction(engine) as session:  # (moved onto another source's repository: an outside review)
+        warnings += _harvested_already(session, {base_url, facts.identity.base_url or base_url}, src.prefix,
+                                       src.set_spec, other_than=name)
     warnings += _deletions_unnoticed(facts.identity.deleted_record,
                                      src.detect_deletions if detect_deletions is None else detect_deletions,
                                      f"`oai source edit {name} --detect-deletions`")
@@ -507,4 +511,17 @@ def remove_source(engine: Engine, name: str, records: str) -> int:
         if row is None:
             raise HarvestError(f"the source {name!r} disappeared while it was being removed")
         session.delete(row)
+        _drop_empty_sets(session, name)
     return made
+
+
+def _drop_empty_sets(session: Session, name: str) -> None:
+    """The removed source's sets that hold no record, nor any set below them: ListSets went on naming a source
+    that was gone (an outside audit). Sets that hold its records, kept or tombstoned, stay with them."""
+    theirs = or_(OAISet.spec == name, OAISet.spec.startswith(f"{name}:", autoescape=True))
+    specs = dict(session.execute(select(OAISet.spec, OAISet.id).where(theirs)).all())
+    held = set(session.scalars(select(OAISet.spec).where(theirs, OAISet.id.in_(select(RecordSet.set_id)))))
+    empty = [set_id for spec, set_id in specs.items()
+             if not any(h == spec or h.startswith(f"{spec}:") for h in held)]
+    if empty:
+        session.execute(delete(OAISet).where(OAISet.id.in_(empty)))

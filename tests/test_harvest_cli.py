@@ -549,7 +549,7 @@ def test_a_key_of_the_config_file_that_names_no_setting_stops_the_start(oai, mon
 
 
 @sqlite_only
-def test_the_same_repository_format_and_set_cannot_be_added_twice(oai, up) -> None:  # noqa: ANN001
+def test_the_same_repository_format_and_set_cannot_be_added_twice(oai, up, upstream_factory) -> None:  # noqa: ANN001, F811
     """An outside audit: `source add y` with the URL, format and set of source `upa` was taken without a word, and
     every record was served twice. The same repository in another format stays allowed (jats beside oai_dc)."""
     assert oai("source", "add", "upa", up.base_url, "--every", "never").exit_code == 0
@@ -560,6 +560,13 @@ def test_the_same_repository_format_and_set_cannot_be_added_twice(oai, up) -> No
     assert not any(line.startswith("y\t") for line in oai("source", "list").output.splitlines())
     part = oai("source", "add", "part", up.base_url, "--set", "journal")
     assert part.exit_code == 0 and "the source 'upa' harvests" in part.output and "served twice" in part.output
+    # nor moved onto it (an outside review): `source edit --base-url` checks as `source add` does
+    other = upstream_factory()
+    other.repo.add(*sample_records(3))
+    assert oai("source", "add", "b", other.base_url, "--every", "never").exit_code == 0
+    moved = oai("source", "edit", "b", "--base-url", up.base_url)
+    assert moved.exit_code == 1 and "the source 'upa' already harvests" in moved.output, moved.output
+    assert oai("source", "edit", "upa", "--base-url", up.base_url).exit_code == 0  # itself is no other
 
 
 @sqlite_only
@@ -570,3 +577,27 @@ def test_a_base_url_the_source_calls_otherwise_is_said_with_the_command_that_cha
     added = oai("source", "add", "up", up.base_url, "--every", "never")
     assert added.exit_code == 0, added.output
     assert f"`oai source edit up --base-url {up.base_url}/elsewhere`" in added.output, added.output
+
+
+@sqlite_only
+def test_a_removed_source_leaves_no_empty_set_behind(oai, up, engine) -> None:  # noqa: ANN001
+    """An outside audit: a source whose every record was quarantined, removed, left its set in ListSets, naming a
+    source that was gone. Sets that hold its records (kept, or tombstoned) stay."""
+    from sqlalchemy import select
+
+    from oai.store.engine import transaction
+    from oai.store.models import OAISet
+
+    def specs() -> set[str]:
+        with transaction(engine) as s:
+            return set(s.scalars(select(OAISet.spec)))
+
+    assert oai("source", "add", "up", up.base_url, "--every", "never").exit_code == 0
+    assert "up" in specs()  # made when the source is added, named after its repository
+    assert oai("source", "remove", "up", "--records", "delete").exit_code == 0
+    assert not {spec for spec in specs() if spec == "up" or spec.startswith("up:")}
+    assert oai("source", "add", "up", up.base_url, "--every", "never").exit_code == 0
+    assert oai("harvest", "up").exit_code == 0
+    held = {spec for spec in specs() if spec == "up" or spec.startswith("up:")}
+    assert oai("source", "remove", "up", "--records", "delete").exit_code == 0
+    assert {spec for spec in specs() if spec == "up" or spec.startswith("up:")} == held  # its tombstones' sets
