@@ -279,14 +279,22 @@ def _check_port(host: str, port: int) -> None:
 
     if port == 0:
         return
+    import errno
+
     try:
         family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
         with socket.socket(family, socket.SOCK_STREAM) as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds
             probe.bind((host, port))
     except OSError as exc:
-        raise click.ClickException(f"cannot listen on {host} port {port} ({exc.strerror or exc}): stop the "
-                                   "program using it, or choose another port with --port N") from None
+        if exc.errno == errno.EADDRINUSE:
+            raise click.ClickException(f"cannot listen on {host} port {port} ({exc.strerror}): stop the program "
+                                       "using it, or choose another port with --port N") from None
+        if exc.errno == errno.EACCES:
+            raise click.ClickException(f"cannot listen on {host} port {port} ({exc.strerror}): ports below 1024 "
+                                       "need privileges; choose another with --port N") from None
+        raise click.ClickException(f"cannot listen on {host} ({exc.strerror or exc}): --host must name an address "
+                                   "of this machine, such as 127.0.0.1") from None
 
 
 @main.command("serve")

@@ -64,6 +64,10 @@ def test_the_demo_serves_its_articles_from_a_fresh_directory(tmp_path: Path) -> 
                                    capture_output=True, text=True, timeout=120)
             assert again.returncode == 1 and "--port N" in again.stderr and "demo records" not in again.stderr
             assert not (elsewhere / "oai.sqlite3").exists()
+            # a host that is none of this machine's is said as such, not as a port in use (an outside review)
+            bad_host = subprocess.run([str(OAI_BIN), "serve", "--host", "no-such-host.invalid", "--port", port],
+                                      cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+            assert bad_host.returncode == 1 and "--host must name an address of this machine" in bad_host.stderr
         finally:
             proc.send_signal(signal.SIGINT)
             code = proc.wait(timeout=60)

@@ -259,3 +259,6 @@ def test_the_citation_read_back_from_derived_dc_is_the_one_jats_gave() -> None:
     assert (russian.journal_title, russian.issn) == ("Известия", ("2073-3380", "2307-4582"))
     untitled = dc.citation_from_fields([("source", "ISSN 2073-3380; Vol. 3", None)])
     assert (untitled.journal_title, untitled.issn, untitled.volume) == (None, ("2073-3380",), "3")
+    # a title that starts as a part does is a title all the same (an outside review)
+    for title in ("ISSN Newsletter", "Article 19 Review", "No. 1 Quarterly"):
+        assert dc.citation_from_fields([("source", f"{title}; Vol. 2", None)]).journal_title == title

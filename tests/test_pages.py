@@ -267,3 +267,6 @@ def test_a_page_shows_the_title_in_every_language_the_record_gives(engine, live_
 
     facts = dc.citation_from_fields(dc.fields_of(etree.fromstring(dc_record.encode())))
     assert facts.other_titles == (("A title", "en"),)
+    # each text once, whatever languages it is given in (an outside review saw "Title" twice)
+    again = dc.citation_from_fields([("title", "Заглавие", "ru"), ("title", "Title", "en"), ("title", "Title", None)])
+    assert again.other_titles == (("Title", "en"),)

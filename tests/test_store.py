@@ -467,8 +467,9 @@ def test_a_postgresql_database_not_yet_created_is_said_with_the_step_that_makes_
     url = missing.render_as_string(hide_password=False)
     result = CliRunner().invoke(main, ["--database", url, "db", "upgrade"])
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.exception
-    assert f"does not exist; create it first (createdb {missing.database}, or CREATE DATABASE in psql), then run " \
-           "`oai db upgrade`" in result.output, result.output
+    # with where and as whom (createdb alone asks the local socket as the system user), quoted for the shell
+    assert f"does not exist; create it first (createdb -h {missing.host} -p {missing.port} -U {missing.username} " \
+           f"{missing.database}, or CREATE DATABASE in psql), then run `oai db upgrade`" in result.output, result.output
 
 
 def test_landing_page_facts_newer_code_derives_are_written_without_moving_the_datestamp(engine) -> None:  # noqa: ANN001

@@ -183,9 +183,18 @@ def citation_from_fields(fields: Iterable[Field]) -> Citation:
         abstract=first("description"),
         title_language=languages.get("title"),
         abstract_language=languages.get("description"),
-        other_titles=tuple(dict.fromkeys(other for other in titles[1:] if other[0] != titles[0][0])),
+        other_titles=_other_titles(titles),
         **source,
     )
+
+
+def _other_titles(titles: list[tuple[str, str | None]]) -> tuple[tuple[str, str | None], ...]:
+    """The titles after the first, each text once (with the language it first comes with), as from JATS."""
+    others: dict[str, tuple[str, str | None]] = {}
+    for text, lang in titles[1:]:
+        if text != titles[0][0]:
+            others.setdefault(text, (text, lang))
+    return tuple(others.values())
 
 
 def _date_key(m: re.Match) -> tuple[int, int, int] | None:
@@ -214,7 +223,8 @@ _VOLUME_PART = re.compile(r"Vol\. (\S+)")
 _ISSUE_PART = re.compile(r"No\. (\S+)")
 _PAGES_PART = re.compile(r"pp?\. (\w+)(?:-(\w+))?")
 _ARTICLE_PART = re.compile(r"Article (\S+)")  # an article number (elocation-id) where there are no pages
-_UNTITLED = re.compile(r"(?:ISSN|Vol\.|No\.|pp?\.|Article) ")  # a source whose journal has no title starts so
+# what the first part is when the journal has no title (an ISSN as the source wrote it, valid or not)
+_PARTS = (re.compile(r"ISSN [\dXx-]+(?: \([^()]*\))?"), _VOLUME_PART, _ISSUE_PART, _PAGES_PART, _ARTICLE_PART)
 
 
 def _parse_source(source: str) -> dict:
@@ -222,7 +232,8 @@ def _parse_source(source: str) -> dict:
     parts = [part.strip() for part in source.split(";") if part.strip()]
     facts: dict = {}
     issns = []
-    titled = bool(parts) and not _UNTITLED.match(parts[0])
+    # a source whose journal has no title starts with one of the other parts (whole: "ISSN Newsletter" is a title)
+    titled = bool(parts) and not any(pattern.fullmatch(parts[0]) for pattern in _PARTS)
     for part in parts[1:] if titled else parts:
         if m := _ISSN_PART.fullmatch(part):
             issns.append(m.group(1).upper())

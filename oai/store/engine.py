@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -216,7 +217,11 @@ def _unusable(engine: Engine, error: Exception) -> str:
     reason = error_reason(error)
     if engine.dialect.name == "postgresql" and re.search(r'database "[^"]*" does not exist', reason):
         # (`oai db upgrade` makes the schema, not the database: an outside audit found the next step unsaid)
-        reason += f"; create it first (createdb {engine.url.database}, or CREATE DATABASE in psql), then run "                   "`oai db upgrade`"
+        url = engine.url
+        flags = " ".join(f"{flag} {shlex.quote(str(value))}" for flag, value in
+                         (("-h", url.host), ("-p", url.port), ("-U", url.username)) if value)
+        reason += (f"; create it first (createdb {flags + ' ' if flags else ''}{shlex.quote(url.database or '')}, "
+                   "or CREATE DATABASE in psql), then run `oai db upgrade`")
     return f"cannot {verb} the database {where}: {reason}"
 
 
