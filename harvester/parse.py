@@ -364,9 +364,12 @@ def _header(el: etree._Element) -> Header:
     if datestamp is None:
         raise ValueError(f"its datestamp {raw_date!r} is not a date")
     status = el.get("status")
-    if status is not None and status != "deleted" and status.strip().lower() != "deleted":
-        # the only status OAI-PMH has: a record said to be something else is neither served as live nor deleted
-        raise ValueError(f"its header's status {status!r} is not 'deleted', the only status OAI-PMH defines")
+    if status is not None and status != "deleted":
+        status = status.strip().lower() or None  # an empty one says nothing: live (a source may write it always)
+        if status not in (None, "deleted"):
+            # the only status OAI-PMH has: a record said to be something else is neither served as live nor deleted
+            raise ValueError(f"its header's status {el.get('status')!r} is not 'deleted', the only status OAI-PMH "
+                             "defines")
     return Header(identifier, datestamp, status is not None, tuple(specs))
 
 
