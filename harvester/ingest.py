@@ -24,8 +24,8 @@ from harvester.sources import SourceView
 from oai.formats import registry
 from oai.formats.base import MetadataFormat
 from oai.store.models import Quarantine, Source
-from oai.store.records import (Change, Existing, RecordIn, ancestors, ensure_sets, existing_records, rename_sets,
-                               upsert_records)
+from oai.store.records import (Change, Existing, RecordIn, ancestors, describe_sets, ensure_sets, existing_records,
+                               rename_sets, upsert_records)
 from oai.store.validation import MAX_IDENTIFIER, MAX_SET_SPEC, check_identifier, check_set_spec, shown
 
 DC_PREFIX = "oai_dc"
@@ -110,6 +110,8 @@ class Ingestor:
         self.repository_identifier = repository_identifier
         self.format = registry_format(source.prefix, source.metadata_namespace)
         self.set_names = dict(set_names or {})  # upstream setSpec -> setName (ListSets), when read
+        self.set_descriptions: dict[str, str] = {}  # upstream setSpec -> its setDescription (oai_dc), when read
+        self._described: set[str] = set()  # our sets made this run whose descriptions are written
         self.held_sets = dict(held_sets or {})  # this source's sets in the store when the run began: spec -> name
         served = (self.format.prefix, DC_PREFIX) if self.format is not None else (source.prefix,)
         self.tombstone_prefixes = tuple(dict.fromkeys(served))
@@ -196,13 +198,27 @@ class Ingestor:
             return self.source.repository_name or None
         return self.set_names.get(spec[len(self.source.name) + 1:]) or None
 
+    def set_description(self, spec: str) -> str | None:
+        """The upstream's description of the set our set `spec` serves (ListSets), or None."""
+        return self.set_descriptions.get(spec[len(self.source.name) + 1:]) if spec != self.source.name else None
+
     def rename_sets(self, session: Session) -> int:
-        """Bring the names of the sets the store held for this source up to date with the upstream's (set_names);
-        returns how many changed. A set the upstream gives no name (or no longer lists) keeps its own."""
+        """Bring the names of the sets the store held for this source up to date with the upstream's (set_names),
+        and their descriptions; returns how many were renamed. A set the upstream gives no name or description (or
+        no longer lists) keeps its own."""
         renamed = {spec: upstream for spec, name in self.held_sets.items()
                    if (upstream := self.set_name(spec)) is not None and upstream != name}
         rename_sets(session, renamed)
+        describe_sets(session, {spec: text for spec in self.held_sets if (text := self.set_description(spec))})
         return len(renamed)
+
+    def _describe_new_sets(self, session: Session, specs: Iterable[str]) -> None:
+        """Write the upstream's descriptions of the sets this run made (once each)."""
+        fresh = {spec: text for spec in specs if spec not in self.held_sets and spec not in self._described
+                 and (text := self.set_description(spec))}
+        if fresh:
+            describe_sets(session, fresh)
+            self._described.update(fresh)
 
     @staticmethod
     def _why_left_out(ours: str) -> str:
@@ -283,6 +299,8 @@ class Ingestor:
         out.warnings.extend(f"{who[0]}: {note}" if len(who) == 1 else f"{note}, in {len(who)} records of the page "
                             f"({who[0]}, ...)" for note, who in not_carried.items())
         set_ids = ensure_sets(session, self._named_sets(items))
+        if self.set_descriptions:
+            self._describe_new_sets(session, set_ids)
         counts = Counter(upsert_records(session, items, now=now, existing=existing, set_ids=set_ids))
         out.new, out.updated = counts[Change.NEW], counts[Change.UPDATED]
         out.deleted, out.unchanged = counts[Change.DELETED], out.unchanged + counts[Change.UNCHANGED]

@@ -676,6 +676,27 @@ def set_entries(page: Page) -> list[tuple[str, str | None]]:
     return found
 
 
+MAX_SET_DESCRIPTION = 64 * 1024  # bytes of a set's description kept from a source
+
+
+def set_descriptions(page: Page) -> dict[str, str]:
+    """setSpec -> the setDescription of a ListSets response, where it is Dublin Core valid against oai_dc.xsd (what
+    the protocol's examples and most repositories give), rewritten as ours is written; any other kind, or one past
+    MAX_SET_DESCRIPTION, is left out (an outside audit found every description dropped)."""
+    from oai.formats import dc
+
+    el = page.root.find(f"{_O}ListSets") if page.root is not None else None
+    found: dict[str, str] = {}
+    for s in el.iterfind(f"{_O}set") if el is not None else ():
+        spec, payload = _text(s.find(f"{_O}setSpec")), _first_child(s.find(f"{_O}setDescription"))
+        if not spec or payload is None or payload.tag != dc.FORMAT.root_tag or dc.validate(payload):
+            continue
+        text = dc.serialise(dc.normalise_fields(dc.fields_of(payload)), normalised=True)
+        if len(text) <= MAX_SET_DESCRIPTION and dc.fields_of(etree.fromstring(text)):
+            found[spec] = text.decode("utf-8")
+    return found
+
+
 def list_token(page: Page, verb: str) -> Token | None:
     """The resumptionToken of any list response (ListSets included)."""
     el = page.root.find(f"{_O}{verb}/{_O}resumptionToken") if page.root is not None else None

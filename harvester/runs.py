@@ -26,7 +26,7 @@ from harvester.errors import (EndlessListError, HarvestError, LeaseLost, Overrun
                               SourceError, Stopped, UpstreamOAIError)
 from harvester.ingest import Ingestor, local_identifier
 from harvester.listed import ListedIdentifiers
-from harvester.parse import Page, set_entries
+from harvester.parse import Page, set_descriptions, set_entries
 from harvester.prefetch import Prefetcher
 from harvester.sources import LIST_SETS_PAGES, SourceView, get_source
 from oai.store import checkpoints, fence
@@ -361,9 +361,11 @@ class _Run:
         store does not have. A source that cannot list them is harvested all the same, its setSpecs as names."""
         self.set_names_read = True
         names: dict[str, str | None] = {}
+        descriptions: dict[str, str] = {}
         try:
             for page in self.client.pages("ListSets", max_pages=LIST_SETS_PAGES):
                 names.update(set_entries(page))
+                descriptions.update(set_descriptions(page))
         except Stopped:
             raise
         except HarvestError as exc:
@@ -372,6 +374,7 @@ class _Run:
                                         "the store are named by their setSpecs until a later run reads them (a full "
                                         "one, or one that brings a set the store does not have)")
         self.ingestor.set_names = names  # those read before a failure too
+        self.ingestor.set_descriptions = descriptions
 
     def _params(self) -> dict[str, str]:
         if self.token:

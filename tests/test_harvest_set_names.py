@@ -164,3 +164,51 @@ def test_a_page_that_brings_no_new_set_costs_no_set_query_beyond_its_write(engin
         event.remove(engine, "before_cursor_execute", count)
     assert (summary.pages, summary.updated) == (3, 6)
     assert len(asked) <= summary.pages + 1, asked
+
+
+class Described(SyntheticRepository):
+    """Gives its sets a setDescription: Dublin Core for those in `descriptions`, another kind for "other"."""
+
+    descriptions: dict[str, str] = {}
+
+    def _ListSets(self, args, base_url):  # noqa: ANN001, ANN202, N802
+        from lxml import etree
+
+        el = super()._ListSets(args, base_url)
+        for entry in el.iterfind(oai("set")):
+            spec = entry.findtext(oai("setSpec"))
+            text = self.descriptions.get(spec)
+            if text is None:
+                continue
+            holder = etree.SubElement(entry, oai("setDescription"))
+            if spec == "journal:b":  # a kind of description we do not take: left out
+                etree.SubElement(holder, "{http://example.org/branding}logo").text = text
+                continue
+            dc_el = etree.SubElement(holder, "{http://www.openarchives.org/OAI/2.0/oai_dc/}dc", nsmap={
+                "oai_dc": "http://www.openarchives.org/OAI/2.0/oai_dc/", "dc": "http://purl.org/dc/elements/1.1/"})
+            etree.SubElement(dc_el, "{http://purl.org/dc/elements/1.1/}description").text = text
+        return el
+
+
+def served_descriptions(live_server) -> dict[str, list[str]]:  # noqa: ANN001
+    body = requests.get(live_server().url, params={"verb": "ListSets"}, timeout=10).content
+    root = assert_oai(body)
+    return {s.findtext("oai:setSpec", namespaces=NS): [d.text for d in s.iter("{http://purl.org/dc/elements/1.1/}description")]
+            for s in root.iterfind("oai:ListSets/oai:set", NS)}
+
+
+def test_the_upstreams_set_descriptions_are_served_with_its_sets(engine, upstream_factory, live_server) -> None:  # noqa: ANN001, F811
+    """An outside audit: the upstream's setDescription (Dublin Core, as the protocol's examples give it) was
+    dropped; it is the only place a set says what it holds. A full run brings a changed one, as it does names."""
+    repo = Described(sample_records(6))
+    repo.set_names.update(NAMES)
+    repo.descriptions = {"journal:a": "Papers of journal A", "journal:b": "<b>brand</b>"}
+    up = upstream_factory(repo)
+    add(engine, "up", up.base_url)
+    assert harvest_source(engine, "up", options()).status == "complete"
+    served = served_descriptions(live_server)
+    assert served["up:journal:a"] == ["Papers of journal A"]
+    assert served["up:journal:b"] == [] and served["up:journal"] == []  # another kind; none given
+    repo.descriptions = {"journal:a": "Papers of journal A, since 2020"}
+    assert harvest_source(engine, "up", options(full=True)).status == "complete"
+    assert served_descriptions(live_server)["up:journal:a"] == ["Papers of journal A, since 2020"]

@@ -125,6 +125,14 @@ def rename_sets(session: Session, names: Mapping[str, str]) -> None:
         session.connection().execute(_RENAME_SET, [{"of_spec": spec, "name": name} for spec, name in names.items()])
 
 
+def describe_sets(session: Session, descriptions: Mapping[str, str]) -> None:
+    """Give sets that exist new descriptions (spec -> the XML of a setDescription payload); their names stay."""
+    if descriptions:
+        session.connection().execute(
+            _RENAME_SET.values(description=bindparam("text")),
+            [{"of_spec": spec, "text": text} for spec, text in descriptions.items()])
+
+
 def set_info(session: Session, spec: str, name: str, description: str | None = None) -> int:
     """Create or rename a set; `description` is the XML of a setDescription payload, or None."""
     sid = ensure_sets(session, {spec: name})[spec]
