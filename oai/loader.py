@@ -78,14 +78,18 @@ def _walk(directory: str) -> Iterator[str]:
     with os.scandir(directory) as it:
         entries = sorted(it, key=lambda e: e.name)
     for entry in entries:
-        if entry.is_dir():
-            yield from _walk(entry.path)
+        if entry.is_dir(follow_symlinks=False):  # a link to a directory is not followed: a link to its own parent
+            yield from _walk(entry.path)         # looped until the OS refused (a traceback), and `current -> 2024-1`
+                                                 # loaded each file twice, as a collision (an outside audit)
         elif os.path.splitext(entry.name)[1].lower() in SUFFIXES and (entry.is_file() or entry.is_symlink()):
             yield entry.path  # a dangling link fails as it does given by name, not skipped unsaid
 
 
 def _quote_local(local: str) -> str:
-    return _UNSAFE.sub(lambda m: "".join(f"%{b:02X}" for b in m.group().encode()), local)
+    """`local` with what an identifier cannot hold %-encoded; a file name's bytes that are not UTF-8 (Python holds
+    them as surrogates: a zip made on Windows) as the bytes they are (an outside audit: a traceback, and the
+    good files of the batch lost)."""
+    return _UNSAFE.sub(lambda m: "".join(f"%{b:02X}" for b in m.group().encode("utf-8", "surrogateescape")), local)
 
 
 @functools.cache  # one template a load, asked for every record

@@ -323,3 +323,32 @@ def test_records_show_names_a_format_the_record_lacks(database_url, engine, tmp_
                                            "--prefix", prefix], env=env)
         assert result.exit_code == 1 and f"oai:example.org:b has no {prefix} metadata; its formats: oai_dc" \
             in result.output, result.output
+
+
+def test_a_file_name_that_is_not_utf8_is_loaded_under_its_bytes(engine, tmp_path) -> None:  # noqa: ANN001
+    """An outside audit: a name from a zip made on Windows (caf\\xe9.xml) stopped the load with a traceback, the good
+    files of its batch lost with it."""
+    import os
+
+    good = canonical_bytes(build_dc([("title", "A", "en")]))
+    (tmp_path / "a.xml").write_bytes(good)
+    with open(os.path.join(os.fsencode(tmp_path), b"caf\xe9.xml"), "wb") as f:
+        f.write(canonical_bytes(build_dc([("title", "B", "en")])))
+    summary = load(engine, [str(tmp_path)], repository_identifier="example.org", workers=1)
+    assert (summary.new, summary.failed) == (2, [])
+    with engine.connect() as conn:
+        assert sorted(conn.execute(select(Record.identifier)).scalars()) == [
+            "oai:example.org:a", "oai:example.org:caf%E9"]
+
+
+def test_links_to_directories_inside_a_directory_are_not_followed(engine, tmp_path) -> None:  # noqa: ANN001
+    """An outside audit: a link to the directory itself looped until the OS refused (a traceback, nothing loaded), and
+    `current -> 2024-1` loaded each file twice, as an identifier collision on every run."""
+    issue = tmp_path / "2024-1"
+    issue.mkdir()
+    (issue / "a.xml").write_bytes(canonical_bytes(build_dc([("title", "A", "en")])))
+    (tmp_path / "current").symlink_to(issue, target_is_directory=True)
+    (tmp_path / "self").symlink_to(tmp_path, target_is_directory=True)
+    summary = load(engine, [str(tmp_path)], repository_identifier="example.org", workers=1)
+    assert (summary.new, summary.failed) == (1, [])
+    assert load(engine, [str(tmp_path / "current")], repository_identifier="example.org", workers=1).unchanged == 1
