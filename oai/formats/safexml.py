@@ -9,6 +9,7 @@ from __future__ import annotations
 import codecs
 import re
 import threading
+import unicodedata
 from html.entities import html5
 
 from lxml import etree
@@ -19,11 +20,44 @@ MAX_BYTES = 50 * 1024 * 1024
 
 _XML_PREDEFINED = frozenset({"amp", "lt", "gt", "quot", "apos"})
 
+
+
+def _iso_greek() -> dict[str, str]:
+    """The ISO 8879 Greek entity sets the JATS DTD declares beside HTML's (xmlchars/isogrk1, 2 and 4), which HTML5's
+    table lacks (an outside audit: &agr; and &b.alpha; refused): name -> character, by its Unicode name. Of the
+    bold set (isogrk4), the letters whose bold form is one character without doubt; its variant forms (b.epsiv,
+    b.thetav, ...) stay refused rather than guessed."""
+    letters = {"a": "ALPHA", "b": "BETA", "g": "GAMMA", "d": "DELTA", "e": "EPSILON", "z": "ZETA", "ee": "ETA",
+               "th": "THETA", "i": "IOTA", "k": "KAPPA", "l": "LAMDA", "m": "MU", "n": "NU", "x": "XI", "o": "OMICRON",
+               "p": "PI", "r": "RHO", "s": "SIGMA", "t": "TAU", "u": "UPSILON", "ph": "PHI", "kh": "CHI", "ps": "PSI",
+               "oh": "OMEGA"}
+    names = {"sfgr": "GREEK SMALL LETTER FINAL SIGMA"}
+    for short, letter in letters.items():  # isogrk1: agr, Agr, eegr, EEgr, ...
+        names[f"{short}gr"] = f"GREEK SMALL LETTER {letter}"
+        names[f"{short[0].upper()}{short[1:].upper() if len(short) > 1 else ''}gr"] = f"GREEK CAPITAL LETTER {letter}"
+    for short, letter in (("a", "ALPHA"), ("e", "EPSILON"), ("ee", "ETA"), ("i", "IOTA"), ("o", "OMICRON"),
+                          ("u", "UPSILON"), ("oh", "OMEGA")):  # isogrk2: accented (tonos)
+        names[f"{short}acgr"] = f"GREEK SMALL LETTER {letter} WITH TONOS"
+        names[f"{short[0].upper()}{short[1:].upper()}acgr"] = f"GREEK CAPITAL LETTER {letter} WITH TONOS"
+    for short, letter in (("i", "IOTA"), ("u", "UPSILON")):  # isogrk2: dialytika, and with tonos
+        names[f"{short}digr"] = f"GREEK SMALL LETTER {letter} WITH DIALYTIKA"
+        names[f"{short.upper()}digr"] = f"GREEK CAPITAL LETTER {letter} WITH DIALYTIKA"
+        names[f"{short}diagr"] = f"GREEK SMALL LETTER {letter} WITH DIALYTIKA AND TONOS"
+    for name in ("alpha", "beta", "gamma", "delta", "zeta", "eta", "iota", "kappa", "lambda", "mu", "nu", "xi", "pi",
+                 "rho", "sigma", "tau", "chi", "psi", "omega", "upsi", "gammad"):  # isogrk4: bold
+        letter = {"lambda": "LAMDA", "upsi": "UPSILON", "gammad": "DIGAMMA"}.get(name, name.upper())
+        names[f"b.{name}"] = f"MATHEMATICAL BOLD SMALL {letter}"
+    for name in ("Gamma", "Delta", "Theta", "Lambda", "Xi", "Pi", "Sigma", "Upsi", "Phi", "Psi", "Omega", "Gammad"):
+        letter = {"Lambda": "LAMDA", "Upsi": "UPSILON", "Gammad": "DIGAMMA"}.get(name, name.upper())
+        names[f"b.{name}"] = f"MATHEMATICAL BOLD CAPITAL {letter}"
+    return {name: unicodedata.lookup(character) for name, character in names.items()}
+
+
 # name (without ";") -> numeric character references, for the ISO/HTML/MathML names.
 _NAMED = {
-    name[:-1]: "".join(f"&#{ord(ch)};" for ch in chars).encode("ascii")
-    for name, chars in html5.items()
-    if name.endswith(";") and name[:-1] not in _XML_PREDEFINED
+    name: "".join(f"&#{ord(ch)};" for ch in chars).encode("ascii")
+    for name, chars in [(n[:-1], c) for n, c in html5.items() if n.endswith(";")] + list(_iso_greek().items())
+    if name not in _XML_PREDEFINED
 }
 
 # Markup where "&" or "<!ENTITY" is not a reference/declaration, then the two things we look for.
