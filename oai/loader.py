@@ -178,6 +178,50 @@ def _results(jobs: list[tuple[str, bytes | None, bool]], workers: int) -> Iterat
         pool.shutdown(cancel_futures=True)
 
 
+def _replaced(session: Session, batch: list[tuple[str, RecordIn]],
+              existing: Mapping[str, Existing]) -> list[tuple[str, str]]:
+    """Warnings for the inputs that replace a stored record with what looks like another document (another
+    title), or with fewer formats (its jats, say, then served as deleted): an identifier made from a file's stem
+    (1.xml of another issue) or a DOI given twice replaced another document without a word (an outside audit).
+    A correction keeps its title and formats, and is said nothing of."""
+    from oai.store.models import RecordMetadata
+
+    live = {record.identifier: row for _, record in batch  # (a file loaded again as it was: nothing to say)
+            if (row := existing.get(record.identifier)) is not None and not row.deleted
+            and row.digest != record.digest()}
+    if not live:
+        return []
+    had: dict[int, set[str]] = {}
+    for record_id, prefix in session.execute(select(RecordMetadata.record_id, RecordMetadata.prefix).where(
+            RecordMetadata.record_id.in_([row.id for row in live.values()]), RecordMetadata.xml.isnot(None))):
+        had.setdefault(record_id, set()).add(prefix)
+    said = []
+    for name, record in batch:
+        row = live.get(record.identifier)
+        if row is None:
+            continue
+        lost = sorted(had.get(row.id, set()) - set(record.metadata))
+        if lost:
+            said.append((name, f"it replaces {record.identifier}, which had {', '.join(lost)} too: "
+                               f"{', '.join(lost)} is now served as deleted for it (if it is another document, give "
+                               "it an identifier of its own with --identifier-template)"))
+        before, now = _title(row.citation), _title(record.citation)
+        if before and now and _words(before) != _words(now):
+            said.append((name, f"it replaces {record.identifier}, which was titled {shown(before)}: if it is "
+                               "another document, give it an identifier of its own with --identifier-template, "
+                               "and load the other again"))
+    return said
+
+
+def _title(citation: str | None) -> str | None:
+    return json.loads(citation).get("title") if citation else None
+
+
+def _words(title: str) -> str:
+    """A title as compared: its words, case aside."""
+    return " ".join(title.casefold().split())
+
+
 def _harvested(session: Session, existing: Mapping[str, Existing]) -> dict[str, str]:
     """Why each of `existing` that a harvest source holds is not loaded over: loaded, it would lose its source,
     sets and provenance, and the source's next versions would be quarantined as clashes (an outside audit), as a
@@ -235,6 +279,7 @@ def load(
                 with transaction(engine) as session:
                     existing = existing_records(session, [r.identifier for _, r in batch])
                     taken = _harvested(session, existing)
+                    replaced = _replaced(session, [(n, r) for n, r in batch if r.identifier not in taken], existing)
                     counts = Counter(upsert_records(session, [r for _, r in batch if r.identifier not in taken],
                                                    existing=existing))
                 break
@@ -245,6 +290,7 @@ def load(
                     raise
         checkpoints.after_commit(engine)
         summary.failed += [(name, taken[record.identifier]) for name, record in batch if record.identifier in taken]
+        summary.warnings += replaced
         growth.wrote(counts[Change.NEW])
         summary.new += counts[Change.NEW]
         summary.updated += counts[Change.UPDATED]

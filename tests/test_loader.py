@@ -352,3 +352,35 @@ def test_links_to_directories_inside_a_directory_are_not_followed(engine, tmp_pa
     summary = load(engine, [str(tmp_path)], repository_identifier="example.org", workers=1)
     assert (summary.new, summary.failed) == (1, [])
     assert load(engine, [str(tmp_path / "current")], repository_identifier="example.org", workers=1).unchanged == 1
+
+
+def test_a_load_that_replaces_another_document_or_a_format_says_so(engine, tmp_path) -> None:  # noqa: ANN001
+    """An outside audit: loaded apart, vol2/1.xml replaced vol1/1.xml (the same stem, another article), and an
+    article's oai_dc export withdrew the JATS loaded before under its DOI, each without a word. A correction (the
+    same title, the same formats) is said nothing of."""
+    from pathlib import Path
+
+    jats = Path(__file__).resolve().parents[1] / "oai" / "demo" / "irkutsk-bulletin-2020-32-44.xml"
+    for issue, title in (("vol1", "The first article"), ("vol2", "Another article")):
+        (tmp_path / issue).mkdir()
+        (tmp_path / issue / "1.xml").write_bytes(canonical_bytes(build_dc([("title", title, "en")])))
+    assert not load(engine, [str(tmp_path / "vol1")], repository_identifier="example.org", workers=1).warnings
+    fixed = build_dc([("title", " the FIRST  article", "en"), ("description", "now with an abstract", "en")])
+    (tmp_path / "vol1" / "1.xml").write_bytes(canonical_bytes(fixed))
+    corrected = load(engine, [str(tmp_path / "vol1")], repository_identifier="example.org", workers=1)
+    assert corrected.updated == 1 and not corrected.warnings
+    other = load(engine, [str(tmp_path / "vol2")], repository_identifier="example.org", workers=1)
+    assert other.updated == 1 and len(other.warnings) == 1
+    assert other.warnings[0] == (str(tmp_path / "vol2" / "1.xml"), "it replaces oai:example.org:1, which was titled "
+                                 "'the FIRST  article': if it is another document, give it an identifier of its own "
+                                 "with --identifier-template, and load the other again")
+    assert load(engine, [str(jats)], repository_identifier="example.org", workers=1).new == 1
+    export = tmp_path / "export.xml"
+    export.write_bytes(canonical_bytes(build_dc([
+        ("title", "The Compromise Partnership: The Association of North East Asia Regional Governments as an "
+                  "Institute for International Cooperation Development", "en"),
+        ("identifier", "https://doi.org/10.26516/2073-3380.2020.32.44", None)])))
+    dc_only = load(engine, [str(export)], repository_identifier="example.org", workers=1)
+    assert [w for _, w in dc_only.warnings] == [
+        "it replaces oai:example.org:10.26516/2073-3380.2020.32.44, which had jats too: jats is now served as "
+        "deleted for it (if it is another document, give it an identifier of its own with --identifier-template)"]
