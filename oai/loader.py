@@ -107,10 +107,16 @@ def _template_fields(template: str) -> frozenset[str]:
     return names
 
 
+def _is_stream(name: str) -> bool:
+    """stdin, as `-` or by a name of the system's (/dev/stdin, /dev/fd/63 of a shell's `<(...)`): its "stem" names
+    no document (an outside audit: `oai load <(cat a.xml)` made oai:...:63, which the next such load overwrote)."""
+    return name == "-" or name in ("/dev/stdin", "/proc/self/fd/0") or name.startswith(("/dev/fd/", "/proc/self/fd/"))
+
+
 def make_identifier(template: str, *, repository_identifier: str, name: str, doi: str | None) -> str:
     """The OAI identifier for an input: the template filled with DOI, file stem and our repository id."""
     fields = _template_fields(template)
-    if name == "-" and ("stem" in fields or ("doi_or_stem" in fields and not doi)):
+    if _is_stream(name) and ("stem" in fields or ("doi_or_stem" in fields and not doi)):
         # Every such document would be named "-" or "stdin" and each would overwrite the one before.
         raise LoadError("a document read from stdin has no file name to name it by: "
                         "it needs a DOI, or load it from a file")
@@ -176,6 +182,14 @@ def _results(jobs: list[tuple[str, bytes | None, bool]], workers: int) -> Iterat
             yield from pending.popleft().result()
     finally:  # stopped (Ctrl-C): the chunks not started yet are dropped, not parsed for nothing
         pool.shutdown(cancel_futures=True)
+
+
+def _make_sets(session: Session, set_list: list[tuple[str, str | None]]) -> None:
+    """The sets of a load; a name given renames a set that exists (SPEC=NAME)."""
+    ensure_sets(session, dict(set_list))
+    for spec, name in set_list:
+        if name:
+            session.execute(update(OAISet).where(OAISet.spec == spec).values(name=name))
 
 
 def _replaced(session: Session, batch: list[tuple[str, RecordIn]],
@@ -257,12 +271,8 @@ def load(
         names += found
     set_list = list(sets)
     set_specs = tuple(spec for spec, _ in set_list)
-    if set_list:
-        with transaction(engine) as session:
-            ensure_sets(session, dict(set_list))
-            for spec, name in set_list:  # a name given now renames a set that exists (SPEC=NAME)
-                if name:
-                    session.execute(update(OAISet).where(OAISet.spec == spec).values(name=name))
+    sets_made = not set_list  # made (or renamed) with the first records written: a load that writes none (every
+    # input failed, a set mistyped) leaves the sets as they were (an outside audit: a set made that could not go)
     jobs = [(n, (stdin or sys.stdin.buffer.read)() if n == "-" else None, full_text) for n in names]
     summary = LoadSummary()
     kinds = ", ".join(sorted(SUFFIXES)[:-1]) + f" or {sorted(SUFFIXES)[-1]}"
@@ -272,11 +282,14 @@ def load(
     growth = GrowthAnalyzer(engine)
 
     def flush() -> None:
+        nonlocal sets_made
         if not batch:
             return
         for attempt in range(1, WRITE_ATTEMPTS + 1):
             try:
                 with transaction(engine) as session:
+                    if not sets_made:
+                        _make_sets(session, set_list)
                     existing = existing_records(session, [r.identifier for _, r in batch])
                     taken = _harvested(session, existing)
                     replaced = _replaced(session, [(n, r) for n, r in batch if r.identifier not in taken], existing)
@@ -289,6 +302,7 @@ def load(
                 if attempt == WRITE_ATTEMPTS:
                     raise
         checkpoints.after_commit(engine)
+        sets_made = True
         summary.failed += [(name, taken[record.identifier]) for name, record in batch if record.identifier in taken]
         summary.warnings += replaced
         growth.wrote(counts[Change.NEW])

@@ -384,3 +384,25 @@ def test_a_load_that_replaces_another_document_or_a_format_says_so(engine, tmp_p
     assert [w for _, w in dc_only.warnings] == [
         "it replaces oai:example.org:10.26516/2073-3380.2020.32.44, which had jats too: jats is now served as "
         "deleted for it (if it is another document, give it an identifier of its own with --identifier-template)"]
+
+
+def test_stdin_by_any_name_needs_a_doi_and_a_load_that_writes_nothing_makes_no_set(engine, tmp_path) -> None:  # noqa: ANN001
+    """An outside audit: `oai load <(cat a.xml)` (/dev/fd/63) and /dev/stdin were named by their "stem", which the
+    next such load overwrote; and `--set typo=Wrong` made the set though every input failed, a set that could not
+    be taken back."""
+    from oai.loader import LoadError, make_identifier
+
+    for name in ("/dev/stdin", "/dev/fd/63", "/proc/self/fd/0"):
+        with pytest.raises(LoadError, match="read from stdin has no file name"):
+            make_identifier("oai:example.org:{doi_or_stem}", repository_identifier="example.org", name=name, doi=None)
+    assert make_identifier("oai:example.org:{doi_or_stem}", repository_identifier="example.org", name="/dev/fd/63",
+                           doi="10.1/A") == "oai:example.org:10.1/a"
+    summary = load(engine, [str(tmp_path / "nothere.xml")], repository_identifier="example.org", workers=1,
+                   sets=[("typo-set", "Wrong Name")])
+    assert summary.failed and summary.new == 0
+    with engine.connect() as conn:
+        assert list(conn.execute(select(OAISet.spec)).scalars()) == []
+    (tmp_path / "a.xml").write_bytes(canonical_bytes(build_dc([("title", "A", "en")])))
+    load(engine, [str(tmp_path / "a.xml")], repository_identifier="example.org", workers=1, sets=[("s", "Named")])
+    with engine.connect() as conn:
+        assert list(conn.execute(select(OAISet.spec, OAISet.name))) == [("s", "Named")]
