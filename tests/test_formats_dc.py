@@ -262,3 +262,12 @@ def test_the_citation_read_back_from_derived_dc_is_the_one_jats_gave() -> None:
     # a title that starts as a part does is a title all the same (an outside review)
     for title in ("ISSN Newsletter", "Article 19 Review", "No. 1 Quarterly"):
         assert dc.citation_from_fields([("source", f"{title}; Vol. 2", None)]).journal_title == title
+
+
+def test_a_doi_given_as_openaires_alternative_identifier_is_the_records() -> None:
+    """An outside audit: dc:relation info:eu-repo/semantics/altIdentifier/doi/10.24341/tethys.1 (OpenAIRE's way) was
+    ignored: no DOI in the citation, and the file's stem for an identifier. A DOI among the identifiers comes first."""
+    relation = ("relation", "info:eu-repo/semantics/altIdentifier/doi/10.24341/tethys.1", None)
+    assert dc.citation_from_fields([("title", "T", None), relation]).doi == "10.24341/tethys.1"
+    assert dc.citation_from_fields([("identifier", "https://doi.org/10.1234/first", None), relation]).doi == "10.1234/first"
+    assert dc.citation_from_fields([("relation", "https://doi.org/10.1234/cited", None)]).doi is None  # cites another

@@ -164,7 +164,9 @@ def citation_from_fields(fields: Iterable[Field]) -> Citation:
         return values.get(name, [None])[0]
 
     identifiers = values.get("identifier", [])
-    doi = next((m.group(1).rstrip(".,;") for i in identifiers if (m := DOI_RE.search(i))), None)
+    # else OpenAIRE's way to give it, in a relation (an outside audit found it ignored: no DOI, no identifier by it)
+    alt = [r for r in values.get("relation", []) if r.startswith("info:eu-repo/semantics/altIdentifier/doi/")]
+    doi = next((m.group(1).rstrip(".,;") for i in identifiers + alt if (m := DOI_RE.search(i))), None)
     pdf = next((i for i in identifiers if is_pdf_url(i)), None)
     # The earliest: DSpace lists the dates it accessioned and made available the item before the one it was
     # issued (1978 after 2005-09-15, an outside audit); a publication comes before those, and before an embargo.
