@@ -180,6 +180,7 @@ def test_an_archive_is_named_as_such_and_no_raw_bytes_reach_the_message(tmp_path
     for data, kind in ((packed.getvalue(), "a zip archive"), (gzip.compress(article), "a gzip file")):
         message = refused(data, source="arts")
         assert message == f"arts: not XML but {kind}: unpack it and give the XML files it holds"
+    assert refused(b"%PDF-1.7\n%...", source="a.pdf") == "a.pdf: not XML but a PDF: give the article's XML (JATS) instead"
     message = refused(b"<r>&a\x06\x1b[2Jb;</r>")
     assert "undefined entity &a\\x06\\x1b[2Jb;" in message and message.isprintable()
 

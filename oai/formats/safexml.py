@@ -199,7 +199,8 @@ def parse_document(data: bytes, *, max_bytes: int = MAX_BYTES, source: str = "")
     if not data.strip():
         raise FormatError(f"{_where(source)}empty document")
     if kind := _archive_kind(data):  # (read as XML, an archive's bytes gave an 'undefined entity' of line noise)
-        raise FormatError(f"{_where(source)}not XML but {kind}: unpack it and give the XML files it holds")
+        todo = "give the article's XML (JATS) instead" if kind == "a PDF" else "unpack it and give the XML files it holds"
+        raise FormatError(f"{_where(source)}not XML but {kind}: {todo}")
     prepared = _replace_named_entities(data, source)
     parser, resolver = _parser()
     resolver.attempts.clear()
