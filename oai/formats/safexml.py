@@ -24,9 +24,8 @@ _XML_PREDEFINED = frozenset({"amp", "lt", "gt", "quot", "apos"})
 
 def _iso_greek() -> dict[str, str]:
     """The ISO 8879 Greek entity sets the JATS DTD declares beside HTML's (xmlchars/isogrk1, 2 and 4), which HTML5's
-    table lacks (an outside audit: &agr; and &b.alpha; refused): name -> character, by its Unicode name. Of the
-    bold set (isogrk4), the letters whose bold form is one character without doubt; its variant forms (b.epsiv,
-    b.thetav, ...) stay refused rather than guessed."""
+    table lacks (an outside audit: &agr; and &b.alpha; refused): name -> character, by its Unicode name, as W3C's
+    XML entity definitions for characters map them."""
     letters = {"a": "ALPHA", "b": "BETA", "g": "GAMMA", "d": "DELTA", "e": "EPSILON", "z": "ZETA", "ee": "ETA",
                "th": "THETA", "i": "IOTA", "k": "KAPPA", "l": "LAMDA", "m": "MU", "n": "NU", "x": "XI", "o": "OMICRON",
                "p": "PI", "r": "RHO", "s": "SIGMA", "t": "TAU", "u": "UPSILON", "ph": "PHI", "kh": "CHI", "ps": "PSI",
@@ -44,12 +43,16 @@ def _iso_greek() -> dict[str, str]:
         names[f"{short.upper()}digr"] = f"GREEK CAPITAL LETTER {letter} WITH DIALYTIKA"
         names[f"{short}diagr"] = f"GREEK SMALL LETTER {letter} WITH DIALYTIKA AND TONOS"
     for name in ("alpha", "beta", "gamma", "delta", "zeta", "eta", "iota", "kappa", "lambda", "mu", "nu", "xi", "pi",
-                 "rho", "sigma", "tau", "chi", "psi", "omega", "upsi", "gammad"):  # isogrk4: bold
-        letter = {"lambda": "LAMDA", "upsi": "UPSILON", "gammad": "DIGAMMA"}.get(name, name.upper())
+                 "rho", "sigma", "tau", "chi", "psi", "omega", "upsi", "epsi", "thetas", "phi"):  # isogrk4: bold
+        letter = {"lambda": "LAMDA", "upsi": "UPSILON", "epsi": "EPSILON", "thetas": "THETA"}.get(name, name.upper())
         names[f"b.{name}"] = f"MATHEMATICAL BOLD SMALL {letter}"
-    for name in ("Gamma", "Delta", "Theta", "Lambda", "Xi", "Pi", "Sigma", "Upsi", "Phi", "Psi", "Omega", "Gammad"):
-        letter = {"Lambda": "LAMDA", "Upsi": "UPSILON", "Gammad": "DIGAMMA"}.get(name, name.upper())
+    for name in ("Gamma", "Delta", "Theta", "Lambda", "Xi", "Pi", "Sigma", "Upsi", "Phi", "Psi", "Omega"):
+        letter = {"Lambda": "LAMDA", "Upsi": "UPSILON"}.get(name, name.upper())
         names[f"b.{name}"] = f"MATHEMATICAL BOLD CAPITAL {letter}"
+    for name in ("epsiv", "thetav", "kappav", "phiv", "piv", "rhov"):  # the variant forms: Unicode's symbols
+        names[f"b.{name}"] = f"MATHEMATICAL BOLD {name[:-1].upper()} SYMBOL".replace("EPSI ", "EPSILON ")
+    names |= {"b.sigmav": "MATHEMATICAL BOLD SMALL FINAL SIGMA", "b.Gammad": "GREEK LETTER DIGAMMA",
+              "b.gammad": "GREEK SMALL LETTER DIGAMMA"}  # (as W3C's entity definitions give them)
     return {name: unicodedata.lookup(character) for name, character in names.items()}
 
 
