@@ -688,8 +688,10 @@ def set_descriptions(page: Page) -> dict[str, str]:
     el = page.root.find(f"{_O}ListSets") if page.root is not None else None
     found: dict[str, str] = {}
     for s in el.iterfind(f"{_O}set") if el is not None else ():
-        spec, payload = _text(s.find(f"{_O}setSpec")), _first_child(s.find(f"{_O}setDescription"))
-        if not spec or payload is None or payload.tag != dc.FORMAT.root_tag or dc.validate(payload):
+        spec = _text(s.find(f"{_O}setSpec"))
+        payloads = [_first_child(d) for d in s.iterfind(f"{_O}setDescription")]  # (repeatable: the first in DC)
+        payload = next((p for p in payloads if p is not None and p.tag == dc.FORMAT.root_tag), None)
+        if not spec or payload is None or dc.validate(payload):
             continue
         text = dc.serialise(dc.normalise_fields(dc.fields_of(payload)), normalised=True)
         if len(text) <= MAX_SET_DESCRIPTION and dc.fields_of(etree.fromstring(text)):

@@ -59,28 +59,35 @@ class LoadSummary:
         return self.new + self.updated + self.unchanged + len(self.failed)
 
 
-def discover(paths: Sequence[str]) -> Iterator[str]:
-    """Every input: files as given, XML files under directories (sorted, recursive), '-' for stdin."""
+def discover(paths: Sequence[str], seen: set[tuple[int, int]] | None = None) -> Iterator[str]:
+    """Every input: files as given, XML files under directories (sorted, recursive), '-' for stdin. `seen`: the
+    directories already walked (by device and inode), shared by the calls of one load."""
+    seen = set() if seen is None else seen
     for p in paths:
         if p == "-":
             yield p
             continue
         path = Path(p)
         if path.is_dir():
-            yield from _walk(str(path))
+            yield from _walk(str(path), seen)
         else:
             yield str(path)
 
 
-def _walk(directory: str) -> Iterator[str]:
+def _walk(directory: str, seen: set[tuple[int, int]]) -> Iterator[str]:
     """XML files below `directory`, in the order sorted(Path.rglob()) gives (by path components),
-    with os.scandir: a million files are listed in seconds, not in a minute."""
+    with os.scandir: a million files are listed in seconds, not in a minute. Links to directories are followed,
+    each directory walked once: a link to its own parent looped until the OS refused (a traceback), and `current
+    -> 2024-1` loaded each file twice, as a collision (an outside audit); a tree of links to storage is loaded."""
+    status = os.stat(directory)
+    if (status.st_dev, status.st_ino) in seen:
+        return
+    seen.add((status.st_dev, status.st_ino))
     with os.scandir(directory) as it:
         entries = sorted(it, key=lambda e: e.name)
     for entry in entries:
-        if entry.is_dir(follow_symlinks=False):  # a link to a directory is not followed: a link to its own parent
-            yield from _walk(entry.path)         # looped until the OS refused (a traceback), and `current -> 2024-1`
-                                                 # loaded each file twice, as a collision (an outside audit)
+        if entry.is_dir():
+            yield from _walk(entry.path, seen)
         elif os.path.splitext(entry.name)[1].lower() in SUFFIXES and (entry.is_file() or entry.is_symlink()):
             yield entry.path  # a dangling link fails as it does given by name, not skipped unsaid
 
@@ -264,8 +271,9 @@ def load(
     """Load every input; returns the summary (nothing raised for a bad input)."""
     names: list[str] = []
     nothing_in: list[str] = []  # directories with no input: a path mistyped, or the files named otherwise
+    walked: set[tuple[int, int]] = set()
     for path in paths:
-        found = list(discover([path]))
+        found = list(discover([path], walked))
         if not found and path != "-" and os.path.isdir(path):
             nothing_in.append(path)
         names += found
@@ -288,13 +296,13 @@ def load(
         for attempt in range(1, WRITE_ATTEMPTS + 1):
             try:
                 with transaction(engine) as session:
-                    if not sets_made:
-                        _make_sets(session, set_list)
                     existing = existing_records(session, [r.identifier for _, r in batch])
                     taken = _harvested(session, existing)
-                    replaced = _replaced(session, [(n, r) for n, r in batch if r.identifier not in taken], existing)
-                    counts = Counter(upsert_records(session, [r for _, r in batch if r.identifier not in taken],
-                                                   existing=existing))
+                    writing = [(n, r) for n, r in batch if r.identifier not in taken]
+                    if writing and not sets_made:
+                        _make_sets(session, set_list)
+                    replaced = _replaced(session, writing, existing)
+                    counts = Counter(upsert_records(session, [r for _, r in writing], existing=existing))
                 break
             except (IntegrityError, engine.dialect.dbapi.IntegrityError):  # (COPY raises the driver's own)
                 # Another writer (a load of the same files on another machine) inserted some of these records
@@ -302,7 +310,7 @@ def load(
                 if attempt == WRITE_ATTEMPTS:
                     raise
         checkpoints.after_commit(engine)
-        sets_made = True
+        sets_made = sets_made or bool(writing)
         summary.failed += [(name, taken[record.identifier]) for name, record in batch if record.identifier in taken]
         summary.warnings += replaced
         growth.wrote(counts[Change.NEW])

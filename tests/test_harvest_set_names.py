@@ -181,9 +181,11 @@ class Described(SyntheticRepository):
             if text is None:
                 continue
             holder = etree.SubElement(entry, oai("setDescription"))
-            if spec == "journal:b":  # a kind of description we do not take: left out
+            if spec.startswith("journal:"):  # a kind of description we do not take; journal:a's DC follows it
                 etree.SubElement(holder, "{http://example.org/branding}logo").text = text
-                continue
+                if spec == "journal:b":
+                    continue
+                holder = etree.SubElement(entry, oai("setDescription"))
             dc_el = etree.SubElement(holder, "{http://www.openarchives.org/OAI/2.0/oai_dc/}dc", nsmap={
                 "oai_dc": "http://www.openarchives.org/OAI/2.0/oai_dc/", "dc": "http://purl.org/dc/elements/1.1/"})
             etree.SubElement(dc_el, "{http://purl.org/dc/elements/1.1/}description").text = text

@@ -305,6 +305,12 @@ def test_a_record_a_harvest_source_holds_is_not_loaded_over(engine, tmp_path) ->
     with transaction(engine) as s:
         kept = s.scalar(select(Record).where(Record.identifier == "oai:example.org:harvested"))
         assert (kept.source_id, kept.upstream_identifier) == (source, "oai:u:1")
+    # a load whose every record is refused so leaves no set of its own (an outside review)
+    refused = load(engine, [str(tmp_path / "harvested.xml")], repository_identifier="example.org", workers=1,
+                   identifier_template="oai:{repository_identifier}:{stem}", sets=[("mistyped", None)])
+    assert refused.failed and not refused.new + refused.updated + refused.unchanged
+    with transaction(engine) as s:
+        assert s.scalar(select(OAISet.id).where(OAISet.spec == "mistyped")) is None
 
 
 def test_records_show_names_a_format_the_record_lacks(database_url, engine, tmp_path) -> None:  # noqa: ANN001
@@ -341,17 +347,21 @@ def test_a_file_name_that_is_not_utf8_is_loaded_under_its_bytes(engine, tmp_path
             "oai:example.org:a", "oai:example.org:caf%E9"]
 
 
-def test_links_to_directories_inside_a_directory_are_not_followed(engine, tmp_path) -> None:  # noqa: ANN001
+def test_links_to_directories_are_followed_each_directory_read_once(engine, tmp_path) -> None:  # noqa: ANN001
     """An outside audit: a link to the directory itself looped until the OS refused (a traceback, nothing loaded), and
-    `current -> 2024-1` loaded each file twice, as an identifier collision on every run."""
-    issue = tmp_path / "2024-1"
-    issue.mkdir()
-    (issue / "a.xml").write_bytes(canonical_bytes(build_dc([("title", "A", "en")])))
-    (tmp_path / "current").symlink_to(issue, target_is_directory=True)
-    (tmp_path / "self").symlink_to(tmp_path, target_is_directory=True)
-    summary = load(engine, [str(tmp_path)], repository_identifier="example.org", workers=1)
-    assert (summary.new, summary.failed) == (1, [])
-    assert load(engine, [str(tmp_path / "current")], repository_identifier="example.org", workers=1).unchanged == 1
+    `current -> 2024-1` loaded each file twice, as an identifier collision on every run; a review then found a tree
+    of links to storage (journals/jA -> /mnt/...) loaded nothing of it once links were no longer followed."""
+    tree, storage = tmp_path / "tree", tmp_path / "storage"
+    (tree / "2024-1").mkdir(parents=True)
+    storage.mkdir()
+    (tree / "2024-1" / "a.xml").write_bytes(canonical_bytes(build_dc([("title", "A", "en")])))
+    (storage / "b.xml").write_bytes(canonical_bytes(build_dc([("title", "B", "en")])))
+    (tree / "current").symlink_to(tree / "2024-1", target_is_directory=True)
+    (tree / "journal").symlink_to(storage, target_is_directory=True)
+    (tree / "self").symlink_to(tree, target_is_directory=True)
+    summary = load(engine, [str(tree)], repository_identifier="example.org", workers=1)
+    assert (summary.new, summary.failed) == (2, [])
+    assert load(engine, [str(tree / "current")], repository_identifier="example.org", workers=1).unchanged == 1
 
 
 def test_a_load_that_replaces_another_document_or_a_format_says_so(engine, tmp_path) -> None:  # noqa: ANN001
