@@ -438,7 +438,7 @@ def _in_http_charset(body: bytes, content_type: str | None) -> tuple[bytes, str 
     declared = _DECLARED.match(body)
     name = declared.group(1).decode("ascii").lower() if declared else None
     if charset in _UTF8:
-        if name is None or name in _UTF8 or not _is_utf8(body) or body.isascii():
+        if name is None or name in _UTF8 or body.isascii() or not _mostly_utf8(body):
             return body, None
         if _codec(name) is None or _codec(name) == "utf-8":
             return body, None
