@@ -275,12 +275,11 @@ def records_show(ctx: click.Context, identifier: str, prefix: str | None) -> Non
 
 def _check_port(host: str, port: int) -> None:
     """Say a port in use, naming --port, before anything else is done (`oai demo` loaded its records first)."""
+    import errno
     import socket
 
     if port == 0:
         return
-    import errno
-
     try:
         family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
         with socket.socket(family, socket.SOCK_STREAM) as probe:

@@ -185,16 +185,18 @@ def citation_from_fields(fields: Iterable[Field]) -> Citation:
         abstract=first("description"),
         title_language=languages.get("title"),
         abstract_language=languages.get("description"),
-        other_titles=_other_titles(titles),
+        other_titles=other_titles(titles),
         **source,
     )
 
 
-def _other_titles(titles: list[tuple[str, str | None]]) -> tuple[tuple[str, str | None], ...]:
-    """The titles after the first, each text once (with the language it first comes with), as from JATS."""
+def other_titles(titles: list[tuple[str, str | None]]) -> tuple[tuple[str, str | None], ...]:
+    """The (title, language) pairs after the first, each text once, with the language it first comes with: a
+    landing page in Russian shows its English title too (an outside audit found a Russian article's page without a
+    word of English)."""
     others: dict[str, tuple[str, str | None]] = {}
     for text, lang in titles[1:]:
-        if text != titles[0][0]:
+        if text and text != titles[0][0]:
             others.setdefault(text, (text, lang))
     return tuple(others.values())
 

@@ -53,7 +53,7 @@ from urllib.parse import quote
 from lxml import etree
 
 from oai.formats.base import Citation
-from oai.formats.dc import LANGUAGE_TAG, is_pdf_url
+from oai.formats.dc import LANGUAGE_TAG, is_pdf_url, other_titles
 
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 XLINK_HREF = "{http://www.w3.org/1999/xlink}href"
@@ -302,13 +302,6 @@ def _titles(meta: etree._Element) -> Iterator[tuple[str, str | None]]:
             # a translation's own language or its group's, never the article's (which it is not in)
             lang = trans.get(XML_LANG) or (container.get(XML_LANG) if in_group else None)
             yield _with_subtitle(text_of(trans), subtitle), normal_lang(lang)
-
-
-def _other_titles(titles: list[tuple[str, str | None]]) -> tuple[tuple[str, str | None], ...]:
-    """The titles after the first, each once and not the first again: a landing page in Russian shows its
-    English title too (an outside audit found a Russian article's page without a word of English)."""
-    seen = {titles[0][0]} if titles else set()
-    return tuple((text, lang) for text, lang in titles[1:] if text and not (text in seen or seen.add(text)))
 
 
 def _with_subtitle(title: str, subtitle: etree._Element | None) -> str:
@@ -858,6 +851,6 @@ def crosswalk(article: etree._Element) -> tuple[list[Field], Citation]:
         abstract=main_abstracts[0][0] if main_abstracts else None,
         title_language=titles[0][1] if titles else None,
         abstract_language=main_abstracts[0][1] if main_abstracts else None,
-        other_titles=_other_titles(titles),
+        other_titles=other_titles(titles),
     )
     return fields, facts
