@@ -65,7 +65,8 @@ class _Commands(click.Group):
 
 
 @click.group(cls=_Commands)
-@click.option("--database", envvar="OAI_DATABASE_URL", help="SQLAlchemy URL (default: sqlite:///oai.sqlite3).")
+@click.option("--database", envvar="OAI_DATABASE_URL",
+              help="SQLAlchemy URL (default: the config file's database_url, else sqlite:///oai.sqlite3).")
 @click.pass_context
 def main(ctx: click.Context, database: str | None) -> None:
     """OAI-PMH repository server and harvester."""
@@ -271,6 +272,9 @@ def records_show(ctx: click.Context, identifier: str, prefix: str | None) -> Non
             from lxml import etree
 
             click.echo(etree.tostring(etree.fromstring(item.xml), pretty_print=True, encoding="unicode"))
+        elif not rec.deleted and (prefix or "oai_dc") in prefixes:  # (it printed nothing, an outside audit)
+            click.echo(f"({prefix or 'oai_dc'} withdrawn: served as deleted for this record; a version of it without "
+                       "that format was loaded)")
 
 
 def _check_port(host: str, port: int) -> None:

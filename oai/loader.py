@@ -74,15 +74,20 @@ def discover(paths: Sequence[str], seen: set[tuple[int, int]] | None = None) -> 
             yield str(path)
 
 
+def _directory_key(directory: str) -> tuple[int, int]:
+    status = os.stat(directory)
+    return status.st_dev, status.st_ino
+
+
 def _walk(directory: str, seen: set[tuple[int, int]]) -> Iterator[str]:
     """XML files below `directory`, in the order sorted(Path.rglob()) gives (by path components),
     with os.scandir: a million files are listed in seconds, not in a minute. Links to directories are followed,
     each directory walked once: a link to its own parent looped until the OS refused (a traceback), and `current
     -> 2024-1` loaded each file twice, as a collision (an outside audit); a tree of links to storage is loaded."""
-    status = os.stat(directory)
-    if (status.st_dev, status.st_ino) in seen:
+    key = _directory_key(directory)
+    if key in seen:
         return
-    seen.add((status.st_dev, status.st_ino))
+    seen.add(key)
     with os.scandir(directory) as it:
         entries = sorted(it, key=lambda e: e.name)
     for entry in entries:
@@ -273,8 +278,9 @@ def load(
     nothing_in: list[str] = []  # directories with no input: a path mistyped, or the files named otherwise
     walked: set[tuple[int, int]] = set()
     for path in paths:
-        found = list(discover([path], walked))
-        if not found and path != "-" and os.path.isdir(path):
+        read_before = path != "-" and os.path.isdir(path) and _directory_key(path) in walked  # (given twice, or
+        found = list(discover([path], walked))  # below another path given: not empty, an outside audit found)
+        if not found and not read_before and path != "-" and os.path.isdir(path):
             nothing_in.append(path)
         names += found
     set_list = list(sets)

@@ -329,6 +329,18 @@ def test_records_show_names_a_format_the_record_lacks(database_url, engine, tmp_
                                            "--prefix", prefix], env=env)
         assert result.exit_code == 1 and f"oai:example.org:b has no {prefix} metadata; its formats: oai_dc" \
             in result.output, result.output
+    # a format withdrawn (a version without it loaded since) is said so, not left blank (an outside audit)
+    from pathlib import Path
+
+    seed = Path(__file__).resolve().parents[1] / "oai" / "demo" / "irkutsk-bulletin-2020-32-44.xml"
+    load(engine, [str(seed)], repository_identifier="example.org", workers=1)
+    (tmp_path / "export.xml").write_bytes(canonical_bytes(build_dc([
+        ("title", "The Compromise Partnership", "en"), ("identifier", "https://doi.org/10.26516/2073-3380.2020.32.44",
+                                                         None)])))
+    load(engine, [str(tmp_path / "export.xml")], repository_identifier="example.org", workers=1)
+    withdrawn = CliRunner().invoke(main, ["--database", database_url, "records", "show",
+                                          "oai:example.org:10.26516/2073-3380.2020.32.44", "--prefix", "jats"], env=env)
+    assert withdrawn.exit_code == 0 and "(jats withdrawn: served as deleted for this record" in withdrawn.output
 
 
 def test_a_file_name_that_is_not_utf8_is_loaded_under_its_bytes(engine, tmp_path) -> None:  # noqa: ANN001
@@ -362,6 +374,9 @@ def test_links_to_directories_are_followed_each_directory_read_once(engine, tmp_
     summary = load(engine, [str(tree)], repository_identifier="example.org", workers=1)
     assert (summary.new, summary.failed) == (2, [])
     assert load(engine, [str(tree / "current")], repository_identifier="example.org", workers=1).unchanged == 1
+    # a directory given again, or below another given, is not "a directory with nothing to load" (an outside audit)
+    again = load(engine, [str(tree), str(tree / "2024-1"), str(tree)], repository_identifier="example.org", workers=1)
+    assert (again.unchanged, again.failed) == (2, [])
 
 
 def test_a_load_that_replaces_another_document_or_a_format_says_so(engine, tmp_path) -> None:  # noqa: ANN001
