@@ -229,6 +229,11 @@ def test_bad_tokens(engine, live_server) -> None:
         "datestamp past 9999": _resign(ours, 1, {**fields, "after_datestamp": 10**15}),
         "until past 9999": _resign(ours, 1, {**fields, "until": 10**13}),
         "id past 64 bits": _resign(ours, 1, {**fields, "after_id": 2**70}),
+        # past what PostgreSQL's integer holds, and text PostgreSQL cannot hold (500s there, an outside audit)
+        "id past 32 bits": _resign(ours, 1, {**fields, "after_id": 2**63 - 1}),
+        "set with a NUL": _resign(ours, 1, {**fields, "set_spec": "s1\u0000"}),
+        "set with a lone surrogate": _resign(ours, 1, {**fields, "set_spec": "\ud800"}),
+        "no list size": _resign(ours, 1, {**fields, "complete_list_size": 0}),  # a positiveInteger in the schema
         "issued in 9999": _resign(ours, 1, {**fields, "issued": 253402300000}),  # + its lifetime: an overflow, a 500
         "issued tomorrow": _resign(ours, 1, {**fields, "issued": fields["issued"] + 86400}),
         "negative cursor": _resign(ours, 1, {**fields, "cursor": -1}),

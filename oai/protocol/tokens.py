@@ -45,7 +45,9 @@ class Cursor:
 
 _MIN_EPOCH, _MAX_EPOCH = -62135596800, 253402300799  # 0001-01-01T00:00:00Z, 9999-12-31T23:59:59Z
 CLOCK_SKEW = timedelta(minutes=10)  # between the nodes that issue and take tokens, whose clocks NTP keeps together
-_MAX_INTEGER = 2**63 - 1  # what a database integer holds
+_MAX_INTEGER = 2**31 - 1  # what a database integer holds (PostgreSQL's integer: record ids; an audit signed 2**63-1)
+_LOWEST = {"complete_list_size": 1}  # a positiveInteger in OAI-PMH.xsd
+_BAD_TEXT = re.compile("[\x00\ud800-\udfff]")  # what PostgreSQL text cannot hold, nor UTF-8 encode
 _TIMES = frozenset(("from_", "until", "until_asked", "after_datestamp", "issued"))
 _TEXTS = frozenset(("verb", "prefix", "set_spec", "after_key"))
 
@@ -59,9 +61,9 @@ def _checked(cursor: Cursor) -> Cursor:
         if value is None and f.default is None:
             continue
         if f.name in _TEXTS:
-            valid = type(value) is str
+            valid = type(value) is str and not _BAD_TEXT.search(value)
         else:
-            low, high = (_MIN_EPOCH, _MAX_EPOCH) if f.name in _TIMES else (0, _MAX_INTEGER)
+            low, high = (_MIN_EPOCH, _MAX_EPOCH) if f.name in _TIMES else (_LOWEST.get(f.name, 0), _MAX_INTEGER)
             valid = type(value) is int and low <= value <= high
         if not valid:
             raise ValueError(f"{f.name} is out of range or of the wrong type")
