@@ -543,3 +543,21 @@ def test_a_record_nested_past_libxml2s_limit_is_said_in_words_not_its_option() -
     assert page.broken[0].identifier == "oai:u:2"
     assert page.broken[0].reason.startswith("record 2 on the page is unreadable: its elements nest more than 200")
     assert "XML_PARSE_HUGE" not in page.broken[0].reason
+
+
+def test_a_set_list_with_an_illegal_character_or_huge_names_keeps_every_name_it_can() -> None:
+    """An outside audit on PostgreSQL: U+FFFE in one setSpec lost every set's name (ListSets was refused whole, where
+    a page of records is repaired), and names of megabytes made our own ListSets a page of 198 MB."""
+    from harvester.parse import MAX_NAME, set_entries
+
+    def sets(*entries: str) -> bytes:
+        return ('<?xml version="1.0" encoding="UTF-8"?><OAI-PMH xmlns="http://www.openarchives.org/OAI/2.0/">'
+                '<responseDate>2026-12-03T00:00:00Z</responseDate><request verb="ListSets">http://u/oai</request>'
+                f'<ListSets>{"".join(entries)}</ListSets></OAI-PMH>').encode()
+
+    page = read_page(sets("<set><setSpec>a</setSpec><setName>Journal A</setName></set>",
+                          "<set><setSpec>b</setSpec><setName>B\ufffe</setName></set>"), "ListSets")
+    assert set_entries(page) == [("a", "Journal A"), ("b", "B\ufffd")]
+    huge = read_page(sets(f"<set><setSpec>h</setSpec><setName>{'x' * 5_000_000}</setName></set>"), "ListSets")
+    [(spec, name)] = set_entries(huge)
+    assert spec == "h" and len(name) == MAX_NAME and name.endswith("\u2026")
