@@ -31,7 +31,7 @@ from lxml import etree
 from harvester.parse import OAI_NS, nested_too_deep, strict_parser
 from oai.formats import dc, registry
 from oai.formats.base import XSI_NS, FormatError
-from oai.formats.safexml import TOO_DEEP, canonical_bytes, too_deep
+from oai.formats.safexml import TOO_DEEP, TOO_LONG, canonical_bytes, text_too_long, too_deep
 from oai.orphans import exit_with as exit_with_parent
 
 T = TypeVar("T")
@@ -72,6 +72,8 @@ def canonicalise(job: Job) -> Canonical:
         return _refused(f"the metadata does not parse on its own: {exc}")
     if too_deep(element):
         return _refused(f"the metadata's {TOO_DEEP}")
+    if text_too_long(element, len(job.data)):
+        return _refused(f"the metadata: {TOO_LONG}")
     etree.cleanup_namespaces(element)
     notes = job.repairs
     if job.format_prefix is not None:

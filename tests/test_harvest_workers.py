@@ -288,3 +288,22 @@ def test_metadata_nested_too_deep_to_be_served_readably_is_refused() -> None:
     assert deep.refused and "more than 200 levels deep" in deep.refused
     kept = workers.canonicalise(workers.Job("x", None, nested(200), namespace="urn:x"))
     assert kept.refused is None and kept.metadata["x"].count(b"<i>") == 199
+
+
+def test_metadata_with_a_text_too_long_to_be_served_readably_is_refused() -> None:
+    """An outside audit on PostgreSQL: a harvested dc:title of 40 MiB was stored and served, and sickle (lxml's
+    10,000,000-character limit) cut that page short, the record truncated and the rest of the list lost without an
+    error. Loaded here, the same is refused by `oai load`."""
+    from oai.formats import registry
+    from oai.formats.base import FormatError
+    from oai.formats.dc import build_dc
+    from oai.formats.safexml import MAX_TEXT, canonical_bytes
+
+    def dc_of(title: str) -> bytes:
+        return canonical_bytes(build_dc([("title", title, None)]))
+
+    long = workers.canonicalise(workers.Job("oai_dc", "oai_dc", dc_of("x" * (MAX_TEXT + 1))))
+    assert long.refused and "a text of more than 10,000,000 characters" in long.refused
+    assert workers.canonicalise(workers.Job("oai_dc", "oai_dc", dc_of("x" * MAX_TEXT))).refused is None
+    with pytest.raises(FormatError, match="a text of more than 10,000,000 characters"):
+        registry.ingest_document(dc_of("y" * (MAX_TEXT + 1)))

@@ -212,6 +212,8 @@ def parse_document(data: bytes, *, max_bytes: int = MAX_BYTES, source: str = "")
     except etree.XMLSyntaxError as exc:
         line, column = exc.position
         message = exc.msg.split(", line ")[0] if exc.msg else "syntax error"
+        if "Text node too long" in message:  # (libxml2's words name an option no librarian has: see MAX_TEXT)
+            raise FormatError(f"{_where(source)}{TOO_LONG} (line {line})") from None
         raise FormatError(
             f"{_where(source)}not well-formed XML at line {line}, column {column}: {message}"
         ) from None
@@ -249,6 +251,20 @@ _DEEPER = etree.XPath("boolean(" + "/".join(["*"] * MAX_DEPTH) + ")")
 
 TOO_DEEP = (f"elements nest more than {MAX_DEPTH} levels deep; a page serving it would be refused by parsers that "
             "keep libxml2's default limit")
+
+
+MAX_TEXT = 10_000_000  # characters of one text: libxml2 without its huge-document option (lxml's default, sickle)
+# stops reading a page at a longer one, and drops the rest of the page, its resumptionToken too (an outside audit)
+TOO_LONG = (f"it holds a text of more than {MAX_TEXT:,} characters; a page serving it would be cut short by "
+            "parsers that keep libxml2's default limit")
+
+
+def text_too_long(element: etree._Element, size: int) -> bool:
+    """True when a text (or tail) in `element` passes MAX_TEXT; `size` is its document's bytes, under which none
+    can (so that a record of the usual size costs nothing here)."""
+    if size <= MAX_TEXT:
+        return False
+    return any(len(node.text or "") > MAX_TEXT or len(node.tail or "") > MAX_TEXT for node in element.iter())
 
 
 def too_deep(element: etree._Element) -> bool:
