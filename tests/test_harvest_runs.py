@@ -611,6 +611,22 @@ def test_an_item_twice_on_a_page_is_written_once_from_its_newest_copy(engine, up
 
 
 @sqlite_only
+def test_an_item_twice_in_a_response_read_in_parts_is_no_shift_of_the_list(engine, up, monkeypatch) -> None:  # noqa: ANN001
+    """An outside audit: one large page holding an item twice (read in parts of about 1 MiB) said "the source's list
+    shifted while it was harvested ... --full fetches them" on a run of one page. The parts are one page: its
+    repeat is kept once, from its newest copy, as within a page."""
+    import harvester.parse as parse
+
+    monkeypatch.setattr(parse, "STREAM_BYTES", 0)
+    monkeypatch.setattr(parse, "PART_BYTES", 1)  # every record a part of its own
+    add(engine, "up", up.base_url)
+    up.add_fault(faults.DuplicateRecord("oai:upstream.test:3", "2024-06-01T00:00:00Z", deleted=True), page=1)
+    summary = harvest_source(engine, "up", options())
+    assert summary.status == "complete" and not any("shifted" in w for w in summary.warnings), summary.warnings
+    assert stored(engine, "up")["oai:upstream.test:3"].deleted
+
+
+@sqlite_only
 def test_an_older_copy_on_a_later_page_does_not_overwrite_the_newer_one(engine, up) -> None:  # noqa: ANN001
     add(engine, "up", up.base_url)  # record 2 (2024-01-02T08:00:00Z) is on page 1; an older tombstone on page 2
     up.add_fault(faults.DuplicateRecord("oai:upstream.test:2", "2020-01-01T00:00:00Z", deleted=True), page=2,
