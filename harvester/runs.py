@@ -497,7 +497,8 @@ class _Run:
                 if listed_at is None:
                     listed_at = page.response_date or dates.format_moment(self.run_started)
                     if page.response_date is None:
-                        warnings.append("the source sent no responseDate; our own clock is used instead")
+                        warnings.append("the source sent no responseDate, or one that is no date (year 10000, say); our "
+                                        "own clock is used instead")
                 announced = page.token.complete_list_size if page.token is not None else None
                 if announced is not None and size is None:
                     size = announced

@@ -1024,3 +1024,14 @@ def test_a_record_whose_schema_hint_alone_differs_is_not_altered(engine, up, hin
     assert harvest_source(engine, "up", options()).new == 25
     first = stored(engine, "up")["oai:upstream.test:1"]
     assert ours in first.metadata["oai_dc"] and b'altered="false"' in first.about["oai_dc"]
+
+
+@sqlite_only
+def test_a_response_date_that_is_no_date_is_said_as_such(engine, up) -> None:  # noqa: ANN001
+    """An outside audit: a responseDate of year 10000 was reported as "the source sent no responseDate"."""
+    add(engine, "up", up.base_url)
+    up.add_fault(faults.ResponseDate("10000-01-01T00:00:00Z"), verb="ListRecords", times=None)
+    summary = harvest_source(engine, "up", options())
+    assert summary.status == "complete" and summary.new == 25
+    assert any("or one that is no date (year 10000, say); our own clock is used instead" in w
+               for w in summary.warnings), summary.warnings
