@@ -8,7 +8,7 @@ from __future__ import annotations
 import enum
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import lru_cache
 from typing import NamedTuple
@@ -43,9 +43,16 @@ class RecordIn:
     source_id: int | None = None
     upstream_identifier: str | None = None
     upstream_datestamp: str | None = None
+    _digest: str | None = field(default=None, init=False, compare=False, repr=False)  # digest(), once computed
 
     def digest(self) -> str:
-        """What decides whether the datestamp moves: every byte we would serve."""
+        """What decides whether the datestamp moves: every byte we would serve. Computed once: the loader and the
+        harvester ask before the write does."""
+        if self._digest is None:
+            object.__setattr__(self, "_digest", self._computed_digest())
+        return self._digest
+
+    def _computed_digest(self) -> str:
         h = hashlib.sha256()
         h.update(b"D" if self.deleted else b"L")
         for prefix in sorted(self.metadata):
@@ -373,9 +380,9 @@ def _replace_children(
     for rid, item in pairs:
         if item.deleted:
             prefixes = set(item.metadata) | kept.get(rid, set())
-            item = RecordIn(**{**item.__dict__, "metadata": {p: b"" for p in sorted(prefixes)}})
+            item = replace(item, metadata={p: b"" for p in sorted(prefixes)})
         elif kept.get(rid, set()) - set(item.metadata):
             withdrawn = {p: None for p in sorted(kept[rid] - set(item.metadata))}
-            item = RecordIn(**{**item.__dict__, "metadata": {**item.metadata, **withdrawn}})
+            item = replace(item, metadata={**item.metadata, **withdrawn})
         rewritten.append((rid, item))
     _write_children(session, rewritten, set_ids, now)
