@@ -207,17 +207,19 @@ def test_a_worker_stops_when_newer_code_upgrades_the_schema_under_it(engine, dat
     assert "Traceback" not in said
 
 
-def test_a_worker_keeps_the_schema_of_its_code_when_an_upgrade_in_place_brings_new_migrations(engine, monkeypatch) -> None:  # noqa: ANN001
+def test_a_worker_keeps_the_schema_of_its_code_when_an_upgrade_in_place_brings_new_migrations(
+        engine, monkeypatch, tmp_path) -> None:  # noqa: ANN001
     """An outside review: the worker read the migrations on disk before each claim, and an upgrade in place (the
-    deploy units run from one directory) had replaced them, so the old code took the new schema for its own."""
+    deploy units run from one directory) had replaced them, so the old code took the new schema for its own. Here
+    the new code's migration 0010 is put on disk (a copy of the migrations, with it), then the store upgraded to it:
+    the worker says the store is at 0010 and its code's is 0009 (read again from disk, it said the reverse first)."""
+    from sqlalchemy import text
+
     from harvester import schedule
     from harvester.errors import HarvestError
-    from oai.store.engine import head_revision
+    from oai.store import engine as store_engine
 
-    ours = head_revision()
-    seen = {"database": ours, "disk": ours}  # what the store and the migrations on disk say, changed at once below
-    monkeypatch.setattr(schedule, "current_revision", lambda _engine: seen["database"])
-    monkeypatch.setattr(schedule, "head_revision", lambda: seen["disk"])
+    ours = store_engine.head_revision()
     stop, failure = threading.Event(), []
 
     def loop() -> None:
@@ -230,9 +232,20 @@ def test_a_worker_keeps_the_schema_of_its_code_when_an_upgrade_in_place_brings_n
     worker.start()
     try:
         time.sleep(0.3)  # it has read its schema and polls
-        seen.update(database="9999", disk="9999")  # the new code's upgrade: its migration on disk, the store at it
+        upgraded = tmp_path / "migrations"
+        shutil.copytree(store_engine.MIGRATIONS_DIR, upgraded)
+        (upgraded / "versions" / "0010_next.py").write_text(
+            f"revision = '0010'\ndown_revision = '{ours}'\nbranch_labels = None\ndepends_on = None\n\n\n"
+            "def upgrade():\n    pass\n\n\ndef downgrade():\n    pass\n", encoding="utf-8")
+        monkeypatch.setattr(store_engine, "MIGRATIONS_DIR", upgraded)  # the new code's files, in place
+        time.sleep(0.3)  # polls with them on disk
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE alembic_version SET version_num = '0010'"))
         worker.join(10)
-        assert not worker.is_alive() and failure and "newer than this code knows" in failure[0], failure
+        assert not worker.is_alive() and failure, failure
+        assert f"the database is at schema revision 0010, this code's is {ours}" in failure[0], failure
     finally:
         stop.set()
         worker.join(10)
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE alembic_version SET version_num = :head"), {"head": ours})
