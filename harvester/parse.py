@@ -20,6 +20,7 @@ from lxml import etree
 
 from harvester import dates
 from harvester.errors import PageError
+from oai.formats import dc
 from oai.formats.safexml import TOO_DEEP
 
 OAI_NS = "http://www.openarchives.org/OAI/2.0/"
@@ -698,8 +699,6 @@ def set_descriptions(page: Page) -> dict[str, str]:
     """setSpec -> the setDescription of a ListSets response, where it is Dublin Core valid against oai_dc.xsd (what
     the protocol's examples and most repositories give), rewritten as ours is written; any other kind, or one past
     MAX_SET_DESCRIPTION, is left out (an outside audit found every description dropped)."""
-    from oai.formats import dc
-
     el = page.root.find(f"{_O}ListSets") if page.root is not None else None
     found: dict[str, str] = {}
     for s in el.iterfind(f"{_O}set") if el is not None else ():
