@@ -795,6 +795,17 @@ def test_inline_markup_keeps_word_breaks_and_scripts() -> None:
     assert texts(record, "subject") == ["CO₂", "xⁿ bold", "38oC"]
 
 
+def test_text_written_straight_into_an_abstract_or_section_is_a_paragraph() -> None:
+    # (outside audit) NLM 2.x exports write the abstract's text in <abstract> itself: it gave "We measured\n\nin vivo"
+    record = inline("<abstract>We measured <italic>in vivo</italic> uptake of CO<sub>2</sub> in 12 plants"
+                    "<xref ref-type='fn' rid='f1'>*</xref> and found nothing.</abstract>")
+    assert texts(record, "description") == ["We measured in vivo uptake of CO₂ in 12 plants and found nothing."]
+    record = inline("<abstract><label>A</label> Lead <bold>in</bold>.<p>Para one.</p>Between <italic>x</italic>."
+                    "<sec><title>Methods</title>We used <italic>y</italic>.<p>Para two.</p></sec>After.</abstract>")
+    assert texts(record, "description") == [
+        "Lead in.\n\nPara one.\n\nBetween x.\n\nMethods\n\nWe used y.\n\nPara two.\n\nAfter."]
+
+
 def test_an_affiliation_of_the_article_meta_is_every_unaffiliated_authors() -> None:
     record = inline(
         "<contrib-group>"

@@ -44,6 +44,7 @@ Choices a harvester should know about (one dc element per line of the README tab
 from __future__ import annotations
 
 import calendar
+import copy
 import operator
 import re
 from collections.abc import Iterator
@@ -209,19 +210,47 @@ def _tex(tex_math: etree._Element) -> str:
 
 
 def _paragraphs(abstract: etree._Element) -> str:
-    """An abstract as plain text: its paragraphs and section titles, one blank line apart."""
+    """An abstract as plain text: its paragraphs and section titles, one blank line apart.
+
+    Text written straight into an <abstract> or <sec> (NLM 2.x and small publishers' exports) is a
+    paragraph of its own, inline markup and all: an outside audit found "We measured\\n\\nin vivo\\n\\n2"
+    where the abstract said "We measured <italic>in vivo</italic> uptake of CO<sub>2</sub> ...".
+    """
     blocks: list[str] = []
 
     def walk(container: etree._Element, top: bool) -> None:
-        if container.text and container.text.strip():
-            blocks.append(squash(container.text))
+        run = etree.Element("p")  # the inline content between blocks, copied (rare: most abstracts are <p>s)
+        run.text = container.text
+
+        def end_run() -> None:
+            nonlocal run
+            if len(run) or (run.text and run.text.strip()):
+                blocks.append(text_of(run))
+            run = etree.Element("p")
+
+        def add_text(text: str | None) -> None:
+            if not text:
+                return
+            if len(run):
+                run[-1].tail = (run[-1].tail or "") + text
+            else:
+                run.text = (run.text or "") + text
+
         for child in container:
-            if child.tag == "sec":
+            tag = child.tag
+            if tag == "sec":
+                end_run()
                 walk(child, False)
-            elif (child.tag == "title" and top) or child.tag in ("label", "object-id"):
+            elif (tag == "title" and top) or tag in ("label", "object-id") or not isinstance(tag, str):
                 pass
-            elif isinstance(child.tag, str):
+            elif tag in ("p", "title") or (tag in _BLOCKS and tag != "break"):
+                end_run()
                 blocks.append(text_of(child))
+            else:
+                run.append(copy.copy(child))
+                continue
+            add_text(child.tail)
+        end_run()
 
     walk(abstract, True)
     return "\n\n".join(block for block in blocks if block)
