@@ -149,6 +149,35 @@ def test_a_change_after_rendering_is_seen(engine, live_server, tmp_path: Path) -
     assert (counts.hits, counts.stale) == (0, 1)
 
 
+def test_a_write_open_while_a_page_is_rendered_ahead_is_in_that_page(engine, live_server, tmp_path: Path) -> None:
+    """A write stamped before the rendering began and committed after it (an outside audit: a deleted record served
+    as live, seconds after its deletion): the page ahead is rendered once that write has committed."""
+    populate(engine, 20)
+    server = live_server(page_size=5, lookahead_dir=str(tmp_path / "ahead"))
+    _, first = get(server, verb="ListRecords", metadataPrefix="oai_dc")
+    stamped, commit = threading.Event(), threading.Event()
+
+    def delete_slowly() -> None:
+        with transaction(engine) as s:
+            delete_record(s, ident(12))  # on the third page
+            stamped.set()
+            commit.wait(10)
+
+    writer = threading.Thread(target=delete_slowly)
+    writer.start()
+    try:
+        assert stamped.wait(10)
+        time.sleep(1.1)  # the page ahead begins in a later second than the write's stamp
+        _, second = get(server, verb="ListRecords", resumptionToken=token(first).text)  # the third is rendered ahead
+        time.sleep(0.3)
+    finally:
+        commit.set()
+        writer.join(10)
+    time.sleep(FRESHNESS + 0.1)
+    _, third = get(server, verb="ListRecords", resumptionToken=token(second).text)
+    assert identifiers(third) == [ident(i) for i in (10, 11, 13, 14, 15)]  # 12 moved past the list's `until`
+
+
 def test_sickle_harvests_through_read_ahead(engine, live_server, tmp_path: Path) -> None:
     populate(engine, 45)
     write(engine, [dc_record("oai:example.org:late", title="Лето")], T0)

@@ -212,7 +212,11 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
         `compressed`: with its tail compressed ahead (the client asked for compression this time)."""
         session = resumed_sessions()
         try:
-            ctx = Context(session, repo, fmts, codec)
+            ctx = Context(session, repo, fmts, codec)  # the page's `began`: before the fence is passed
+            # A write stamped before then but not yet committed would be missing from the page, yet older than
+            # it, so the page would pass for fresh (an outside audit: a deleted record served as live). Here,
+            # unlike a request, nobody waits.
+            fence.wait(session)
             req = parse_request({"verb": [verb], "resumptionToken": [token]})
             result = VERBS[verb](req, ctx)
         except OAIError:
