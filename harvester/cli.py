@@ -417,7 +417,7 @@ def harvest_worker(ctx: click.Context, jobs: int, poll: float, delay: float | No
 
 @harvest.command("runs")
 @click.argument("name", required=False, type=TEXT)
-@click.option("--limit", type=click.IntRange(1), default=20, show_default=True)
+@click.option("--limit", type=click.IntRange(1, 2**31 - 1), default=20, show_default=True)
 @click.option("--warnings", "every_warning", is_flag=True, help="Every warning of each run, not only the first.")
 @click.pass_context
 def harvest_runs(ctx: click.Context, name: str | None, limit: int, every_warning: bool) -> None:
@@ -448,7 +448,7 @@ def harvest_runs(ctx: click.Context, name: str | None, limit: int, every_warning
 
 @harvest.command("quarantine")
 @click.argument("name", required=False, type=TEXT)
-@click.option("--limit", type=click.IntRange(1), default=100, show_default=True)
+@click.option("--limit", type=click.IntRange(1, 2**31 - 1), default=100, show_default=True)
 @click.option("--raw", "raw_id", type=int, metavar="ID", help="Print the raw bytes of one entry.")
 @click.pass_context
 def harvest_quarantine(ctx: click.Context, name: str | None, limit: int, raw_id: int | None) -> None:

@@ -225,7 +225,7 @@ def records() -> None:
 
 
 @records.command("list")
-@click.option("--limit", type=click.IntRange(1), default=50, show_default=True, help="Newest records shown.")
+@click.option("--limit", type=click.IntRange(1, 2**31 - 1), default=50, show_default=True, help="Newest records shown.")
 @click.pass_context
 def records_list(ctx: click.Context, limit: int) -> None:
     """The newest records, by datestamp."""

@@ -601,3 +601,11 @@ def test_a_removed_source_leaves_no_empty_set_behind(oai, up, engine) -> None:  
     held = {spec for spec in specs() if spec == "up" or spec.startswith("up:")}
     assert oai("source", "remove", "up", "--records", "delete").exit_code == 0
     assert {spec for spec in specs() if spec == "up" or spec.startswith("up:")} == held  # its tombstones' sets
+
+
+def test_a_limit_beyond_what_a_query_takes_is_a_usage_error(oai) -> None:  # noqa: ANN001
+    """An outside review: --limit 9223372036854775808 was a traceback (OverflowError from the database driver)."""
+    huge = str(2**63)
+    for command in (("records", "list"), ("harvest", "runs"), ("harvest", "quarantine", "x")):
+        result = oai(*command, "--limit", huge)
+        assert result.exit_code == 2 and "is not in the range 1<=x<=2147483647" in result.output, (command, result.output)
