@@ -265,7 +265,7 @@ def _page(verb_fn, ctx, **args):  # noqa: ANN001, ANN003, ANN202
     verb = {"list_records": "ListRecords", "list_identifiers": "ListIdentifiers", "list_sets": "ListSets"}[
         verb_fn.__name__]
     result = verb_fn(OAIRequest(verb, args), ctx)
-    root = assert_oai(b"".join(render.stream(ctx, verb, args, result, None)))  # renders schema-valid
+    root = assert_oai(render.render(ctx, verb, args, result, None).body)  # renders schema-valid
     return result, root
 
 

@@ -1,4 +1,4 @@
-"""OAI-PMH response XML (spec 3.2), written as a stream of byte chunks.
+"""OAI-PMH response XML (spec 3.2), rendered in one piece (so sent with a Content-Length, and its ETag known).
 
 Metadata and about payloads are canonical bytes produced at ingest and are written as they are;
 every other value passes through `text()`, which escapes it and drops XML-illegal characters.
@@ -7,7 +7,7 @@ every other value passes through `text()`, which escapes it and drops XML-illega
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -272,9 +272,3 @@ def render(ctx: Context, verb: str, args: Mapping[str, str], result: object,
         raise TypeError(f"no renderer for {type(result).__name__}")
     parts.append(b"</OAI-PMH>\n")
     return Rendered(b"".join(parts), b"".join(headers))
-
-
-def stream(ctx: Context, verb: str, args: Mapping[str, str], result: object,
-           stylesheet: str | None) -> Iterator[bytes]:
-    """The successful response for `result` as chunks (here: one)."""
-    yield render(ctx, verb, args, result, stylesheet).body

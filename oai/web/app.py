@@ -1,6 +1,6 @@
 """The Flask app factory: the /oai endpoint (GET and POST), its stylesheet, schemas and health.
 
-Thin: it turns HTTP into an argument mapping, calls the protocol layer, and streams the bytes.
+Thin: it turns HTTP into an argument mapping, calls the protocol layer, and sends the bytes.
 """
 
 from __future__ import annotations
