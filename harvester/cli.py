@@ -317,7 +317,6 @@ _fetch_options = [
     click.option("--timeout", type=_Seconds(0, min_open=True), help="Seconds to wait for an answer (default 60)."),
     click.option("--attempts", type=click.IntRange(1, 50), help="Tries per request, retries included (default 6)."),
     click.option("--log-format", type=click.Choice(["logfmt", "json"]), default="logfmt", show_default=True),
-    click.option("--no-progress", is_flag=True, help="No progress board, even on a terminal."),
 ]
 
 
@@ -345,6 +344,7 @@ def harvest() -> None:
               help="Compare the source's ListIdentifiers with the store and tombstone what disappeared.")
 @click.option("--jobs", type=click.IntRange(1, 32), default=2, show_default=True, help="Sources at once (--all).")
 @_with_fetch_options
+@click.option("--no-progress", is_flag=True, help="No progress board, even on a terminal.")
 @click.pass_context
 def harvest_run(ctx: click.Context, name: str | None, all_due: bool, full: bool, detect_deletions: bool | None,
                 jobs: int, delay: float | None, timeout: float | None, attempts: int | None, log_format: str,
@@ -399,7 +399,7 @@ def _report(board: Board | None, source_name: str, text: str) -> None:
 @_with_fetch_options
 @click.pass_context
 def harvest_worker(ctx: click.Context, jobs: int, poll: float, delay: float | None, timeout: float | None,
-                   attempts: int | None, log_format: str, no_progress: bool) -> None:
+                   attempts: int | None, log_format: str) -> None:
     """Harvest sources as they come due, until SIGTERM (for systemd)."""
     engine = _engine(ctx)
     ctx.call_on_close(workers.shutdown)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
+
+from oai.store.fence import utcnow  # noqa: F401 - the one clock of datestamps, used through this module
 
 DAY = "YYYY-MM-DD"
 SECONDS = "YYYY-MM-DDThh:mm:ssZ"
@@ -14,11 +16,6 @@ _SECONDS_UTC = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2
 _MOMENT = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2}))?(?:\.\d+)?\s*(Z|[+-]\d{2}:?\d{2})?"
 )
-
-
-def utcnow() -> datetime:
-    """Now in UTC, naive, to the second (the store's convention)."""
-    return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
 
 
 def normalise(value: str) -> str | None:
@@ -83,7 +80,3 @@ def as_argument(value: str | None, granularity: str | None) -> str | None:
     if norm is None:
         return None
     return norm[:10] if granularity == DAY else norm
-
-
-def is_day_granularity(granularity: str | None) -> bool:
-    return granularity == DAY

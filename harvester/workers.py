@@ -297,11 +297,6 @@ def _stop(pool: ProcessPoolExecutor) -> None:
 atexit.register(shutdown)
 
 
-def canonicalise_all(jobs: Sequence[Job]) -> list[Canonical]:
-    """Every job's result, in order: in the worker processes for a page worth it, else here."""
-    return start(jobs)()
-
-
 def start(jobs: Sequence[Job]) -> Callable[[], list[Canonical]]:
     """Start canonicalising `jobs` and return what waits for their results, in order.
 

@@ -9,7 +9,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -45,7 +45,6 @@ class Config:
     proxy_hops: int = 0  # reverse proxies in front that set X-Forwarded-For/-Proto (trusted for the client)
     lookahead: bool = True  # render the next page of a list while the harvester reads this one
     lookahead_dir: str | None = None  # None: a directory of this user in the system's temporary directory
-    extra: Mapping[str, str] = field(default_factory=dict)
 
     def page_sizes(self) -> dict[str, int]:
         return {verb: getattr(self, f"page_size_{verb.lower()}") or self.page_size for verb in VERBS_WITH_PAGES}
@@ -86,7 +85,7 @@ HARVEST_SETTINGS = frozenset(f"OAI_HARVEST_{name}" for name in (
 def unknown_settings(environ: Mapping[str, str] | None = None) -> list[str]:
     """The OAI_* variables that name no setting: a misspelt one (OAI_PAGESIZE) would be ignored without a word."""
     environ = os.environ if environ is None else environ
-    ours = {f"OAI_{f.name.upper()}" for f in fields(Config) if f.name != "extra"} | _READ_ELSEWHERE | HARVEST_SETTINGS
+    ours = {f"OAI_{f.name.upper()}" for f in fields(Config)} | _READ_ELSEWHERE | HARVEST_SETTINGS
     return sorted(k for k in environ if k.startswith("OAI_") and k not in ours)
 
 
@@ -94,7 +93,7 @@ def load_config(overrides: Mapping[str, object] | None = None, environ: Mapping[
     """Defaults < OAI_CONFIG_FILE (TOML) < OAI_* environment < overrides; raises ConfigError."""
     environ = os.environ if environ is None else environ
     cfg = Config()
-    names = {f.name for f in fields(Config)} - {"extra"}
+    names = {f.name for f in fields(Config)}
     layers: list[Mapping[str, object]] = []
     path = (overrides or {}).get("config_file") or environ.get("OAI_CONFIG_FILE")
     if path:

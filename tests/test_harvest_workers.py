@@ -127,11 +127,11 @@ def _dc_jobs(n: int) -> list[workers.Job]:
 def test_a_killed_worker_is_replaced_and_nothing_is_lost(monkeypatch) -> None:
     monkeypatch.setenv("OAI_HARVEST_PROCESSES", "2")
     jobs = _dc_jobs(40)
-    first = workers.canonicalise_all(jobs)
+    first = workers.start(jobs)()
     pool = workers._shared_pool(2)  # noqa: SLF001 - the running pool, to kill one of its workers
     victim = next(iter(pool._processes))  # noqa: SLF001
     os.kill(victim, signal.SIGKILL)
-    again = workers.canonicalise_all(jobs)
+    again = workers.start(jobs)()
     assert again == first and all(r.refused is None for r in again)
     workers.shutdown()
 
@@ -149,7 +149,7 @@ def test_a_pool_broken_between_runs_is_replaced_when_the_next_run_starts(monkeyp
     try:
         workers.warm()
         assert workers._shared_pool(2) is not pool  # noqa: SLF001
-        assert all(r.refused is None for r in workers.canonicalise_all(_dc_jobs(workers.MIN_BATCH)))
+        assert all(r.refused is None for r in workers.start(_dc_jobs(workers.MIN_BATCH))())
     finally:
         workers.shutdown()
 
@@ -219,7 +219,7 @@ def test_pages_in_flight_from_two_threads_survive_a_killed_worker(monkeypatch) -
     share the pool): the thread that replaces a broken pool must not stop the new one under the other."""
     monkeypatch.setenv("OAI_HARVEST_PROCESSES", "2")
     jobs = _dc_jobs(40)
-    expected = workers.canonicalise_all(jobs)
+    expected = workers.start(jobs)()
     outcomes: list[bool] = []
     errors: list[BaseException] = []
 

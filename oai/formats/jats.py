@@ -230,13 +230,9 @@ def _element_only(element: etree._Element) -> bool:
     return element.text is None and all(child.tail is None for child in element)
 
 
-def front_matter(article: etree._Element) -> etree._Element:
-    """The article with <front> only; references to what was left out are dropped."""
-    return _front_matter(article, consume=False)
-
-
-def _front_matter(article: etree._Element, *, consume: bool) -> etree._Element:
-    """front_matter(); with consume=True `article` may be reused or emptied (no copy made)."""
+def front_matter(article: etree._Element, *, consume: bool = False) -> etree._Element:
+    """The article with <front> only; references to what was left out are dropped. With consume=True `article`
+    may be reused or emptied (no copy made)."""
     front = article.find("front")
     if front is None:
         raise FormatError("JATS article without <front>")
@@ -463,7 +459,7 @@ def _serve(article: etree._Element, *, full_text: bool) -> tuple[bytes | None, l
         if spare is not None:
             shell.append(spare)
         article = shell
-    data, error = served(_front_matter(article, consume=True), idrefs=False)
+    data, error = served(front_matter(article, consume=True), idrefs=False)
     if data is not None:
         return data, warnings
     warnings.append(f"jats: front matter not valid against JATS Publishing 1.4 ({error}); no jats record, oai_dc only")

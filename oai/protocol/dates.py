@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import enum
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 
 from oai.protocol.errors import BadArgument
+from oai.store.fence import utcnow as now  # noqa: F401 - the one clock of datestamps and responseDates
 
 
 class Granularity(enum.Enum):
@@ -45,7 +46,3 @@ def format_datestamp(value: datetime) -> str:
     if value.microsecond or value.tzinfo is not None:
         value = value.replace(microsecond=0, tzinfo=None)
     return value.isoformat() + "Z"
-
-
-def now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None, microsecond=0)

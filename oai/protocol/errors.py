@@ -52,10 +52,3 @@ class NoMetadataFormats(OAIError):
 
 class NoSetHierarchy(OAIError):
     code = "noSetHierarchy"
-
-
-ALL_CODES = tuple(
-    cls.code
-    for cls in (BadArgument, BadResumptionToken, BadVerb, CannotDisseminateFormat,
-                IdDoesNotExist, NoRecordsMatch, NoMetadataFormats, NoSetHierarchy)
-)
