@@ -24,7 +24,7 @@ from harvester.errors import HarvestError
 from harvester.history import list_quarantine, list_runs, quarantined_bytes, run_status
 from harvester.leases import MIN_LEASE_SECONDS, single_worker
 from harvester.progress import Board, BoardHandler
-from harvester.runs import RunOptions, RunSummary, harvest_source
+from harvester.runs import RunOptions, RunSummary, harvest_source, incremental_from
 from harvester.schedule import SlotResult, format_interval, harvest_loop, parse_interval
 from harvester.sources import add_source, change_source, move_source, remove_source, show_source, source_lines
 from oai.clitext import TEXT
@@ -178,9 +178,9 @@ def source_show(ctx: click.Context, name: str) -> None:
         ("identifiers", "upstream (kept)" if s.keep_identifiers else "ours (oai:<repository>:<source>:...)"),
         ("detect deletions", "yes" if s.detect_deletions else "no"),
         ("every", format_interval(s.every_seconds) + ("" if s.enabled else " (paused: `oai source edit --resume`)")),
-        # (the `from` is the source's responseDate, or our clock when that was ahead of ours)
+        # (the `from`: the source's responseDate, or our clock when that was ahead of ours, less the overlap)
         ("last complete", f"{d.last_complete:%Y-%m-%d %H:%M:%S} UTC (the next run asks "
-                          f"`from` {s.last_complete_response_date})"
+                          f"`from` {incremental_from(s.last_complete_response_date, s.granularity)})"
          if d.last_complete and s.last_complete_response_date else "never"),
         ("next due", f"{s.next_due:%Y-%m-%d %H:%M:%S} UTC" if s.next_due else "-"),
         ("lease", "free" if not s.lease_owner else f"{s.lease_owner} until {s.lease_expires:%H:%M:%S}"

@@ -107,6 +107,12 @@ def _became(status: str) -> str:
 INCREMENTAL_OVERLAP = timedelta(minutes=5)
 
 
+def incremental_from(last_complete_response_date: str, granularity: str | None) -> str:
+    """The `from` an incremental run asks: the last complete run's responseDate less INCREMENTAL_OVERLAP, at the
+    source's granularity."""
+    return dates.as_argument(dates.earlier_by(last_complete_response_date, INCREMENTAL_OVERLAP), granularity)
+
+
 @dataclass(frozen=True)
 class RunOptions:
     full: bool = False
@@ -322,8 +328,7 @@ class _Run:
                 self.resumed = True
             else:
                 full = self.options.full or not src.last_complete_response_date
-                from_date = None if full else dates.as_argument(
-                    dates.earlier_by(src.last_complete_response_date, INCREMENTAL_OVERLAP), src.granularity)
+                from_date = None if full else incremental_from(src.last_complete_response_date, src.granularity)
                 run = HarvestRun(source_id=src.id, started=now, status="running", full=full, from_date=from_date,
                                  worker=self.owner, pages=0, seen=0, new=0, updated=0, unchanged=0, deleted=0,
                                  quarantined=0)

@@ -80,7 +80,12 @@ def test_source_lifecycle_and_harvest_commands(oai, up) -> None:  # noqa: ANN001
     shown = oai("source", "show", "up").output
     assert f"last complete:    {today} " in shown
     # our clock stands in for a responseDate ahead of it: the line says what the next run asks, not whose clock
-    assert re.search(r"UTC \(the next run asks `from` \d{4}-\d\d-\d\dT", shown), shown
+    said = re.search(r"UTC \(the next run asks `from` (\d{4}-\d\d-\d\dT\S+)\)", shown)
+    assert said, shown
+    # (an outside audit) it said the last responseDate, not the `from` the run then asks: 5 minutes earlier
+    before = len(up.requests)
+    assert oai("harvest", "up").exit_code == 0
+    assert [q for q in up.requests[before:] if q.get("verb") == "ListRecords"][0]["from"] == said.group(1)
     up.add_fault(faults.InternalServerError(), verb="ListRecords", times=None)
     failed = oai("harvest", "up", "--full")
     assert failed.exit_code == 1 and "did not complete (failed); run it again to go on with it" in failed.output
