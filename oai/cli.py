@@ -66,7 +66,8 @@ class _Commands(click.Group):
 
 @click.group(cls=_Commands)
 @click.option("--database", envvar="OAI_DATABASE_URL",
-              help="SQLAlchemy URL (default: the config file's database_url, else sqlite:///oai.sqlite3).")
+              help="SQLAlchemy URL (default: OAI_DATABASE_URL, else the config file's database_url, else "
+                   "sqlite:///oai.sqlite3).")
 @click.pass_context
 def main(ctx: click.Context, database: str | None) -> None:
     """OAI-PMH repository server and harvester."""

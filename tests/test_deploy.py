@@ -130,3 +130,17 @@ def test_a_body_too_large_leaves_the_connection_in_step_and_a_broken_one_is_a_40
         assert stop() == 0
     text = log.read_text()
     assert "Traceback" not in text and "[ERROR]" not in text, text
+
+
+def test_the_environment_file_reads_in_a_shell_and_names_only_settings() -> None:
+    """deploy/oai.env.example is read by systemd and, to run `oai` commands on the host, by a shell: an outside
+    audit found `. oai.env` failing on an unquoted value with spaces ("Journal: command not found")."""
+    from oai.config import unknown_settings
+
+    read = subprocess.run(["sh", "-ec", f"set -a; . '{REPO / 'deploy/oai.env.example'}'; env -0"],
+                          capture_output=True, env={"PATH": os.environ["PATH"]}, check=True)
+    assert read.stderr == b""
+    environ = dict(item.split("=", 1) for item in read.stdout.decode().split("\0") if "=" in item)
+    ours = {k: v for k, v in environ.items() if k.startswith("OAI_")}
+    assert ours["OAI_REPOSITORY_NAME"] == "Example Journal Repository"
+    assert len(ours) >= 6 and unknown_settings(ours) == []
