@@ -367,8 +367,9 @@ def harvest_run(ctx: click.Context, name: str | None, all_due: bool, full: bool,
                 raise _fail(exc) from None
             _report(board, summary.source, _summary_line(summary))
             if summary.status != "complete":
-                raise click.ClickException(f"the harvest of {name} did not complete ({summary.status}); run it "
-                                           "again to go on with it")
+                again = ("; run it again to go on with it" if summary.resumable else
+                         "; running it again lists again from the start, and loops again unless the source is mended")
+                raise click.ClickException(f"the harvest of {name} did not complete ({summary.status}){again}")
             return
         try:
             results = harvest_loop(engine, jobs=jobs, options=options, stop=stop, once=True, on_progress=progress,

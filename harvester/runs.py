@@ -158,12 +158,13 @@ class RunSummary:
     complete_list_size: int | None
     error: str | None
     warnings: tuple[str, ...]
+    resumable: bool = True  # False: running it again would not go on with it (a source whose paging loops)
 
     @classmethod
-    def of(cls, run: HarvestRun, source: str) -> RunSummary:
+    def of(cls, run: HarvestRun, source: str, *, resumable: bool = True) -> RunSummary:
         return cls(run.id, source, run.status, run.full, run.pages, run.seen, run.new, run.updated,
                    run.unchanged, run.deleted, run.quarantined, run.complete_list_size, run.error,
-                   tuple((run.warnings or "").splitlines()))
+                   tuple((run.warnings or "").splitlines()), resumable)
 
 
 ProgressCallback = Callable[[Progress], None]
@@ -224,6 +225,7 @@ class _Run:
         self.growth = GrowthAnalyzer(engine)  # a first harvest into PostgreSQL grows the store fast
         self.set_names_read = False  # ListSets is asked once a run at most
         self.said_moved = False
+        self.paging_broken = False  # the list looped (same pages, a token handed back): no use resuming it
         self.client_notes_taken = 0  # of self.client.notes, those already in fetch_notes
         # Warnings noticed while fetching, in the prefetch thread too: the loop writes them with the next page (a
         # transaction of their own there could lose a page's update of the run's warnings on PostgreSQL).
@@ -249,6 +251,7 @@ class _Run:
             status, error = "failed", str(exc)
         except (RepeatedToken, EndlessListError) as exc:  # resumed from its checkpoint, the list would loop again
             self._forget_checkpoint()
+            self.paging_broken = True
             status, error = "failed", (f"{exc}; the source's paging is broken (tell its maintainers): the next run "
                                        "lists again from the start instead of resuming")
         except HarvestError as exc:
@@ -799,11 +802,13 @@ class _Run:
                     self._say(w)
             if ours and run.status != "complete":  # a completed list stays complete
                 run.status, run.error, run.ended = status, error, now
+                if self.paging_broken and run.warnings:  # its repeats are the loop, not a list that shifted
+                    run.warnings = "\n".join(w for w in run.warnings.splitlines() if not w.startswith(SHIFTED)) or None
                 if status == "failed" and not self.lease.lost.is_set():
                     src = s.get(Source, self.source.id)
                     if src is not None and src.every_seconds:
                         src.next_due = now + timedelta(seconds=self.options.retry_delay)
-            summary = RunSummary.of(run, self.source.name)
+            summary = RunSummary.of(run, self.source.name, resumable=not self.paging_broken)
             if not ours:
                 summary = RunSummary(**{**vars(summary), "status": status, "error": error})
         level = logging.INFO if status == "complete" else logging.WARNING

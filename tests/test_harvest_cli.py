@@ -614,3 +614,15 @@ def test_a_limit_beyond_what_a_query_takes_is_a_usage_error(oai) -> None:  # noq
     for command in (("records", "list"), ("harvest", "runs"), ("harvest", "quarantine", "x")):
         result = oai(*command, "--limit", huge)
         assert result.exit_code == 2 and "is not in the range 1<=x<=2147483647" in result.output, (command, result.output)
+
+
+@sqlite_only
+def test_a_source_whose_paging_loops_is_not_said_to_go_on_when_run_again(oai, up) -> None:  # noqa: ANN001
+    """An outside audit: a list that looped ended with "run it again to go on with it", which loops again."""
+    assert oai("source", "add", "up", up.base_url).exit_code == 0
+    up.add_fault(faults.EndlessList(), times=None)
+    run = oai("harvest", "up")
+    assert run.exit_code == 1 and "run it again to go on with it" not in run.output, run.output
+    assert "lists again from the start, and loops again unless the source is mended" in run.output
+    said = [line for line in run.output.splitlines() if not line.startswith("ts=")]  # (not the log, written as it went)
+    assert not [line for line in said if "list shifted" in line], said

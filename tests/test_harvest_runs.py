@@ -17,7 +17,7 @@ from harvester import dates
 from harvester.history import list_quarantine, list_runs
 from harvester.ingest import local_identifier
 from harvester.listed import ListedIdentifiers
-from harvester.runs import INCREMENTAL_OVERLAP, EndlessList, harvest_source
+from harvester.runs import INCREMENTAL_OVERLAP, SHIFTED, EndlessList, harvest_source
 from oai.store.engine import transaction
 from oai.store.models import HarvestCheckpoint, HarvestRun, OAISet, Source
 from oai.store.models import Record as StoredRecord
@@ -581,6 +581,8 @@ def test_a_list_without_end_is_stopped(engine, up, empty) -> None:  # noqa: ANN0
     summary = harvest_source(engine, "up", options())
     assert summary.status == "failed", summary
     assert ("empty pages in a row" if empty else "the same pages again") in summary.error
+    # (an outside audit) the repeats are the loop: no "list shifted, --full fetches them" beside it, and no resuming
+    assert not [w for w in summary.warnings if w.startswith(SHIFTED)] and not summary.resumable, summary.warnings
     assert len(stored(engine, "up")) == 10  # the first page
     limit = EndlessList.EMPTY if empty else EndlessList.REPEATS
     assert limit <= fault.sent <= limit + 2  # the prefetcher may have asked for a page or two more
