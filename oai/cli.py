@@ -256,6 +256,7 @@ def records_list(ctx: click.Context, limit: int) -> None:
 def records_show(ctx: click.Context, identifier: str, prefix: str | None) -> None:
     """Print a record's header and formats, and its metadata (oai_dc unless --prefix names another)."""
     from oai.store import queries
+    from oai.store.models import Source
 
     with transaction(_engine(ctx)) as session:
         rec = queries.record_by_identifier(session, identifier)
@@ -264,6 +265,12 @@ def records_show(ctx: click.Context, identifier: str, prefix: str | None) -> Non
         prefixes = queries.record_prefixes(session, rec.id)
         click.echo(f"identifier: {rec.identifier}\ndatestamp:  {rec.datestamp:%Y-%m-%dT%H:%M:%SZ}\n"
                    f"deleted:    {rec.deleted}\nsets:       {rec.set_specs or '-'}\nformats:    {' '.join(prefixes)}")
+        if rec.upstream_identifier is not None:  # where it came from, as its provenance says (an outside audit)
+            source = session.get(Source, rec.source_id) if rec.source_id is not None else None
+            came = f"{source.name} ({source.base_url})" if source else "a source removed since"
+            when = f"{rec.harvested_at:%Y-%m-%dT%H:%M:%SZ}" if rec.harvested_at else "?"
+            click.echo(f"harvested:  from {came} as {rec.upstream_identifier}, datestamp "
+                       f"{rec.upstream_datestamp or '?'}, on {when}")
         if prefix is not None and prefix not in prefixes:  # (it printed the header and nothing, an outside audit)
             raise click.ClickException(f"{identifier} has no {prefix} metadata; its formats: {' '.join(prefixes)}")
         item = queries.get_item(session, identifier, prefix or "oai_dc")

@@ -626,3 +626,18 @@ def test_a_source_whose_paging_loops_is_not_said_to_go_on_when_run_again(oai, up
     assert "lists again from the start, and loops again unless the source is mended" in run.output
     said = [line for line in run.output.splitlines() if not line.startswith("ts=")]  # (not the log, written as it went)
     assert not [line for line in said if "list shifted" in line], said
+
+
+@sqlite_only
+def test_records_show_says_where_a_harvested_record_came_from(oai, up) -> None:  # noqa: ANN001
+    """An outside audit: the source, upstream identifier and datestamp were stored and served as provenance, but
+    `records show` did not say them."""
+    assert oai("source", "add", "up", up.base_url).exit_code == 0
+    assert oai("harvest", "up").exit_code == 0
+    ours = "oai:example.org:up:oai:upstream.test:3"
+    assert ours in oai("records", "list").output
+    shown = oai("records", "show", ours).output
+    assert re.search(rf"harvested:  from up \({re.escape(up.base_url)}\) as oai:upstream\.test:3, datestamp "
+                     r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ, on \d{4}-", shown), shown
+    assert oai("source", "remove", "up", "--records", "keep").exit_code == 0
+    assert "harvested:  from a source removed since as oai:upstream.test:3" in oai("records", "show", ours).output
