@@ -48,8 +48,8 @@ def test_landing_page_has_citation_meta_tags(engine, live_server) -> None:
     page = etree.fromstring(r.content, etree.HTMLParser())
     assert page.get("lang") == "ru"
     assert page.find(".//head/title").get("lang") == "en" and page.find(".//h1").get("lang") == "en"
-    abstract = page.xpath("//h2[.='Abstract']/following-sibling::p[1]")[0]
-    assert abstract.get("lang") == "en" and abstract.text.startswith("The paper presents")
+    abstract = page.xpath("//h2[.='Abstract']/following-sibling::div[1]")[0]
+    assert abstract.get("lang") == "en" and abstract.find("p").text.startswith("The paper presents")
 
 
 def test_deleted_record_page_is_not_indexed(engine, live_server) -> None:
@@ -270,3 +270,28 @@ def test_a_page_shows_the_title_in_every_language_the_record_gives(engine, live_
     # each text once, whatever languages it is given in (an outside review saw "Title" twice)
     again = dc.citation_from_fields([("title", "Заглавие", "ru"), ("title", "Title", "en"), ("title", "Title", None)])
     assert again.other_titles == (("Title", "en"),)
+
+
+def test_a_page_shows_every_abstract_by_paragraph_and_each_keywords_language(engine, live_server) -> None:
+    """An outside audit: a structured abstract ran together as one paragraph ("OBJECTIVE To evaluate ... METHODS"),
+    the Portuguese abstract oai_dc carries was not on the page, and English keywords on a page in another language
+    were not marked English."""
+    article = SEED.parents[2] / "tests" / "data" / "jats" / "scielo" / "0034-8910-rsp-48-2-0206_en-pt-trans.xml"
+    load(engine, [str(article)], repository_identifier="example.org")
+    root = live_server().root
+    page = etree.fromstring(requests.get(f"{root}/record/oai:example.org:10.1590/s0034-8910.2014048004911",
+                                         timeout=10).content, etree.HTMLParser())
+    english, portuguese = page.xpath("//h2[.='Abstract']/following-sibling::div")
+    assert (english.get("lang"), portuguese.get("lang")) == ("en", "pt")
+    assert [p.text for p in english.findall("p")][:2] == ["OBJECTIVE", english.findall("p")[1].text]
+    assert english.findall("p")[1].text.startswith("To evaluate the level of HIV/AIDS knowledge")
+    assert portuguese.find("p").text == "OBJETIVO" and len(portuguese.findall("p")) == len(english.findall("p"))
+    keywords = {k.text: k.get("lang") for k in page.xpath("//p[strong='Keywords:']/bdi")}
+    assert keywords and set(keywords.values()) == {"en", "pt"}, keywords
+    # the same facts from oai_dc alone
+    from oai.formats import dc
+
+    facts = dc.citation_from_fields([("description", "Resumo.", "pt"), ("description", "Abstract.", "en"),
+                                     ("subject", "saúde", "pt"), ("subject", "health", "en")])
+    assert facts.abstract == "Resumo." and facts.other_abstracts == (("Abstract.", "en"),)
+    assert facts.keywords == ("saúde", "health") and facts.keyword_languages == ("pt", "en")

@@ -40,6 +40,8 @@ class Citation:
     title_language: str | None = None  # the title's and the abstract's own, where known (a Russian article's
     abstract_language: str | None = None  # first title may be English): pages mark them for readers and crawlers
     other_titles: tuple[tuple[str, str | None], ...] = ()  # (title, its language): the title in other languages
+    other_abstracts: tuple[tuple[str, str | None], ...] = ()  # (abstract, its language): translations and the rest
+    keyword_languages: tuple[str | None, ...] = ()  # each keyword's language, where known (one per keyword)
 
 
 @dataclass(frozen=True)

@@ -152,6 +152,8 @@ def citation_from_fields(fields: Iterable[Field]) -> Citation:
     values: dict[str, list[str]] = {}
     languages: dict[str, str | None] = {}  # of the first value of each element
     titles: list[tuple[str, str | None]] = []
+    descriptions: list[tuple[str, str | None]] = []
+    keywords: dict[str, str | None] = {}
     for name, text, lang in fields:
         text = text.strip()
         if text:
@@ -159,6 +161,10 @@ def citation_from_fields(fields: Iterable[Field]) -> Citation:
             languages.setdefault(name, lang)
             if name == "title":
                 titles.append((text, lang))
+            elif name == "description":
+                descriptions.append((text, lang))
+            elif name == "subject":
+                keywords.setdefault(text, lang)
 
     def first(name: str) -> str | None:
         return values.get(name, [None])[0]
@@ -181,22 +187,24 @@ def citation_from_fields(fields: Iterable[Field]) -> Citation:
         doi=doi,
         pdf_url=pdf,
         language=first("language"),
-        keywords=tuple(values.get("subject", [])),
+        keywords=tuple(keywords),
         abstract=first("description"),
         title_language=languages.get("title"),
         abstract_language=languages.get("description"),
-        other_titles=other_titles(titles),
+        other_titles=others_than_first(titles),
+        other_abstracts=others_than_first(descriptions),
+        keyword_languages=tuple(keywords.values()),
         **source,
     )
 
 
-def other_titles(titles: list[tuple[str, str | None]]) -> tuple[tuple[str, str | None], ...]:
-    """The (title, language) pairs after the first, each text once, with the language it first comes with: a
-    landing page in Russian shows its English title too (an outside audit found a Russian article's page without a
-    word of English)."""
+def others_than_first(texts: list[tuple[str, str | None]]) -> tuple[tuple[str, str | None], ...]:
+    """The (text, language) pairs after the first (of titles, of abstracts), each text once, with the language it
+    first comes with: a landing page in Russian shows its English title and abstract too (outside audits found a
+    Russian article's page without a word of English, then without its English abstract)."""
     others: dict[str, tuple[str, str | None]] = {}
-    for text, lang in titles[1:]:
-        if text and text != titles[0][0]:
+    for text, lang in texts[1:]:
+        if text and text != texts[0][0]:
             others.setdefault(text, (text, lang))
     return tuple(others.values())
 

@@ -54,7 +54,7 @@ from urllib.parse import quote
 from lxml import etree
 
 from oai.formats.base import Citation
-from oai.formats.dc import LANGUAGE_TAG, is_pdf_url, other_titles
+from oai.formats.dc import LANGUAGE_TAG, is_pdf_url, others_than_first
 
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 XLINK_HREF = "{http://www.w3.org/1999/xlink}href"
@@ -829,8 +829,7 @@ def crosswalk(article: etree._Element) -> tuple[list[Field], Citation]:
     metas = [meta, *_translations(article)]
     titles = [title for m in metas for title in _titles(m)]
     keywords = [kwd for m in metas for kwd in _keywords(m)]
-    main_abstracts = list(_abstracts(meta))
-    abstracts = main_abstracts + [abstract for m in metas[1:] for abstract in _abstracts(m)]
+    abstracts = [abstract for m in metas for abstract in _abstracts(m)]
     language = lang_of(article)
     authors, others = _contributors(meta, language)
     journal_title, issns, numbering = _journal_title(journal), _issns(journal), _numbering(meta)
@@ -861,7 +860,11 @@ def crosswalk(article: etree._Element) -> tuple[list[Field], Citation]:
     rights = list(_rights(meta))
     fields += rights + list(_access(meta, rights))
 
-    main_abstracts = [(text, lang) for text, lang in main_abstracts if text]
+    every_abstract = [(text, lang) for text, lang in abstracts if text]  # the article's own first, translations after
+    first_keywords: dict[str, str | None] = {}
+    for text, lang in keywords:
+        if text:
+            first_keywords.setdefault(text, lang)
     facts = Citation(
         title=titles[0][0] if titles else None,
         authors=tuple(author[0][0] for author in authors),
@@ -876,10 +879,12 @@ def crosswalk(article: etree._Element) -> tuple[list[Field], Citation]:
         doi=doi,
         pdf_url=pdf,
         language=language,
-        keywords=tuple(dict.fromkeys(text for text, _lang in keywords if text)),
-        abstract=main_abstracts[0][0] if main_abstracts else None,
+        keywords=tuple(first_keywords),
+        keyword_languages=tuple(first_keywords.values()),
+        abstract=every_abstract[0][0] if every_abstract else None,
         title_language=titles[0][1] if titles else None,
-        abstract_language=main_abstracts[0][1] if main_abstracts else None,
-        other_titles=other_titles(titles),
+        abstract_language=every_abstract[0][1] if every_abstract else None,
+        other_titles=others_than_first(titles),
+        other_abstracts=others_than_first(every_abstract),
     )
     return fields, facts
