@@ -62,7 +62,7 @@ def test_deleted_record_page_is_not_indexed(engine, live_server) -> None:
     assert "noindex" in r.text and not _meta(r.text)
     # no record to show: no sitemap, and no index of none (a sitemap must hold a url; an outside audit found one
     # that did not listed)
-    assert requests.get(f"{server.root}/sitemap/0.xml", timeout=10).status_code == 404
+    assert requests.get(f"{server.root}/sitemap-0.xml", timeout=10).status_code == 404
     assert requests.get(f"{server.root}/sitemap.xml", timeout=10).status_code == 404
 
 
@@ -96,15 +96,23 @@ def test_sitemap_is_valid_and_lists_landing_pages(engine, live_server) -> None:
     assert etree.XMLSchema(file=str(SCHEMAS_DIR / "sitemaps" / "siteindex.xsd")).validate(index)
     # a proxy may keep it an hour: each is a scan of the ids (an outside audit: six clients held two cores)
     assert reply.headers["Cache-Control"] == "public, max-age=3600"
-    assert requests.get(f"{server.root}/sitemap/0.xml", timeout=10).headers["Cache-Control"] == "public, max-age=3600"
+    assert requests.get(f"{server.root}/sitemap-0.xml", timeout=10).headers["Cache-Control"] == "public, max-age=3600"
     locs = index.findall("{http://www.sitemaps.org/schemas/sitemap/0.9}sitemap/{http://www.sitemaps.org/schemas/sitemap/0.9}loc")
-    assert [loc.text for loc in locs] == [f"{server.root}/sitemap/0.xml"]
+    assert [loc.text for loc in locs] == [f"{server.root}/sitemap-0.xml"]
     page = etree.fromstring(requests.get(locs[0].text, timeout=10).content)
     assert etree.XMLSchema(file=str(SCHEMAS_DIR / "sitemaps" / "sitemap.xsd")).validate(page)
     urls = [u.text for u in page.iter("{http://www.sitemaps.org/schemas/sitemap/0.9}loc")]
     assert len(urls) == 6 and f"{server.root}/record/{SEED_ID}" in urls
     for url in urls:
         assert requests.get(url, timeout=10).status_code == 200
+    # (an outside crawler audit) each sitemap sits beside the pages it lists, as sitemaps.org requires of a sitemap's
+    # URLs, says when its newest record changed, and a crawler revalidates a sitemap or a page it holds
+    assert all(url.startswith(locs[0].text.rsplit("/", 1)[0] + "/") for url in urls)
+    assert index.findtext("{*}sitemap/{*}lastmod") == max(u.text for u in page.iter("{*}lastmod"))
+    for url in (locs[0].text, f"{server.root}/record/{SEED_ID}"):
+        first = requests.get(url, timeout=10)
+        again = requests.get(url, headers={"If-None-Match": first.headers["ETag"]}, timeout=10)
+        assert (again.status_code, again.content) == (304, b""), url
 
 
 def test_pages_past_the_records_are_not_found_not_server_errors(engine, live_server) -> None:
@@ -112,7 +120,7 @@ def test_pages_past_the_records_are_not_found_not_server_errors(engine, live_ser
     on PostgreSQL for a landing page asked with a NUL in it."""
     load(engine, [str(SEED)], repository_identifier="example.org")
     server = live_server()
-    for target in ("/sitemap/1.xml", "/sitemap/184467440737095.xml", "/sitemap/99999999999999999999999.xml",
+    for target in ("/sitemap-1.xml", "/sitemap-184467440737095.xml", "/sitemap-99999999999999999999999.xml", "/sitemap-00.xml",
                    "/record/%00", "/record/a%00b", "/record/nothing-here"):
         reply = requests.get(f"{server.root}{target}", timeout=10)
         assert reply.status_code == 404, target
@@ -132,7 +140,7 @@ def test_a_landing_url_is_not_rewritten_into_another_records(engine, live_server
     with transaction(engine) as s:
         upsert_records(s, [RecordIn(i, {"oai_dc": dc_bytes(f"Title of {i}", i)}) for i in identifiers])
     server = live_server()
-    page = etree.fromstring(requests.get(f"{server.root}/sitemap/0.xml", timeout=10).content)
+    page = etree.fromstring(requests.get(f"{server.root}/sitemap-0.xml", timeout=10).content)
     locs = [u.text for u in page.iter("{http://www.sitemaps.org/schemas/sitemap/0.9}loc")]
     assert f"{server.root}/record/oai:x:10.1/2" in locs  # a DOI's slash kept where nothing rewrites it
     for loc in locs:  # requests (urllib3) removes dot segments, as browsers do
@@ -149,8 +157,8 @@ def test_pages_are_named_at_the_configured_base_url(engine, live_server) -> None
     load(engine, [str(SEED)], repository_identifier="example.org")
     server = live_server(base_url="https://repository.example.org/oai")
     index = requests.get(f"{server.root}/sitemap.xml", timeout=10).text
-    assert "<loc>https://repository.example.org/sitemap/0.xml</loc>" in index
-    page = requests.get(f"{server.root}/sitemap/0.xml", timeout=10).text
+    assert "<loc>https://repository.example.org/sitemap-0.xml</loc>" in index
+    page = requests.get(f"{server.root}/sitemap-0.xml", timeout=10).text
     assert f"<loc>https://repository.example.org/record/{SEED_ID}</loc>" in page
     landing = requests.get(f"{server.root}/record/{SEED_ID}", timeout=10).text
     assert 'href="https://repository.example.org/oai?verb=GetRecord&amp;metadataPrefix=oai_dc' in landing
@@ -185,7 +193,7 @@ def test_a_sitemap_file_stays_under_50_mb_whatever_the_identifiers(engine, live_
     with transaction(engine) as s:
         upsert_records(s, [RecordIn(widest, {"oai_dc": dc_bytes("Widest", "x")})])
     server = live_server(base_url="https://repository.example.org/" + "p" * 200 + "/oai")
-    page = requests.get(f"{server.root}/sitemap/0.xml", timeout=10).content
+    page = requests.get(f"{server.root}/sitemap-0.xml", timeout=10).content
     [entry] = re.findall(rb"<url>.*?</url>", page)
     assert len(entry) > 6000 and SITEMAP_PAGE * len(entry) + len(page) < 50 * 1024 * 1024
 

@@ -5,12 +5,13 @@ Reads the citation facts computed at ingest; never parses metadata per request.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from datetime import date
 from urllib.parse import quote
 
-from flask import Blueprint, Response, abort, current_app, render_template, url_for
+from flask import Blueprint, Response, abort, current_app, render_template, request, url_for
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from werkzeug.routing import PathConverter
@@ -57,7 +58,7 @@ class IdentifierConverter(PathConverter):
 
 
 @pages.get("/record/<identifier:identifier>")
-def landing(identifier: str) -> tuple[str, int]:
+def landing(identifier: str) -> Response:
     """The record's page; a deleted record's says so, with 410 Gone, which crawlers take as removed for good."""
     if "\x00" in identifier:  # no identifier holds one (PostgreSQL's text cannot), and asking would be a 500
         abort(404)
@@ -68,10 +69,11 @@ def landing(identifier: str) -> tuple[str, int]:
         citation = json.loads(rec.citation) if rec.citation else {}
         endpoint = current_app.config["OAI"].endpoint_path
         oai_url = f"{_site_root()}{endpoint}?verb=GetRecord&metadataPrefix=oai_dc&identifier={quote(identifier, safe='')}"
-        return render_template("landing.html", record=rec, c=citation, oai_url=oai_url,
+        html = render_template("landing.html", record=rec, c=citation, oai_url=oai_url,
                                datestamp=format_datestamp(rec.datestamp), canonical=landing_url(identifier),
                                language=html_language(citation.get("language")),
-                               published=scholar_date(citation.get("publication_date"))), 410 if rec.deleted else 200
+                               published=scholar_date(citation.get("publication_date")))
+    return _conditional(Response(html, status=410 if rec.deleted else 200, content_type="text/html; charset=utf-8"))
 
 
 def html_language(value: str | None) -> str | None:
@@ -107,8 +109,16 @@ SITEMAP_CACHE = "public, max-age=3600"
 
 
 def _xml(body: str) -> Response:
-    return Response('<?xml version="1.0" encoding="UTF-8"?>\n' + body, content_type="application/xml; charset=utf-8",
-                    headers={"Cache-Control": SITEMAP_CACHE})
+    return _conditional(Response('<?xml version="1.0" encoding="UTF-8"?>\n' + body,
+                                 content_type="application/xml; charset=utf-8", headers={"Cache-Control": SITEMAP_CACHE}))
+
+
+def _conditional(response: Response) -> Response:
+    """`response` with an ETag of its bytes, or 304 Not Modified to a crawler that holds them (If-None-Match): crawlers
+    revalidate rather than fetch again (an outside audit). Of the bytes, not the record's datestamp: a page also
+    changes when the code that renders it does."""
+    response.set_etag(hashlib.sha256(response.get_data()).hexdigest()[:32])
+    return response.make_conditional(request) if response.status_code == 200 else response  # (304 stands for a 200)
 
 
 def _esc(value: str) -> str:
@@ -124,23 +134,30 @@ def robots() -> Response:
 
 @pages.get("/sitemap.xml")
 def sitemap_index() -> Response:
-    """A sitemap index with one sitemap per 50,000 record ids (stable URLs, keyed by id range), for the ranges that
-    hold a record to show: a sitemap must hold a url (the schema), and an outside audit found an empty one listed.
-    None at all (an empty store): nothing to index, 404."""
+    """A sitemap index with one sitemap per SITEMAP_PAGE record ids (stable URLs, keyed by id range), for the ranges
+    that hold a record to show: a sitemap must hold a url (the schema), and an outside audit found an empty one listed.
+    Each says when its newest record changed, so that a crawler fetches only those that did. None at all (an empty
+    store): nothing to index, 404."""
     with _session() as session:
         page_of = (Record.id - 1) // SITEMAP_PAGE
-        pages_held = session.scalars(select(page_of).where(Record.deleted.is_(False)).distinct().order_by(page_of)).all()
-    if not pages_held:
+        held = session.execute(select(page_of, func.max(Record.datestamp)).where(Record.deleted.is_(False))
+                               .group_by(page_of).order_by(page_of)).all()
+    if not held:
         abort(404)
     parts = [
-        f"<sitemap><loc>{_esc(_site_root() + url_for('pages.sitemap_page', page=p))}</loc></sitemap>"
-        for p in pages_held
+        f"<sitemap><loc>{_esc(_site_root() + url_for('pages.sitemap_page', page=p))}</loc>"
+        f"<lastmod>{format_datestamp(newest)}</lastmod></sitemap>"
+        for p, newest in held
     ]
     return _xml(f'<sitemapindex xmlns="{SITEMAP_NS}">' + "".join(parts) + "</sitemapindex>\n")
 
 
-@pages.get("/sitemap/<int:page>.xml")
+# At the site's root, beside the landing pages: a sitemap may list only URLs below its own directory (sitemaps.org,
+# "Sitemap file location"), and an outside audit found /sitemap/0.xml listing /record/... pages.
+@pages.get("/sitemap-<int:page>.xml")
 def sitemap_page(page: int) -> Response:
+    if not request.path.endswith(f"/sitemap-{page}.xml"):  # /sitemap-00.xml: not a second URL of one sitemap
+        abort(404)
     lo, hi = page * SITEMAP_PAGE, (page + 1) * SITEMAP_PAGE
     with _session() as session:
         # a page past the ids is not there (nor one past what a database integer holds: a 500 it was)
