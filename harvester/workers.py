@@ -236,15 +236,22 @@ def warm() -> None:
         _on_pool(size, lambda pool: [pool.submit(int) for _ in range(size)])
 
 
+POOL_TRIES = 4  # pools a page is tried on: workers killed again and again (the OOM killer) fail it only then
+
+
 def _on_pool(size: int, use: Callable[[ProcessPoolExecutor], T]) -> T:
     """use(the shared pool); a pool broken by a dead worker (killed, out of memory, also between runs)
-    is replaced and `use` tried once more."""
-    pool = _shared_pool(size)
-    try:
-        return use(pool)
-    except BrokenProcessPool:
-        _drop(pool)
-        return use(_shared_pool(size))
+    is replaced and `use` tried again, up to POOL_TRIES pools in all (a test killing three workers in a row
+    broke a page's second pool too, now and then)."""
+    for tried in range(1, POOL_TRIES + 1):
+        pool = _shared_pool(size)
+        try:
+            return use(pool)
+        except BrokenProcessPool:
+            _drop(pool)
+            if tried == POOL_TRIES:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _drop(broken: ProcessPoolExecutor) -> None:
