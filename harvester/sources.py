@@ -18,6 +18,7 @@ from harvester.client import FetchPolicy, HarvestClient
 from harvester.errors import FetchError, HarvestError, PageError, RepeatedToken, SourceError, UpstreamOAIError
 from harvester.leases import lease_free
 from harvester.parse import FormatOffer, Identity, format_offers, identity, set_entries
+from oai.formats.registry import FORMATS
 from oai.store import fence
 from oai.store.engine import transaction
 from oai.store.models import ForeignFormat, HarvestCheckpoint, HarvestRun, OAISet, Quarantine, Record, RecordSet, Source
@@ -281,8 +282,11 @@ def _harvested_already(session: Session, urls: set[str], prefix: str, set_spec: 
     (one of them takes every set). The same repository in another format is allowed: `jats` and `oai_dc`."""
     wanted = {_same_endpoint(url) for url in urls}
     warnings = []
-    for other in session.scalars(select(Source).where(Source.prefix == prefix).order_by(Source.name)):
+    for other in session.scalars(select(Source).order_by(Source.name)):
         if other.name == other_than or _same_endpoint(other.base_url) not in wanted:
+            continue
+        if other.prefix != prefix:
+            warnings += _dublin_core_twice(other, prefix, set_spec)
             continue
         if other.set_spec == set_spec:
             taken = f"set {set_spec!r}" if set_spec else "every set"
@@ -294,6 +298,27 @@ def _harvested_already(session: Session, urls: set[str], prefix: str, set_spec: 
                             f"{'every set' if other.set_spec is None else 'the set ' + repr(other.set_spec)}: the "
                             "records in both are served twice, once under each source's name")
     return warnings
+
+
+# The formats we ingest that yield oai_dc too (every one of ours but oai_dc itself: jats).
+DERIVING_DUBLIN_CORE = tuple(prefix for prefix in FORMATS if prefix != "oai_dc")
+
+
+def _dublin_core_twice(other: Source, prefix: str, set_spec: str | None) -> list[str]:
+    """A warning when `other` harvests the repository in a format we derive Dublin Core from (jats) and this source
+    takes its oai_dc, or the other way round, in sets that overlap: each article with both is served twice in oai_dc,
+    under two names (an outside audit found every article of a repository so, with no word said)."""
+    formats = {prefix, other.prefix}
+    if "oai_dc" not in formats or not formats & set(DERIVING_DUBLIN_CORE):
+        return []
+    if not (other.set_spec is None or set_spec is None or other.set_spec == set_spec
+            or other.set_spec.startswith(f"{set_spec}:") or set_spec.startswith(f"{other.set_spec}:")):
+        return []
+    derived = other.prefix if other.prefix != "oai_dc" else prefix
+    return [f"the source {other.name!r} harvests {other.base_url} in {other.prefix}"
+            f"{'' if other.set_spec is None else ', set ' + repr(other.set_spec)}; {derived} yields oai_dc too, so "
+            "each record the repository has in both formats is served twice in oai_dc, under each source's name: "
+            "take with the oai_dc source only a set of the records that have no " + derived]
 
 
 def _deletions_unnoticed(deleted_record: str | None, detect_deletions: bool, how: str) -> list[str]:

@@ -242,3 +242,25 @@ def test_two_aggregators_harvesting_each_other_stop_at_one_copy(engine, sqlite_u
     finally:
         b.close()
         c_engine.dispose()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_an_oai_dc_source_beside_a_jats_source_of_one_repository_is_warned_of(engine, sqlite_upstream) -> None:  # noqa: ANN001
+    """An outside audit: a jats source yields oai_dc too, so an oai_dc source of the same repository beside it served
+    every article twice in oai_dc, under two names, and `source add` said nothing (it compared one format only)."""
+    from harvester.sources import add_source
+    from harvest_fixtures import policy
+
+    server, _ = sqlite_upstream
+    add(engine, "j", server.url, prefix="jats", set_spec="physics")
+
+    def said(name: str, set_spec: str | None) -> list[str]:
+        _view, warnings = add_source(engine, name, server.url, set_spec=set_spec, policy=policy())
+        return [w for w in warnings if "served twice in oai_dc" in w]
+
+    assert said("below", "physics:hep") == [
+        f"the source 'j' harvests {server.url} in jats, set 'physics'; jats yields oai_dc too, so each record the "
+        "repository has in both formats is served twice in oai_dc, under each source's name: take with the oai_dc "
+        "source only a set of the records that have no jats"]
+    assert said("apart", "maths") == []  # no record in both
+    assert len(said("all", None)) == 1
