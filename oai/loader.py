@@ -97,6 +97,27 @@ def _walk(directory: str, seen: set[tuple[int, int]]) -> Iterator[str]:
             yield entry.path  # a dangling link fails as it does given by name, not skipped unsaid
 
 
+def _each_file_once(names: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
+    """`names` without a second name of one file (a link to it, a path given twice); warnings that say so. An outside
+    audit: `latest.xml -> 2024-1/a.xml` failed as colliding with itself, or without a DOI was published twice."""
+    once: list[str] = []
+    said: list[tuple[str, str]] = []
+    first: dict[tuple[int, int], str] = {}
+    for name in names:
+        try:
+            status = os.stat(name) if not _is_stream(name) else None
+        except OSError:  # not there, a dangling link: it fails with its own message when read
+            status = None
+        if status is not None:
+            key = (status.st_dev, status.st_ino)
+            if key in first:
+                said.append((name, f"the same file as {first[key]}: read once"))
+                continue
+            first[key] = name
+        once.append(name)
+    return once, said
+
+
 def _quote_local(local: str) -> str:
     """`local` with what an identifier cannot hold %-encoded; a file name's bytes that are not UTF-8 (Python holds
     them as surrogates: a zip made on Windows) as the bytes they are (an outside audit: a traceback, and the
@@ -283,6 +304,7 @@ def load(
         if not found and not read_before and path != "-" and os.path.isdir(path):
             nothing_in.append(path)
         names += found
+    names, same_files = _each_file_once(names)
     set_list = list(sets)
     set_specs = tuple(spec for spec, _ in set_list)
     sets_made = not set_list  # made (or renamed) with the first records written: a load that writes none (every
@@ -291,6 +313,7 @@ def load(
     summary = LoadSummary()
     kinds = ", ".join(sorted(SUFFIXES)[:-1]) + f" or {sorted(SUFFIXES)[-1]}"
     summary.failed += [(d, f"no {kinds} file below this directory") for d in nothing_in]
+    summary.warnings += same_files
     batch: list[tuple[str, RecordIn]] = []
     workers = workers if workers is not None else min(2, os.cpu_count() or 1)
     growth = GrowthAnalyzer(engine)

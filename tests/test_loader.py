@@ -379,6 +379,19 @@ def test_links_to_directories_are_followed_each_directory_read_once(engine, tmp_
     assert (again.unchanged, again.failed) == (2, [])
 
 
+def test_a_file_reached_twice_in_one_load_is_read_once(engine, tmp_path) -> None:  # noqa: ANN001
+    """An outside audit: a link to a file (latest.xml -> 2024-1/a.xml), or a file given twice, failed as an identifier
+    colliding with itself (exit 1 on a good load), or, for a file without a DOI, was published twice."""
+    (tmp_path / "2024-1").mkdir()
+    article = tmp_path / "2024-1" / "a.xml"
+    article.write_bytes(canonical_bytes(build_dc([("title", "A", "en")])))
+    (tmp_path / "latest.xml").symlink_to(article)
+    summary = load(engine, [str(tmp_path), str(article)], repository_identifier="example.org", workers=1)
+    assert (summary.new, summary.failed) == (1, []), summary
+    assert summary.warnings == [(str(tmp_path / "latest.xml"), f"the same file as {article}: read once"),
+                                (str(article), f"the same file as {article}: read once")]
+
+
 def test_a_load_that_replaces_another_document_or_a_format_says_so(engine, tmp_path) -> None:  # noqa: ANN001
     """An outside audit: loaded apart, vol2/1.xml replaced vol1/1.xml (the same stem, another article), and an
     article's oai_dc export withdrew the JATS loaded before under its DOI, each without a word. A correction (the
