@@ -129,11 +129,23 @@ def _refuse_sources_sets(engine, specs: list[str]) -> None:  # noqa: ANN001
                                            "records; local records and sets go elsewhere")
 
 
+def _template_option(value: str | None) -> str | None:
+    """An --identifier-template checked before anything is read: a usage error, as a bad --set is."""
+    from oai.loader import LoadError, template_fields
+
+    if value is not None:
+        try:
+            template_fields(value)
+        except LoadError as exc:
+            raise click.BadParameter(str(exc)) from None
+    return value
+
+
 @main.command("load")
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--set", "set_values", multiple=True, metavar="SPEC[=NAME]", type=TEXT,
               help="Put the records in this set (created if needed). Repeatable.")
-@click.option("--identifier-template", default=None, type=TEXT,
+@click.option("--identifier-template", default=None, type=TEXT, callback=lambda _c, _p, v: _template_option(v),
               help="OAI identifier: {repository_identifier}, {doi}, {stem}, {doi_or_stem} "
                    "(default oai:{repository_identifier}:{doi_or_stem}).")
 @click.option("--withhold-full-text", is_flag=True, help="Serve JATS front matter only (full text is not ours to share).")

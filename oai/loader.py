@@ -126,8 +126,10 @@ def _quote_local(local: str) -> str:
 
 
 @functools.cache  # one template a load, asked for every record
-def _template_fields(template: str) -> frozenset[str]:
-    """The names a template uses, however written (`{stem}`, `{stem!s}`, `{stem:}`); no attribute or index access."""
+def template_fields(template: str) -> frozenset[str]:
+    """The names a template uses, however written (`{stem}`, `{stem!s}`, `{stem:}`); no attribute or index access,
+    no other conversion or format (an outside audit: `{stem!r}` put quotes in identifiers, `{stem:>40}` spaces).
+    Raises LoadError: the CLI asks before reading a file (it was said once a file, 3,000 times)."""
     try:
         parsed = list(string.Formatter().parse(template))
     except ValueError as exc:
@@ -137,6 +139,10 @@ def _template_fields(template: str) -> frozenset[str]:
         if name not in ("repository_identifier", "doi", "stem", "doi_or_stem"):
             raise LoadError(f"bad identifier template {template!r}: {{{name}}} is not one of "
                             "{repository_identifier}, {doi}, {stem}, {doi_or_stem}")
+    for _, name, spec, conversion in parsed:
+        if name is not None and (spec or conversion not in (None, "s")):
+            raise LoadError(f"bad identifier template {template!r}: {{{name}}} is written with a conversion or "
+                            "format; write it as {" + name + "}")
     return names
 
 
@@ -148,7 +154,7 @@ def _is_stream(name: str) -> bool:
 
 def make_identifier(template: str, *, repository_identifier: str, name: str, doi: str | None) -> str:
     """The OAI identifier for an input: the template filled with DOI, file stem and our repository id."""
-    fields = _template_fields(template)
+    fields = template_fields(template)
     if _is_stream(name) and ("stem" in fields or ("doi_or_stem" in fields and not doi)):
         # Every such document would be named "-" or "stdin" and each would overwrite the one before.
         raise LoadError("a document read from stdin has no file name to name it by: "
