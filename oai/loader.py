@@ -15,7 +15,7 @@ import sys
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from sqlalchemy import Engine, select, update
@@ -191,11 +191,45 @@ def _ingest_one(job: tuple[str, bytes | None, bool]) -> tuple[str, Ingested | No
     try:
         if data is None:
             data = Path(name).read_bytes()
-        return name, ingest_document(data, full_text=full_text), None  # the report names the file itself
+        data, read_as = as_its_bytes_say(data)
+        ingested = ingest_document(data, full_text=full_text)  # the report names the file itself
+        return name, replace(ingested, warnings=(read_as, *ingested.warnings)) if read_as else ingested, None
     except FormatError as exc:
         return name, None, str(exc)
     except OSError as exc:
         return name, None, f"cannot read: {exc.strerror or exc}"
+
+
+_DECLARED = re.compile(rb"""<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
+_LATIN_1 = frozenset(("iso-8859-1", "iso8859-1", "latin-1", "latin1", "l1", "iso-ir-100", "cp819"))
+_SINGLE_BYTE_WESTERN = _LATIN_1 | {"windows-1252", "cp1252"}
+
+
+def as_its_bytes_say(data: bytes) -> tuple[bytes, str | None]:
+    """`data`, and why it is read otherwise than it declares, where its bytes tell: a file declared ISO-8859-1 (or
+    windows-1252) whose bytes are UTF-8, or declared ISO-8859-1 but holding windows-1252's quotes and dashes (bytes
+    0x80-0x9F, control characters in ISO-8859-1). An outside audit found such files stored as "SÃ£o Paulo", and
+    with U+0093 for a quote, without a word; the harvester lets the bytes decide as well."""
+    declared = _DECLARED.match(data)
+    if declared is None or data.isascii():
+        return data, None
+    name = declared.group(1).decode("ascii")
+    if name.lower().replace("_", "-") not in _SINGLE_BYTE_WESTERN:
+        return data, None
+    as_utf8 = data[: declared.start(1)] + b"UTF-8" + data[declared.end(1):]
+    try:
+        data.decode("utf-8")
+        return as_utf8, f"it declares the encoding {name}, but its bytes are UTF-8: read as UTF-8"
+    except UnicodeDecodeError:
+        pass
+    if name.lower().replace("_", "-") not in _LATIN_1 or not re.search(rb"[\x80-\x9f]", data):
+        return data, None
+    try:
+        text = as_utf8.decode("cp1252")
+    except UnicodeDecodeError:  # a byte windows-1252 has no character for: as declared
+        return data, None
+    return text.encode("utf-8"), (f"it declares the encoding {name}, but holds bytes ISO-8859-1 has as control "
+                                  "characters (windows-1252's quotes and dashes): read as windows-1252")
 
 
 def _ingest_many(jobs: list[tuple[str, bytes | None, bool]]) -> list[tuple[str, Ingested | None, str | None]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import pytest
@@ -463,3 +464,26 @@ def test_a_bad_identifier_template_is_a_usage_error_before_anything_is_read(data
                                      "oai:example.org:{stem!s}-{doi_or_stem:}", str(tmp_path)]).exit_code == 0
     with transaction(engine) as s:
         assert sorted(s.scalars(select(Record.identifier))) == ["oai:example.org:0-0", "oai:example.org:1-1", "oai:example.org:2-2"]
+
+
+def test_a_file_whose_bytes_contradict_its_declared_encoding_is_read_as_they_say(engine, tmp_path) -> None:  # noqa: ANN001
+    """An outside audit: UTF-8 declared ISO-8859-1 was stored as "SÃ£o Paulo", windows-1252 declared ISO-8859-1 with
+    U+0093 for a quote, each without a word. A true ISO-8859-1 file is read as declared, and said nothing of."""
+    def dc_file(name: str, title: str, declared: str, codec: str) -> None:
+        xml = (f'<?xml version="1.0" encoding="{declared}"?>\n<oai_dc:dc xmlns:oai_dc="http://www.openarchives.org/OAI/'
+               f'2.0/oai_dc/" xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:title>{title}</dc:title></oai_dc:dc>')
+        (tmp_path / name).write_bytes(xml.encode(codec))
+
+    dc_file("utf8.xml", "Efeito em São Paulo", "ISO-8859-1", "utf-8")
+    dc_file("cp1252.xml", "O “efeito” – São Paulo", "iso-8859-1", "cp1252")
+    dc_file("latin1.xml", "Café em São Paulo", "ISO-8859-1", "latin-1")
+    summary = load(engine, [str(tmp_path)], repository_identifier="example.org", workers=1)
+    assert (summary.new, summary.failed) == (3, [])
+    assert sorted(summary.warnings) == [
+        (str(tmp_path / "cp1252.xml"), "it declares the encoding iso-8859-1, but holds bytes ISO-8859-1 has as control "
+                                       "characters (windows-1252's quotes and dashes): read as windows-1252"),
+        (str(tmp_path / "utf8.xml"), "it declares the encoding ISO-8859-1, but its bytes are UTF-8: read as UTF-8")]
+    with transaction(engine) as s:
+        stored = {r.identifier: r.citation for r in s.scalars(select(Record))}
+    titles = {i.rsplit(":", 1)[1]: json.loads(c)["title"] for i, c in stored.items()}
+    assert titles == {"utf8": "Efeito em São Paulo", "cp1252": "O “efeito” – São Paulo", "latin1": "Café em São Paulo"}
