@@ -91,6 +91,8 @@ def _walk(directory: str, seen: set[tuple[int, int]]) -> Iterator[str]:
     with os.scandir(directory) as it:
         entries = sorted(it, key=lambda e: e.name)
     for entry in entries:
+        if entry.name.startswith(".") or entry.name == "__MACOSX":  # hidden, or a Mac archive's resource forks (._a.xml:
+            continue  # binary, each a failure said; an outside audit), as `ls` and shells leave them out
         if entry.is_dir():
             yield from _walk(entry.path, seen)
         elif os.path.splitext(entry.name)[1].lower() in SUFFIXES and (entry.is_file() or entry.is_symlink()):
