@@ -315,9 +315,16 @@ def into_namespace(article: etree._Element) -> etree._Element:
     return served
 
 
+# libxml2 sets attributes one by one, each after a scan of those set before: copying 40,000 took 27 s, 300,000 (a
+# 3 MB file) would take half an hour (an outside audit stalled `oai load` so). JATS's <article> has a handful.
+MAX_ROOT_ATTRIBUTES = 100
+
+
 def _rooted(article: etree._Element) -> etree._Element:
     """The no-namespace article under a new root that declares what the served root will (but ours),
     (consumes `article`'s content): the tree that _served_bytes() validates and writes."""
+    if len(article.attrib) > MAX_ROOT_ATTRIBUTES:
+        raise FormatError(f"the <article> element has {len(article.attrib)} attributes; JATS gives it a few")
     nsmap = _served_nsmap(article)
     del nsmap[None]
     root = etree.Element("article", attrib=article.attrib, nsmap=nsmap)
