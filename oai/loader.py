@@ -10,6 +10,7 @@ import functools
 import json
 import os
 import re
+import stat
 import string
 import sys
 from collections import Counter, deque
@@ -24,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from oai import orphans
 from oai.formats.base import FormatError, Ingested
+from oai.formats.safexml import MAX_BYTES
 from oai.store import checkpoints
 from oai.store.engine import transaction
 from oai.store.models import OAISet, Source
@@ -192,7 +194,7 @@ def _ingest_one(job: tuple[str, bytes | None, bool]) -> tuple[str, Ingested | No
     name, data, full_text = job
     try:
         if data is None:
-            data = Path(name).read_bytes()
+            data = _read_file(name)
         data, read_as = as_its_bytes_say(data)
         ingested = ingest_document(data, full_text=full_text)  # the report names the file itself
         return name, replace(ingested, warnings=(read_as, *ingested.warnings)) if read_as else ingested, None
@@ -200,6 +202,19 @@ def _ingest_one(job: tuple[str, bytes | None, bool]) -> tuple[str, Ingested | No
         return name, None, str(exc)
     except OSError as exc:
         return name, None, f"cannot read: {exc.strerror or exc}"
+
+
+def _read_file(name: str) -> bytes:
+    """A file's or a pipe's bytes (`<(unzip -p ...)`, a named pipe), at most as many as a document may have: an outside
+    audit loaded a link to /dev/zero until 10 GB were in memory. A device or a socket is no document."""
+    mode = os.stat(name).st_mode
+    if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):
+        raise FormatError("not a file (a device or a socket): nothing to load")
+    with open(name, "rb") as file:
+        data = file.read(MAX_BYTES + 1)
+    if len(data) > MAX_BYTES:
+        raise FormatError(f"document too large: more than {MAX_BYTES} bytes (the limit)")
+    return data
 
 
 _DECLARED = re.compile(rb"""<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")

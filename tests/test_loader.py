@@ -493,3 +493,18 @@ def test_a_file_whose_bytes_contradict_its_declared_encoding_is_read_as_they_say
         stored = {r.identifier: r.citation for r in s.scalars(select(Record))}
     titles = {i.rsplit(":", 1)[1]: json.loads(c)["title"] for i, c in stored.items()}
     assert titles == {"utf8": "Efeito em São Paulo", "cp1252": "O “efeito” – São Paulo", "latin1": "Café em São Paulo"}
+
+
+def test_devices_are_not_read_and_no_file_further_than_a_document_may_hold(engine, tmp_path) -> None:  # noqa: ANN001
+    """An outside security audit: a link named zero.xml to /dev/zero was read until 10 GB were in memory. A file over
+    the limit is read no further than it. (A named pipe is read: test_a_load_the_database_fails_... uses one.)"""
+    from oai.formats.safexml import MAX_BYTES
+
+    (tmp_path / "zero.xml").symlink_to("/dev/zero")
+    big = tmp_path / "big.xml"
+    with big.open("wb") as out:
+        out.truncate(MAX_BYTES + 10)  # sparse: no disk used
+    summary = load(engine, [str(tmp_path)], repository_identifier="example.org", workers=1)
+    assert sorted(summary.failed) == [
+        (str(big), f"document too large: more than {MAX_BYTES} bytes (the limit)"),
+        (str(tmp_path / "zero.xml"), "not a file (a device or a socket): nothing to load")]
