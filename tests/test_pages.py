@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from urllib.parse import quote
 from pathlib import Path
 
 import requests
 from lxml import etree
+from sqlalchemy import select
 
 from oai.formats.base import SCHEMAS_DIR
 from oai.loader import load
 from oai.store.engine import transaction
+from oai.protocol.dates import format_datestamp
+from oai.store.models import Record
 from oai.store.records import delete_record
 
 SEED = Path(__file__).resolve().parents[1] / "oai" / "demo" / "irkutsk-bulletin-2020-32-44.xml"
@@ -69,9 +73,7 @@ def test_deleted_record_page_is_not_indexed(engine, live_server) -> None:
 def test_a_date_of_year_and_month_is_given_as_the_year(engine, live_server) -> None:
     """Google Scholar takes a whole date or the year alone; SciELO's articles give year and month (2014/04 it was,
     an outside audit)."""
-    from sqlalchemy import select
 
-    from oai.store.models import Record
 
     article = SEED.parents[2] / "tests" / "data" / "jats" / "scielo" / "0034-8910-rsp-48-2-0322_es.xml"
     load(engine, [str(article)], repository_identifier="example.org")
@@ -113,6 +115,13 @@ def test_sitemap_is_valid_and_lists_landing_pages(engine, live_server) -> None:
         first = requests.get(url, timeout=10)
         again = requests.get(url, headers={"If-None-Match": first.headers["ETag"]}, timeout=10)
         assert (again.status_code, again.content) == (304, b""), url
+    # a deletion changes the sitemap (one page fewer): its lastmod says so
+    time.sleep(1.1)
+    with transaction(engine) as s:
+        deleted_at = delete_record(s, SEED_ID) and s.scalar(select(Record.datestamp).where(Record.identifier == SEED_ID))
+    index = etree.fromstring(requests.get(f"{server.root}/sitemap.xml", timeout=10).content)
+    assert index.findtext("{*}sitemap/{*}lastmod") == format_datestamp(deleted_at) > max(
+        u.text for u in page.iter("{*}lastmod"))
 
 
 def test_pages_past_the_records_are_not_found_not_server_errors(engine, live_server) -> None:
@@ -231,9 +240,7 @@ def test_a_page_says_its_language_and_date_as_html_and_scholar_read_them(engine,
 def test_a_page_gives_an_article_number_and_a_single_page_as_such(engine, live_server) -> None:
     """An outside audit: eLife's article number (elocation-id e02833) was on no page and in no meta tag, and a one-
     page erratum read 'pp. 366–366'. Scholar takes an article number as the first page, as PLOS's pages give it."""
-    from sqlalchemy import select
 
-    from oai.store.models import Record
 
     jats_dir = SEED.parents[2] / "tests" / "data" / "jats"
     load(engine, [str(jats_dir / "elife" / "elife-02833-v2.xml"),
@@ -254,9 +261,7 @@ def test_a_page_shows_the_title_in_every_language_the_record_gives(engine, live_
     """An outside audit: a Russian article's page showed its Russian title only, its English title nowhere (not for
     a reader, not for a crawler). Each other title is shown once, marked with its language, from JATS and from
     oai_dc alike."""
-    from sqlalchemy import select
 
-    from oai.store.models import Record
 
     article = SEED.parents[2] / "tests" / "data" / "jats" / "scielo" / "0034-8910-rsp-48-2-0322_es.xml"
     load(engine, [str(article)], repository_identifier="example.org")

@@ -12,7 +12,7 @@ from datetime import date
 from urllib.parse import quote
 
 from flask import Blueprint, Response, abort, current_app, render_template, request, url_for
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 from werkzeug.routing import PathConverter
 
@@ -136,12 +136,13 @@ def robots() -> Response:
 def sitemap_index() -> Response:
     """A sitemap index with one sitemap per SITEMAP_PAGE record ids (stable URLs, keyed by id range), for the ranges
     that hold a record to show: a sitemap must hold a url (the schema), and an outside audit found an empty one listed.
-    Each says when its newest record changed, so that a crawler fetches only those that did. None at all (an empty
-    store): nothing to index, 404."""
+    Each says when a record of its range last changed, a deletion included (the sitemap then lists one page fewer),
+    so that a crawler fetches only those that did. None at all (an empty store): nothing to index, 404."""
     with _session() as session:
         page_of = (Record.id - 1) // SITEMAP_PAGE
-        held = session.execute(select(page_of, func.max(Record.datestamp)).where(Record.deleted.is_(False))
-                               .group_by(page_of).order_by(page_of)).all()
+        live = func.max(case((Record.deleted.is_(False), 1), else_=0))
+        held = session.execute(select(page_of, func.max(Record.datestamp)).group_by(page_of).having(live == 1)
+                               .order_by(page_of)).all()
     if not held:
         abort(404)
     parts = [
