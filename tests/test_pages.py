@@ -73,8 +73,6 @@ def test_deleted_record_page_is_not_indexed(engine, live_server) -> None:
 def test_a_date_of_year_and_month_is_given_as_the_year(engine, live_server) -> None:
     """Google Scholar takes a whole date or the year alone; SciELO's articles give year and month (2014/04 it was,
     an outside audit)."""
-
-
     article = SEED.parents[2] / "tests" / "data" / "jats" / "scielo" / "0034-8910-rsp-48-2-0322_es.xml"
     load(engine, [str(article)], repository_identifier="example.org")
     with transaction(engine) as s:
@@ -240,8 +238,6 @@ def test_a_page_says_its_language_and_date_as_html_and_scholar_read_them(engine,
 def test_a_page_gives_an_article_number_and_a_single_page_as_such(engine, live_server) -> None:
     """An outside audit: eLife's article number (elocation-id e02833) was on no page and in no meta tag, and a one-
     page erratum read 'pp. 366–366'. Scholar takes an article number as the first page, as PLOS's pages give it."""
-
-
     jats_dir = SEED.parents[2] / "tests" / "data" / "jats"
     load(engine, [str(jats_dir / "elife" / "elife-02833-v2.xml"),
                   str(jats_dir / "scielo" / "0034-8910-rsp-48-2-0366_pt-correction-small.xml")],
@@ -261,8 +257,6 @@ def test_a_page_shows_the_title_in_every_language_the_record_gives(engine, live_
     """An outside audit: a Russian article's page showed its Russian title only, its English title nowhere (not for
     a reader, not for a crawler). Each other title is shown once, marked with its language, from JATS and from
     oai_dc alike."""
-
-
     article = SEED.parents[2] / "tests" / "data" / "jats" / "scielo" / "0034-8910-rsp-48-2-0322_es.xml"
     load(engine, [str(article)], repository_identifier="example.org")
     dc_record = ('<oai_dc:dc xmlns:oai_dc="http://www.openarchives.org/OAI/2.0/oai_dc/" '
