@@ -302,3 +302,16 @@ def test_a_page_shows_every_abstract_by_paragraph_and_each_keywords_language(eng
                                      ("subject", "saúde", "pt"), ("subject", "health", "en")])
     assert facts.abstract == "Resumo." and facts.other_abstracts == (("Abstract.", "en"),)
     assert facts.keywords == ("saúde", "health") and facts.keyword_languages == ("pt", "en")
+
+
+def test_a_record_without_a_title_is_not_offered_for_indexing(engine, live_server, tmp_path: Path) -> None:
+    """An outside crawler audit: an oai_dc record holding only a subject made an indexable page titled with its
+    identifier, with no citation_title; Scholar and search engines would list it as an article named so."""
+    (tmp_path / "notitle.xml").write_bytes(
+        b'<oai_dc:dc xmlns:oai_dc="http://www.openarchives.org/OAI/2.0/oai_dc/" '
+        b'xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:subject>nothing</dc:subject></oai_dc:dc>')
+    load(engine, [str(tmp_path / "notitle.xml"), str(SEED)], repository_identifier="example.org")
+    root = live_server().root
+    untitled = requests.get(f"{root}/record/oai:example.org:notitle", timeout=10)
+    assert untitled.status_code == 200 and '<meta name="robots" content="noindex, follow">' in untitled.text
+    assert "noindex" not in requests.get(f"{root}/record/{SEED_ID}", timeout=10).text
