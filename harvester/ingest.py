@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from harvester import provenance, workers
 from harvester.parse import Broken, UpstreamRecord
-from harvester.sources import SourceView
+from harvester.sources import SourceView, own_set_name
 from oai.formats import registry
 from oai.formats.base import MetadataFormat
 from oai.store.models import Quarantine, Source
@@ -195,7 +195,9 @@ class Ingestor:
         """What our set `spec` is called: the upstream's name for its set (ListSets), the repository's for the
         source's own set (Identify, as `source add` names it); None where there is none (its spec serves)."""
         if spec == self.source.name:
-            return self.source.repository_name or None
+            if not self.source.repository_name:
+                return None
+            return own_set_name(self.source.repository_name, self.source.prefix, self.source.set_spec)
         return self.set_names.get(spec[len(self.source.name) + 1:]) or None
 
     def set_description(self, spec: str) -> str | None:

@@ -259,7 +259,7 @@ def add_source(engine: Engine, name: str, base_url: str, *, prefix: str = "oai_d
         )
         session.add(row)
         session.flush()
-        set_info(session, name, facts.identity.repository_name or name)
+        set_info(session, name, own_set_name(facts.identity.repository_name or name, prefix, set_spec))
         if set_spec is not None:
             set_info(session, f"{name}:{set_spec}", facts.set_name or set_spec)
         view = SourceView.of(row)
@@ -298,6 +298,14 @@ def _harvested_already(session: Session, urls: set[str], prefix: str, set_spec: 
                             f"{'every set' if other.set_spec is None else 'the set ' + repr(other.set_spec)}: the "
                             "records in both are served twice, once under each source's name")
     return warnings
+
+
+def own_set_name(repository_name: str, prefix: str, set_spec: str | None) -> str:
+    """The name of a source's own set: the repository's, with the format and set it takes where those are not all of
+    its oai_dc. Two sources of one repository (jats and oai_dc, or two of its sets) were two sets of one name in
+    ListSets, which nobody could tell apart (an outside audit)."""
+    taken = ([prefix] if prefix != "oai_dc" else []) + ([f"set {set_spec}"] if set_spec else [])
+    return f"{repository_name} ({', '.join(taken)})" if taken else repository_name
 
 
 # The formats we ingest that yield oai_dc too (every one of ours but oai_dc itself: jats).
@@ -487,7 +495,7 @@ def move_source(engine: Engine, name: str, base_url: str, *, policy: FetchPolicy
         row.deleted_record = ident.deleted_record if ident.deleted_record in DELETED_RECORD else "no"
         if ident.repository_name and ident.repository_name != row.repository_name:
             row.repository_name = ident.repository_name
-            rename_sets(session, {name: ident.repository_name})  # the source's own set is named after it
+            rename_sets(session, {name: own_set_name(ident.repository_name, row.prefix, row.set_spec)})
         checkpoint = session.get(HarvestCheckpoint, src.id)
         if checkpoint is not None and checkpoint.resumption_token is not None:
             started = checkpoint.from_date or "the beginning"

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 from lxml import etree
+from sqlalchemy import select
 
 from conftest import DATA, LiveServer
 from harvest_fixtures import REPO_ID, add, options, stored
@@ -264,3 +265,15 @@ def test_an_oai_dc_source_beside_a_jats_source_of_one_repository_is_warned_of(en
         "source only a set of the records that have no jats"]
     assert said("apart", "maths") == []  # no record in both
     assert len(said("all", None)) == 1
+    # (an outside audit) their own sets are told apart in ListSets by the format and set each takes
+    from oai.store.models import OAISet
+
+    with transaction(engine) as s:
+        names = {o.spec: o.name for o in s.scalars(select(OAISet).where(OAISet.spec.in_(["j", "below", "all"])))}
+    repository = names["all"]
+    assert names == {"all": repository, "j": f"{repository} (jats, set physics)",
+                     "below": f"{repository} (set physics:hep)"}
+    for name in ("j", "below"):  # a full run brings set names up to date: to the same names
+        assert harvest_source(engine, name, options()).status == "complete"
+    with transaction(engine) as s:
+        assert {o.spec: o.name for o in s.scalars(select(OAISet).where(OAISet.spec.in_(names)))} == names
