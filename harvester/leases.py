@@ -82,8 +82,9 @@ def take(engine: Engine, source_id: int, owner: str, seconds: float = LEASE_SECO
         if row is None:
             raise HarvestError("the source no longer exists")
         if not lease_free(row.lease_owner, row.lease_expires, now):
-            raise LeaseTaken(f"the source {row.name!r} is being harvested by {row.lease_owner} "
-                             f"(lease until {row.lease_expires:%Y-%m-%d %H:%M:%S} UTC)")
+            # (as `source edit` and `source remove` say it: an outside audit found "lease until" alone unhelpful)
+            raise LeaseTaken(f"the source {row.name!r} is being harvested by {row.lease_owner}; if that process is "
+                             f"gone, its lease lapses at {row.lease_expires:%Y-%m-%d %H:%M:%S} UTC")
         session.execute(update(Source).where(Source.id == source_id).values(
             lease_owner=owner, lease_expires=now + timedelta(seconds=seconds)))
 
