@@ -309,7 +309,7 @@ def own_set_name(repository_name: str, prefix: str, set_spec: str | None) -> str
 
 
 # The formats we ingest that yield oai_dc too (every one of ours but oai_dc itself: jats).
-DERIVING_DUBLIN_CORE = tuple(prefix for prefix in FORMATS if prefix != "oai_dc")
+DERIVING_DUBLIN_CORE = frozenset(prefix for prefix in FORMATS if prefix != "oai_dc")
 
 
 def _dublin_core_twice(other: Source, prefix: str, set_spec: str | None) -> list[str]:
@@ -317,7 +317,7 @@ def _dublin_core_twice(other: Source, prefix: str, set_spec: str | None) -> list
     takes its oai_dc, or the other way round, in sets that overlap: each article with both is served twice in oai_dc,
     under two names (an outside audit found every article of a repository so, with no word said)."""
     formats = {prefix, other.prefix}
-    if "oai_dc" not in formats or not formats & set(DERIVING_DUBLIN_CORE):
+    if "oai_dc" not in formats or not formats & DERIVING_DUBLIN_CORE:
         return []
     if not (other.set_spec is None or set_spec is None or other.set_spec == set_spec
             or other.set_spec.startswith(f"{set_spec}:") or set_spec.startswith(f"{other.set_spec}:")):

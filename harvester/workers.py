@@ -243,15 +243,13 @@ def _on_pool(size: int, use: Callable[[ProcessPoolExecutor], T]) -> T:
     """use(the shared pool); a pool broken by a dead worker (killed, out of memory, also between runs)
     is replaced and `use` tried again, up to POOL_TRIES pools in all (a test killing three workers in a row
     broke a page's second pool too, now and then)."""
-    for tried in range(1, POOL_TRIES + 1):
+    for _ in range(POOL_TRIES - 1):
         pool = _shared_pool(size)
         try:
             return use(pool)
         except BrokenProcessPool:
             _drop(pool)
-            if tried == POOL_TRIES:
-                raise
-    raise AssertionError("unreachable")
+    return use(_shared_pool(size))
 
 
 def _drop(broken: ProcessPoolExecutor) -> None:

@@ -76,8 +76,9 @@ def discover(paths: Sequence[str], seen: set[tuple[int, int]] | None = None) -> 
             yield str(path)
 
 
-def _directory_key(directory: str) -> tuple[int, int]:
-    status = os.stat(directory)
+def _inode(path: str) -> tuple[int, int]:
+    """What one file or directory is, whatever its names (links, paths given twice)."""
+    status = os.stat(path)
     return status.st_dev, status.st_ino
 
 
@@ -86,7 +87,7 @@ def _walk(directory: str, seen: set[tuple[int, int]]) -> Iterator[str]:
     with os.scandir: a million files are listed in seconds, not in a minute. Links to directories are followed,
     each directory walked once: a link to its own parent looped until the OS refused (a traceback), and `current
     -> 2024-1` loaded each file twice, as a collision (an outside audit); a tree of links to storage is loaded."""
-    key = _directory_key(directory)
+    key = _inode(directory)
     if key in seen:
         return
     seen.add(key)
@@ -109,11 +110,10 @@ def _each_file_once(names: list[str]) -> tuple[list[str], list[tuple[str, str]]]
     first: dict[tuple[int, int], str] = {}
     for name in names:
         try:
-            status = os.stat(name) if not _is_stream(name) else None
+            key = _inode(name) if not _is_stream(name) else None
         except OSError:  # not there, a dangling link: it fails with its own message when read
-            status = None
-        if status is not None:
-            key = (status.st_dev, status.st_ino)
+            key = None
+        if key is not None:
             if key in first:
                 said.append((name, f"the same file as {first[key]}: read once"))
                 continue
@@ -228,10 +228,11 @@ def as_its_bytes_say(data: bytes) -> tuple[bytes, str | None]:
     0x80-0x9F, control characters in ISO-8859-1). An outside audit found such files stored as "SÃ£o Paulo", and
     with U+0093 for a quote, without a word; the harvester lets the bytes decide as well."""
     declared = _DECLARED.match(data)
-    if declared is None or data.isascii():
+    if declared is None:
         return data, None
     name = declared.group(1).decode("ascii")
-    if name.lower().replace("_", "-") not in _SINGLE_BYTE_WESTERN:
+    codec = name.lower().replace("_", "-")
+    if codec not in _SINGLE_BYTE_WESTERN or data.isascii():
         return data, None
     as_utf8 = data[: declared.start(1)] + b"UTF-8" + data[declared.end(1):]
     try:
@@ -239,7 +240,7 @@ def as_its_bytes_say(data: bytes) -> tuple[bytes, str | None]:
         return as_utf8, f"it declares the encoding {name}, but its bytes are UTF-8: read as UTF-8"
     except UnicodeDecodeError:
         pass
-    if name.lower().replace("_", "-") not in _LATIN_1 or not re.search(rb"[\x80-\x9f]", data):
+    if codec not in _LATIN_1 or not re.search(rb"[\x80-\x9f]", data):
         return data, None
     try:
         text = as_utf8.decode("cp1252")
@@ -356,7 +357,7 @@ def load(
     nothing_in: list[str] = []  # directories with no input: a path mistyped, or the files named otherwise
     walked: set[tuple[int, int]] = set()
     for path in paths:
-        read_before = path != "-" and os.path.isdir(path) and _directory_key(path) in walked  # (given twice, or
+        read_before = path != "-" and os.path.isdir(path) and _inode(path) in walked  # (given twice, or
         found = list(discover([path], walked))  # below another path given: not empty, an outside audit found)
         if not found and not read_before and path != "-" and os.path.isdir(path):
             nothing_in.append(path)

@@ -21,7 +21,6 @@ MAX_BYTES = 50 * 1024 * 1024
 _XML_PREDEFINED = frozenset({"amp", "lt", "gt", "quot", "apos"})
 
 
-
 def _iso_greek() -> dict[str, str]:
     """The ISO 8879 Greek entity sets the JATS DTD declares beside HTML's (xmlchars/isogrk1, 2 and 4), which HTML5's
     table lacks (an outside audit: &agr; and &b.alpha; refused): name -> character, by its Unicode name, as W3C's
