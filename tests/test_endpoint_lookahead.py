@@ -477,14 +477,14 @@ def test_pages_are_keyed_by_the_database_file_not_its_url(tmp_path: Path, monkey
     directories must not serve each other's pages); one file is one store whatever the URL says."""
     from sqlalchemy import create_engine
 
-    from oai.web.app import _store_identity
+    from oai.web.endpoint import store_identity
 
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     monkeypatch.chdir(tmp_path / "a")
-    in_a = _store_identity(create_engine("sqlite:///oai.sqlite3"))
+    in_a = store_identity(create_engine("sqlite:///oai.sqlite3"))
     monkeypatch.chdir(tmp_path / "b")
-    in_b = _store_identity(create_engine("sqlite:///oai.sqlite3"))
+    in_b = store_identity(create_engine("sqlite:///oai.sqlite3"))
     assert in_a != in_b
-    assert in_b == _store_identity(create_engine(f"sqlite:///{tmp_path / 'b' / 'oai.sqlite3'}"))
-    assert "secret" not in _store_identity(create_engine("postgresql+psycopg://u:secret@127.0.0.1/db"))
+    assert in_b == store_identity(create_engine(f"sqlite:///{tmp_path / 'b' / 'oai.sqlite3'}"))
+    assert "secret" not in store_identity(create_engine("postgresql+psycopg://u:secret@127.0.0.1/db"))

@@ -718,12 +718,12 @@ def test_a_record_declaring_a_flood_of_namespaces_is_shown_without_them() -> Non
     """An outside security audit: one 71 KB record of a format we keep as it came, declaring 2,000 namespaces it uses
     over 200 children, held a core for hours in the browser view (each element's declarations are found by comparing
     its namespaces with its parent's). Past a budget the view leaves declarations out; a record of ours shows them."""
-    from oai.web.app import NAMESPACE_WORK, _namespace_work, _render_view
+    from oai.web.view import NAMESPACE_WORK, namespace_work, render_view
 
     used = " ".join(f'xmlns:n{i}="urn:n{i}" n{i}:a="1"' for i in range(600))
     flood = _get_record(f'<x:r xmlns:x="urn:x" {used}>' + "<x:c/>" * 20 + "</x:r>")
-    assert _namespace_work(etree.fromstring(flood)) > NAMESPACE_WORK
-    html = _render_view(flood, "/oai/static/oai2.xsl", "http://127.0.0.1/oai/view").decode()
+    assert namespace_work(etree.fromstring(flood)) > NAMESPACE_WORK
+    html = render_view(flood, "/oai/static/oai2.xsl", "http://127.0.0.1/oai/view").decode()
     assert "n599:a" in html and "urn:n599" not in html  # its attributes shown, its declarations not
     small = _get_record('<x:r xmlns:x="urn:x" xmlns:y="urn:y"><y:c/></x:r>')
-    assert "urn:y" in _render_view(small, "/oai/static/oai2.xsl", "http://127.0.0.1/oai/view").decode()
+    assert "urn:y" in render_view(small, "/oai/static/oai2.xsl", "http://127.0.0.1/oai/view").decode()
