@@ -70,14 +70,15 @@ def test_directories_are_listed_in_path_order(tmp_path) -> None:  # noqa: ANN001
 def test_identifiers_made_from_odd_dois_are_served_and_fetchable(engine, live_server, tmp_path) -> None:  # noqa: ANN001
     """A DOI may hold '%', '[' or '#' as they are; our identifiers must still be URIs (OAI-PMH 2.4, and
     OAI-PMH.xsd's anyURI rejects a lone '%'), or every page listing the item fails validation and
-    GetRecord cannot ask for it. A '%' that already starts an escape is kept: identifiers made before stay."""
+    GetRecord cannot ask for it. A '%' that already starts an escape is kept: identifiers made before stay.
+    (Given bare: in a URI, https://doi.org/..., a DOI is percent-encoded, and read decoded; see test_pages.)"""
     from endpoint_helpers import errors, get, headers
 
     dois = {"10.5555/50%off": "oai:example.org:10.5555/50%25off",
             "10.5555/a%2Fb": "oai:example.org:10.5555/a%2fb",
             "10.5555/x[1]#y#z": "oai:example.org:10.5555/x%5B1%5D%23y%23z"}
     for i, doi in enumerate(dois):
-        fields = [("title", f"Odd DOI {i}", "en"), ("identifier", f"https://doi.org/{doi}", None)]
+        fields = [("title", f"Odd DOI {i}", "en"), ("identifier", doi, None)]
         (tmp_path / f"odd{i}.xml").write_bytes(canonical_bytes(build_dc(fields)))
     summary = load(engine, [str(tmp_path)], repository_identifier="example.org", workers=1)
     assert summary.failed == [] and summary.new == 3
@@ -87,6 +88,32 @@ def test_identifiers_made_from_odd_dois_are_served_and_fetchable(engine, live_se
     for identifier in dois.values():
         _, root = get(server, verb="GetRecord", metadataPrefix="oai_dc", identifier=identifier)
         assert errors(root) == [] and [h.identifier for h in headers(root)] == [identifier]
+
+
+def test_an_articles_oai_dc_loaded_after_its_jats_names_the_same_record(engine, tmp_path) -> None:  # noqa: ANN001
+    """An outside audit: a JATS article with an old SICI DOI (10.1002/(SICI)...:8<693::AID-ASI4>...) and the oai_dc
+    our server derives from it (its DOI URL percent-encoded) were loaded as two records, ...%3C693... and
+    ...%3c693...; so were two oai_dc files naming https://doi.org/10.9999/%C3%BCn and .../10.9999/ün."""
+    from pathlib import Path
+
+    from oai.formats.jats_crosswalk import doi_url
+
+    seed = (Path(__file__).resolve().parents[1] / "oai" / "demo" / "irkutsk-bulletin-2020-32-44.xml").read_bytes()
+    sici = "10.1002/(SICI)1097-4571(199806)49:8<693::AID-ASI4>3.0.CO;2-0"
+    (tmp_path / "a.xml").write_bytes(seed.replace(b"10.26516/2073-3380.2020.32.44", sici.replace("<", "&lt;").encode()))
+    (tmp_path / "b.xml").write_bytes(canonical_bytes(build_dc([("title", "Same", "en"),
+                                                               ("identifier", doi_url(sici), None)])))
+    (tmp_path / "c.xml").write_bytes(canonical_bytes(build_dc([("title", "Ü", "en"),
+                                                               ("identifier", "https://doi.org/10.9999/%C3%BCn", None)])))
+    (tmp_path / "d.xml").write_bytes(canonical_bytes(build_dc([("title", "Ü", "en"),
+                                                               ("identifier", "https://doi.org/10.9999/ün", None)])))
+    assert load(engine, [str(tmp_path / "a.xml")], repository_identifier="example.org", workers=1).new == 1
+    again = load(engine, [str(tmp_path / "b.xml"), str(tmp_path / "c.xml")], repository_identifier="example.org",
+                 workers=1)
+    assert (again.new, again.failed) == (1, [])  # b replaces a's record; c is new
+    assert load(engine, [str(tmp_path / "d.xml")], repository_identifier="example.org", workers=1).new == 0
+    with engine.connect() as conn:
+        assert len(conn.execute(select(Record.identifier)).all()) == 2
 
 
 def test_a_template_that_makes_no_uri_fails_that_input(engine, tmp_path) -> None:  # noqa: ANN001

@@ -315,3 +315,23 @@ def test_a_record_without_a_title_is_not_offered_for_indexing(engine, live_serve
     untitled = requests.get(f"{root}/record/oai:example.org:notitle", timeout=10)
     assert untitled.status_code == 200 and '<meta name="robots" content="noindex, follow">' in untitled.text
     assert "noindex" not in requests.get(f"{root}/record/{SEED_ID}", timeout=10).text
+
+
+def test_a_doi_given_as_a_uri_is_read_percent_decoded(engine, live_server, tmp_path: Path) -> None:
+    """An outside audit: an oai_dc identifier https://doi.org/10.1234/ab%23cd (the DOI 10.1234/ab#cd, written as a
+    URI must write it) gave citation_doi "10.1234/ab%23cd" and a link to doi.org/10.1234/ab%2523cd, a DOI that does
+    not exist; so did every such DOI of our own oai_dc, harvested by another of our servers."""
+    from oai.formats.dc import build_dc, citation_from_fields
+    from oai.formats.jats_crosswalk import doi_url
+    from oai.formats.safexml import canonical_bytes
+
+    sici = "10.9999/(SICI)1234-5678(1997)35:4<497::AID-X1>3.0.CO;2-F"
+    assert citation_from_fields([("identifier", doi_url(sici), None)]).doi == sici  # our own oai_dc, read again
+    assert citation_from_fields([("identifier", "10.1234/50%25", None)]).doi == "10.1234/50%25"  # no URI: as it is
+    (tmp_path / "hash.xml").write_bytes(canonical_bytes(build_dc([("title", "Hash", "en"),
+                                                                  ("identifier", "https://doi.org/10.1234/ab%23cd", None)])))
+    load(engine, [str(tmp_path / "hash.xml")], repository_identifier="example.org",
+         identifier_template="oai:{repository_identifier}:{stem}")
+    html = requests.get(f"{live_server().root}/record/oai:example.org:hash", timeout=10).text
+    assert _meta(html)["citation_doi"] == ["10.1234/ab#cd"]
+    assert '<a href="https://doi.org/10.1234/ab%23cd">' in html
