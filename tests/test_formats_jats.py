@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from oai.formats import dc, jats, registry
+from oai.formats import dc, jats, jats_crosswalk, registry
 from oai.formats.base import SCHEMAS_DIR, FormatError, Ingested, compile_schema, read_schema
 from oai.formats.safexml import canonical_bytes, parse_document
 
@@ -885,6 +885,17 @@ def test_a_language_that_is_no_language_tag_loses_its_label_not_the_article() ->
     assert "jats" not in record.metadata and any("not valid" in w for w in record.warnings)
     broken = inline("<abstract><p>Text.</p></abstract>", lang="english please")  # the article's own language
     assert dc_values(broken, "title") == [("T", None)] and dc_values(broken, "language") == []
+
+
+def test_a_language_named_in_words_is_no_language_tag() -> None:
+    """An outside audit: xml:lang="English" (a tag's form, 1-8 letters, but a name) became xml:lang="english" and
+    dc:language "english", where the README says an unknown language gives none. A language is 2 or 3 letters."""
+    record = inline('<abstract><p>Text.</p></abstract><trans-abstract xml:lang="Russian"><p>Текст.</p>'
+                    '</trans-abstract>', lang="English")
+    assert dc_values(record, "language") == [] and dc_values(record, "title") == [("T", None)]
+    assert dc_values(record, "description") == [("Text.", None), ("Текст.", None)]
+    assert [jats_crosswalk.normal_lang(v) for v in ("eng", "haw", "x-klingon", "EN_us", "qaa", "abcd")] == [
+        "en", "haw", "x-klingon", "en-US", "qaa", None]
 
 
 OPEN = "info:eu-repo/semantics/openAccess"

@@ -272,9 +272,9 @@ ISO_639_1 = {
 @lru_cache(maxsize=256)
 def normal_lang(value: str | None) -> str | None:
     """BCP 47 case conventions ("EN" -> "en", "en-us" -> "en-US") and its shortest code ("rus" -> "ru", which an
-    outside audit found served as it came); None for empty, and for what is no language tag at all ("en US"):
-    oai_dc's xml:lang (xs:language) would refuse the whole record for it, and the text is worth more than its
-    label."""
+    outside audit found served as it came); None for empty, and for what is no language tag at all ("en US",
+    "English"): oai_dc's xml:lang (xs:language) would refuse the whole record for it, and the text is worth more
+    than its label."""
     if not value or not value.strip():
         return None
     parts = value.strip().replace("_", "-").split("-")
@@ -282,6 +282,11 @@ def normal_lang(value: str | None) -> str | None:
     for part in parts[1:]:
         out.append(part.upper() if len(part) == 2 else part.title() if len(part) == 4 else part.lower())
     tag = "-".join(out)
+    primary = out[0]
+    # A language is named by 2 or 3 letters (ISO 639; 4 to 8 are reserved or unassigned): "English" is a name, not
+    # a tag (an outside audit found it served as xml:lang="english" and dc:language); "x-..." is private use.
+    if not (2 <= len(primary) <= 3 or (primary == "x" and len(out) > 1)):
+        return None
     return tag if LANGUAGE_TAG.fullmatch(tag) else None
 
 

@@ -80,10 +80,7 @@ def html_language(value: str | None) -> str | None:
     """A record's language as the BCP 47 tag HTML's lang and citation_language want, or None where it is not
     one: en_US as en-US, fre as fr, "English" none (an outside audit found lang="fre", "en_US", "English")."""
     tag = normal_lang(value)
-    if tag is None:
-        return None
-    primary = tag.partition("-")[0]
-    return tag if 2 <= len(primary) <= 3 and primary.isalpha() else None
+    return None if tag is None or tag.startswith("x-") else tag
 
 
 _DATE = re.compile(r"(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")
