@@ -335,3 +335,27 @@ def test_a_doi_given_as_a_uri_is_read_percent_decoded(engine, live_server, tmp_p
     html = requests.get(f"{live_server().root}/record/oai:example.org:hash", timeout=10).text
     assert _meta(html)["citation_doi"] == ["10.1234/ab#cd"]
     assert '<a href="https://doi.org/10.1234/ab%23cd">' in html
+
+
+def test_right_to_left_text_takes_its_own_direction_and_the_facts_line_starts_with_a_fact(engine, live_server,
+                                                                                            tmp_path: Path) -> None:
+    """An outside audit: an Arabic title and abstract were laid out left to right (no dir anywhere), and a record with
+    a date but no journal showed ", 2020-01-01"."""
+    from oai.formats.dc import build_dc
+    from oai.formats.safexml import canonical_bytes
+    from oai.web.view import render_view
+
+    (tmp_path / "ar.xml").write_bytes(canonical_bytes(build_dc([
+        ("title", "دراسة الحالة", "ar"), ("description", "ملخص البحث.", "ar"), ("date", "2020-01-01", None),
+        ("language", "ar", None)])))
+    load(engine, [str(tmp_path / "ar.xml")], repository_identifier="example.org")
+    server = live_server()
+    page = etree.fromstring(requests.get(f"{server.root}/record/oai:example.org:ar", timeout=10).content,
+                            etree.HTMLParser())
+    assert page.xpath("//h1/@dir") == ["auto"] and page.xpath("//h2/following-sibling::div[1]/@dir") == ["auto"]
+    assert [p.xpath("string()").strip() for p in page.xpath("//p[@class='meta']")][0] == "2020-01-01"
+    body = requests.get(f"{server.url}?verb=GetRecord&metadataPrefix=oai_dc&identifier=oai:example.org:ar",
+                        timeout=10).content
+    view = etree.fromstring(render_view(body, "/oai/static/oai2.xsl", "http://127.0.0.1/oai/view"), etree.HTMLParser())
+    assert view.xpath("//h2[@class='record-title']/@dir") == ["auto"]
+    assert view.xpath("//td[@lang='ar']/@dir") == ["auto", "auto"]

@@ -647,7 +647,7 @@
         <xsl:if test="$deleted"> deleted</xsl:if>
       </xsl:attribute>
       <header class="record-head">
-        <h2 class="record-title">
+        <h2 class="record-title" dir="auto">
           <xsl:if test="$md/self::oai_dc:dc/dc:title[1]/@xml:lang">
             <xsl:attribute name="lang"><xsl:value-of select="$md/dc:title[1]/@xml:lang"/></xsl:attribute>
           </xsl:if>
@@ -889,7 +889,7 @@
                     <xsl:otherwise><xsl:value-of select="local-name()"/></xsl:otherwise>
                   </xsl:choose>
                 </th>
-                <td>
+                <td dir="auto">
                   <xsl:if test="@xml:lang"><xsl:attribute name="lang"><xsl:value-of select="@xml:lang"/></xsl:attribute></xsl:if>
                   <xsl:choose>
                     <xsl:when test="$verb = 'ListRecords' and string-length(normalize-space(.)) &gt; 700">
