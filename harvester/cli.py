@@ -183,7 +183,7 @@ def source_show(ctx: click.Context, name: str) -> None:
                           f"`from` {incremental_from(s.last_complete_response_date, s.granularity)})"
          if d.last_complete and s.last_complete_response_date else "never"),
         ("next due", f"{s.next_due:%Y-%m-%d %H:%M:%S} UTC" if s.next_due else "-"),
-        ("lease", "free" if not s.lease_owner else f"{s.lease_owner} until {s.lease_expires:%H:%M:%S}"
+        ("lease", "free" if not s.lease_owner else f"{s.lease_owner} until {s.lease_expires:%H:%M:%S} UTC"
          + (" (lapsed: that harvest stopped without letting go)"
             if run_status("running", s.lease_expires, now, s.lease_owner) == "stalled" else "")),
         ("records", f"{d.records} (+ {d.deleted} deleted)"), ("quarantined", d.quarantined),
@@ -430,7 +430,7 @@ def harvest_runs(ctx: click.Context, name: str | None, limit: int, every_warning
     if not rows:
         click.echo("no harvest runs yet")
         return
-    click.echo(f"{'run':>5} {'source':16} {'started':19} {'ended':19} {'status':11} {'pages':>5} {'seen':>7} "
+    click.echo(f"{'run':>5} {'source':16} {'started (UTC)':19} {'ended (UTC)':19} {'status':11} {'pages':>5} {'seen':>7} "
                f"{'new':>6} {'upd':>6} {'del':>6} {'quar':>5}  error")
     for r in rows:
         ended = f"{r.ended:%Y-%m-%d %H:%M:%S}" if r.ended else "-"
@@ -465,5 +465,14 @@ def harvest_quarantine(ctx: click.Context, name: str | None, limit: int, raw_id:
     if not rows:
         click.echo("the quarantine is empty")
     for q in rows:
-        click.echo(f"#{q.id} {q.created:%Y-%m-%d %H:%M:%S} {q.source or '(removed source)'} run {q.run_id} "
-                   f"{q.upstream_identifier or '(identifier unreadable)'} [{q.size} bytes]: {q.reason}")
+        shown = _escaped(q.upstream_identifier) if q.upstream_identifier else "(identifier unreadable)"
+        click.echo(f"#{q.id} {q.created:%Y-%m-%d %H:%M:%S} UTC {q.source or '(removed source)'} run {q.run_id} "
+                   f"{shown} [{q.size} bytes]: {q.reason}")
+
+
+def _escaped(text: str) -> str:
+    """`text` with what a terminal would act on or hide (controls: a CR overwrote the line; a C1 CSI starts an
+    escape sequence; invisible format characters) written as Python escapes, so that it is seen as it is."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)

@@ -15,7 +15,7 @@ from harvester.dates import utcnow
 from oai.cli import main
 from oai.store.engine import transaction
 from oai.store.models import OAISet, Source
-from upstream import SyntheticRepository, faults, sample_records
+from upstream import Record, SyntheticRepository, faults, sample_records
 from upstream.fixtures import upstream, upstream_factory  # noqa: F401  (fixtures)
 from upstream.protocol import oai as oai_element
 
@@ -641,3 +641,17 @@ def test_records_show_says_where_a_harvested_record_came_from(oai, up) -> None: 
                      r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ, on \d{4}-", shown), shown
     assert oai("source", "remove", "up", "--records", "keep").exit_code == 0
     assert "harvested:  from a source removed since as oai:upstream.test:3" in oai("records", "show", ours).output
+
+
+@sqlite_only
+def test_the_quarantine_listing_shows_an_identifiers_control_characters_escaped(oai, upstream) -> None:  # noqa: ANN001, F811
+    """An outside audit: an upstream identifier holding NEL or a C1 CSI (both XML 1.0 characters) was printed raw,
+    where a terminal acts on it; the reason beside it was escaped. Times there and in `harvest runs` say UTC."""
+    upstream.repo.add(*sample_records(2), Record("oai:upstream.test:nel\u0085csi\u009bx", "2024-01-02T00:00:00Z",
+                                                 fields={"title": "Controls"}))
+    assert oai("source", "add", "up", upstream.base_url, "--keep-identifiers").exit_code == 0  # (no URI: refused)
+    assert oai("harvest", "up").exit_code == 0
+    listed = oai("harvest", "quarantine").output
+    assert "oai:upstream.test:nel\\x85csi\\x9bx" in listed and "\x85" not in listed and "\x9b" not in listed, listed
+    assert re.search(r"^#\d+ \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC up run 1 ", listed, re.M), listed
+    assert "started (UTC)" in oai("harvest", "runs").output
