@@ -26,6 +26,11 @@ _PART = re.compile(r"(\d+)\s*([wdhms])")
 NEVER = ("never", "manual", "off", "0")
 
 
+# The longest interval: 99999d overflowed PostgreSQL's integer column (a traceback), and 1000000w a date (an
+# outside audit); a source due less often than this is one harvested by hand.
+MAX_INTERVAL = 3650 * 86400
+
+
 def parse_interval(text: str) -> int | None:
     """'1d', '12h', '1d12h', '90m' -> seconds; 'never'/'manual' -> None; raises ValueError."""
     if re.search(r"\dM", text):  # a month? a minute? said rather than guessed
@@ -39,6 +44,9 @@ def parse_interval(text: str) -> int | None:
     seconds = sum(int(n) * _UNITS[u] for n, u in parts)
     if seconds < 60:
         raise ValueError("harvesting more often than once a minute is not allowed")
+    if seconds > MAX_INTERVAL:
+        raise ValueError(f"{text!r} is longer than 3650d (ten years); for a source harvested "
+                         "by hand only, 'never'")
     return seconds
 
 

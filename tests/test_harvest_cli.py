@@ -126,6 +126,12 @@ def test_a_source_is_edited_in_place_keeping_its_records_and_history(oai, up, en
     assert [c[1] for c in claim_due(engine, "test:", 5)] == ["up"]
     never = oai("source", "edit", "up", "--every", "never")
     assert "up: harvested by hand only, next -" in never.output
+    # an outside audit: 99999d overflowed PostgreSQL's column (a traceback), 1000000w a date, and 4193430755m passed
+    # edit on SQLite to fail every run after ("internal error: OverflowError")
+    for every in ("99999d", "1000000w", "4193430755m"):
+        refused = oai("source", "edit", "up", "--every", every)
+        assert refused.exit_code == 2 and "is longer than 3650d (ten years)" in refused.output, refused.output
+    assert oai("source", "edit", "up", "--every", "3650d").exit_code == 0
 
 
 def test_a_source_is_pointed_at_a_new_base_url(oai, up, upstream_factory) -> None:  # noqa: ANN001, F811
