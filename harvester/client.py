@@ -20,6 +20,7 @@ import time
 import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields, replace
+from datetime import timezone
 from email.utils import parsedate_to_datetime
 from typing import BinaryIO
 from urllib.parse import urlsplit, urlunsplit
@@ -351,6 +352,8 @@ class HarvestClient(Sickle):
         elif value:
             try:
                 moment = parsedate_to_datetime(value)
+                if moment.tzinfo is None:  # "-0000" (RFC 5322: UTC, no zone said): naive, read as local time before
+                    moment = moment.replace(tzinfo=timezone.utc)
                 seconds = max(0.0, moment.timestamp() - time.time())
             except (TypeError, ValueError, OverflowError, OSError):
                 seconds = None

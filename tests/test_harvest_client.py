@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from datetime import datetime, timezone
 
 import pytest
 import sickle
@@ -68,6 +69,25 @@ def test_a_retry_after_we_cannot_read_is_answered_with_our_own_backoff(up, value
     page = client(up).fetch("ListRecords", **LIST)
     assert len(page.records) == 5 and statuses(up) == [503, 200]
     assert time.monotonic() - started < 5
+
+
+def test_a_retry_after_date_in_minus_0000_is_utc_whatever_the_local_zone(up, monkeypatch) -> None:  # noqa: ANN001
+    """An outside audit: `Retry-After: <date> -0000` (RFC 5322's UTC with no zone said) was read as local time: under
+    TZ=Asia/Irkutsk a wait of 120 s became -28,681 s, and the harvester came back at once."""
+    from email.utils import format_datetime
+
+    monkeypatch.setenv("TZ", "Asia/Irkutsk")
+    time.tzset()
+    try:
+        when = format_datetime(datetime.fromtimestamp(time.time() + 3, timezone.utc).replace(tzinfo=None))
+        assert when.endswith("-0000")
+        up.add_fault(faults.ServiceUnavailable(retry_after=when), verb="ListRecords")
+        started = time.monotonic()
+        client(up).fetch("ListRecords", **LIST)
+        assert time.monotonic() - started >= 1.5 and statuses(up) == [503, 200]
+    finally:
+        monkeypatch.undo()
+        time.tzset()
 
 
 def test_500s_are_retried_with_backoff(up) -> None:  # noqa: ANN001
