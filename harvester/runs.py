@@ -342,6 +342,10 @@ class _Run:
                 s.add(cp)
                 self.resumed = False
             self.run_id, self.full, self.run_started = run.id, run.full, run.started
+            # When the list whose responseDate starts the next window was asked for, by our clock: a run resumed
+            # before any page was written asks it now (it was its start, and a source down for three hours then
+            # seemed three hours ahead of our clock: an outside audit).
+            self.list_asked = run.started if run.response_date else now
             self.token, self.cursor, self.from_date = cp.resumption_token, cp.cursor, cp.from_date
             self.complete_list_size, self.pages = run.complete_list_size, run.pages
             held = source_sets(s, src.name)  # once a run: which sets a page brings are new is then asked of memory
@@ -503,7 +507,7 @@ class _Run:
             if page is not None:
                 pages += not page.more  # a response read in parts is one page
                 if listed_at is None:
-                    listed_at = page.response_date or dates.format_moment(self.run_started)
+                    listed_at = page.response_date or dates.format_moment(self.list_asked)
                     if page.response_date is None:
                         warnings.append("the source sent no responseDate, or one that is no date (year 10000, say); our "
                                         "own clock is used instead")
@@ -606,12 +610,12 @@ class _Run:
         run.status, run.ended = "complete", now
         src = s.get(Source, self.source.id)
         # The next incremental window starts at the upstream's clock (lacking it, the old start), but never
-        # after this run began by ours: a responseDate in the future (a wrong clock, a hostile source) would
+        # after this run asked for its list by ours: a responseDate in the future (a wrong clock, a hostile source) would
         # skip every change until then. A clock merely ahead of ours costs an overlap, not a loss.
-        started = dates.format_moment(self.run_started)
+        started = dates.format_moment(self.list_asked)
         listed = run.response_date or src.last_complete_response_date
         if listed is None or listed > started:
-            if listed is not None and listed > dates.format_moment(self.run_started + CLOCK_AHEAD):
+            if listed is not None and listed > dates.format_moment(self.list_asked + CLOCK_AHEAD):
                 ahead = (f"the source's responseDate {listed} is ahead of our clock ({started}); the next "
                          "incremental run asks from our clock instead")
                 run.warnings = self._merge_warnings(run.warnings, [ahead])

@@ -221,6 +221,26 @@ def test_a_responsedate_in_the_future_does_not_become_the_next_from(engine, up) 
     assert listed(up)[0]["from"] < "2099" and second.updated == 1
 
 
+def test_a_run_resumed_before_its_first_page_asks_its_list_now_and_its_source_is_not_ahead(engine, up) -> None:  # noqa: ANN001
+    """An outside audit: a run that failed before any page (the source down), resumed three hours later, compared the
+    responseDate of the list it then asked for with when it had first begun: "the source's clock is ahead of ours",
+    and the next run's window reached back three hours."""
+    add(engine, "up", up.base_url)
+    up.add_fault(faults.InternalServerError(), verb="ListRecords", times=None)
+    failed = harvest_source(engine, "up", options())
+    assert failed.status == "failed" and failed.pages == 0
+    with transaction(engine) as s:
+        run = s.get(HarvestRun, failed.run_id)
+        run.started -= timedelta(hours=3)
+    up.clear_faults()
+    resumed = harvest_source(engine, "up", options())
+    assert resumed.run_id == failed.run_id and resumed.status == "complete", resumed
+    assert not any("ahead of our clock" in w for w in resumed.warnings), resumed.warnings
+    listed_at = run_row(engine, resumed.run_id).response_date
+    with transaction(engine) as s:
+        assert s.scalar(select(Source.last_complete_response_date)) == listed_at
+
+
 @sqlite_only
 def test_a_responsedate_ahead_written_with_an_offset_is_seen_as_ahead(engine, up) -> None:  # noqa: ANN001
     """Found by an outside audit: a clock 5 hours fast, written as local time with -05:00, shows our own
