@@ -485,3 +485,60 @@ def test_landing_page_facts_newer_code_derives_are_written_without_moving_the_da
     with transaction(engine) as s:
         row = s.scalar(select(Record))
         assert (row.citation, row.datestamp) == (new.citation, datetime(2020, 1, 1))
+
+
+def _cli(url: str, *args: str):  # noqa: ANN202
+    from click.testing import CliRunner
+
+    from oai.cli import main
+
+    return CliRunner().invoke(main, ["--database", url, *args])
+
+
+@pytest.mark.parametrize("table", ["record", "users"])
+def test_a_database_holding_another_applications_tables_is_refused_in_one_line(tmp_path, table: str) -> None:  # noqa: ANN001
+    """An outside upgrade audit: `oai db upgrade` of a SQLite file holding another application's table `record` ended
+    in a 122-line traceback (the name taken); holding `users`, it added our tables beside it without a word."""
+    import sqlite3
+    from contextlib import closing
+
+    path = tmp_path / "theirs.sqlite3"
+    with closing(sqlite3.connect(path)) as db:
+        db.execute(f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, name TEXT)")
+        db.commit()
+    for args in (("db", "upgrade"), ("records", "list")):
+        result = _cli(f"sqlite:///{path}", *args)
+        assert result.exit_code == 1 and isinstance(result.exception, SystemExit), (args, result.output)
+        assert f"holds tables ({table}) but no schema of ours: it belongs to another application" in result.output
+    with closing(sqlite3.connect(path)) as db:
+        assert [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")] == [table]
+
+
+def test_a_downgrade_that_would_drop_every_table_is_refused(tmp_path) -> None:  # noqa: ANN001
+    """An outside upgrade audit: `oai db downgrade -1` at the first revision dropped every table, records included,
+    without a word (the README says it steps back one revision)."""
+    url = f"sqlite:///{tmp_path / 'store.sqlite3'}"
+    assert _cli(url, "db", "upgrade", "0001").exit_code == 0
+    for revision in ("-1", "base"):
+        result = _cli(url, "db", "downgrade", revision)
+        assert result.exit_code == 1 and "would drop every table" in result.output, result.output
+    assert _cli(url, "db", "upgrade").exit_code == 0
+    assert _cli(url, "db", "downgrade", "-8").exit_code == 0  # to 0001: kept
+    assert "would drop every table" in _cli(url, "db", "downgrade", "-1").output
+    assert "database: 0001" in _cli(url, "db", "current").output
+
+
+def test_an_upgrade_behind_an_open_transaction_on_postgresql_gives_up_and_says_who(empty_postgres_database: str) -> None:
+    """An outside upgrade audit: on PostgreSQL `oai db upgrade` waited for ever, silently, behind a session that held
+    a table it changes in an open transaction, and every reader of that table queued behind it."""
+    import psycopg
+
+    url = empty_postgres_database
+    assert _cli(url, "db", "upgrade", "0005").exit_code == 0
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), application_name="idle-reader") as held:
+        held.execute("SELECT count(*) FROM record_set")  # its transaction stays open, holding the table
+        result = _cli(url, "db", "upgrade")
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    assert "idle-reader" in result.output and "run `oai db upgrade` again" in result.output, result.output
+    assert "database: 0005" in _cli(url, "db", "current").output
+    assert _cli(url, "db", "upgrade").exit_code == 0

@@ -185,13 +185,69 @@ def _migrate(engine: Engine, direction: str, revision: str) -> None:
     from alembic import command
     from alembic.util.exc import CommandError
 
+    where = engine.url.render_as_string(hide_password=True)
     with _migrating_alone(engine):
-        check_not_newer(engine, current_revision(engine))
+        current = current_revision(engine)
+        check_not_newer(engine, current)
+        if current is None:
+            check_no_tables(engine)
+        if direction == "downgrade" and _drops_everything(current, revision):
+            raise SchemaError(f"a downgrade to {revision!r} would drop every table of {where}, records included: to "
+                              "start again, remove the database (dropdb, or delete the SQLite file) and run "
+                              "`oai db upgrade`")
         try:
             getattr(command, direction)(alembic_config(engine), revision)
         except CommandError as error:
-            raise SchemaError(f"cannot {direction} the schema of {engine.url.render_as_string(hide_password=True)} "
-                              f"to {revision!r}: {error}") from None
+            raise SchemaError(f"cannot {direction} the schema of {where} to {revision!r}: {error}") from None
+        except exc.OperationalError as error:
+            if getattr(error.orig, "sqlstate", None) != "55P03":  # lock_timeout (migrations/env.py)
+                raise
+            raise SchemaError(f"cannot {direction} the schema of {where}: {_lock_holders(engine)} held a table it "
+                              f"changes for over {MIGRATION_LOCK_TIMEOUT} (nothing was changed); once that "
+                              f"transaction ends, run `oai db {direction}` again") from None
+
+
+# How long a schema change waits for a table another session holds (a transaction left open): past it, the change
+# is refused, rather than waiting for ever while every reader of that table queues behind it (an outside audit).
+MIGRATION_LOCK_TIMEOUT = "15s"
+
+
+def _drops_everything(current: str | None, revision: str) -> bool:
+    """Whether stepping back from `current` to `revision` ("base", "-N", or one of ours) removes the first one."""
+    if revision == "base":
+        return True
+    steps = re.fullmatch(r"-(\d+)", revision)
+    return bool(steps and current and current.isdigit() and int(steps[1]) >= int(current))
+
+
+def check_no_tables(engine: Engine) -> None:
+    """Refuse a database without a schema revision of ours that holds tables: another application's. Creating the
+    schema there failed with a traceback where a name was taken (record, source), and where none was, added ours to
+    it without a word (an outside audit)."""
+    from sqlalchemy import inspect
+
+    if tables := sorted(inspect(engine).get_table_names()):
+        shown = ", ".join(tables[:5]) + (", ..." if len(tables) > 5 else "")
+        raise SchemaError(f"the database {engine.url.render_as_string(hide_password=True)} holds tables ({shown}) "
+                          "but no schema of ours: it belongs to another application; give this one a database of "
+                          "its own")
+
+
+def _lock_holders(engine: Engine) -> str:
+    """The sessions holding locks on our tables, as words for a message (PostgreSQL)."""
+    query = ("SELECT DISTINCT a.pid, a.state, a.application_name, a.xact_start FROM pg_locks l JOIN pg_stat_activity a "
+             "ON a.pid = l.pid WHERE l.granted AND a.pid <> pg_backend_pid() AND l.relation >= 16384 "  # not a catalog
+             "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+             "ORDER BY a.xact_start LIMIT 3")
+    try:
+        with engine.connect() as probe:
+            rows = probe.exec_driver_sql(query).all()
+    except exc.SQLAlchemyError:
+        rows = []
+    if not rows:
+        return "another session"
+    return "; ".join(f"PostgreSQL backend {pid} ({state}{', ' + app if app else ''}, in a transaction since "
+                     f"{began:%Y-%m-%d %H:%M:%S %Z})" for pid, state, app, began in rows)
 
 
 def current_revision(engine: Engine) -> str | None:
@@ -297,6 +353,7 @@ def check_schema(engine: Engine) -> None:
     if current == head:
         return
     if current is None:
+        check_no_tables(engine)
         raise SchemaError(f"the database {where} has no schema yet: run `oai db upgrade`")
     check_not_newer(engine, current)
     raise SchemaError(

@@ -20,6 +20,10 @@ def run_migrations_online() -> None:
         raw = connection.connection.dbapi_connection if sqlite else None
         if raw is not None:
             raw.execute("PRAGMA foreign_keys=OFF")
+        if not sqlite:
+            from oai.store.engine import MIGRATION_LOCK_TIMEOUT
+
+            connection.exec_driver_sql(f"SET LOCAL lock_timeout = '{MIGRATION_LOCK_TIMEOUT}'")  # this transaction's
         try:
             context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=sqlite)
             with context.begin_transaction():
