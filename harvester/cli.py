@@ -190,6 +190,10 @@ def source_show(ctx: click.Context, name: str) -> None:
     ]
     if d.checkpoint is not None:
         fields.append(("unfinished run", f"#{d.checkpoint.run_id}, {d.checkpoint.cursor} records into its list"))
+    if d.check_owed:
+        held = s.lease_owner and run_status("running", s.lease_expires, now, s.lease_owner) == "running"
+        fields.append(("deletion check", "under way" if held else
+                       "owed: the last complete run did not finish it; the next complete run does it"))
     if d.last_run is not None:
         r = d.last_run
         fields.append(("last run", f"#{r.id} {run_status(r.status, s.lease_expires, now, s.lease_owner)}, "
@@ -206,7 +210,7 @@ def source_show(ctx: click.Context, name: str) -> None:
               help="keep: its records stay served; delete: they become tombstones (served as deleted).")
 @click.pass_context
 def source_remove(ctx: click.Context, name: str, records: str | None) -> None:
-    """Forget a source, keeping or deleting its records."""
+    """Forget a source, keeping or deleting its records; its run history and quarantine go with it."""
     engine = _engine(ctx)
     try:
         d = show_source(engine, name)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 
 from harvester.dates import utcnow
 from harvester.errors import SourceError
@@ -47,18 +47,34 @@ class QuarantineRow:
     created: datetime
 
 
+CHECK_UNFINISHED = ("deletion check not finished (stopped, or its process ended): the next complete run of this "
+                    "source does it")
+
+
 def list_runs(engine: Engine, name: str | None = None, limit: int = 20) -> list[RunRow]:
-    """The latest runs, newest first (of one source, or of all)."""
+    """The latest runs, newest first (of one source, or of all). The newest complete run of a source whose deletion
+    check is owed is "checking" while its process holds the source (the list is complete, and so marked, before the
+    check begins), and says the check is unfinished once it does not (an outside audit: "complete", for good)."""
     with transaction(engine) as s:
-        stmt = (select(HarvestRun, Source.name, Source.lease_expires, Source.lease_owner).join(Source, Source.id == HarvestRun.source_id)
-                .order_by(HarvestRun.id.desc()).limit(limit))
+        stmt = (select(HarvestRun, Source.name, Source.lease_expires, Source.lease_owner, Source.deletion_check_owed)
+                .join(Source, Source.id == HarvestRun.source_id).order_by(HarvestRun.id.desc()).limit(limit))
+        newest = select(HarvestRun.source_id, func.max(HarvestRun.id)).where(HarvestRun.status == "complete")
         if name is not None:
-            stmt = stmt.where(HarvestRun.source_id == get_source(s, name).id)
+            source_id = get_source(s, name).id
+            stmt, newest = stmt.where(HarvestRun.source_id == source_id), newest.where(HarvestRun.source_id == source_id)
+        owing = {run_id for _, run_id in s.execute(newest.group_by(HarvestRun.source_id)).all()}
         now = utcnow()
-        return [RunRow(r.id, n, r.started, r.ended, run_status(r.status, expires, now, owner), r.full, r.from_date, r.pages,
-                       r.seen, r.new, r.updated, r.deleted, r.quarantined, r.complete_list_size, r.error,
-                       tuple((r.warnings or "").splitlines()), r.worker)
-                for r, n, expires, owner in s.execute(stmt).all()]
+        rows = []
+        for r, n, expires, owner, owed in s.execute(stmt).all():
+            status, warnings = run_status(r.status, expires, now, owner), tuple((r.warnings or "").splitlines())
+            if owed and r.id in owing:
+                if owner == r.worker and run_status("running", expires, now, owner) == "running":
+                    status = "checking"
+                elif not any(w.startswith("deletion check not finished") for w in warnings):
+                    warnings += (CHECK_UNFINISHED,)
+            rows.append(RunRow(r.id, n, r.started, r.ended, status, r.full, r.from_date, r.pages, r.seen, r.new,
+                               r.updated, r.deleted, r.quarantined, r.complete_list_size, r.error, warnings, r.worker))
+        return rows
 
 
 def run_status(status: str, lease_expires: datetime | None, now: datetime, lease_owner: str | None = None) -> str:

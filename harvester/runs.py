@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
-from sqlalchemy import Engine, bindparam, delete, select, update
+from sqlalchemy import Engine, bindparam, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from harvester import dates, leases, workers
@@ -271,6 +271,8 @@ class _Run:
         """The deletion check after a complete list. Its completion said the check is owed (in the same
         transaction); only a check that ran to its end (or chose to believe nothing) settles it, so that one cut
         short (an error, a stop, a kill) is done by the next complete run, asked for or not."""
+        if self.owed_by is not None:
+            self._note(f"deletion check: owed by run #{self.owed_by}, which did not finish it")
         try:
             self._detect_deletions()
         except HarvestError as exc:  # the list itself is complete; the check waits for the next run
@@ -353,6 +355,10 @@ class _Run:
             detect = self.options.detect_deletions  # None: as the source says, or a check a run before left owed
             owed = s.scalar(select(Source.deletion_check_owed).where(Source.id == src.id))
             self.check_deletions = detect if detect is not None else bool(src.detect_deletions or owed)
+            # the complete run that left it owed, said where this run's check tombstones what it does (an outside
+            # audit: a source with the check off tombstoned a record, and nothing said why)
+            self.owed_by = s.scalar(select(func.max(HarvestRun.id)).where(
+                HarvestRun.source_id == src.id, HarvestRun.status == "complete", HarvestRun.id != run.id)) if owed else None
         log.info("resume" if self.resumed else "start", extra={"fields": {
             "event": "resume" if self.resumed else "start", "source": src.name, "run": self.run_id,
             "full": self.full, "from": self.from_date, "token": self.token, "cursor": self.cursor}})

@@ -411,6 +411,7 @@ class SourceDetails:
     checkpoint: HarvestCheckpoint | None
     last_run: HarvestRun | None
     last_complete: datetime | None = None  # when its last complete run ended, by our clock
+    check_owed: bool = False  # a deletion check its last complete list called for is not done yet
 
 
 def show_source(engine: Engine, name: str) -> SourceDetails:
@@ -423,7 +424,8 @@ def show_source(engine: Engine, name: str) -> SourceDetails:
         checkpoint = session.get(HarvestCheckpoint, src.id)
         completed, last = _runs_of(session, src.id)
         return SourceDetails(src, counts.get(False, 0), counts.get(True, 0), quarantined, checkpoint,
-                             last.get(src.id), completed.get(src.id))
+                             last.get(src.id), completed.get(src.id),
+                             bool(session.scalar(select(Source.deletion_check_owed).where(Source.id == src.id))))
 
 
 _UNCHANGED = object()

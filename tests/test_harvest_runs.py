@@ -752,6 +752,37 @@ def test_a_deletion_check_cut_short_is_done_by_the_next_complete_run(engine, ups
     assert not stored(engine, "up")["oai:upstream.test:6"].deleted
 
 
+def test_the_history_says_a_deletion_check_is_under_way_or_unfinished_and_who_did_it(engine, upstream_factory) -> None:  # noqa: ANN001, F811
+    """An outside audit: a run showed "complete" in `harvest runs` while its deletion check went on (and `source
+    remove` was refused for the lease it held); killed in its check, it stayed "complete" with no word, and the next
+    run tombstoned a record of a source whose check was off, saying nothing of why."""
+    from harvester.history import CHECK_UNFINISHED
+    from harvester.sources import show_source
+    from upstream import SyntheticRepository
+
+    up = upstream_factory(SyntheticRepository(sample_records(12), deleted_record="no"))
+    add(engine, "up", up.base_url)
+    first = harvest_source(engine, "up", options())
+    with transaction(engine) as s:  # as the run's process leaves it between its list's completion and its check
+        worker = s.get(HarvestRun, first.run_id).worker
+        s.execute(update(Source).values(deletion_check_owed=True, lease_owner=worker,
+                                        lease_expires=dates.utcnow() + timedelta(minutes=5)))
+    assert list_runs(engine, "up")[0].status == "checking"
+    with transaction(engine) as s:  # and as it leaves it killed there (the lease lapsed)
+        s.execute(update(Source).values(lease_expires=dates.utcnow() - timedelta(minutes=1)))
+    killed = list_runs(engine, "up")[0]
+    assert killed.status == "complete" and CHECK_UNFINISHED in killed.warnings
+    assert show_source(engine, "up").check_owed
+    with transaction(engine) as s:
+        s.execute(update(Source).values(lease_owner=None, lease_expires=None))
+    up.repo.purge("oai:upstream.test:5")
+    second = harvest_source(engine, "up", options())
+    assert second.deleted == 1 and f"deletion check: owed by run #{first.run_id}, which did not finish it" in \
+        second.warnings
+    runs = list_runs(engine, "up")
+    assert CHECK_UNFINISHED not in runs[1].warnings and not show_source(engine, "up").check_owed  # settled
+
+
 def test_a_deletion_check_on_a_list_cut_short_tombstones_nothing(engine, upstream_factory) -> None:  # noqa: ANN001, F811
     """An identifier list that ends before the completeListSize it announced is not the source's whole
     list: what it left out was not deleted (an outside audit lost 77 of 97 records this way)."""
