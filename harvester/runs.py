@@ -107,10 +107,17 @@ def _became(status: str) -> str:
 INCREMENTAL_OVERLAP = timedelta(minutes=5)
 
 
+# A source of day granularity may stamp its records with its own local date, not UTC's (OAI-PMH says UTC; an outside
+# audit found what that would cost): west of UTC its day goes on after ours has turned, and a `from` of our new day
+# would skip the rest of its. Reaching back by the widest zone's offset asks for its day as well.
+DAY_OVERLAP = timedelta(hours=14)
+
+
 def incremental_from(last_complete_response_date: str, granularity: str | None) -> str:
-    """The `from` an incremental run asks: the last complete run's responseDate less INCREMENTAL_OVERLAP, at the
-    source's granularity."""
-    return dates.as_argument(dates.earlier_by(last_complete_response_date, INCREMENTAL_OVERLAP), granularity)
+    """The `from` an incremental run asks: the last complete run's responseDate less INCREMENTAL_OVERLAP (and
+    DAY_OVERLAP for a source of day granularity), at the source's granularity."""
+    overlap = INCREMENTAL_OVERLAP + (DAY_OVERLAP if granularity == dates.DAY else timedelta())
+    return dates.as_argument(dates.earlier_by(last_complete_response_date, overlap), granularity)
 
 
 @dataclass(frozen=True)

@@ -681,6 +681,17 @@ def test_day_granularity_sources_get_day_dates(engine, upstream_factory) -> None
     assert len(listed(up)[0]["from"]) == 10  # YYYY-MM-DD
 
 
+def test_a_day_granular_from_reaches_back_over_every_time_zone() -> None:
+    """An outside dates audit: a source of day granularity that stamps its local date (west of UTC) still writes
+    yesterday's date after our midnight; a `from` of our new day skipped the rest of its day."""
+    from harvester.runs import incremental_from
+
+    assert incremental_from("2026-12-05T00:30:00Z", DAY) == "2026-12-04"
+    assert incremental_from("2026-12-05T13:30:00Z", DAY) == "2026-12-04"  # until 14:05 UTC, the day before
+    assert incremental_from("2026-12-05T14:06:00Z", DAY) == "2026-12-05"
+    assert incremental_from("2026-12-05T00:30:00Z", "YYYY-MM-DDThh:mm:ssZ") == "2026-12-05T00:25:00Z"
+
+
 @sqlite_only
 def test_a_source_that_refuses_times_despite_its_identify_is_asked_by_day(engine, up) -> None:  # noqa: ANN001
     add(engine, "up", up.base_url)
