@@ -434,8 +434,8 @@ def harvest_runs(ctx: click.Context, name: str | None, limit: int, every_warning
     if not rows:
         click.echo("no harvest runs yet")
         return
-    click.echo(f"{'run':>5} {'source':16} {'started (UTC)':19} {'ended (UTC)':19} {'status':11} {'pages':>5} {'seen':>7} "
-               f"{'new':>6} {'upd':>6} {'del':>6} {'quar':>5}  error")
+    click.echo(f"{'run':>5} {'source':16} {'started (UTC)':19} {'ended (UTC)':19} {'status':11} {'pages':>5} "
+               f"{'seen':>7} {'new':>6} {'upd':>6} {'del':>6} {'quar':>5}  error")
     for r in rows:
         ended = f"{r.ended:%Y-%m-%d %H:%M:%S}" if r.ended else "-"
         kind = "full" if r.full else f"from {r.from_date}"

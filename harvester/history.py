@@ -60,8 +60,8 @@ def list_runs(engine: Engine, name: str | None = None, limit: int = 20) -> list[
                 .join(Source, Source.id == HarvestRun.source_id).order_by(HarvestRun.id.desc()).limit(limit))
         newest = select(HarvestRun.source_id, func.max(HarvestRun.id)).where(HarvestRun.status == "complete")
         if name is not None:
-            source_id = get_source(s, name).id
-            stmt, newest = stmt.where(HarvestRun.source_id == source_id), newest.where(HarvestRun.source_id == source_id)
+            of_it = HarvestRun.source_id == get_source(s, name).id
+            stmt, newest = stmt.where(of_it), newest.where(of_it)
         owing = {run_id for _, run_id in s.execute(newest.group_by(HarvestRun.source_id)).all()}
         now = utcnow()
         rows = []

@@ -364,8 +364,8 @@ class _Run:
             self.check_deletions = detect if detect is not None else bool(src.detect_deletions or owed)
             # the complete run that left it owed, said where this run's check tombstones what it does (an outside
             # audit: a source with the check off tombstoned a record, and nothing said why)
-            self.owed_by = s.scalar(select(func.max(HarvestRun.id)).where(
-                HarvestRun.source_id == src.id, HarvestRun.status == "complete", HarvestRun.id != run.id)) if owed else None
+            self.owed_by = None if not owed else s.scalar(select(func.max(HarvestRun.id)).where(
+                HarvestRun.source_id == src.id, HarvestRun.status == "complete", HarvestRun.id != run.id))
         log.info("resume" if self.resumed else "start", extra={"fields": {
             "event": "resume" if self.resumed else "start", "source": src.name, "run": self.run_id,
             "full": self.full, "from": self.from_date, "token": self.token, "cursor": self.cursor}})
@@ -622,8 +622,8 @@ class _Run:
         `keep_window` (a list cut short: the next run asks again from where this one began, or all again)."""
         run.status, run.ended = "complete", now
         src = s.get(Source, self.source.id)
-        # The next incremental window starts at the upstream's clock (lacking it, the old start), but never
-        # after this run asked for its list by ours: a responseDate in the future (a wrong clock, a hostile source) would
+        # The next incremental window starts at the upstream's clock (lacking it, the old start), but never after
+        # this run asked for its list by ours: a responseDate in the future (a wrong clock, a hostile source) would
         # skip every change until then. A clock merely ahead of ours costs an overlap, not a loss.
         started = dates.format_moment(self.list_asked)
         listed = run.response_date or src.last_complete_response_date
