@@ -47,7 +47,8 @@ class Config:
     lookahead_dir: str | None = None  # None: a directory of this user in the system's temporary directory
 
     def page_sizes(self) -> dict[str, int]:
-        return {verb: getattr(self, f"page_size_{verb.lower()}") or self.page_size for verb in VERBS_WITH_PAGES}
+        sizes = {verb: getattr(self, f"page_size_{verb.lower()}") for verb in VERBS_WITH_PAGES}
+        return {verb: self.page_size if size is None else size for verb, size in sizes.items()}  # 0 is refused
 
 
 def _coerce(name: str, raw: object, current: object) -> object:

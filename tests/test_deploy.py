@@ -94,6 +94,8 @@ def test_a_bad_setting_stops_the_node_in_one_line(database_url: str, tmp_path: P
     gunicorn = Path(sys.executable).parent / "gunicorn"
     for setting, said in ((("OAI_WORKERS", "abc"), "Error: OAI_WORKERS must be a whole number, 1 or more, not 'abc'"),
                           (("OAI_PAGE_SIZE", "0"), "Error: the page size for ListRecords must be between 1 and"),
+                          # (an outside README audit: 0 for one verb was taken as "not set", without a word)
+                          (("OAI_PAGE_SIZE_LISTSETS", "0"), "Error: the page size for ListSets must be between 1 and"),
                           (("OAI_DATABASE_URL", "postgresql://nobody@127.0.0.1:9/x"), "Error: cannot reach the database")):
         env = {**os.environ, "OAI_DATABASE_URL": database_url, "OAI_BIND": "127.0.0.1:0", "OAI_WORKERS": "1",
                "HOME": "/proc", "OAI_SECRET_KEY": "deploy-test-secret-0123456789", setting[0]: setting[1]}
