@@ -265,9 +265,13 @@ class Ingestor:
         not_carried: dict[str, list[str]] = {}  # an about-container's note -> the records it was made for
         for prep in ready:
             if (ours := returned.get(prep.upstream.header.identifier)) is not None:
-                clashes.append(Broken(prep.upstream.raw(), f"it is our own record {ours}, come back through the "
-                                      "source: the source harvests this repository, directly or not, and serving it "
-                                      "again would start a cycle", prep.upstream.header.identifier))
+                # (or another repository names its records in our identifier: an outside audit had two
+                # example.org, and the message said only the first)
+                clashes.append(Broken(prep.upstream.raw(), f"it is named as our own record {ours}: the source "
+                                      "harvests this repository, directly or not, and serving it again would start a "
+                                      f"cycle; or the source names its records in our repository identifier "
+                                      f"({self.repository_identifier}), which only this repository should",
+                                      prep.upstream.header.identifier))
                 continue
             row = existing.get(prep.identifier)
             if self._older_than_earlier_copy(prep, row, listed_before):

@@ -358,9 +358,9 @@ def test_harvesting_this_repository_itself_does_not_grow_without_end(engine, liv
     with transaction(engine) as s:
         assert s.scalar(select(func.count()).select_from(StoredRecord)) == 3
     reasons = {q.reason for q in list_quarantine(engine, "me")}
-    assert reasons == {f"it is our own record oai:{REPO_ID}:local-{i}, come back through the source: the source "
-                       "harvests this repository, directly or not, and serving it again would start a cycle"
-                       for i in range(3)}
+    assert reasons == {f"it is named as our own record oai:{REPO_ID}:local-{i}: the source harvests this repository, "
+                       "directly or not, and serving it again would start a cycle; or the source names its records in "
+                       f"our repository identifier ({REPO_ID}), which only this repository should" for i in range(3)}
 
 
 def test_a_killed_run_resumed_says_so_in_its_history(engine, up) -> None:  # noqa: ANN001
