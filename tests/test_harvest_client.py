@@ -171,6 +171,20 @@ def test_an_undeclared_gzip_body_is_bounded_by_what_it_unpacks_to(up) -> None:  
     assert c.requests_sent == 1
 
 
+def test_an_undeclared_gzip_body_is_unpacked_into_a_file_as_a_declared_one_is(up) -> None:  # noqa: ANN001
+    """An outside audit: a gzip body without Content-Encoding was unpacked whole in memory (286 MB for a bomb refused
+    at 100 MB, where a declared one took 78 MB): past SPOOL_BYTES it waits in a temporary file, as a declared one."""
+    from harvester.client import SPOOL_BYTES
+
+    up.add_fault(faults.HugePage(SPOOL_BYTES + 1024 * 1024), verb="ListRecords", times=None)
+    up.add_fault(faults.Gzip(force=True, declared=False), times=None)
+    c = client(up)
+    spooled = c.harvest(verb="ListRecords", **LIST).http_response.spooled
+    assert spooled is not None and spooled.read(5) == b"<?xml"
+    spooled.close()
+    assert len(c.fetch("ListRecords", **LIST).records) == 5
+
+
 def test_an_undeclared_gzip_body_cut_short_is_retried_and_said(up) -> None:  # noqa: ANN001
     up.add_fault(faults.Gzip(force=True, declared=False, cut=10), times=None)
     c = client(up, attempts=2)
