@@ -565,3 +565,45 @@ def test_a_set_list_with_an_illegal_character_or_huge_names_keeps_every_name_it_
     huge = read_page(sets(f"<set><setSpec>h</setSpec><setName>{'x' * 5_000_000}</setName></set>"), "ListSets")
     [(spec, name)] = set_entries(huge)
     assert spec == "h" and len(name) == MAX_NAME and name.endswith("\u2026")
+
+
+@pytest.mark.parametrize("how", ["whole", "in parts", "salvaged"])
+def test_a_page_declaring_a_flood_of_namespaces_around_its_records_is_refused(monkeypatch, how: str) -> None:
+    """An outside hostile-source audit: 20,000 declarations on a page's root were written into each of its 200 tiny
+    records (for the workers), 0.65 s a record, growing as the square of the count; a run took minutes, 391 MB."""
+    import harvester.parse as parse
+
+    flood = " ".join(f'xmlns:n{i}="urn:n{i}"' for i in range(parse.MAX_NAMESPACES - 1))  # and the envelope's
+    record = f"<record><header><identifier>oai:u:1</identifier><datestamp>2020-01-01</datestamp></header>{DC_META}" \
+             "</record>"
+    broken = "<record><header><identifier>oai:u:2</identifier></head></record>" if how == "salvaged" else ""
+    body = _listing(record, broken).replace(b"<OAI-PMH ", f"<OAI-PMH {flood} ".encode())
+    if how == "in parts":
+        monkeypatch.setattr(parse, "STREAM_BYTES", 0)
+
+    def read(data: bytes):  # noqa: ANN202
+        if how != "in parts":
+            return read_page(data, "ListRecords")
+        return list(parse.read_large(data, "ListRecords").parts())
+
+    assert read(body)  # as many as that pass
+    flooded = body.replace(b"<OAI-PMH ", b'<OAI-PMH xmlns:more="urn:more" xmlns:most="urn:most" ')
+    with pytest.raises(PageError, match=f"declares {parse.MAX_NAMESPACES + 2} namespaces around its records"):
+        read(flooded)
+
+
+def test_metadata_holding_elements_of_oai_pmhs_own_namespace_is_refused() -> None:
+    """An outside hostile-source audit: foreign metadata holding <o:resumptionToken>bogus</o:resumptionToken> or
+    <o:error> (OAI-PMH's namespace) was stored and served again; sickle, which looks for both anywhere (.//), then
+    followed the bogus token and stopped, or took a GetRecord for an error."""
+    o = "http://www.openarchives.org/OAI/2.0/"
+    poisoned = (f'<metadata><fx:r xmlns:fx="urn:fx" xmlns:o="{o}"><fx:t>x</fx:t><o:resumptionToken>bogus'
+                '</o:resumptionToken></fx:r></metadata>')
+    page = read_page(_listing(
+        f"<record><header><identifier>oai:u:1</identifier><datestamp>2020-01-01</datestamp></header>{poisoned}"
+        "</record>",
+        f"<record><header><identifier>oai:u:2</identifier><datestamp>2020-01-01</datestamp></header>{DC_META}"
+        "</record>"), "ListRecords")
+    assert [r.header.identifier for r in page.records] == ["oai:u:2"]
+    assert page.broken[0].reason == ("its metadata holds an element of OAI-PMH's own namespace (<resumptionToken>), "
+                                     "which a harvester of ours would take for part of the response")
