@@ -23,7 +23,7 @@ from oai.store import fence
 from oai.store.engine import transaction
 from oai.store.models import ForeignFormat, HarvestCheckpoint, HarvestRun, OAISet, Quarantine, Record, RecordSet, Source
 from oai.store.records import delete_record, rename_sets, set_info
-from oai.store.validation import check_set_spec, shown
+from oai.store.validation import METADATA_PREFIX, absolute_uri, check_set_spec, shown
 
 RESERVED_NAMES = frozenset({"run", "worker", "runs", "quarantine"})  # `oai harvest <name>` subcommands
 LIST_SETS_PAGES = 20  # "when cheap": at most this many ListSets pages
@@ -215,6 +215,9 @@ def add_source(engine: Engine, name: str, base_url: str, *, prefix: str = "oai_d
     if len(prefix) > MAX_PREFIX:
         raise SourceError(f"the metadata prefix {shown(prefix)} is longer than the {MAX_PREFIX} characters the "
                           "store keeps")
+    if not METADATA_PREFIX.fullmatch(prefix):  # served in ListMetadataFormats: one such made each answer invalid
+        raise SourceError(f"{shown(prefix)} is no metadataPrefix OAI-PMH allows (letters, digits and - _ . ! ~ * ' "
+                          "( ) only)")
     if set_spec is not None:
         try:
             check_set_spec(set_spec)
@@ -356,6 +359,10 @@ def _register_foreign(session: Session, offer: FormatOffer) -> None:
     """Serve a format we only have from sources, with the namespace and schema they declare."""
     if not offer.namespace or not offer.schema:
         raise SourceError(f"the source lists the format {offer.prefix!r} without a namespace or schema")
+    for what, value in (("namespace", offer.namespace), ("schema", offer.schema)):
+        if not absolute_uri(value):  # ListMetadataFormats serves both as anyURI
+            raise SourceError(f"the source lists the format {offer.prefix!r} with a {what}, {shown(value)}, that is "
+                              "no URI")
     row = session.get(ForeignFormat, offer.prefix)
     if row is None:
         session.add(ForeignFormat(prefix=offer.prefix, namespace=offer.namespace, schema=offer.schema))

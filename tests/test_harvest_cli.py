@@ -661,3 +661,27 @@ def test_the_quarantine_listing_shows_an_identifiers_control_characters_escaped(
     assert "oai:upstream.test:nel\\x85csi\\x9bx" in listed and "\x85" not in listed and "\x9b" not in listed, listed
     assert re.search(r"^#\d+ \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC up run 1 ", listed, re.M), listed
     assert "started (UTC)" in oai("harvest", "runs").output
+
+
+def test_a_prefix_or_format_outside_oai_pmhs_syntax_is_refused_and_never_served(oai, up, engine, live_server) -> None:  # noqa: ANN001
+    """An outside hostile-source audit: `source add --prefix 'we ird'` (a format the source offered) was taken, and
+    every ListMetadataFormats after failed OAI-PMH.xsd; nor were a format's namespace and schema checked as URIs.
+    What a store holds from before is left out of ListMetadataFormats."""
+    from endpoint_helpers import get
+
+    from harvester.errors import SourceError
+    from harvester.parse import FormatOffer
+    from harvester.sources import _register_foreign
+    from oai.store.models import ForeignFormat
+
+    refused = oai("source", "add", "weird", up.base_url, "--prefix", "we ird")
+    assert refused.exit_code == 1 and "'we ird' is no metadataPrefix OAI-PMH allows" in refused.output, refused.output
+    with transaction(engine) as s:
+        for offer in (FormatOffer("fx", "http://s.example/fx.xsd", "urn:a b"), FormatOffer("fx", "not a uri", "urn:fx")):
+            with pytest.raises(SourceError, match="that is no URI"):
+                _register_foreign(s, offer)
+        s.add(ForeignFormat(prefix="we ird", namespace="urn:weird", schema="http://s.example/w.xsd"))
+        s.add(ForeignFormat(prefix="fine", namespace="urn:fine", schema="http://s.example/f.xsd"))
+    _, root = get(live_server(), verb="ListMetadataFormats")  # validated against OAI-PMH.xsd
+    prefixes = [e.text for e in root.iter("{http://www.openarchives.org/OAI/2.0/}metadataPrefix")]
+    assert "fine" in prefixes and "we ird" not in prefixes

@@ -29,6 +29,16 @@ URI = re.compile(
     rf"(?:[A-Za-z][A-Za-z0-9+\-.]*:(?://{_AUTHORITY}{_SEGMENTS}|/(?:{_PCHAR}+{_SEGMENTS})?|{_PCHAR}+{_SEGMENTS}|)"
     rf"|(?://{_AUTHORITY}{_SEGMENTS}|/(?:{_PCHAR}+{_SEGMENTS})?|(?:[{_U}{_SUB}@]|{_PCT})+{_SEGMENTS}|)){_TAIL}"
 )
+# OAI-PMH.xsd's metadataPrefixType
+METADATA_PREFIX = re.compile(r"[A-Za-z0-9\-_.!~*'()]+")
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:")
+
+
+def absolute_uri(value: str) -> bool:
+    """Whether `value` is an absolute URI (a scheme, then what a URI may hold): a namespace, a schema's location."""
+    return bool(_SCHEME.match(value) and URI.fullmatch(value))
+
+
 # oai-identifier.xsd's oai-identifierType: the syntax of the oai scheme (ASCII only; anything else %-encoded).
 # What we name ourselves in that scheme must follow it; what a harvest keeps from upstream need only be a URI.
 OAI_IDENTIFIER = re.compile(r"oai:[a-zA-Z][a-zA-Z0-9\-]*(\.[a-zA-Z][a-zA-Z0-9\-]*)+:[a-zA-Z0-9\-_.!~*'();/?:@&=+$,%]+")

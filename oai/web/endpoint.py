@@ -31,6 +31,7 @@ from oai.protocol.verbs import VERBS, Context, FormatInfo, ListResult, RecordRes
 from oai.store import fence, queries
 from oai.store.engine import session_factory, single_statement_reader, sqlite_file
 from oai.store.models import ForeignFormat
+from oai.store.validation import METADATA_PREFIX, absolute_uri
 from oai.web import compression
 from oai.web.flow import FlowControl
 from oai.web.lookahead import LatestWrite, LookAhead, Rendered, default_directory
@@ -121,7 +122,11 @@ class Endpoint:
 
         read_at, foreign = self._foreign
         if time.monotonic() - read_at > FOREIGN_FORMATS_TTL:
-            foreign = tuple(FormatInfo(r.prefix, r.namespace, r.schema) for r in session.scalars(select(ForeignFormat)))
+            # (what a harvest registered before it was checked, as OAI-PMH.xsd has them: one made every
+            # ListMetadataFormats invalid, an outside audit)
+            foreign = tuple(FormatInfo(r.prefix, r.namespace, r.schema) for r in session.scalars(select(ForeignFormat))
+                            if METADATA_PREFIX.fullmatch(r.prefix) and absolute_uri(r.namespace)
+                            and absolute_uri(r.schema))
             self._foreign = (time.monotonic(), foreign)
         root = self.site_root()
         key = (root, foreign)
