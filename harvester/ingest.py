@@ -108,6 +108,7 @@ class Ingestor:
         self._ours = tuple(local_identifier(repository_identifier, name, "") for name in {*our_sources, source.name})
         self.since = since  # when the run began: a record written since came earlier in this run
         self.repository_identifier = repository_identifier
+        self._own_namespace = f"oai:{repository_identifier.lower()}:" if repository_identifier else ""
         self.format = registry_format(source.prefix, source.metadata_namespace)
         self.set_names = dict(set_names or {})  # upstream setSpec -> setName (ListSets), when read
         self.set_descriptions: dict[str, str] = {}  # upstream setSpec -> its setDescription (oai_dc), when read
@@ -234,9 +235,15 @@ class Ingestor:
                           "keeps")
         if self.source.keep_identifiers:
             try:
-                return check_identifier(upstream)
+                check_identifier(upstream)
             except ValueError as exc:
                 raise _Reject(f"cannot keep the upstream identifier: {exc}") from None
+            if self._own_namespace and upstream.lower().startswith(self._own_namespace):
+                # kept, it took the name a loaded article would have, and `oai load` of that article was then
+                # refused as loading over a harvested record (an outside hostile-source audit)
+                raise _Reject(f"cannot keep the upstream identifier: it is in our own namespace "
+                              f"({self._own_namespace}), where only records made here are named")
+            return upstream
         if ours := next((prefix for prefix in self._ours if prefix in upstream), None):
             # a source that is this repository (or harvests it) would have each run serve the last one's records
             # again under a longer name, without end (an outside audit: 6, 12, 18 records), and so would two

@@ -885,6 +885,21 @@ def test_identifier_clashes_between_sources_are_quarantined_never_overwritten(en
     assert len(stored(engine, "one")) == 24 and stored(engine)["oai:upstream.test:7"].metadata == {"oai_dc": b"<x/>"}
 
 
+def test_a_kept_upstream_identifier_in_our_own_namespace_is_quarantined(engine, upstream_factory) -> None:  # noqa: ANN001, F811
+    """An outside hostile-source audit: a --keep-identifiers source serving oai:<our repository identifier>:10.9999/x
+    had it stored as its record, and `oai load` of the real article with that DOI was then refused as loading over
+    a harvested record; Identify's sampleIdentifier could be it too."""
+    up = upstream_factory()
+    up.repo.add(*sample_records(2), Record(f"OAI:{REPO_ID.upper()}:10.9999/squat", "2024-01-02T00:00:00Z",
+                                           fields={"title": "Squatter"}))
+    add(engine, "keep", up.base_url, keep_identifiers=True)
+    summary = harvest_source(engine, "keep", options())
+    assert (summary.new, summary.quarantined) == (2, 1)
+    [entry] = list_quarantine(engine, "keep")
+    assert entry.reason == (f"cannot keep the upstream identifier: it is in our own namespace (oai:{REPO_ID}:), "
+                            "where only records made here are named")
+
+
 def test_foreign_formats_are_stored_canonical_and_registered(engine, upstream_factory, live_server) -> None:  # noqa: ANN001, F811
     from harvest_fixtures import MARC_NS, MarcRepository
 
