@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import date, datetime, timedelta
 
-from oai.store.fence import utcnow  # noqa: F401 - the one clock of datestamps, used through this module
+from oai.clock import utcnow  # noqa: F401 - the one clock of datestamps, used through this module
 
 DAY = "YYYY-MM-DD"
 SECONDS = "YYYY-MM-DDThh:mm:ssZ"

@@ -14,7 +14,7 @@ from oaipmh_scythe import Scythe
 from oaischema import OAI, assert_oai
 
 from oai.store.engine import transaction
-from oai.store.fence import utcnow
+from oai.clock import utcnow
 from oai.store.records import delete_record, upsert_records
 
 pytestmark = pytest.mark.slow

@@ -7,7 +7,7 @@ import re
 from datetime import datetime
 
 from oai.protocol.errors import BadArgument
-from oai.store.fence import utcnow as now  # noqa: F401 - the one clock of datestamps and responseDates
+from oai.clock import utcnow as now  # noqa: F401 - the one clock of datestamps and responseDates
 
 
 class Granularity(enum.Enum):

@@ -30,12 +30,13 @@ import logging
 import os
 import sqlite3
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import lru_cache
 
 from sqlalchemy import Engine, exc
 from sqlalchemy.orm import Session
 
+from oai.clock import utcnow
 from oai.store.engine import BUSY_TIMEOUT_SECONDS, is_sqlite, sqlite_file
 
 log = logging.getLogger(__name__)
@@ -174,7 +175,3 @@ def _warn_read_only() -> None:
                     "progress: a harvester asking `from` a responseDate may miss a record written then "
                     "(give the server write access to the database file and its directory)")
 
-
-def utcnow() -> datetime:
-    """Now, in UTC, naive, to the second: the datestamp precision we serve."""
-    return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
