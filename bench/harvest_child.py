@@ -1,8 +1,10 @@
 """One harvest in its own process, so that its peak RSS is its own: a plain sickle loop, or our harvester.
 
 `python -m bench.harvest_child sickle URL PREFIX` or `... ours URL PREFIX DATABASE_URL`; prints one JSON line
-{records, seconds, client_cpu_s, peak_rss_mb, workers_rss_mb, workers_cpu_s, ok, note}; the workers_ fields sum
-the harvester's worker processes (0 for the sickle loop), so that CPU per record can be compared.
+{records, seconds, client_cpu_s, peak_rss_mb, workers_rss_mb, workers_cpu_s, helpers_rss_mb, end_pss_mb, ok, note};
+the workers_ fields sum the harvester's worker processes (0 for the sickle loop), so that CPU per record can be
+compared; helpers_rss_mb the other processes it starts (the workers' fork server, the resource tracker);
+end_pss_mb the proportional set size of all of them together at the run's end (shared pages counted once).
 """
 
 from __future__ import annotations
@@ -50,16 +52,48 @@ def our_harvester(url: str, prefix: str, database_url: str) -> tuple[int, str]:
     return summary.seen, note
 
 
-_WORKERS = [0, 0.0]  # peak RSS (KiB), CPU seconds
+# peak RSS (KiB), CPU seconds of the workers; peak RSS (KiB) of the other helper processes; PSS (KiB) of them all
+# together, the harvesting process included, at the run's end
+_WORKERS = [0, 0.0, 0, 0]
 
 
 def _workers_usage() -> list:
-    """Peak RSS and CPU time of the harvester's canonicalisation workers (processes of their own), summed."""
+    """Peak RSS and CPU time of the harvester's canonicalisation workers (processes of their own), summed; and the
+    peak RSS of the other processes it started, summed: the fork server the workers are forked from, and
+    multiprocessing's resource tracker (an outside audit counted them, where the bench did not)."""
     from harvester import workers
 
     pool = workers._pool  # noqa: SLF001 - the bench reads what the harvester started
     pids = list(pool._processes) if pool is not None else []  # noqa: SLF001
-    return [sum(vm_hwm_kb(pid) for pid in pids), sum(cpu_seconds(pid) for pid in pids)]
+    helpers = [pid for pid in _descendants(os.getpid()) if pid not in pids]
+    return [sum(vm_hwm_kb(pid) for pid in pids), sum(cpu_seconds(pid) for pid in pids),
+            sum(vm_hwm_kb(pid) for pid in helpers), sum(_pss_kb(pid) for pid in [os.getpid(), *pids, *helpers])]
+
+
+def _pss_kb(pid: int) -> int:
+    """A process's proportional set size now: its pages, a shared page counted in part in each process that shares
+    it (the workers share much of the fork server's), so that a sum over processes is what they take together."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            return next((int(line.split()[1]) for line in f if line.startswith("Pss:")), 0)
+    except OSError:
+        return 0
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below `pid` (its children, theirs, ...), from /proc."""
+    from pathlib import Path
+
+    found, todo = [], [pid]
+    while todo:
+        for task in Path(f"/proc/{todo.pop()}/task").glob("*"):
+            try:
+                children = [int(c) for c in (task / "children").read_text().split()]
+            except OSError:
+                continue
+            found += children
+            todo += children
+    return found
 
 
 def _import(mode: str) -> None:
@@ -94,6 +128,7 @@ def main(argv: list[str]) -> None:
     print(json.dumps({"records": records, "seconds": seconds, "client_cpu_s": time.process_time() - cpu,
                       "peak_rss_mb": vm_hwm_kb(os.getpid()) / 1024,
                       "workers_rss_mb": _WORKERS[0] / 1024, "workers_cpu_s": _WORKERS[1],
+                      "helpers_rss_mb": _WORKERS[2] / 1024, "end_pss_mb": _WORKERS[3] / 1024,
                       "ok": ok, "note": note}))
 
 

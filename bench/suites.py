@@ -321,12 +321,14 @@ def harvest(ctx: Ctx, stores: dict[str, S.Store]) -> list[dict]:
                                                      for r in rs) for part in ("client", "workers", "server", "database")},
                          "peak_rss_mb": max(r["peak_rss_mb"] for r in rs),
                          "workers_rss_mb": max(r.get("workers_rss_mb", 0.0) for r in rs),
-                         "total_rss_mb": max(r["peak_rss_mb"] + r.get("workers_rss_mb", 0.0) for r in rs),
+                         "helpers_rss_mb": max(r.get("helpers_rss_mb", 0.0) for r in rs),
+                         "total_rss_mb": max(r["peak_rss_mb"] + r.get("workers_rss_mb", 0.0)
+                                             + r.get("helpers_rss_mb", 0.0) for r in rs),
                          "ok": all(r["ok"] for r in rs),
                          "note": "; ".join(sorted({r["note"] for r in rs if r["note"]}))[:200]})
     tables = [table(f"harvest (our server -> a second store, {ctx.count} records, median of {ctx.repeat})", rows,
                     ["db", "server", "prefix", "records", "records_s", "client_ms_rec", "workers_ms_rec",
-                     "server_ms_rec", "database_ms_rec", "peak_rss_mb", "workers_rss_mb",
+                     "server_ms_rec", "database_ms_rec", "peak_rss_mb", "workers_rss_mb", "helpers_rss_mb",
                      "total_rss_mb", "ok", "note"])]
     ratios = _ratios(rows, "records_s", "harvester", "sickle", label="records_s harvester/sickle loop", paired=paired)
     tables.append(table("harvest: ratios (paired: the median of each repetition's own ratio)", ratios,
@@ -364,7 +366,7 @@ def memory(ctx: Ctx, stores: dict[str, S.Store]) -> list[dict]:
                         url = f"{srv.url}?verb=ListRecords&resumptionToken={token}" if token else None
                     rows.append({"db": kind, "what": "server worker", "page_size": size, "prefix": prefix,
                                  "largest_page_mb": largest / 2**20, "peak_rss_mb": srv.peak_rss_mb(),
-                                 "workers_rss_mb": 0.0})
+                                 "workers_rss_mb": 0.0, "helpers_rss_mb": 0.0})
                     print(f"  {kind} server page size {size} {prefix}: {rows[-1]['peak_rss_mb']:.0f} MB", flush=True)
         for size in PAGE_SIZES:
             env = {**st.env(), **WHOLE_PAGES}
@@ -377,14 +379,16 @@ def memory(ctx: Ctx, stores: dict[str, S.Store]) -> list[dict]:
                         S.drop(target)
                     rows.append({"db": kind, "what": "harvester, whole pages", "page_size": size, "prefix": prefix,
                                  "largest_page_mb": float("nan"), "peak_rss_mb": r["peak_rss_mb"],
-                                 "workers_rss_mb": r.get("workers_rss_mb", 0.0), "records": r["records"],
+                                 "workers_rss_mb": r.get("workers_rss_mb", 0.0),
+                                 "helpers_rss_mb": r.get("helpers_rss_mb", 0.0),
+                                 "end_pss_mb": r.get("end_pss_mb", float("nan")), "records": r["records"],
                                  "ok": r["ok"], "note": r["note"]})
                     print(f"  {kind} harvester page size {size} {prefix}: {r['peak_rss_mb']:.0f} MB "
                           f"+ workers {rows[-1]['workers_rss_mb']:.0f} MB {r['note']}", flush=True)
     for row in rows:
-        row["total_rss_mb"] = row["peak_rss_mb"] + row["workers_rss_mb"]
+        row["total_rss_mb"] = row["peak_rss_mb"] + row["workers_rss_mb"] + row["helpers_rss_mb"]
     tables = [table(f"memory: peak RSS whatever the page size ({ctx.count} records)", rows,
                     ["db", "what", "page_size", "prefix", "largest_page_mb", "peak_rss_mb", "workers_rss_mb",
-                     "total_rss_mb", "records", "ok", "note"])]
+                     "helpers_rss_mb", "total_rss_mb", "end_pss_mb", "records", "ok", "note"])]
     write("memory", ctx.params(), rows, tables)
     return rows
