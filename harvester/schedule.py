@@ -9,12 +9,13 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
-from harvester import leases
+from harvester import leases, workers
 from harvester.errors import HarvestError
 from harvester.runs import ProgressCallback, RunOptions, RunSummary, harvest_source
 from oai.store.engine import SchemaError, check_not_newer, current_revision, database_unavailable, error_reason, \
@@ -70,12 +71,19 @@ class SlotResult:
     error: str | None = None
 
 
+# A worker with nothing due for this long lets its worker processes go (100-200 MB: two processes with lxml and the
+# formats loaded, an outside audit saw them kept through days of idling); the next run starts them again (in about
+# a second).
+POOL_IDLE_SECONDS = 600.0
+
+
 def harvest_loop(engine: Engine, *, jobs: int, options: RunOptions, stop: threading.Event,
                  once: bool, poll: float = 30.0, on_progress: ProgressCallback | None = None,
                  on_result: Callable[[SlotResult], None] | None = None) -> list[SlotResult]:
     """Run `jobs` slots; once=True harvests every due source one time and returns, else loops until stop."""
     prefix = leases.owner_id().rsplit(":", 1)[0]
     lock = threading.Lock()
+    busy = [0, time.monotonic()]  # slots harvesting now; when the last one ended
     done: set[str] = set()
     results: list[SlotResult] = []
     moved: list[str] = []  # why the schema is no longer this code's, once a slot finds it so
@@ -104,11 +112,15 @@ def harvest_loop(engine: Engine, *, jobs: int, options: RunOptions, stop: thread
             if not claimed:
                 if once:
                     return
+                with lock:  # (held: a slot that claims meanwhile waits to count itself busy, then starts a pool)
+                    if busy[0] == 0 and time.monotonic() - busy[1] >= POOL_IDLE_SECONDS:
+                        workers.shutdown()  # nothing due for a while: the worker processes' memory back
                 stop.wait(poll)
                 continue
             _, name, owner = claimed[0]
             with lock:
                 done.add(name)
+                busy[0] += 1
             try:
                 result = SlotResult(name, harvest_source(engine, name, options, owner=owner, lease_taken=True,
                                                          stop=stop, on_progress=on_progress))
@@ -124,6 +136,8 @@ def harvest_loop(engine: Engine, *, jobs: int, options: RunOptions, stop: thread
                     result = SlotResult(name, None, f"internal error: {exc!r}")
             with lock:
                 results.append(result)
+                busy[0] -= 1
+                busy[1] = time.monotonic()
             if on_result is not None:
                 on_result(result)
             if result.summary is None and not once:

@@ -249,3 +249,33 @@ def test_a_worker_keeps_the_schema_of_its_code_when_an_upgrade_in_place_brings_n
         worker.join(10)
         with engine.begin() as conn:
             conn.execute(text("UPDATE alembic_version SET version_num = :head"), {"head": ours})
+
+def test_a_worker_with_nothing_due_lets_its_worker_processes_go(engine, upstream, monkeypatch) -> None:  # noqa: ANN001, F811
+    """An outside scale audit: `oai harvest worker` kept its two worker processes (100-200 MB) through days with
+    nothing due. After POOL_IDLE_SECONDS without a harvest they are let go; the next run starts them again."""
+    from harvester import schedule, workers
+
+    monkeypatch.setattr(schedule, "POOL_IDLE_SECONDS", 1.0)
+    monkeypatch.setattr(workers, "MIN_BATCH", 1)  # pages of the upstream's few records go to the processes too
+    upstream.repo.add(*sample_records(20))
+    add(engine, "up", upstream.base_url, every_seconds=3600)
+    stop = threading.Event()
+    seen: list = []
+
+    def loop() -> None:
+        schedule.harvest_loop(engine, jobs=1, options=options(), stop=stop, once=False, poll=0.05,
+                              on_result=lambda result: seen.append(workers._pool))  # noqa: SLF001
+    worker = threading.Thread(target=loop)
+    worker.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not seen and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert seen and seen[0] is not None  # the run used worker processes, and they stay a while
+        assert workers._pool is not None  # noqa: SLF001
+        while workers._pool is not None and time.monotonic() < deadline:  # noqa: SLF001
+            time.sleep(0.1)
+        assert workers._pool is None  # noqa: SLF001
+    finally:
+        stop.set()
+        worker.join(10)
