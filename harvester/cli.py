@@ -190,10 +190,11 @@ def source_show(ctx: click.Context, name: str) -> None:
     ]
     if d.checkpoint is not None:
         fields.append(("unfinished run", f"#{d.checkpoint.run_id}, {d.checkpoint.cursor} records into its list"))
-    if d.check_owed:
-        held = s.lease_owner and run_status("running", s.lease_expires, now, s.lease_owner) == "running"
-        fields.append(("deletion check", "under way" if held else
-                       "owed: the last complete run did not finish it; the next complete run does it"))
+    if d.check_owed_by is not None:
+        worker = d.last_run.worker if d.last_run is not None and d.last_run.id == d.check_owed_by else None
+        held = worker == s.lease_owner and run_status("running", s.lease_expires, now, s.lease_owner) == "running"
+        fields.append(("deletion check", f"under way (run #{d.check_owed_by})" if held else
+                       f"owed: run #{d.check_owed_by} did not finish it; the next complete run does it"))
     if d.last_run is not None:
         r = d.last_run
         fields.append(("last run", f"#{r.id} {run_status(r.status, s.lease_expires, now, s.lease_owner)}, "

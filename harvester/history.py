@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, select
 
 from harvester.dates import utcnow
 from harvester.errors import SourceError
@@ -52,22 +52,19 @@ CHECK_UNFINISHED = ("deletion check not finished (stopped, or its process ended)
 
 
 def list_runs(engine: Engine, name: str | None = None, limit: int = 20) -> list[RunRow]:
-    """The latest runs, newest first (of one source, or of all). The newest complete run of a source whose deletion
-    check is owed is "checking" while its process holds the source (the list is complete, and so marked, before the
-    check begins), and says the check is unfinished once it does not (an outside audit: "complete", for good)."""
+    """The latest runs, newest first (of one source, or of all). The run that owes its source's deletion check is
+    "checking" while its process holds the source (the list is complete, and so marked, before the check begins),
+    and says the check is unfinished once it does not (an outside audit: "complete", for good)."""
     with transaction(engine) as s:
-        stmt = (select(HarvestRun, Source.name, Source.lease_expires, Source.lease_owner, Source.deletion_check_owed)
+        stmt = (select(HarvestRun, Source.name, Source.lease_expires, Source.lease_owner, Source.deletion_check_owed_by)
                 .join(Source, Source.id == HarvestRun.source_id).order_by(HarvestRun.id.desc()).limit(limit))
-        newest = select(HarvestRun.source_id, func.max(HarvestRun.id)).where(HarvestRun.status == "complete")
         if name is not None:
-            of_it = HarvestRun.source_id == get_source(s, name).id
-            stmt, newest = stmt.where(of_it), newest.where(of_it)
-        owing = {run_id for _, run_id in s.execute(newest.group_by(HarvestRun.source_id)).all()}
+            stmt = stmt.where(HarvestRun.source_id == get_source(s, name).id)
         now = utcnow()
         rows = []
-        for r, n, expires, owner, owed in s.execute(stmt).all():
+        for r, n, expires, owner, owed_by in s.execute(stmt).all():
             status, warnings = run_status(r.status, expires, now, owner), tuple((r.warnings or "").splitlines())
-            if owed and r.id in owing:
+            if owed_by == r.id:
                 if owner == r.worker and run_status("running", expires, now, owner) == "running":
                     status = "checking"
                 elif not any(w.startswith("deletion check not finished") for w in warnings):

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
-from sqlalchemy import Engine, bindparam, delete, func, select, update
+from sqlalchemy import Engine, bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from harvester import dates, leases, workers
@@ -286,7 +286,7 @@ class _Run:
             self._note(f"deletion check not finished: {exc}; the next complete run of this source does it")
             return
         with transaction(self.engine) as s:
-            s.execute(update(Source).where(Source.id == self.source.id).values(deletion_check_owed=False))
+            s.execute(update(Source).where(Source.id == self.source.id).values(deletion_check_owed_by=None))
 
     def _finish_when_the_database_answers(self, status: str, error: str) -> RunSummary:
         """Mark the run once the database answers again (within a lease's term), so that its history says why it
@@ -360,12 +360,10 @@ class _Run:
             held = source_sets(s, src.name)  # once a run: which sets a page brings are new is then asked of memory
             names = s.scalars(select(Source.name)).all()  # (whose records, come back, would be a cycle)
             detect = self.options.detect_deletions  # None: as the source says, or a check a run before left owed
-            owed = s.scalar(select(Source.deletion_check_owed).where(Source.id == src.id))
-            self.check_deletions = detect if detect is not None else bool(src.detect_deletions or owed)
-            # the complete run that left it owed, said where this run's check tombstones what it does (an outside
-            # audit: a source with the check off tombstoned a record, and nothing said why)
-            self.owed_by = None if not owed else s.scalar(select(func.max(HarvestRun.id)).where(
-                HarvestRun.source_id == src.id, HarvestRun.status == "complete", HarvestRun.id != run.id))
+            # the complete run that left a check owed, said where this run's check tombstones what it does (an
+            # outside audit: a source with the check off tombstoned a record, and nothing said why)
+            self.owed_by = s.scalar(select(Source.deletion_check_owed_by).where(Source.id == src.id))
+            self.check_deletions = detect if detect is not None else bool(src.detect_deletions or self.owed_by)
         log.info("resume" if self.resumed else "start", extra={"fields": {
             "event": "resume" if self.resumed else "start", "source": src.name, "run": self.run_id,
             "full": self.full, "from": self.from_date, "token": self.token, "cursor": self.cursor}})
@@ -641,7 +639,7 @@ class _Run:
             src.granularity = self.granularity
         src.next_due = now + timedelta(seconds=src.every_seconds) if src.every_seconds else None
         if self.check_deletions:
-            src.deletion_check_owed = True
+            src.deletion_check_owed_by = run.id  # (taken over from an earlier run that owed it)
         s.execute(delete(HarvestCheckpoint).where(HarvestCheckpoint.source_id == self.source.id))
 
     def _relist(self, exc: UpstreamOAIError) -> None:

@@ -418,7 +418,7 @@ class SourceDetails:
     checkpoint: HarvestCheckpoint | None
     last_run: HarvestRun | None
     last_complete: datetime | None = None  # when its last complete run ended, by our clock
-    check_owed: bool = False  # a deletion check its last complete list called for is not done yet
+    check_owed_by: int | None = None  # the run whose deletion check is not done yet
 
 
 def show_source(engine: Engine, name: str) -> SourceDetails:
@@ -432,7 +432,7 @@ def show_source(engine: Engine, name: str) -> SourceDetails:
         completed, last = _runs_of(session, src.id)
         return SourceDetails(src, counts.get(False, 0), counts.get(True, 0), quarantined, checkpoint,
                              last.get(src.id), completed.get(src.id),
-                             bool(session.scalar(select(Source.deletion_check_owed).where(Source.id == src.id))))
+                             session.scalar(select(Source.deletion_check_owed_by).where(Source.id == src.id)))
 
 
 _UNCHANGED = object()

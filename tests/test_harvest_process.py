@@ -211,8 +211,9 @@ def test_a_worker_keeps_the_schema_of_its_code_when_an_upgrade_in_place_brings_n
         engine, monkeypatch, tmp_path) -> None:  # noqa: ANN001
     """An outside review: the worker read the migrations on disk before each claim, and an upgrade in place (the
     deploy units run from one directory) had replaced them, so the old code took the new schema for its own. Here
-    the new code's migration 0010 is put on disk (a copy of the migrations, with it), then the store upgraded to it:
-    the worker says the store is at 0010 and its code's is 0009 (read again from disk, it said the reverse first)."""
+    the new code's next migration is put on disk (a copy of the migrations, with it), then the store upgraded to it:
+    the worker says the store is at that one and its code's is the one before (read again from disk, it said the
+    reverse first)."""
     from sqlalchemy import text
 
     from harvester import schedule
@@ -220,6 +221,7 @@ def test_a_worker_keeps_the_schema_of_its_code_when_an_upgrade_in_place_brings_n
     from oai.store import engine as store_engine
 
     ours = store_engine.head_revision()
+    following = f"{int(ours) + 1:04d}"
     stop, failure = threading.Event(), []
 
     def loop() -> None:
@@ -234,21 +236,22 @@ def test_a_worker_keeps_the_schema_of_its_code_when_an_upgrade_in_place_brings_n
         time.sleep(0.3)  # it has read its schema and polls
         upgraded = tmp_path / "migrations"
         shutil.copytree(store_engine.MIGRATIONS_DIR, upgraded)
-        (upgraded / "versions" / "0010_next.py").write_text(
-            f"revision = '0010'\ndown_revision = '{ours}'\nbranch_labels = None\ndepends_on = None\n\n\n"
+        (upgraded / "versions" / f"{following}_next.py").write_text(
+            f"revision = '{following}'\ndown_revision = '{ours}'\nbranch_labels = None\ndepends_on = None\n\n\n"
             "def upgrade():\n    pass\n\n\ndef downgrade():\n    pass\n", encoding="utf-8")
         monkeypatch.setattr(store_engine, "MIGRATIONS_DIR", upgraded)  # the new code's files, in place
         time.sleep(0.3)  # polls with them on disk
         with engine.begin() as conn:
-            conn.execute(text("UPDATE alembic_version SET version_num = '0010'"))
+            conn.execute(text("UPDATE alembic_version SET version_num = :next"), {"next": following})
         worker.join(10)
         assert not worker.is_alive() and failure, failure
-        assert f"the database is at schema revision 0010, this code's is {ours}" in failure[0], failure
+        assert f"the database is at schema revision {following}, this code's is {ours}" in failure[0], failure
     finally:
         stop.set()
         worker.join(10)
         with engine.begin() as conn:
             conn.execute(text("UPDATE alembic_version SET version_num = :head"), {"head": ours})
+
 
 def test_a_worker_with_nothing_due_lets_its_worker_processes_go(engine, upstream, monkeypatch) -> None:  # noqa: ANN001, F811
     """An outside scale audit: `oai harvest worker` kept its two worker processes (100-200 MB) through days with

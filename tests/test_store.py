@@ -514,6 +514,20 @@ def test_a_database_holding_another_applications_tables_is_refused_in_one_line(t
         assert [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")] == [table]
 
 
+def test_a_store_an_old_downgrade_emptied_is_upgraded_again(tmp_path) -> None:  # noqa: ANN001
+    """An outside review: a downgrade past the first revision (before it was refused) left alembic_version alone, and
+    the store was then refused as another application's, by `oai db upgrade` and at boot."""
+    from alembic import command
+
+    url = f"sqlite:///{tmp_path / 'store.sqlite3'}"
+    assert _cli(url, "db", "upgrade").exit_code == 0
+    engine = store_engine.make_engine(url)
+    command.downgrade(store_engine.alembic_config(engine), "base")  # as `oai db downgrade base` did then
+    engine.dispose()
+    assert "has no schema yet: run `oai db upgrade`" in _cli(url, "records", "list").output
+    assert _cli(url, "db", "upgrade").exit_code == 0 and _cli(url, "records", "list").exit_code == 0
+
+
 def test_a_downgrade_that_would_drop_every_table_is_refused(tmp_path) -> None:  # noqa: ANN001
     """An outside upgrade audit: `oai db downgrade -1` at the first revision dropped every table, records included,
     without a word (the README says it steps back one revision)."""
@@ -523,7 +537,7 @@ def test_a_downgrade_that_would_drop_every_table_is_refused(tmp_path) -> None:  
         result = _cli(url, "db", "downgrade", revision)
         assert result.exit_code == 1 and "would drop every table" in result.output, result.output
     assert _cli(url, "db", "upgrade").exit_code == 0
-    assert _cli(url, "db", "downgrade", "-8").exit_code == 0  # to 0001: kept
+    assert _cli(url, "db", "downgrade", f"-{int(store_engine.head_revision()) - 1}").exit_code == 0  # to 0001: kept
     assert "would drop every table" in _cli(url, "db", "downgrade", "-1").output
     assert "database: 0001" in _cli(url, "db", "current").output
 
@@ -542,3 +556,15 @@ def test_an_upgrade_behind_an_open_transaction_on_postgresql_gives_up_and_says_w
     assert "idle-reader" in result.output and "run `oai db upgrade` again" in result.output, result.output
     assert "database: 0005" in _cli(url, "db", "current").output
     assert _cli(url, "db", "upgrade").exit_code == 0
+
+
+def test_sessions_holding_a_table_are_said_even_where_their_details_are_hidden() -> None:
+    """An outside review: to a role that is not a superuser, another role's session shows no state nor transaction
+    start (PostgreSQL's docs), and formatting the missing start was a traceback where one line was meant."""
+    from datetime import timezone
+
+    began = datetime(2026, 12, 5, 8, 0, tzinfo=timezone.utc)
+    assert store_engine.holders_said([(41, "idle in transaction", "psql", began), (42, None, "", None)]) == (
+        "PostgreSQL backend 41 (idle in transaction, psql, in a transaction since 2026-12-05 08:00:00 UTC); "
+        "PostgreSQL backend 42 (state not shown)")
+    assert store_engine.holders_said([]) == "another session"

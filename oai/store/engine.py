@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -226,7 +226,8 @@ def check_no_tables(engine: Engine) -> None:
     it without a word (an outside audit)."""
     from sqlalchemy import inspect
 
-    if tables := sorted(inspect(engine).get_table_names()):
+    # (alembic_version alone: what a downgrade past the first revision left, before that was refused; ours)
+    if tables := sorted(set(inspect(engine).get_table_names()) - {"alembic_version"}):
         shown = ", ".join(tables[:5]) + (", ..." if len(tables) > 5 else "")
         raise SchemaError(f"the database {engine.url.render_as_string(hide_password=True)} holds tables ({shown}) "
                           "but no schema of ours: it belongs to another application; give this one a database of "
@@ -244,10 +245,17 @@ def _lock_holders(engine: Engine) -> str:
             rows = probe.exec_driver_sql(query).all()
     except exc.SQLAlchemyError:
         rows = []
+    return holders_said(rows)
+
+
+def holders_said(rows: Sequence[tuple]) -> str:
+    """Sessions (pid, state, application, transaction start) in words. Another role's sessions show no state nor
+    start to a role that is not a superuser (PostgreSQL's docs): formatting None was a traceback (a review)."""
     if not rows:
         return "another session"
-    return "; ".join(f"PostgreSQL backend {pid} ({state}{', ' + app if app else ''}, in a transaction since "
-                     f"{began:%Y-%m-%d %H:%M:%S %Z})" for pid, state, app, began in rows)
+    return "; ".join(f"PostgreSQL backend {pid} ({state or 'state not shown'}{', ' + app if app else ''}"
+                     + (f", in a transaction since {began:%Y-%m-%d %H:%M:%S %Z}" if began else "") + ")"
+                     for pid, state, app, began in rows)
 
 
 def current_revision(engine: Engine) -> str | None:

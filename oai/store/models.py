@@ -14,7 +14,6 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
-    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -118,9 +117,9 @@ class Source(Base):
     every_seconds: Mapped[int | None] = mapped_column(Integer)
     keep_upstream_identifiers: Mapped[bool] = mapped_column(Boolean, default=False)
     detect_deletions: Mapped[bool] = mapped_column(Boolean, default=False)
-    # A complete run that was to check for deletions sets it with its completion, and the check clears it: a run
-    # killed during the check leaves it, and the next complete run checks instead.
-    deletion_check_owed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # A complete run that was to check for deletions sets it (to its own id) with its completion, and the check
+    # clears it: a run killed during the check leaves it, and the next complete run checks instead.
+    deletion_check_owed_by: Mapped[int | None] = mapped_column(Integer)
     granularity: Mapped[str | None] = mapped_column(String(32))
     deleted_record: Mapped[str | None] = mapped_column(String(16))
     repository_name: Mapped[str | None] = mapped_column(Text)
