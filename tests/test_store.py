@@ -568,3 +568,33 @@ def test_sessions_holding_a_table_are_said_even_where_their_details_are_hidden()
         "PostgreSQL backend 41 (idle in transaction, psql, in a transaction since 2026-12-05 08:00:00 UTC); "
         "PostgreSQL backend 42 (state not shown)")
     assert store_engine.holders_said([]) == "another session"
+
+
+def test_a_deletion_check_owed_before_0010_is_owed_by_the_sources_newest_complete_run(database_url: str) -> None:
+    """Migration 0010 keeps which run owes a source's deletion check, where 0008 kept only that one was owed: the
+    newest complete run of the source, as the history then took it; and back."""
+    from sqlalchemy import text
+
+    engine = store_engine.make_engine(database_url)
+    store_engine.downgrade(engine, "0009")
+    with engine.begin() as conn:
+        for name, owed in (("owes", True), ("clear", False)):
+            conn.execute(text("INSERT INTO source (name, base_url, prefix, created, deletion_check_owed, every_seconds, "
+                              "keep_upstream_identifiers, detect_deletions, enabled) VALUES (:n, 'http://127.0.0.1:9/oai', "
+                              "'oai_dc', '2026-01-01 00:00:00', :o, NULL, false, false, true)"), {"n": name, "o": owed})
+        for name, status in (("owes", "complete"), ("owes", "complete"), ("owes", "failed"), ("clear", "complete")):
+            conn.execute(text("INSERT INTO harvest_run (source_id, started, status, \"full\", pages, seen, new, updated, "
+                              "unchanged, deleted, quarantined) SELECT id, '2026-01-01 00:00:00', :s, false, 0, 0, 0, "
+                              "0, 0, 0, 0 FROM source WHERE name = :n"), {"n": name, "s": status})
+        newest = conn.execute(text("SELECT max(r.id) FROM harvest_run r JOIN source s ON s.id = r.source_id WHERE "
+                                   "s.name = 'owes' AND r.status = 'complete'")).scalar()
+    store_engine.upgrade(engine)
+    with engine.begin() as conn:
+        assert dict(conn.execute(text("SELECT name, deletion_check_owed_by FROM source")).all()) == {
+            "owes": newest, "clear": None}
+    store_engine.downgrade(engine, "0009")
+    with engine.begin() as conn:
+        assert {n: bool(o) for n, o in conn.execute(text("SELECT name, deletion_check_owed FROM source")).all()} == {
+            "owes": True, "clear": False}
+    store_engine.upgrade(engine)
+    engine.dispose()
