@@ -171,6 +171,10 @@ def test_no_set_hierarchy(setless) -> None:  # noqa: ANN001
         _, root = get(setless, verb=verb, **args)
         assert errors(root) == ["noSetHierarchy"]
         assert request_attrs(root) == {"verb": verb, **args}
+    # (an outside conformance audit) with a format we do not have, both are said (3.6: "should report all errors")
+    for verb in ("ListRecords", "ListIdentifiers"):
+        _, root = get(setless, verb=verb, metadataPrefix="nope", set="s")
+        assert errors(root) == ["cannotDisseminateFormat", "noSetHierarchy"]
 
 
 def test_bad_resumption_token(server) -> None:  # noqa: ANN001

@@ -197,14 +197,16 @@ def _first_cursor(req: OAIRequest, ctx: Context) -> tuple[Cursor, queries.ListQu
         from_, asked = _dates(req)
     except BadArgument as exc:  # both are said (3.6), and badArgument's bare request element (3.2)
         raise BadArgument(exc.message, also=(unknown,) if unknown is not None else ()) from None
-    if unknown is not None:
-        raise unknown
+    set_spec = req.get("set")
+    no_sets = set_spec is not None and not queries.has_sets(ctx.session)
+    if unknown is not None:  # with a set asked of a repository that has none, both are said (3.6; an outside audit)
+        raise CannotDisseminateFormat(unknown.message,
+                                      also=(NoSetHierarchy("this repository has no sets"),) if no_sets else ())
     # OAI-PMH 3.5: the list is frozen at its first page, so it is bounded while records change.
     until = ctx.now if asked is None else min(asked, ctx.now)
-    set_spec = req.get("set")
     set_id = None
     if set_spec is not None:
-        if not queries.has_sets(ctx.session):
+        if no_sets:
             raise NoSetHierarchy("this repository has no sets")
         set_id = queries.set_id(ctx.session, set_spec)
         if set_id is None:
