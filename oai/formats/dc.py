@@ -149,12 +149,14 @@ def fields_of(root: etree._Element) -> list[Field]:
             for child in root.iterchildren(etree.Element) if child.tag.startswith(_DC_BRACE)]
 
 
-def _doi_in(identifier: str) -> str:
-    """The DOI an identifier gives (DOI_RE matches it). In a URI (https://doi.org/..., info:doi/...) it is
+def _doi_in(identifier: str) -> str | None:
+    """The DOI an identifier gives, if any. In a URI (https://doi.org/..., info:doi/...) it is
     percent-encoded, as a DOI with '#', '<' or a space must be: taken as it was written, `10.1234/ab%23cd` became
     the page's citation_doi and its link doi.org/10.1234/ab%2523cd, a DOI that does not exist (an outside audit:
     so also every such DOI our own oai_dc gives, harvested by another of our servers)."""
-    doi = DOI_RE.search(identifier).group(1).rstrip(".,;")
+    if (found := DOI_RE.search(identifier)) is None:
+        return None
+    doi = found.group(1).rstrip(".,;")
     if _URI_SCHEME.match(identifier) and "%" in doi:
         try:
             return unquote(doi, errors="strict")
@@ -188,7 +190,7 @@ def citation_from_fields(fields: Iterable[Field]) -> Citation:
     identifiers = values.get("identifier", [])
     # else OpenAIRE's way to give it, in a relation (an outside audit found it ignored: no DOI, no identifier by it)
     alt = [r for r in values.get("relation", []) if r.startswith("info:eu-repo/semantics/altIdentifier/doi/")]
-    doi = next((_doi_in(i) for i in identifiers + alt if DOI_RE.search(i)), None)
+    doi = next((found for i in identifiers + alt if (found := _doi_in(i)) is not None), None)
     pdf = next((i for i in identifiers if is_pdf_url(i)), None)
     # The earliest: DSpace lists the dates it accessioned and made available the item before the one it was
     # issued (1978 after 2005-09-15, an outside audit); a publication comes before those, and before an embargo.
