@@ -100,6 +100,25 @@ def db_downgrade(ctx: click.Context, revision: str) -> None:
     click.echo(f"schema at revision {store_engine.current_revision(engine)}")
 
 
+@db.command("copy")
+@click.argument("target_url", metavar="TARGET_URL", type=TEXT)
+@click.pass_context
+def db_copy(ctx: click.Context, target_url: str) -> None:
+    """Copy the whole store into the empty database TARGET_URL (made if it has no schema): a repository begun on
+    SQLite moves to PostgreSQL with its identifiers, datestamps, sources, history and token secret."""
+    from oai.store.copy import copy_store
+
+    source = _engine(ctx)
+    target = make_engine(target_url)
+    ctx.call_on_close(target.dispose)
+    if store_engine.sqlite_file(target) == store_engine.sqlite_file(source) is not None:
+        raise click.ClickException("the target is the store itself")
+    store_engine.reachable(target)
+    where = target.url.render_as_string(hide_password=True)
+    copied = copy_store(source, target, lambda table, rows: click.echo(f"  {table}: {rows} rows"))
+    click.echo(f"copied {copied.get('record', 0)} records into {where}; point OAI_DATABASE_URL at it")
+
+
 @db.command("current")
 @click.pass_context
 def db_current(ctx: click.Context) -> None:
