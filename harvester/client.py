@@ -151,6 +151,16 @@ class _TooLarge(Exception):
     """A response past the size limit: not asked again."""
 
 
+def _handed_on(spool: tempfile.SpooledTemporaryFile) -> bytes | BinaryIO:
+    """A body written to `spool`, from its start: the file itself once it is on disk (read_large reads it from
+    there), else its bytes (and the spool closed)."""
+    spool.seek(0)
+    if spool._rolled:  # noqa: SLF001
+        return spool
+    with spool:
+        return spool.read()
+
+
 class HarvestClient(Sickle):
     """Sickle with a requests.Session, timeouts, a User-Agent, retries and strict parsing."""
 
@@ -223,14 +233,10 @@ class HarvestClient(Sickle):
             if undeclared_gzip:
                 with spool:
                     return self._undeclared_gzip(spool, limit)
-            if spool._rolled:  # noqa: SLF001 - on disk: handed on as a file
-                return spool
-            body = spool.read()
+            return _handed_on(spool)
         except BaseException:
             spool.close()
             raise
-        spool.close()
-        return body
 
     def _too_large(self) -> _TooLarge:
         return _TooLarge(f"the response is larger than {self.policy.max_response_mb:g} MB "
@@ -259,15 +265,10 @@ class HarvestClient(Sickle):
                 out.write(xml)
             if not unpacker.eof:
                 raise requests.exceptions.ContentDecodingError("undeclared gzip: the compressed body is cut short")
-            out.seek(0)
-            if out._rolled:  # noqa: SLF001 - on disk: handed on as a file
-                return out
-            xml = out.read()
+            return _handed_on(out)
         except BaseException:
             out.close()
             raise
-        out.close()
-        return xml
 
     def harvest(self, **kwargs: str) -> OAIResponse:
         """One paced request through sickle's hook: no retries, and error statuses are not raised."""
