@@ -211,7 +211,8 @@ def source_show(ctx: click.Context, name: str) -> None:
               help="keep: its records stay served; delete: they become tombstones (served as deleted).")
 @click.pass_context
 def source_remove(ctx: click.Context, name: str, records: str | None) -> None:
-    """Forget a source, keeping or deleting its records; its run history and quarantine go with it."""
+    """Forget a source, keeping or deleting its records; its run history goes with it (its quarantine entries stay,
+    as a removed source's)."""
     engine = _engine(ctx)
     try:
         d = show_source(engine, name)

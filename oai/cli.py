@@ -111,12 +111,26 @@ def db_copy(ctx: click.Context, target_url: str) -> None:
     source = _engine(ctx)
     target = make_engine(target_url)
     ctx.call_on_close(target.dispose)
-    if store_engine.sqlite_file(target) == store_engine.sqlite_file(source) is not None:
+    if _same_file(store_engine.sqlite_file(target), store_engine.sqlite_file(source)):
         raise click.ClickException("the target is the store itself")
-    store_engine.reachable(target)
+    try:
+        store_engine.reachable(target)
+    except SchemaError as exc:  # (its advice, to run `oai db upgrade`, is for the store, not a copy)
+        raise click.ClickException(str(exc).replace(", then run `oai db upgrade`", ", then run the copy again")
+                                   ) from None
     where = target.url.render_as_string(hide_password=True)
     copied = copy_store(source, target, lambda table, rows: click.echo(f"  {table}: {rows} rows"))
     click.echo(f"copied {copied.get('record', 0)} records into {where}; point OAI_DATABASE_URL at it")
+
+
+def _same_file(one: str | None, other: str | None) -> bool:
+    """Whether two SQLite paths name one file: by path, or by a link (a hard link too)."""
+    if one is None or other is None:
+        return False
+    try:
+        return os.path.samefile(one, other)
+    except OSError:  # (the target not there yet)
+        return False
 
 
 @db.command("current")

@@ -71,7 +71,7 @@ def test_a_store_is_copied_whole_and_served_as_it_was(tmp_path: Path, target: st
     assert pages[0] == pages[1] and "<record>" in pages[1]
 
     again = oai(source, "db", "copy", into)  # it holds a store now: not written over
-    assert again.exit_code == 1 and "holds a store already (record has rows): copy into an empty one" in again.output
+    assert again.exit_code == 1 and "holds rows already (oai_set): copy into an empty one" in again.output
     assert {t: r for t, r in rows(into).items() if t != "setting"} == {t: r for t, r in after.items() if t != "setting"}
     moved = store_engine.make_engine(into)  # new ids go on after the copied ones
     with moved.begin() as conn:
@@ -83,3 +83,80 @@ def test_a_store_is_copied_whole_and_served_as_it_was(tmp_path: Path, target: st
 def _identifiers(url: str) -> list[str]:
     listed = oai(url, "records", "list")
     return [word for line in listed.output.splitlines() for word in line.split() if word.startswith("oai:")]
+
+
+@pytest.mark.parametrize("target", ["sqlite", "postgresql"])
+def test_a_copy_numbers_on_after_every_number_given_and_refuses_any_row(tmp_path: Path, target: str, request) -> None:  # noqa: ANN001
+    """An outside audit of `oai db copy`: a removed source's last run number was given again on the copy (the copy
+    carried rows, not the numbers given out); a target holding only a stray quarantine row was merged into (or
+    failed with a traceback); a hard link to the store itself passed for another file."""
+    from datetime import datetime
+
+    from sqlalchemy import delete, insert
+
+    from oai.store.models import HarvestRun, Quarantine, Source
+
+    source = f"sqlite:///{tmp_path / 'begun.sqlite3'}"
+    assert oai(source, "db", "upgrade").exit_code == 0
+    engine = store_engine.make_engine(source)
+    now = datetime(2026, 1, 1)
+    with engine.begin() as conn:
+        kept = conn.execute(insert(Source).values(name="kept", base_url="http://127.0.0.1:9/oai", prefix="oai_dc",
+                                                  created=now).returning(Source.id)).scalar()
+        gone = conn.execute(insert(Source).values(name="gone", base_url="http://127.0.0.1:8/oai", prefix="oai_dc",
+                                                  created=now).returning(Source.id)).scalar()
+        conn.execute(insert(HarvestRun), [{"source_id": kept, "started": now}, {"source_id": gone, "started": now}])
+        conn.execute(insert(Quarantine), [{"source_id": gone, "reason": "r", "raw": b"x", "created": now}] * 2)
+        conn.execute(delete(Source).where(Source.id == gone))  # its runs go with it; run 2 is never given again
+        conn.execute(delete(Quarantine).where(Quarantine.id == 2))
+    engine.dispose()
+
+    into = (f"sqlite:///{tmp_path / 'moved.sqlite3'}" if target == "sqlite"
+            else request.getfixturevalue("empty_postgres_database"))
+    assert oai(into, "db", "upgrade").exit_code == 0
+    stray = store_engine.make_engine(into)
+    with stray.begin() as conn:  # what a removed source leaves behind in a store: a quarantine entry of no source
+        conn.execute(insert(Quarantine).values(id=50, reason="r", raw=b"x", created=now))
+    refused = oai(source, "db", "copy", into)
+    assert refused.exit_code == 1 and "holds rows already (quarantine): copy into an empty one" in refused.output
+    with stray.begin() as conn:
+        conn.execute(delete(Quarantine))
+    copied = oai(source, "db", "copy", into)
+    assert copied.exit_code == 0, copied.output
+    with stray.begin() as conn:
+        run = conn.execute(insert(HarvestRun).values(source_id=kept, started=now).returning(HarvestRun.id)).scalar()
+        entry = conn.execute(insert(Quarantine).values(reason="r", raw=b"x", created=now)
+                             .returning(Quarantine.id)).scalar()
+    stray.dispose()
+    assert (run, entry) == (3, 3)
+
+    if target == "sqlite":
+        (tmp_path / "linked.sqlite3").hardlink_to(tmp_path / "begun.sqlite3")
+        itself = oai(source, "db", "copy", f"sqlite:///{tmp_path / 'linked.sqlite3'}")
+        assert itself.exit_code == 1 and "the target is the store itself" in itself.output
+
+
+def test_a_copy_leaves_the_store_it_reads_free_to_write(tmp_path: Path) -> None:
+    """An outside audit of `oai db copy`: it read the store inside the write lock (BEGIN IMMEDIATE) for the whole copy,
+    so a server serving that store answered 503 after 30 s, and a load failed, where the README says a server may go
+    on serving it."""
+    import sqlite3
+    from contextlib import closing
+
+    from oai.store.copy import copy_store
+
+    path = tmp_path / "begun.sqlite3"
+    assert oai(f"sqlite:///{path}", "demo", "--no-serve").exit_code == 0
+    wrote = []
+
+    def write_meanwhile(_table: str, _rows: int) -> None:
+        with closing(sqlite3.connect(path, timeout=0.5, isolation_level=None)) as db:
+            db.execute("BEGIN IMMEDIATE")  # a writer of the store: 'database is locked' if the copy held it
+            db.execute("ROLLBACK")
+        wrote.append(1)
+
+    source, target = (store_engine.make_engine(f"sqlite:///{p}") for p in (path, tmp_path / "moved.sqlite3"))
+    copy_store(source, target, write_meanwhile)
+    source.dispose()
+    target.dispose()
+    assert len(wrote) == len(Base.metadata.sorted_tables)
