@@ -160,3 +160,22 @@ def test_a_copy_leaves_the_store_it_reads_free_to_write(tmp_path: Path) -> None:
     source.dispose()
     target.dispose()
     assert len(wrote) == len(Base.metadata.sorted_tables)
+
+
+def test_a_target_behind_or_ahead_says_what_makes_it_usable(tmp_path: Path) -> None:
+    """An outside audit of `oai db copy`: a target at an older schema was told to run `oai db upgrade`, which (with
+    OAI_DATABASE_URL naming the store) upgrades the store, not the target; one made by newer code was told the same."""
+    import sqlite3
+    from contextlib import closing
+
+    source, behind, ahead = (f"sqlite:///{tmp_path / name}" for name in ("s.sqlite3", "b.sqlite3", "a.sqlite3"))
+    for url in (source, ahead):
+        assert oai(url, "db", "upgrade").exit_code == 0
+    assert oai(behind, "db", "upgrade", "0008").exit_code == 0
+    said = oai(source, "db", "copy", behind)
+    assert said.exit_code == 1 and "the target: " in said.output and "`oai --database TARGET db upgrade`" in said.output
+    with closing(sqlite3.connect(tmp_path / "a.sqlite3")) as db:
+        db.execute("UPDATE alembic_version SET version_num = '0099'")
+        db.commit()
+    said = oai(source, "db", "copy", ahead)
+    assert said.exit_code == 1 and "newer than this code knows" in said.output and "db upgrade`" not in said.output

@@ -13,8 +13,8 @@ from collections.abc import Callable
 
 from sqlalchemy import Connection, Engine, delete, func, select
 
-from oai.store.engine import (SchemaError, check_no_tables, check_schema, current_revision, is_sqlite, make_engine,
-                              upgrade)
+from oai.store.engine import (SchemaError, check_no_tables, check_not_newer, check_schema, current_revision, is_sqlite,
+                              make_engine, upgrade)
 from oai.store.models import Base, Setting
 from oai.store.settings import shared_secret
 
@@ -29,9 +29,11 @@ def copy_store(source: Engine, target: Engine, on_table: Callable[[str, int], No
     check_schema(source)
     shared_secret(source)  # made now if no server has yet: a server on either store then signs tokens the same way
     where = target.url.render_as_string(hide_password=True)
-    if current_revision(target) is None:
+    current = current_revision(target)
+    if current is None:
         check_no_tables(target)
         upgrade(target)
+    check_not_newer(target, current)  # (newer code made it: this code cannot write its schema)
     try:
         check_schema(target)
     except SchemaError as exc:
