@@ -21,7 +21,7 @@ from harvester import logs, workers
 from harvester.client import FetchPolicy
 from harvester.dates import utcnow
 from harvester.errors import HarvestError
-from harvester.history import list_quarantine, list_runs, quarantined_bytes, run_status
+from harvester.history import check_under_way, list_quarantine, list_runs, quarantined_bytes, run_status
 from harvester.leases import MIN_LEASE_SECONDS, single_worker
 from harvester.progress import Board, BoardHandler
 from harvester.runs import RunOptions, RunSummary, harvest_source, incremental_from
@@ -190,11 +190,11 @@ def source_show(ctx: click.Context, name: str) -> None:
     ]
     if d.checkpoint is not None:
         fields.append(("unfinished run", f"#{d.checkpoint.run_id}, {d.checkpoint.cursor} records into its list"))
-    if d.check_owed_by is not None:
-        worker = d.last_run.worker if d.last_run is not None and d.last_run.id == d.check_owed_by else None
-        held = worker == s.lease_owner and run_status("running", s.lease_expires, now, s.lease_owner) == "running"
-        fields.append(("deletion check", f"under way (run #{d.check_owed_by})" if held else
-                       f"owed: run #{d.check_owed_by} did not finish it; the next complete run does it"))
+    if (owed_by := s.deletion_check_owed_by) is not None:
+        worker = d.last_run.worker if d.last_run is not None and d.last_run.id == owed_by else None
+        fields.append(("deletion check", f"under way (run #{owed_by})"
+                       if check_under_way(worker, s.lease_owner, s.lease_expires, now) else
+                       f"owed: run #{owed_by} did not finish it; the next complete run does it"))
     if d.last_run is not None:
         r = d.last_run
         fields.append(("last run", f"#{r.id} {run_status(r.status, s.lease_expires, now, s.lease_owner)}, "

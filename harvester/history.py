@@ -65,13 +65,21 @@ def list_runs(engine: Engine, name: str | None = None, limit: int = 20) -> list[
         for r, n, expires, owner, owed_by in s.execute(stmt).all():
             status, warnings = run_status(r.status, expires, now, owner), tuple((r.warnings or "").splitlines())
             if owed_by == r.id:
-                if owner == r.worker and run_status("running", expires, now, owner) == "running":
+                if check_under_way(r.worker, owner, expires, now):
                     status = "checking"
                 elif not any(w.startswith("deletion check not finished") for w in warnings):
                     warnings += (CHECK_UNFINISHED,)
             rows.append(RunRow(r.id, n, r.started, r.ended, status, r.full, r.from_date, r.pages, r.seen, r.new,
                                r.updated, r.deleted, r.quarantined, r.complete_list_size, r.error, warnings, r.worker))
         return rows
+
+
+def check_under_way(worker: str | None, lease_owner: str | None, lease_expires: datetime | None,
+                    now: datetime) -> bool:
+    """Whether the process that ran the run owing its source's deletion check (`worker`) still holds the source:
+    its check is under way."""
+    return worker is not None and worker == lease_owner and run_status("running", lease_expires, now, lease_owner) == \
+        "running"
 
 
 def run_status(status: str, lease_expires: datetime | None, now: datetime, lease_owner: str | None = None) -> str:

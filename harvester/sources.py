@@ -57,13 +57,15 @@ class SourceView:
     next_due: datetime | None
     lease_owner: str | None
     lease_expires: datetime | None
+    deletion_check_owed_by: int | None = None  # the run whose deletion check is not done yet
 
     @classmethod
     def of(cls, row: Source) -> SourceView:
         return cls(row.id, row.name, row.base_url, row.prefix, row.set_spec, row.every_seconds,
                    row.keep_upstream_identifiers, row.detect_deletions, row.granularity, row.deleted_record,
                    row.repository_name, row.metadata_namespace, row.metadata_schema, row.enabled, row.created,
-                   row.last_complete_response_date, row.next_due, row.lease_owner, row.lease_expires)
+                   row.last_complete_response_date, row.next_due, row.lease_owner, row.lease_expires,
+                   row.deletion_check_owed_by)
 
 
 @dataclass(frozen=True)
@@ -418,7 +420,6 @@ class SourceDetails:
     checkpoint: HarvestCheckpoint | None
     last_run: HarvestRun | None
     last_complete: datetime | None = None  # when its last complete run ended, by our clock
-    check_owed_by: int | None = None  # the run whose deletion check is not done yet
 
 
 def show_source(engine: Engine, name: str) -> SourceDetails:
@@ -431,8 +432,7 @@ def show_source(engine: Engine, name: str) -> SourceDetails:
         checkpoint = session.get(HarvestCheckpoint, src.id)
         completed, last = _runs_of(session, src.id)
         return SourceDetails(src, counts.get(False, 0), counts.get(True, 0), quarantined, checkpoint,
-                             last.get(src.id), completed.get(src.id),
-                             session.scalar(select(Source.deletion_check_owed_by).where(Source.id == src.id)))
+                             last.get(src.id), completed.get(src.id))
 
 
 _UNCHANGED = object()

@@ -182,7 +182,8 @@ def _template_option(value: str | None) -> str | None:
               help="OAI identifier: {repository_identifier}, {doi}, {stem}, {doi_or_stem} "
                    "(default oai:{repository_identifier}:{doi_or_stem}).")
 @click.option("--withhold-full-text", is_flag=True, help="Serve JATS front matter only (full text is not ours to share).")
-@click.option("--jobs", type=click.IntRange(1, 64), default=None, help="Parser processes (default: 2, or 1 on a machine of one core).")
+@click.option("--jobs", type=click.IntRange(1, 64), default=None,
+              help="Parser processes (default: 2, or 1 on a machine of one core).")
 @click.pass_context
 def load_cmd(ctx: click.Context, paths: tuple[str, ...], set_values: tuple[str, ...],
              identifier_template: str | None, withhold_full_text: bool, jobs: int | None) -> None:

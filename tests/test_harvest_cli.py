@@ -685,3 +685,15 @@ def test_a_prefix_or_format_outside_oai_pmhs_syntax_is_refused_and_never_served(
     _, root = get(live_server(), verb="ListMetadataFormats")  # validated against OAI-PMH.xsd
     prefixes = [e.text for e in root.iter("{http://www.openarchives.org/OAI/2.0/}metadataPrefix")]
     assert "fine" in prefixes and "we ird" not in prefixes
+
+
+@sqlite_only
+def test_source_show_says_a_deletion_check_is_owed_and_by_which_run(oai, up, engine) -> None:  # noqa: ANN001
+    """An outside jobs audit: a run killed in its deletion check left `source show` silent about the check it owed."""
+    assert oai("source", "add", "up", up.base_url).exit_code == 0
+    assert oai("harvest", "up").exit_code == 0
+    assert "deletion check:" not in oai("source", "show", "up").output
+    with transaction(engine) as s:  # as a run killed between its list's completion and its check leaves it
+        s.execute(update(Source).values(deletion_check_owed_by=1))
+    assert "deletion check:   owed: run #1 did not finish it; the next complete run does it" in \
+        oai("source", "show", "up").output

@@ -783,20 +783,21 @@ def test_the_history_says_a_deletion_check_is_under_way_or_unfinished_and_who_di
         s.execute(update(Source).values(lease_expires=dates.utcnow() - timedelta(minutes=1)))
     killed = list_runs(engine, "up")[0]
     assert killed.status == "complete" and CHECK_UNFINISHED in killed.warnings
-    assert show_source(engine, "up").check_owed_by == first.run_id
+    assert show_source(engine, "up").source.deletion_check_owed_by == first.run_id
     with transaction(engine) as s:
         s.execute(update(Source).values(lease_owner=None, lease_expires=None))
     up.repo.purge("oai:upstream.test:5")
     # (an outside review) a run asked not to check completes without the check, which stays the first run's
     skipped = harvest_source(engine, "up", options(detect_deletions=False))
-    assert skipped.deleted == 0 and show_source(engine, "up").check_owed_by == first.run_id
+    assert skipped.deleted == 0 and show_source(engine, "up").source.deletion_check_owed_by == first.run_id
     runs = list_runs(engine, "up")
     assert CHECK_UNFINISHED in runs[1].warnings and CHECK_UNFINISHED not in runs[0].warnings
     third = harvest_source(engine, "up", options())
     assert third.deleted == 1 and f"deletion check: owed by run #{first.run_id}, which did not finish it" in \
         third.warnings
     runs = list_runs(engine, "up")
-    assert not any(CHECK_UNFINISHED in r.warnings for r in runs) and show_source(engine, "up").check_owed_by is None
+    assert not any(CHECK_UNFINISHED in r.warnings for r in runs) and \
+        show_source(engine, "up").source.deletion_check_owed_by is None
 
 
 def test_a_deletion_check_on_a_list_cut_short_tombstones_nothing(engine, upstream_factory) -> None:  # noqa: ANN001, F811
